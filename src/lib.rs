@@ -1,0 +1,2 @@
+//! mldb-upgrade: rolling upgrades of a live OpenMLDB cluster.
+pub mod sandbox;

@@ -1,0 +1,2 @@
+//! Local rehearsal clusters: a real ZooKeeper plus simulated OpenMLDB components.
+pub mod zookeeper;
