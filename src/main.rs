@@ -1,1 +1,3 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    mldb_upgrade::run(std::env::args_os())
+}

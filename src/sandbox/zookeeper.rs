@@ -7,6 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -84,6 +85,7 @@ impl ZooKeeperServer {
             .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
             .arg(&cfg)
             .stdin(Stdio::null())
+            .process_group(0)
             .stdout(log)
             .stderr(log_err)
             .spawn()
@@ -131,6 +133,12 @@ impl ZooKeeperServer {
     /// The directory holding `zoo.cfg`, the data and the log.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Lets the server outlive this process (for `sandbox up`); returns its pid. Stop it later
+    /// with [`stop_pid`](crate::sandbox::stop_pid).
+    pub fn detach(mut self) -> Option<u32> {
+        self.child.take().map(|c| c.id())
     }
 
     /// Kills the server and waits for it to exit. Safe to call twice.

@@ -1,0 +1,265 @@
+//! Command-line arguments and the subcommands they run. `main` only calls [`run`].
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::ClusterConfig;
+use crate::error::Error;
+use crate::sandbox;
+use crate::script::{docs, Host, Output, ScriptEngine};
+
+#[derive(Debug, Parser)]
+#[command(name = "mldb-upgrade", version, about = "Rolling upgrades of a live OpenMLDB cluster, driven by Rhai scripts")]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors in the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Log format on stderr; `json` gives one structured event per line (the audit log).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "MLDB_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a script against a cluster.
+    Run(RunArgs),
+    /// Compile scripts and the modules they import, without running them.
+    Check {
+        /// Script files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Directories searched first for `import "name"`.
+        #[arg(long = "lib", value_name = "DIR")]
+        lib_dirs: Vec<PathBuf>,
+    },
+    /// Print every function scripts can call, with its documentation.
+    Docs {
+        /// Only this function or namespace (e.g. `zk` or `ssh::exec`).
+        name: Option<String>,
+    },
+    /// Local rehearsal clusters on this machine.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The script to run.
+    script: PathBuf,
+    /// The cluster config (cluster.toml).
+    #[arg(long, env = "MLDB_CLUSTER", value_name = "FILE")]
+    cluster: Option<PathBuf>,
+    /// A setting scripts read with setting("key"); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    settings: Vec<(String, String)>,
+    /// Say what would change, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Answer yes to confirmation gates.
+    #[arg(long)]
+    yes: bool,
+    /// Directories searched first for `import "name"`.
+    #[arg(long = "lib", value_name = "DIR")]
+    lib_dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum SandboxCommand {
+    /// Start a sandbox in DIR and write DIR/cluster.toml.
+    Up {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Stop everything the sandbox in DIR started.
+    Down {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Show what runs in the sandbox in DIR.
+    Status {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE, e.g. --set release=/opt/openmldb-0.9.3-linux.tar.gz"))?;
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+        return Err(format!("`{key}` is not a setting name (letters, digits, _ - .)"));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// Parses `args`, runs the command and returns the process exit code.
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_tracing(&cli);
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,script=info,mldb_upgrade=info",
+        (false, 1) => "info,mldb_upgrade=debug,script=debug",
+        _ => "debug,mldb_upgrade=trace,script=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MLDB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Operation(format!("cannot start the async runtime: {e}")))
+}
+
+fn execute(command: Command) -> Result<(), Error> {
+    match command {
+        Command::Run(args) => run_script(args),
+        Command::Check { files, lib_dirs } => check(&files, lib_dirs),
+        Command::Docs { name } => {
+            let rt = runtime()?;
+            let host = Arc::new(Host::new(rt.handle().clone(), None, BTreeMap::new(), false, Output::stdout()));
+            let engine = ScriptEngine::new(host, Vec::new());
+            let functions = docs::functions(&engine.engine);
+            let text = docs::render(&functions, name.as_deref());
+            if text.is_empty() {
+                return Err(Error::Usage(format!(
+                    "no function or namespace named `{}`; run `mldb-upgrade docs` for the full list",
+                    name.unwrap_or_default()
+                )));
+            }
+            print!("{text}");
+            Ok(())
+        }
+        Command::Sandbox(cmd) => run_sandbox(cmd),
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Option<Arc<ClusterConfig>>, Error> {
+    Ok(match path {
+        Some(p) => Some(Arc::new(ClusterConfig::load(p)?)),
+        None => None,
+    })
+}
+
+fn run_script(args: RunArgs) -> Result<(), Error> {
+    let config = load_config(args.cluster.as_deref())?;
+    let mut settings = BTreeMap::new();
+    for (k, v) in args.settings {
+        settings.insert(k, v);
+    }
+    if args.yes {
+        settings.entry("yes".into()).or_insert_with(|| "true".into());
+    }
+    let rt = runtime()?;
+    let host = Arc::new(Host::new(rt.handle().clone(), config, settings, args.dry_run, Output::stdout()));
+    let engine = ScriptEngine::new(host.clone(), args.lib_dirs);
+    let ast = engine.compile_file(&args.script)?;
+    // First Ctrl-C stops the script cleanly; a second one ends the process.
+    let interrupt = host.interrupt.clone();
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupt: stopping the script (press Ctrl-C again to exit at once)");
+            interrupt.raise();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let _ = engine.run_ast(&ast)?;
+    Ok(())
+}
+
+fn check(files: &[PathBuf], lib_dirs: Vec<PathBuf>) -> Result<(), Error> {
+    let rt = runtime()?;
+    let host = Arc::new(Host::new(rt.handle().clone(), None, BTreeMap::new(), true, Output::stdout()));
+    let engine = ScriptEngine::new(host, lib_dirs);
+    let mut first_error = None;
+    for file in files {
+        match engine.check_file(file) {
+            Ok(()) => println!("ok: {}", file.display()),
+            Err(e) => {
+                eprintln!("{e}");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(Error::Usage(format!(
+            "{} of {} scripts failed the check ({})",
+            files.len() - files.iter().filter(|f| engine.check_file(f).is_ok()).count(),
+            files.len(),
+            e.message
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
+    let op = |e: sandbox::SandboxError| Error::Operation(e.to_string());
+    match cmd {
+        SandboxCommand::Up { dir } => {
+            let info = sandbox::up(&dir).map_err(op)?;
+            println!("sandbox running in {}", info.dir.display());
+            println!("  ZooKeeper   {} (pid {})", info.zk_cluster, info.zookeeper_pid);
+            println!("  config      {}", info.cluster_toml.display());
+            println!();
+            println!("try:   mldb-upgrade run examples/cluster-tour.rhai --cluster {}", info.cluster_toml.display());
+            println!("stop:  mldb-upgrade sandbox down --dir {}", info.dir.display());
+            Ok(())
+        }
+        SandboxCommand::Down { dir } => {
+            let stopped = sandbox::down(&dir).map_err(op)?;
+            println!("sandbox in {} stopped ({} processes)", dir.display(), stopped.len());
+            Ok(())
+        }
+        SandboxCommand::Status { dir } => {
+            let (addr, pid, running) = sandbox::status(&dir).map_err(op)?;
+            println!("ZooKeeper   {addr}   pid {pid}   {}", if running { "running" } else { "stopped" });
+            Ok(())
+        }
+    }
+}

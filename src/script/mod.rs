@@ -1,0 +1,233 @@
+//! The Rhai host: the only part of the crate that depends on rhai.
+//!
+//! The engine runs on a plain (non-runtime) thread and reaches async primitives through
+//! [`Host::block_on`], which also races every call against the [`Interrupt`] so Ctrl-C stops a
+//! wait at once. Primitives are registered as documented modules, one namespace per file in
+//! [`bindings`]; `mldb-upgrade docs` and the REPL's `:help` read those docs back from the engine.
+
+pub mod bindings;
+pub mod docs;
+pub mod error;
+pub mod resolver;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rhai::{Dynamic, Engine, EvalAltResult, Position, AST};
+
+use crate::cluster::zk::Zk;
+use crate::config::ClusterConfig;
+use crate::interrupt::Interrupt;
+use crate::remote::Remotes;
+pub use error::{ScriptError, ScriptErrorKind};
+use resolver::{Resolver, SourceMap};
+
+/// Where `print` and progress lines go: stdout, or a buffer in tests and the REPL.
+#[derive(Clone, Default)]
+pub struct Output {
+    capture: Option<Arc<Mutex<String>>>,
+}
+
+impl Output {
+    pub fn stdout() -> Self {
+        Output { capture: None }
+    }
+    pub fn captured() -> (Self, Arc<Mutex<String>>) {
+        let buf = Arc::new(Mutex::new(String::new()));
+        (Output { capture: Some(buf.clone()) }, buf)
+    }
+    pub fn line(&self, text: &str) {
+        match &self.capture {
+            Some(buf) => {
+                let mut buf = buf.lock().unwrap_or_else(|p| p.into_inner());
+                buf.push_str(text);
+                buf.push('\n');
+            }
+            None => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
+        }
+    }
+}
+
+/// Everything the bindings share: the cluster, its connections, the settings and the switches.
+pub struct Host {
+    runtime: tokio::runtime::Handle,
+    pub config: Option<Arc<ClusterConfig>>,
+    zk: Option<Zk>,
+    pub remotes: Remotes,
+    pub interrupt: Interrupt,
+    dry_run: AtomicBool,
+    pub settings: BTreeMap<String, String>,
+    pub output: Output,
+}
+
+/// What a primitive failed with, before it becomes a Rhai error.
+#[derive(Debug)]
+pub enum CallError {
+    Interrupted,
+    Failed(String),
+}
+
+impl From<CallError> for Box<EvalAltResult> {
+    fn from(e: CallError) -> Self {
+        match e {
+            // Not catchable by `try`: Ctrl-C must stop the script.
+            CallError::Interrupted => EvalAltResult::ErrorTerminated(Dynamic::UNIT, Position::NONE).into(),
+            CallError::Failed(msg) => EvalAltResult::ErrorRuntime(msg.into(), Position::NONE).into(),
+        }
+    }
+}
+
+impl Host {
+    pub fn new(
+        runtime: tokio::runtime::Handle,
+        config: Option<Arc<ClusterConfig>>,
+        settings: BTreeMap<String, String>,
+        dry_run: bool,
+        output: Output,
+    ) -> Self {
+        Host {
+            runtime,
+            zk: config.as_ref().map(|c| Zk::new(c.zk.clone())),
+            remotes: Remotes::new(config.clone()),
+            config,
+            interrupt: Interrupt::new(),
+            dry_run: AtomicBool::new(dry_run),
+            settings,
+            output,
+        }
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run.load(Ordering::SeqCst)
+    }
+
+    pub fn set_dry_run(&self, on: bool) {
+        self.dry_run.store(on, Ordering::SeqCst);
+    }
+
+    /// The ZooKeeper client, or an error telling the operator to pass a cluster.
+    pub fn zk(&self, function: &str) -> Result<&Zk, CallError> {
+        self.zk.as_ref().ok_or_else(|| {
+            CallError::Failed(format!("{function} needs a cluster: pass --cluster FILE (a cluster.toml)"))
+        })
+    }
+
+    /// Runs a future to completion on the runtime, giving up at once on Ctrl-C.
+    pub fn block_on<T, E: std::fmt::Display>(&self, fut: impl Future<Output = Result<T, E>>) -> Result<T, CallError> {
+        if self.interrupt.is_raised() {
+            return Err(CallError::Interrupted);
+        }
+        let interrupt = self.interrupt.clone();
+        self.runtime.block_on(async {
+            tokio::select! {
+                result = fut => result.map_err(|e| CallError::Failed(e.to_string())),
+                _ = interrupt.raised() => Err(CallError::Interrupted),
+            }
+        })
+    }
+
+    /// Prints a user-facing line.
+    pub fn say(&self, text: &str) {
+        self.output.line(text);
+    }
+}
+
+/// A configured Rhai engine bound to a [`Host`].
+pub struct ScriptEngine {
+    pub engine: Engine,
+    pub host: Arc<Host>,
+    pub sources: SourceMap,
+    resolver: Arc<Resolver>,
+}
+
+impl ScriptEngine {
+    pub fn new(host: Arc<Host>, lib_dirs: Vec<PathBuf>) -> Self {
+        let sources = SourceMap::default();
+        let resolver = Arc::new(Resolver::new(lib_dirs, sources.clone()));
+        let mut engine = Engine::new();
+        engine.set_max_expr_depths(256, 256);
+        engine.set_module_resolver(SharedResolver(resolver.clone()));
+        {
+            let interrupt = host.interrupt.clone();
+            engine.on_progress(move |_| interrupt.is_raised().then_some(Dynamic::UNIT));
+        }
+        {
+            let out = host.output.clone();
+            engine.on_print(move |text| out.line(text));
+        }
+        engine.on_debug(|text, source, pos| {
+            tracing::debug!(target: "script", source = source.unwrap_or(""), line = pos.line(), "{text}");
+        });
+        bindings::register_all(&mut engine, &host);
+        ScriptEngine { engine, host, sources, resolver }
+    }
+
+    /// Compiles a script file; imports are resolved when it runs.
+    pub fn compile_file(&self, path: &Path) -> Result<AST, ScriptError> {
+        let label = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ScriptError::plain(ScriptErrorKind::Input, format!("cannot read script {label}: {e}"))
+        })?;
+        self.resolver.set_script_dir(path.parent().map(Path::to_path_buf));
+        self.compile_text(&label, &text)
+    }
+
+    /// Compiles script text labelled `label` in errors.
+    pub fn compile_text(&self, label: &str, text: &str) -> Result<AST, ScriptError> {
+        self.sources.insert(label, text);
+        let mut ast = self.engine.compile(text).map_err(|e| ScriptError::from_parse(&e, label, &self.sources))?;
+        ast.set_source(label);
+        Ok(ast)
+    }
+
+    /// Compiles a file and every module it imports, without running anything (`check`).
+    pub fn check_file(&self, path: &Path) -> Result<(), ScriptError> {
+        let ast = self.compile_file(path)?;
+        let label = path.display().to_string();
+        let text = self.sources.get(&label).unwrap_or_default();
+        self.engine
+            .compile_into_self_contained(&rhai::Scope::new(), &*text)
+            .map(|_| ())
+            .map_err(|e| ScriptError::from_eval(&e, &label, &self.sources))?;
+        drop(ast);
+        Ok(())
+    }
+
+    /// Runs a compiled script to the end.
+    pub fn run_ast(&self, ast: &AST) -> Result<Dynamic, ScriptError> {
+        let label = ast.source().unwrap_or("<script>").to_string();
+        let mut scope = rhai::Scope::new();
+        self.engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, ast)
+            .map_err(|e| ScriptError::from_eval(&e, &label, &self.sources))
+    }
+
+    /// Compiles and runs a script file.
+    pub fn run_file(&self, path: &Path) -> Result<Dynamic, ScriptError> {
+        let ast = self.compile_file(path)?;
+        self.run_ast(&ast)
+    }
+}
+
+/// Lets the engine own a resolver that `ScriptEngine` also keeps.
+struct SharedResolver(Arc<Resolver>);
+
+impl rhai::ModuleResolver for SharedResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<rhai::Shared<rhai::Module>, Box<EvalAltResult>> {
+        self.0.resolve(engine, source, path, pos)
+    }
+}
