@@ -32,7 +32,9 @@ pub fn key_types_for(known_hosts: &str, host: &str, port: u16) -> Vec<String> {
         let (Some(patterns), Some(key_type)) = (fields.next(), fields.next()) else {
             continue;
         };
-        if patterns.split(',').any(|p| pattern_matches(p, &name)) && !types.iter().any(|t| t == key_type) {
+        if patterns.split(',').any(|p| pattern_matches(p, &name))
+            && !types.iter().any(|t| t == key_type)
+        {
             types.push(key_type.to_string());
         }
     }
@@ -63,9 +65,10 @@ pub fn method_preference(key_types: &[String]) -> Option<String> {
     for t in key_types {
         match t.as_str() {
             "ssh-rsa" => prefs.extend(["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]),
-            "ssh-ed25519" | "ecdsa-sha2-nistp256" | "ecdsa-sha2-nistp384" | "ecdsa-sha2-nistp521" => {
-                prefs.push(t.as_str())
-            }
+            "ssh-ed25519"
+            | "ecdsa-sha2-nistp256"
+            | "ecdsa-sha2-nistp384"
+            | "ecdsa-sha2-nistp521" => prefs.push(t.as_str()),
             _ => {}
         }
     }
@@ -96,7 +99,10 @@ mod tests {
             b64.encode(salt),
             b64.encode(mac.finalize().into_bytes())
         );
-        assert_eq!(key_types_for(&line, "127.0.0.1", 2222), vec!["ecdsa-sha2-nistp256"]);
+        assert_eq!(
+            key_types_for(&line, "127.0.0.1", 2222),
+            vec!["ecdsa-sha2-nistp256"]
+        );
         assert!(key_types_for(&line, "127.0.0.1", 2223).is_empty());
     }
 

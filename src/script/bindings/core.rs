@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Dynamic, Engine, EvalAltResult, Map};
+use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
 use super::{duration_arg, Doc, Effect};
 use crate::script::Host;
@@ -17,12 +17,12 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         Effect::ReadOnly,
         "Waits for a duration such as \"500ms\", \"10s\" or \"2m\". Ctrl-C ends the wait at once.\n\nExample: `sleep(\"5s\"); // bake time`",
     )
-    .register(engine, move |text: &str| -> Result<(), Box<EvalAltResult>> {
+    .register(engine, move |ctx: NativeCallContext, text: &str| -> Result<(), Box<EvalAltResult>> {
         let d = duration_arg(text)?;
         Ok(h.block_on(async move {
             tokio::time::sleep(d).await;
             Ok::<_, String>(())
-        })?)
+        }).map_err(|e| e.at(&ctx))?)
     });
     let h = host.clone();
     Doc::new(
@@ -32,12 +32,12 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         Effect::ReadOnly,
         "Waits for a number of milliseconds. Ctrl-C ends the wait at once.\n\nExample: `sleep(250);`",
     )
-    .register(engine, move |ms: i64| -> Result<(), Box<EvalAltResult>> {
+    .register(engine, move |ctx: NativeCallContext, ms: i64| -> Result<(), Box<EvalAltResult>> {
         let d = Duration::from_millis(ms.max(0) as u64);
         Ok(h.block_on(async move {
             tokio::time::sleep(d).await;
             Ok::<_, String>(())
-        })?)
+        }).map_err(|e| e.at(&ctx))?)
     });
     Doc::new(
         "duration_ms",
@@ -107,6 +107,9 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "All --set values as a map.\n\nExample: `for k in settings().keys() { print(k); }`",
     )
     .register(engine, move || -> Map {
-        h.settings.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone()))).collect()
+        h.settings
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+            .collect()
     });
 }

@@ -1,0 +1,47 @@
+# mldb-upgrade: two commands on a fresh Debian machine with Rust.
+#   make demo   installs what is missing, builds, runs the demo
+#   make test   installs what is missing, runs the whole test suite
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# Debian packages the tests and the sandbox need (see reference/tooling.md).
+APT_PACKAGES := zookeeper openssh-server openssh-client default-jre-headless libslf4j-java \
+                netcat-openbsd tmux curl libssl-dev pkg-config
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build test demo lint clean
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(CARGO) build --release --bins
+
+test: deps
+	$(CARGO) build --all-targets
+	$(CARGO) test --all-targets
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+demo: build
+	@set -euo pipefail; \
+	dir=$$(mktemp -d /tmp/mldb-demo.XXXXXX); \
+	bin=target/release/mldb-upgrade; \
+	trap '$$bin sandbox down --dir "$$dir" >/dev/null 2>&1 || true; rm -rf "$$dir"' EXIT; \
+	$$bin sandbox up --dir "$$dir"; \
+	echo; echo "== mldb-upgrade run scripts/examples/cluster-tour.rhai"; \
+	$$bin run scripts/examples/cluster-tour.rhai --cluster "$$dir/cluster.toml"; \
+	echo; echo "== mldb-upgrade sandbox down"; \
+	$$bin sandbox down --dir "$$dir"
+
+clean:
+	$(CARGO) clean

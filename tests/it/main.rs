@@ -1,0 +1,10 @@
+//! Integration tests: the real binary against a real ZooKeeper and a real OpenSSH server.
+
+mod support;
+
+mod cli;
+mod docs;
+mod errors;
+mod scripts;
+mod ssh;
+mod zk;
