@@ -5,6 +5,7 @@
 //! 2. `rolling.rhai` next to the script being run;
 //! 3. the stock `stdlib/rolling.rhai` embedded in the binary (an installed binary needs no
 //!    source tree).
+//!
 //! So a team overrides a stock module by putting its own file of the same name in `--lib`.
 
 use std::collections::HashMap;

@@ -1,4 +1,5 @@
 //! Integration tests: the real binary against a real ZooKeeper and a real OpenSSH server.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

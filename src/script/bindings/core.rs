@@ -19,10 +19,10 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     )
     .register(engine, move |ctx: NativeCallContext, text: &str| -> Result<(), Box<EvalAltResult>> {
         let d = duration_arg(text)?;
-        Ok(h.block_on(async move {
+        h.block_on(async move {
             tokio::time::sleep(d).await;
             Ok::<_, String>(())
-        }).map_err(|e| e.at(&ctx))?)
+        }).map_err(|e| e.at(&ctx))
     });
     let h = host.clone();
     Doc::new(
@@ -34,10 +34,10 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     )
     .register(engine, move |ctx: NativeCallContext, ms: i64| -> Result<(), Box<EvalAltResult>> {
         let d = Duration::from_millis(ms.max(0) as u64);
-        Ok(h.block_on(async move {
+        h.block_on(async move {
             tokio::time::sleep(d).await;
             Ok::<_, String>(())
-        }).map_err(|e| e.at(&ctx))?)
+        }).map_err(|e| e.at(&ctx))
     });
     Doc::new(
         "duration_ms",

@@ -91,7 +91,7 @@ pub fn module(host: &Arc<Host>) -> Module {
             h.say(&format!("[dry-run] zk: would create {} ({flags:?})", zk.resolve(path)));
             return Ok(zk.resolve(path));
         }
-        Ok(h.block_on(zk.create(path, data.as_bytes(), flags)).map_err(|e| e.at(&ctx))?)
+        h.block_on(zk.create(path, data.as_bytes(), flags)).map_err(|e| e.at(&ctx))
     });
     let h = host.clone();
     Doc::new(
@@ -107,7 +107,7 @@ pub fn module(host: &Arc<Host>) -> Module {
             h.say(&format!("[dry-run] zk: would create {}", zk.resolve(path)));
             return Ok(zk.resolve(path));
         }
-        Ok(h.block_on(zk.create(path, data.as_bytes(), CreateFlags::default())).map_err(|e| e.at(&ctx))?)
+        h.block_on(zk.create(path, data.as_bytes(), CreateFlags::default())).map_err(|e| e.at(&ctx))
     });
     let h = host.clone();
     Doc::new(
@@ -139,7 +139,7 @@ pub fn module(host: &Arc<Host>) -> Module {
             h.say(&format!("[dry-run] zk: would delete {}", zk.resolve(path)));
             return Ok(());
         }
-        Ok(h.block_on(zk.delete(path)).map_err(|e| e.at(&ctx))?)
+        h.block_on(zk.delete(path)).map_err(|e| e.at(&ctx))
     });
     m
 }
