@@ -144,7 +144,7 @@ where
 fn init_tracing(cli: &Cli) {
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
-        (false, 0) => "warn,script=info,mldb_upgrade=info",
+        (false, 0) => "warn,script=info,mldb_upgrade=info,zookeeper_client=error",
         (false, 1) => "info,mldb_upgrade=debug,script=debug",
         _ => "debug,mldb_upgrade=trace,script=trace",
     };
@@ -287,7 +287,7 @@ fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
             println!("  config      {}", info.cluster_toml.display());
             println!();
             println!(
-                "try:   mldb-upgrade run examples/cluster-tour.rhai --cluster {}",
+                "try:   mldb-upgrade run scripts/examples/cluster-tour.rhai --cluster {}",
                 info.cluster_toml.display()
             );
             println!(
