@@ -132,6 +132,18 @@ impl ScriptError {
         )
     }
 
+    /// A problem found at a place in a script before it runs.
+    pub fn at(
+        kind: ScriptErrorKind,
+        message: String,
+        source: &str,
+        pos: Position,
+        sources: &SourceMap,
+    ) -> Self {
+        let location = location(source, pos);
+        Self::assemble(kind, message, location, Vec::new(), sources)
+    }
+
     /// A problem with the script as a whole (unreadable file).
     pub fn plain(kind: ScriptErrorKind, message: String) -> Self {
         let rendered = format!("error: {message}");

@@ -8,6 +8,7 @@
 pub mod bindings;
 pub mod docs;
 pub mod error;
+pub mod lint;
 pub mod resolver;
 
 use std::collections::BTreeMap;
@@ -212,7 +213,8 @@ impl ScriptEngine {
         self.compile_text(&label, &text)
     }
 
-    /// Compiles script text labelled `label` in errors.
+    /// Compiles script text labelled `label` in errors, and rejects calls to namespaced
+    /// functions that do not exist ([`lint`]).
     pub fn compile_text(&self, label: &str, text: &str) -> Result<AST, ScriptError> {
         self.sources.insert(label, text);
         let mut ast = self
@@ -220,20 +222,30 @@ impl ScriptEngine {
             .compile(text)
             .map_err(|e| ScriptError::from_parse(&e, label, &self.sources))?;
         ast.set_source(label);
+        if let Some(bad) = lint::check(&self.engine, &self.resolver, &ast)
+            .into_iter()
+            .next()
+        {
+            return Err(ScriptError::at(
+                ScriptErrorKind::Input,
+                bad.message,
+                label,
+                bad.position,
+                &self.sources,
+            ));
+        }
         Ok(ast)
     }
 
     /// Compiles a file and every module it imports, without running anything (`check`).
     pub fn check_file(&self, path: &Path) -> Result<(), ScriptError> {
-        let ast = self.compile_file(path)?;
+        self.compile_file(path)?;
         let label = path.display().to_string();
         let text = self.sources.get(&label).unwrap_or_default();
         self.engine
             .compile_into_self_contained(&rhai::Scope::new(), &*text)
             .map(|_| ())
-            .map_err(|e| ScriptError::from_eval(&e, &label, &self.sources))?;
-        drop(ast);
-        Ok(())
+            .map_err(|e| ScriptError::from_eval(&e, &label, &self.sources))
     }
 
     /// Runs a compiled script to the end.

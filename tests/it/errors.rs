@@ -41,14 +41,15 @@ fn syntax_error_is_bad_input() {
 }
 
 #[test]
-fn unknown_function_is_bad_input_and_points_at_the_call() {
+fn unknown_function_is_rejected_before_the_script_runs() {
     let out = run_golden(&["run", "golden/unknown-fn.rhai"]);
     assert_eq!(out.code, 2);
     assert_eq!(
         out.stderr,
-        "error: unknown function zk::chilren; `mldb-upgrade docs` lists the functions scripts can call\n  \
-         --> golden/unknown-fn.rhai:1:17\n  |\n1 | let nodes = zk::chilren(\"nodes\");\n  |                 ^\n"
+        "error: unknown function zk::chilren; did you mean zk::children?\n  \
+         --> golden/unknown-fn.rhai:2:17\n  |\n2 | let nodes = zk::chilren(\"nodes\");\n  |                 ^\n"
     );
+    assert_eq!(out.stdout, "", "the script ran before the check");
 }
 
 #[test]
