@@ -47,8 +47,9 @@
 //! * There is no data plane yet: logs stay empty unless entries arrive through
 //!   `AppendEntries`; offsets are real counters (index of the last entry) and flow through
 //!   GetTableStatus, FollowOfNoOne and the periodic status refresh.
-//! * RecoverTable's child-op choice: a replica "matches" when its term is in the partition's
-//!   `term_offset` list and its offset is below the start offset of the next term; as the
+//! * RecoverTable's child-op choice: a replica "matches" when its log is empty (offset 0) or
+//!   its term is in the partition's `term_offset` list and its offset is below the start
+//!   offset of the next term; as the
 //!   manifest offset is 0, the choice is Simplify (loaded, matched), WithDrop (loaded, not
 //!   matched), NoSend (not loaded, matched) or ReAddReplica (not loaded, not matched).
 //! * Replica placement of CreateTable is round-robin over the healthy tablets starting at

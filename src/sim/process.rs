@@ -67,11 +67,12 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
             }
         };
         let shutdown = CancellationToken::new();
-        let on_signal = shutdown.clone();
         tokio::spawn(async move {
             if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 term.recv().await;
-                on_signal.cancel();
+                // Exit at once, leaving the ZooKeeper session to time out: real OpenMLDB
+                // never calls zookeeper_close (C§1.3, C§3.8).
+                std::process::exit(0);
             }
         });
         let role_name = if role == Role::NameServer { "nameserver" } else { "tablet" };

@@ -1099,10 +1099,12 @@ async fn recover_table(ns: &Arc<NameServer>, op_id: u64, data: &OpData, name: &s
     {
         return false;
     }
-    let matched = match term_offset.iter().position(|t| t.term == term) {
-        Some(i) => term_offset.get(i + 1).is_none_or(|next| offset < next.offset),
-        None => false,
-    };
+    // An empty log cannot have diverged from the leader's.
+    let matched = offset == 0
+        || match term_offset.iter().position(|t| t.term == term) {
+            Some(i) => term_offset.get(i + 1).is_none_or(|next| offset < next.offset),
+            None => false,
+        };
     let child = match (has_table, matched) {
         (true, true) => OpType::kReAddReplicaSimplifyOP,
         (true, false) => OpType::kReAddReplicaWithDropOP,
