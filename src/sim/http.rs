@@ -157,7 +157,11 @@ async fn handle(
     match path.as_str() {
         "/version" => return Ok(text(StatusCode::OK, config.version.clone())),
         "/health" => return Ok(text(StatusCode::OK, "OK")),
-        "/status" if config.enable_status_service => {
+        // Disabled by OpenMLDB's brpc patch unless --enable_status_service (C§1.4).
+        "/status" if !config.enable_status_service => {
+            return Ok(text(StatusCode::NOT_FOUND, "Fail to find method on `/status'"))
+        }
+        "/status" => {
             let page = format!(
                 "{}\nversion: {}\nuptime: {}s\n",
                 service.full_name(),

@@ -55,7 +55,7 @@ async fn c1_2_standby_answers_300_and_takes_over_after_session_timeout() {
 async fn c1_2_restarted_leader_reclaims_lock_through_stale_own_node() {
     let mut cluster = SimCluster::new("/c1_2_stale");
     cluster.start_tablet(&[]).await;
-    let ns = cluster.start_nameserver(&["--zk_session_timeout=8000"]).await;
+    let ns = cluster.start_leader(&["--zk_session_timeout=8000"]).await;
     let standby = cluster.start_nameserver(&["--zk_session_timeout=8000"]).await;
     cluster.terminate(&ns);
     cluster.spawn("nameserver", &ns, &["--zk_session_timeout=8000"]);

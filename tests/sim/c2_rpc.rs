@@ -66,7 +66,7 @@ async fn c2_1_authorization_is_checked_once_per_connection() {
 async fn c2_1_url_forms_http_400_on_missing_required_field_and_404_on_unknown_method() {
     let mut cluster = SimCluster::new("/c2_1_transport");
     let tablet = cluster.start_tablet(&[]).await;
-    let ns = cluster.start_nameserver(&[]).await;
+    let ns = cluster.start_leader(&[]).await;
     let http = cluster.http.clone();
     for path in ["/NameServer/ShowTablet", "/openmldb.nameserver.NameServer/ShowTablet"] {
         let reply: Value = http
@@ -125,7 +125,7 @@ async fn c2_3_nameserver_rpc_error_codes() {
     let t1 = cluster.start_tablet(&[]).await;
     let t2 = cluster.start_tablet(&[]).await;
     let t3 = cluster.start_tablet(&[]).await;
-    let ns = cluster.start_nameserver(&[]).await;
+    let ns = cluster.start_leader(&[]).await;
     cluster.create_table(&ns, "db1", "t2", 2, 2).await;
     cluster.create_table(&ns, "db1", "t1", 1, 1).await;
     let parts = cluster.partitions(&ns, "db1", "t2").await;

@@ -31,7 +31,7 @@ async fn c3_5_live_leader_change_leaves_two_leader_rows_until_recover_table() {
     for _ in 0..3 {
         cluster.start_tablet(&[]).await;
     }
-    let ns = cluster.start_nameserver(&[]).await;
+    let ns = cluster.start_leader(&[]).await;
     cluster.create_table(&ns, "db", "t", 1, 3).await;
     let tid = tid_of(&cluster, &ns, "db", "t").await;
     let before = cluster.partitions(&ns, "db", "t").await;
@@ -89,7 +89,7 @@ async fn c3_4_auto_failover_on_tablet_restart_runs_offline_then_recover_ops() {
     for _ in 0..3 {
         tablets.push(cluster.start_tablet(&[]).await);
     }
-    let ns = cluster.start_nameserver(&["--auto_failover=true"]).await;
+    let ns = cluster.start_leader(&["--auto_failover=true"]).await;
     cluster.create_table(&ns, "db", "t", 3, 3).await;
     let tid = tid_of(&cluster, &ns, "db", "t").await;
     let victim = tablets[0].clone();
@@ -156,7 +156,7 @@ async fn c3_4_auto_failover_off_tablet_loss_changes_nothing() {
     let mut cluster = SimCluster::new("/c3_4_auto_off");
     let a = cluster.start_tablet(&[]).await;
     let b = cluster.start_tablet(&[]).await;
-    let ns = cluster.start_nameserver(&[]).await;
+    let ns = cluster.start_leader(&[]).await;
     cluster.create_table(&ns, "db", "t", 2, 2).await;
     let tid = tid_of(&cluster, &ns, "db", "t").await;
     let before = cluster.partitions(&ns, "db", "t").await;
@@ -201,7 +201,7 @@ async fn c3_2_unfinished_ops_resume_on_the_new_nameserver_leader() {
         tablets.push(cluster.start_tablet(&[]).await);
     }
     // The first leader never polls tablet tasks, so its tablet tasks stay kDoing.
-    let old = cluster.start_nameserver(&["--get_task_status_interval=600000"]).await;
+    let old = cluster.start_leader(&["--get_task_status_interval=600000"]).await;
     let standby = cluster.start_nameserver(&[]).await;
     assert_eq!(cluster.zk_leader().await.as_deref(), Some(old.as_str()));
     cluster.create_table(&old, "db", "t", 1, 2).await;
@@ -254,12 +254,11 @@ async fn c3_3_failed_op_is_kept_and_queue_continues() {
     for _ in 0..3 {
         tablets.push(cluster.start_tablet(&[]).await);
     }
-    let ns = cluster.start_nameserver(&[]).await;
+    let ns = cluster.start_leader(&[]).await;
     cluster.create_table(&ns, "db", "t", 2, 2).await;
     let parts = cluster.partitions(&ns, "db", "t").await;
-    // Mark pid 1's follower dead and drop the replica on its tablet: the RecoverTable op
-    // chain then works, while an AddReplica to a tablet that already loaded the partition
-    // out of band fails at LoadTable (101 "table already exists").
+    // A tablet that already loaded the partition out of band refuses the snapshot
+    // (SendData: 101 "table already exists"), so AddReplica fails at kSendSnapshot.
     let outsider = tablets.iter().find(|t| !parts[1].1.iter().any(|m| &m.0 == *t)).expect("free").clone();
     let tid = tid_of(&cluster, &ns, "db", "t").await;
     let loaded = cluster
@@ -272,7 +271,7 @@ async fn c3_3_failed_op_is_kept_and_queue_continues() {
     let failed = ops.iter().find(|o| o.1 == "kAddReplicaOP").expect("add replica op");
     assert_eq!(failed.4, "kFailed", "{ops:?}");
     let reply = cluster.ns(&ns, "ShowOPStatus", json!({"op_id": failed.0})).await;
-    assert_eq!(reply["op_status"][0]["task_type"], "kLoadTable", "{reply}");
+    assert_eq!(reply["op_status"][0]["task_type"], "kSendSnapshot", "{reply}");
     let client = cluster.zk_client().await;
     assert!(client.check_stat(&format!("/c3_3_queues/op/op_data/{}", failed.0)).await.expect("stat").is_some());
 

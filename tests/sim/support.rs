@@ -71,7 +71,7 @@ impl SimCluster {
             dir,
             root: root.to_string(),
             procs: BTreeMap::new(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client"),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_max_idle_per_host(0).build().expect("client"),
             starts: 0,
         }
     }
@@ -145,6 +145,21 @@ impl SimCluster {
         })
         .await;
         endpoint
+    }
+
+    /// Starts a nameserver and waits until it answers RPCs as the leader.
+    pub async fn start_leader(&mut self, extra: &[&str]) -> String {
+        let ns = self.start_nameserver(extra).await;
+        self.wait_leader(&ns).await;
+        ns
+    }
+
+    /// Waits until `ns` answers ShowTablet with code 0 (it leads and has recovered).
+    pub async fn wait_leader(&self, ns: &str) {
+        wait_for(&format!("{ns} leads"), Duration::from_secs(20), || async {
+            (self.ns(ns, "ShowTablet", json!({})).await["code"] == 0).then_some(())
+        })
+        .await;
     }
 
     pub fn terminate(&mut self, endpoint: &str) -> Option<ExitStatus> {
