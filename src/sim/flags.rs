@@ -114,11 +114,7 @@ fn split_flag(arg: &str) -> Option<(String, Option<String>)> {
 
 /// Parses the lines of a flagfile into key/value pairs (later lines win).
 pub fn parse_flagfile_text(text: &str) -> Vec<(String, Option<String>)> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(split_flag)
-        .collect()
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).filter_map(split_flag).collect()
 }
 
 impl SimFlags {
@@ -144,8 +140,8 @@ impl SimFlags {
         }
         let mut merged: BTreeMap<String, Option<String>> = BTreeMap::new();
         for path in flagfiles {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| FlagsError::Flagfile { path: path.clone(), source })?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| FlagsError::Flagfile { path: path.clone(), source })?;
             merged.extend(parse_flagfile_text(&text));
         }
         merged.extend(command_line);
@@ -158,11 +154,7 @@ impl SimFlags {
 
     fn apply(&mut self, key: &str, value: Option<String>, cwd: &Path) -> Result<(), FlagsError> {
         let text = value.clone().unwrap_or_else(|| "true".to_string());
-        let bad = |kind: &'static str| FlagsError::BadValue {
-            name: key.to_string(),
-            value: text.clone(),
-            kind,
-        };
+        let bad = |kind: &'static str| FlagsError::BadValue { name: key.to_string(), value: text.clone(), kind };
         let ms = |t: &str| t.parse::<u64>().map(Duration::from_millis).map_err(|_| bad("milliseconds"));
         let num = |t: &str| t.parse::<u64>().map_err(|_| bad("an unsigned number"));
         let boolean = |t: &str| match t.to_ascii_lowercase().as_str() {
@@ -203,9 +195,7 @@ impl SimFlags {
             "name_server_task_concurrency_for_replica_cluster" => {
                 self.name_server_task_concurrency_for_replica_cluster = num(&text)? as u32
             }
-            "name_server_task_max_concurrency" => {
-                self.name_server_task_max_concurrency = num(&text)? as u32
-            }
+            "name_server_task_max_concurrency" => self.name_server_task_max_concurrency = num(&text)? as u32,
             "name_server_task_wait_time" => self.name_server_task_wait_time = ms(&text)?,
             "name_server_op_execute_timeout" => self.name_server_op_execute_timeout = ms(&text)?,
             "max_op_num" => self.max_op_num = num(&text)? as usize,
@@ -217,8 +207,7 @@ impl SimFlags {
 
     /// Number of op queues: max concurrency plus the replica-cluster queues (C§3.3).
     pub fn op_queue_count(&self) -> usize {
-        (self.name_server_task_max_concurrency + self.name_server_task_concurrency_for_replica_cluster)
-            as usize
+        (self.name_server_task_max_concurrency + self.name_server_task_concurrency_for_replica_cluster) as usize
     }
 
     /// Checks the flags a server role needs.

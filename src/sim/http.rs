@@ -75,9 +75,9 @@ impl Authenticator {
         if let Some(user_and_hash) = credential.strip_prefix('u') {
             // The simulator's USER table holds only the default root entry with the empty
             // password (C§2.1); see the module docs of `sim`.
-            return user_and_hash.split_once(':').is_some_and(|(user, hash)| {
-                user == "root" && hash == password_hash("")
-            });
+            return user_and_hash
+                .split_once(':')
+                .is_some_and(|(user, hash)| user == "root" && hash == password_hash(""));
         }
         false
     }
@@ -106,9 +106,7 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
 
 fn json(value: &Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
-    response
-        .headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
     response
 }
 
@@ -138,9 +136,7 @@ pub async fn serve(
             let handler = hyper::service::service_fn(move |request| {
                 handle(request, service.clone(), config.clone(), verified.clone())
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), handler)
-                .await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), handler).await;
         });
         while connections.try_join_next().is_some() {}
     }
@@ -173,15 +169,10 @@ async fn handle(
         _ => {}
     }
     if !verified.load(Ordering::SeqCst) {
-        let credential = request
-            .headers()
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let credential =
+            request.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
         match credential {
-            Some(credential) if config.authenticator.verify(&credential) => {
-                verified.store(true, Ordering::SeqCst)
-            }
+            Some(credential) if config.authenticator.verify(&credential) => verified.store(true, Ordering::SeqCst),
             _ => return Err(ConnectionRejected),
         }
     }
@@ -216,9 +207,7 @@ async fn handle(
     };
     match service.call(method, body).await {
         Ok(reply) => Ok(json(&reply)),
-        Err(RpcError::NoMethod(_)) => {
-            Ok(text(StatusCode::NOT_FOUND, format!("Fail to find method on `{path}'")))
-        }
+        Err(RpcError::NoMethod(_)) => Ok(text(StatusCode::NOT_FOUND, format!("Fail to find method on `{path}'"))),
         Err(RpcError::MissingField(missing)) => Ok(text(StatusCode::BAD_REQUEST, missing.to_string())),
     }
 }
@@ -285,7 +274,12 @@ async fn call_inner(endpoint: &str, path: &str, body: &Value) -> Result<Value, C
         let bytes = response.into_body().collect().await.map_err(http_err)?.to_bytes();
         let text = String::from_utf8_lossy(&bytes).to_string();
         if status != 200 {
-            return Err(CallError::Status { endpoint: endpoint.to_string(), path: path.to_string(), status, body: text });
+            return Err(CallError::Status {
+                endpoint: endpoint.to_string(),
+                path: path.to_string(),
+                status,
+                body: text,
+            });
         }
         serde_json::from_str(&text).map_err(|_| CallError::NotJson {
             endpoint: endpoint.to_string(),

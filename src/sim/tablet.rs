@@ -26,7 +26,9 @@ pub enum TabletError {
     #[error(transparent)]
     Zk(#[from] ZkError),
     /// The fast-restart case of C§1.3: the previous process's ephemeral node still exists.
-    #[error("tablet {endpoint} is already registered in ZooKeeper ({path} exists); its old session has not expired yet")]
+    #[error(
+        "tablet {endpoint} is already registered in ZooKeeper ({path} exists); its old session has not expired yet"
+    )]
     AlreadyRegistered { endpoint: String, path: String },
     #[error("cannot register {path} in ZooKeeper: {source}")]
     Register {
@@ -269,10 +271,7 @@ impl Tablet {
             return general(129, "table meta is illegal");
         };
         let requested = Self::meta_from_body(&table_meta);
-        if requested.name.is_empty()
-            || requested.tid == 0
-            || requested.storage_mode.as_deref() == Some("kUnknown")
-        {
+        if requested.name.is_empty() || requested.tid == 0 || requested.storage_mode.as_deref() == Some("kUnknown") {
             return general(129, "table meta is illegal");
         }
         let (tid, pid) = (requested.tid, requested.pid);
@@ -314,10 +313,9 @@ impl Tablet {
                 self.finish_task_locked(&mut state, task.as_ref(), TaskStatus::kFailed);
                 return general(127, "write data failed");
             }
-            state.replicas.insert(
-                (tid, pid),
-                Replica { meta, state: TableState::kTableUndefined, log: ReplicaLog::default() },
-            );
+            state
+                .replicas
+                .insert((tid, pid), Replica { meta, state: TableState::kTableUndefined, log: ReplicaLog::default() });
         }
         let tablet = self.clone();
         tokio::spawn(async move {
@@ -431,10 +429,8 @@ impl Tablet {
     fn append_entries(&self, body: &Body<'_>) -> Value {
         let (tid, pid) = Self::tid_pid(body);
         let term = body.u64("term").unwrap_or(0);
-        let entries: Vec<LogEntry> = body
-            .raw("entries")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
+        let entries: Vec<LogEntry> =
+            body.raw("entries").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
         let mut state = self.lock();
         let Some(replica) = state.replicas.get_mut(&(tid, pid)) else {
             return general(100, "table does not exist");
@@ -763,9 +759,7 @@ async fn register(flags: &SimFlags, zk: &Zk, startup: bool) -> Result<(), Tablet
     let value = if startup { format!("startup_{}", flags.endpoint) } else { flags.endpoint.clone() };
     match zk.create(&path, &value, zkc::CreateMode::Ephemeral).await {
         Ok(_) => Ok(()),
-        Err(zkc::Error::NodeExists) => {
-            Err(TabletError::AlreadyRegistered { endpoint: flags.endpoint.clone(), path })
-        }
+        Err(zkc::Error::NodeExists) => Err(TabletError::AlreadyRegistered { endpoint: flags.endpoint.clone(), path }),
         Err(source) => Err(TabletError::Register { path, source }),
     }
 }

@@ -230,8 +230,7 @@ impl Zk {
                     let current: u64 = if text.is_empty() {
                         initial
                     } else {
-                        text.parse()
-                            .map_err(|_| ZkError::NotANumber { path: path.to_string(), value: text.clone() })?
+                        text.parse().map_err(|_| ZkError::NotANumber { path: path.to_string(), value: text.clone() })?
                     };
                     let next = current + by;
                     match self.client.set_data(path, next.to_string().as_bytes(), Some(stat.version)).await {

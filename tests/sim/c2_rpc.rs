@@ -148,30 +148,72 @@ async fn c2_3_nameserver_rpc_error_codes() {
         ("AddReplicaNS", json!({"name":"t2","db":"db1","pid":0,"endpoint":ghost}), 303, "tablet is not healthy"),
         ("AddReplicaNS", json!({"name":"nope","db":"db1","pid":0,"endpoint":outsider0}), 100, "table does not exist"),
         ("AddReplicaNS", json!({"name":"t2","db":"db1","pid":9,"endpoint":outsider0}), 307, "invalid parameter"),
-        ("AddReplicaNS", json!({"name":"t2","db":"db1","pid":0,"endpoint":follower0}), 317,
-            &exist_msg),
+        ("AddReplicaNS", json!({"name":"t2","db":"db1","pid":0,"endpoint":follower0}), 317, &exist_msg),
         ("DelReplicaNS", json!({"name":"nope","db":"db1","pid":0,"endpoint":follower0}), 100, "table does not exist"),
         ("DelReplicaNS", json!({"name":"t2","db":"db1","pid":0,"endpoint":ghost}), 303, "tablet is not healthy"),
-        ("DelReplicaNS", json!({"name":"t2","db":"db1","pid":7,"endpoint":follower0}), 307, "max pid is greater than partition size"),
-        ("DelReplicaNS", json!({"name":"t2","db":"db1","pid":0,"endpoint":outsider0}), 308,
-            &not_in_msg),
-        ("DelReplicaNS", json!({"name":"t2","db":"db1","pid":0,"endpoint":leader0}), 102,
-            &del_leader_msg),
-        ("Migrate", json!({"src_endpoint":ghost,"name":"t2","db":"db1","pid":[0],"des_endpoint":outsider0}), 318, "src_endpoint does not exist or not healthy"),
-        ("Migrate", json!({"src_endpoint":follower0,"name":"t2","db":"db1","pid":[0],"des_endpoint":ghost}), 319, "des_endpoint does not exist or not healthy"),
-        ("Migrate", json!({"src_endpoint":follower0,"name":"nope","db":"db1","pid":[0],"des_endpoint":outsider0}), 100, "table does not exist"),
-        ("Migrate", json!({"src_endpoint":leader0,"name":"t2","db":"db1","pid":[0],"des_endpoint":outsider0}), 320, "cannot migrate leader. name[t2] pid[0]"),
+        (
+            "DelReplicaNS",
+            json!({"name":"t2","db":"db1","pid":7,"endpoint":follower0}),
+            307,
+            "max pid is greater than partition size",
+        ),
+        ("DelReplicaNS", json!({"name":"t2","db":"db1","pid":0,"endpoint":outsider0}), 308, &not_in_msg),
+        ("DelReplicaNS", json!({"name":"t2","db":"db1","pid":0,"endpoint":leader0}), 102, &del_leader_msg),
+        (
+            "Migrate",
+            json!({"src_endpoint":ghost,"name":"t2","db":"db1","pid":[0],"des_endpoint":outsider0}),
+            318,
+            "src_endpoint does not exist or not healthy",
+        ),
+        (
+            "Migrate",
+            json!({"src_endpoint":follower0,"name":"t2","db":"db1","pid":[0],"des_endpoint":ghost}),
+            319,
+            "des_endpoint does not exist or not healthy",
+        ),
+        (
+            "Migrate",
+            json!({"src_endpoint":follower0,"name":"nope","db":"db1","pid":[0],"des_endpoint":outsider0}),
+            100,
+            "table does not exist",
+        ),
+        (
+            "Migrate",
+            json!({"src_endpoint":leader0,"name":"t2","db":"db1","pid":[0],"des_endpoint":outsider0}),
+            320,
+            "cannot migrate leader. name[t2] pid[0]",
+        ),
         ("RecoverTable", json!({"name":"t2","db":"db1","pid":0,"endpoint":ghost}), 302, "endpoint does not exist"),
         ("RecoverTable", json!({"name":"nope","db":"db1","pid":0,"endpoint":follower0}), 100, "table does not exist"),
-        ("RecoverTable", json!({"name":"t2","db":"db1","pid":0,"endpoint":follower0}), 311, "table is alive, need not recover"),
+        (
+            "RecoverTable",
+            json!({"name":"t2","db":"db1","pid":0,"endpoint":follower0}),
+            311,
+            "table is alive, need not recover",
+        ),
         ("RecoverTable", json!({"name":"t2","db":"db1","pid":0,"endpoint":outsider0}), 308, "pid does not exist"),
         ("RecoverEndpoint", json!({"endpoint":follower0,"concurrency":9}), 307, "invalid parameter"),
         ("RecoverEndpoint", json!({"endpoint":ghost}), 302, "endpoint does not exist"),
         ("OfflineEndpoint", json!({"endpoint":follower0,"concurrency":9}), 307, "invalid parameter"),
         ("OfflineEndpoint", json!({"endpoint":ghost}), 302, "endpoint does not exist"),
-        ("UpdateTableAliveStatus", json!({"name":"t2","db":"db1","endpoint":ghost,"is_alive":false}), 302, "endpoint does not exist"),
-        ("UpdateTableAliveStatus", json!({"name":"nope","db":"db1","endpoint":follower0,"is_alive":false}), 100, "table does not exist"),
-        ("UpdateTableAliveStatus", json!({"name":"t1","db":"db1","endpoint":not_t1,"pid":0,"is_alive":false}), 321, "no pid has update"),
+        (
+            "UpdateTableAliveStatus",
+            json!({"name":"t2","db":"db1","endpoint":ghost,"is_alive":false}),
+            302,
+            "endpoint does not exist",
+        ),
+        (
+            "UpdateTableAliveStatus",
+            json!({"name":"nope","db":"db1","endpoint":follower0,"is_alive":false}),
+            100,
+            "table does not exist",
+        ),
+        (
+            "UpdateTableAliveStatus",
+            json!({"name":"t1","db":"db1","endpoint":not_t1,"pid":0,"is_alive":false}),
+            321,
+            "no pid has update",
+        ),
         ("ConfSet", json!({"conf":{"key":"auto_failover","value":"maybe"}}), 307, "invalid parameter"),
         ("ConfSet", json!({"conf":{"key":"other","value":"true"}}), 307, "invalid parameter"),
         ("CancelOP", json!({"op_id":12345}), 312, "op status is not kDoing or kInited"),
@@ -195,7 +237,8 @@ async fn c2_3_nameserver_rpc_error_codes() {
     let dbs = cluster.ns(&ns, "ShowDatabase", json!({})).await;
     assert_eq!(dbs["db"], json!(["db1"]), "internal databases are hidden");
     let all = cluster.ns(&ns, "ShowTable", json!({"show_all": true})).await;
-    let names: Vec<&str> = all["table_info"].as_array().expect("tables").iter().filter_map(|t| t["name"].as_str()).collect();
+    let names: Vec<&str> =
+        all["table_info"].as_array().expect("tables").iter().filter_map(|t| t["name"].as_str()).collect();
     assert!(names.contains(&"USER") && names.contains(&"t1"), "{names:?}");
 
     // auto_failover on: the AF-off RPCs answer 301; the flag value is lower-cased in ZK.

@@ -37,13 +37,15 @@ async fn c3_5_live_leader_change_leaves_two_leader_rows_until_recover_table() {
     let before = cluster.partitions(&ns, "db", "t").await;
     let old_leader = leaders(&before[0].1)[0].0.clone();
     let client = cluster.zk_client().await;
-    let term_before: u64 = String::from_utf8_lossy(&client.get_data("/c3_5_change_leader/table/term").await.expect("term").0)
-        .parse()
-        .expect("number");
+    let term_before: u64 =
+        String::from_utf8_lossy(&client.get_data("/c3_5_change_leader/table/term").await.expect("term").0)
+            .parse()
+            .expect("number");
 
     let refused = cluster.ns(&ns, "ChangeLeader", json!({"name":"t","db":"db","pid":0})).await;
     assert_eq!(refused["code"], 309, "{refused}");
-    let changed = cluster.ns(&ns, "ChangeLeader", json!({"name":"t","db":"db","pid":0,"candidate_leader":"auto"})).await;
+    let changed =
+        cluster.ns(&ns, "ChangeLeader", json!({"name":"t","db":"db","pid":0,"candidate_leader":"auto"})).await;
     assert_eq!(changed, json!({"code":0,"msg":"ok"}));
     let ops = cluster.wait_ops_finished(&ns, Duration::from_secs(15)).await;
     assert_eq!(ops.len(), 1);
@@ -57,9 +59,10 @@ async fn c3_5_live_leader_change_leaves_two_leader_rows_until_recover_table() {
     assert_ne!(new_leader, old_leader);
     assert_eq!(tablet_mode(&cluster, &old_leader, tid, 0).await.expect("loaded").0, "kTableLeader", "not demoted");
     assert_eq!(tablet_mode(&cluster, &new_leader, tid, 0).await.expect("loaded").0, "kTableLeader");
-    let term_after: u64 = String::from_utf8_lossy(&client.get_data("/c3_5_change_leader/table/term").await.expect("term").0)
-        .parse()
-        .expect("number");
+    let term_after: u64 =
+        String::from_utf8_lossy(&client.get_data("/c3_5_change_leader/table/term").await.expect("term").0)
+            .parse()
+            .expect("number");
     assert_eq!(term_after, term_before + 2);
     let table = cluster.ns(&ns, "ShowTable", json!({"name":"t","db":"db"})).await;
     let term_offset = &table["table_info"][0]["table_partition"][0]["term_offset"];
@@ -105,13 +108,21 @@ async fn c3_4_auto_failover_on_tablet_restart_runs_offline_then_recover_ops() {
     cluster.terminate(&victim);
     wait_for("victim offline in ShowTablet", Duration::from_secs(10), || async {
         let reply = cluster.ns(&ns, "ShowTablet", json!({})).await;
-        reply["tablets"].as_array()?.iter().any(|t| t["endpoint"] == victim.as_str() && t["state"] == "kOffline").then_some(())
+        reply["tablets"]
+            .as_array()?
+            .iter()
+            .any(|t| t["endpoint"] == victim.as_str() && t["state"] == "kOffline")
+            .then_some(())
     })
     .await;
     cluster.restart_tablet(&victim, &[]).await;
     wait_for("victim healthy again", Duration::from_secs(10), || async {
         let reply = cluster.ns(&ns, "ShowTablet", json!({})).await;
-        reply["tablets"].as_array()?.iter().any(|t| t["endpoint"] == victim.as_str() && t["state"] == "kHealthy").then_some(())
+        reply["tablets"]
+            .as_array()?
+            .iter()
+            .any(|t| t["endpoint"] == victim.as_str() && t["state"] == "kHealthy")
+            .then_some(())
     })
     .await;
     let ops = wait_for("recovery ops finished", Duration::from_secs(40), || async {
@@ -164,7 +175,11 @@ async fn c3_4_auto_failover_off_tablet_loss_changes_nothing() {
     cluster.terminate(&b);
     wait_for("b offline", Duration::from_secs(10), || async {
         let reply = cluster.ns(&ns, "ShowTablet", json!({})).await;
-        reply["tablets"].as_array()?.iter().any(|t| t["endpoint"] == b.as_str() && t["state"] == "kOffline").then_some(())
+        reply["tablets"]
+            .as_array()?
+            .iter()
+            .any(|t| t["endpoint"] == b.as_str() && t["state"] == "kOffline")
+            .then_some(())
     })
     .await;
     // Past tablet_heartbeat_timeout (2 s) with a margin.
@@ -174,14 +189,19 @@ async fn c3_4_auto_failover_off_tablet_loss_changes_nothing() {
     assert_eq!(during, before, "metadata untouched, replicas on b still alive");
 
     let led_by_a = before.iter().find(|p| leaders(&p.1)[0].0 == a).expect("a leads one partition").0;
-    let reply = cluster.ns(&ns, "ChangeLeader", json!({"name":"t","db":"db","pid":led_by_a,"candidate_leader":"auto"})).await;
+    let reply =
+        cluster.ns(&ns, "ChangeLeader", json!({"name":"t","db":"db","pid":led_by_a,"candidate_leader":"auto"})).await;
     assert_eq!(reply, json!({"code":0,"msg":"ok"}));
     assert!(cluster.ops(&ns).await.is_empty(), "ChangeLeader created no op");
 
     cluster.restart_tablet(&b, &[]).await;
     wait_for("b healthy", Duration::from_secs(10), || async {
         let reply = cluster.ns(&ns, "ShowTablet", json!({})).await;
-        reply["tablets"].as_array()?.iter().any(|t| t["endpoint"] == b.as_str() && t["state"] == "kHealthy").then_some(())
+        reply["tablets"]
+            .as_array()?
+            .iter()
+            .any(|t| t["endpoint"] == b.as_str() && t["state"] == "kHealthy")
+            .then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -207,7 +227,8 @@ async fn c3_2_unfinished_ops_resume_on_the_new_nameserver_leader() {
     cluster.create_table(&old, "db", "t", 1, 2).await;
 
     // An all-local op finishes on the old leader.
-    let changed = cluster.ns(&old, "ChangeLeader", json!({"name":"t","db":"db","pid":0,"candidate_leader":"auto"})).await;
+    let changed =
+        cluster.ns(&old, "ChangeLeader", json!({"name":"t","db":"db","pid":0,"candidate_leader":"auto"})).await;
     assert_eq!(changed["code"], 0);
     let done = cluster.wait_ops_finished(&old, Duration::from_secs(10)).await;
     assert_eq!(done.len(), 1);
@@ -281,8 +302,9 @@ async fn c3_3_failed_op_is_kept_and_queue_continues() {
     assert_eq!(added["code"], 0);
     let ops = wait_for("second AddReplica done", Duration::from_secs(20), || async {
         let ops = cluster.ops(&ns).await;
-        (ops.iter().filter(|o| o.1 == "kAddReplicaOP").count() == 2 && ops.iter().all(|o| o.4 != "kDoing" && o.4 != "kInited"))
-            .then_some(ops)
+        (ops.iter().filter(|o| o.1 == "kAddReplicaOP").count() == 2
+            && ops.iter().all(|o| o.4 != "kDoing" && o.4 != "kInited"))
+        .then_some(ops)
     })
     .await;
     assert_eq!(ops.last().map(|o| o.4.as_str()), Some("kDone"), "{ops:?}");

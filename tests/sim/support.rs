@@ -71,7 +71,11 @@ impl SimCluster {
             dir,
             root: root.to_string(),
             procs: BTreeMap::new(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_max_idle_per_host(0).build().expect("client"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("client"),
             starts: 0,
         }
     }

@@ -173,8 +173,7 @@ impl NameServer {
         zk.create_if_missing(&paths.table_notify(), "1").await?;
         zk.create_if_missing(&paths.global_variable_notify(), "1").await?;
         // The flag only seeds the node; the ZooKeeper value wins afterwards (C§1.1).
-        zk.create_if_missing(&paths.auto_failover(), if self.flags.auto_failover { "true" } else { "false" })
-            .await?;
+        zk.create_if_missing(&paths.auto_failover(), if self.flags.auto_failover { "true" } else { "false" }).await?;
         let auto_failover = zk.get(&paths.auto_failover()).await?.is_some_and(|v| v.trim() == "true");
         let dbs: BTreeSet<String> = zk.children(&paths.dbs()).await?.into_iter().collect();
         let mut tables = BTreeMap::new();
@@ -270,8 +269,7 @@ impl NameServer {
                 continue;
             }
             let replicas = self.flags.system_table_replica_num.max(1);
-            if let Err((code, msg)) = self.create_table_internal(name, db, 1, replicas, Vec::new(), Vec::new()).await
-            {
+            if let Err((code, msg)) = self.create_table_internal(name, db, 1, replicas, Vec::new(), Vec::new()).await {
                 tracing::warn!("cannot create system table {db}.{name}: {code} {msg}");
             }
         }
@@ -298,17 +296,11 @@ impl NameServer {
         if partition_num == 0 || replica_num == 0 || replica_num as usize > tablets.len() {
             return Err((307, "invalid parameter".to_string()));
         }
-        let tid = zk
-            .add_to_counter(&self.paths.table_index(), 1, 1)
-            .await
-            .map_err(|_| (304, "set zk failed".to_string()))? as u32;
-        let term = zk
-            .get(&self.paths.term())
-            .await
-            .ok()
-            .flatten()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-            .unwrap_or(1);
+        let tid =
+            zk.add_to_counter(&self.paths.table_index(), 1, 1).await.map_err(|_| (304, "set zk failed".to_string()))?
+                as u32;
+        let term =
+            zk.get(&self.paths.term()).await.ok().flatten().and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(1);
         let start = tid as usize;
         let mut table = TableInfo {
             name: name.to_string(),
@@ -365,7 +357,9 @@ impl NameServer {
                     .await;
                 match reply {
                     Ok(r) if http::reply_code(&r) == 0 => {}
-                    Ok(r) => return Err((131, format!("create table failed on {}: {}", meta.endpoint, http::reply_msg(&r)))),
+                    Ok(r) => {
+                        return Err((131, format!("create table failed on {}: {}", meta.endpoint, http::reply_msg(&r))))
+                    }
                     Err(e) => return Err((131, format!("create table failed: {e}"))),
                 }
             }
@@ -579,9 +573,10 @@ impl NameServer {
             let mut first_seen = false;
             for endpoint in values.keys() {
                 if !state.tablets.contains_key(endpoint) {
-                    state
-                        .tablets
-                        .insert(endpoint.clone(), TabletRecord { health: TabletHealth::Healthy, since: Instant::now() });
+                    state.tablets.insert(
+                        endpoint.clone(),
+                        TabletRecord { health: TabletHealth::Healthy, since: Instant::now() },
+                    );
                     first_seen = true;
                 }
             }

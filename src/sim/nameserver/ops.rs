@@ -120,7 +120,14 @@ fn tablet_task(task_type: TaskType, endpoint: &str) -> Task {
 }
 
 fn local_task(task_type: TaskType) -> Task {
-    Task { task_type, endpoint: None, status: TaskStatus::kInited, is_rpc_send: false, check_num: 0, after_failover: false }
+    Task {
+        task_type,
+        endpoint: None,
+        status: TaskStatus::kInited,
+        is_rpc_send: false,
+        check_num: 0,
+        after_failover: false,
+    }
 }
 
 /// The task chain of each op type (C§3.1), derived from the op data only, so a new leader
@@ -130,7 +137,9 @@ pub fn build_tasks(op_type: OpType, data: &OpData) -> Vec<Task> {
     let leader = data.leader.as_str();
     let ep = data.endpoint.as_str();
     match op_type {
-        OpType::kChangeLeaderOP => vec![local_task(kSelectLeader), local_task(kChangeLeader), local_task(kUpdateLeaderInfo)],
+        OpType::kChangeLeaderOP => {
+            vec![local_task(kSelectLeader), local_task(kChangeLeader), local_task(kUpdateLeaderInfo)]
+        }
         OpType::kAddReplicaOP => vec![
             tablet_task(kPauseSnapshot, leader),
             tablet_task(kSendSnapshot, leader),
@@ -194,7 +203,11 @@ pub fn build_tasks(op_type: OpType, data: &OpData) -> Vec<Task> {
             local_task(kUpdatePartitionStatus),
         ],
         OpType::kReAddReplicaSimplifyOP => {
-            vec![tablet_task(kAddReplica, leader), local_task(kCheckBinlogSyncProgress), local_task(kUpdatePartitionStatus)]
+            vec![
+                tablet_task(kAddReplica, leader),
+                local_task(kCheckBinlogSyncProgress),
+                local_task(kUpdatePartitionStatus),
+            ]
         }
         OpType::kReLoadTableOP => vec![tablet_task(kLoadTable, ep), local_task(kUpdatePartitionStatus)],
         OpType::kMakeSnapshotOP => vec![tablet_task(kMakeSnapshot, leader)],
@@ -285,10 +298,8 @@ impl NameServer {
         parent_id: Option<u64>,
     ) -> Result<u64, CreateOpError> {
         let zk = self.zk().await;
-        let op_id = zk
-            .add_to_counter(&self.paths.op_index(), 1, 0)
-            .await
-            .map_err(|_| (304, "set zk failed".to_string()))?;
+        let op_id =
+            zk.add_to_counter(&self.paths.op_index(), 1, 0).await.map_err(|_| (304, "set zk failed".to_string()))?;
         let tasks = build_tasks(op_type, &data);
         for task in &tasks {
             if let Some(endpoint) = &task.endpoint {
@@ -297,9 +308,8 @@ impl NameServer {
                 }
             }
         }
-        let parent_queue = parent_id.and_then(|p| {
-            state.queues.iter().position(|q| q.iter().any(|o| o.info.op_id == p)).map(|q| (q, p))
-        });
+        let parent_queue = parent_id
+            .and_then(|p| state.queues.iter().position(|q| q.iter().any(|o| o.info.op_id == p)).map(|q| (q, p)));
         let vec_idx = match parent_queue {
             Some((q, _)) => q,
             None => self.queue_index(pid, concurrency),
@@ -518,9 +528,8 @@ impl NameServer {
                 tracing::warn!("recover {endpoint}: no RecoverTable op for {db}.{name} pid {pid}: {code} {msg}");
             }
             if need_restore && is_leader {
-                let _ = self
-                    .create_change_leader_op(state, &name, &db, pid, Some(endpoint.to_string()), concurrency)
-                    .await;
+                let _ =
+                    self.create_change_leader_op(state, &name, &db, pid, Some(endpoint.to_string()), concurrency).await;
             }
         }
     }
@@ -782,12 +791,11 @@ async fn tablet_request(
         TaskType::kLoadTable => {
             let state = ns.lock().await;
             let table = state.tables.get(&tid);
-            let term = table
-                .and_then(|t| t.partition(pid))
-                .and_then(|p| p.term_offset.last().map(|t| t.term))
-                .unwrap_or(0);
+            let term =
+                table.and_then(|t| t.partition(pid)).and_then(|p| p.term_offset.last().map(|t| t.term)).unwrap_or(0);
             // ReLoadTable loads a single replica as leader (C§3.1).
-            let mode = if op_type == OpType::kReLoadTableOP { TableMode::kTableLeader } else { TableMode::kTableFollower };
+            let mode =
+                if op_type == OpType::kReLoadTableOP { TableMode::kTableLeader } else { TableMode::kTableFollower };
             let mut meta = json!({ "tid": tid, "pid": pid, "name": name, "mode": mode.name(), "term": term,
                                    "storage_mode": "kMemory" });
             if let Some(table) = table {
@@ -834,7 +842,8 @@ async fn run_local_task(
         TaskType::kChangeLeader => change_leader(ns, &data, pid).await,
         TaskType::kUpdateLeaderInfo => update_leader_info(ns, &data, pid).await,
         TaskType::kAddTableInfo => {
-            let endpoint = if op_type == OpType::kMigrateOP { data.des_endpoint.clone() } else { data.endpoint.clone() };
+            let endpoint =
+                if op_type == OpType::kMigrateOP { data.des_endpoint.clone() } else { data.endpoint.clone() };
             edit_partition(ns, tid, pid, |p| {
                 if p.meta(&endpoint).is_none() {
                     p.partition_meta.push(PartitionMeta {
@@ -920,7 +929,8 @@ async fn edit_partition(
 async fn select_leader(ns: &Arc<NameServer>, op_id: u64, data: &mut OpData, pid: u32) -> bool {
     {
         let state = ns.lock().await;
-        let alive_leader = state.tables.get(&data.tid).and_then(|t| t.partition(pid)).and_then(|p| p.alive_leader().cloned());
+        let alive_leader =
+            state.tables.get(&data.tid).and_then(|t| t.partition(pid)).and_then(|p| p.alive_leader().cloned());
         if state.auto_failover && alive_leader.is_some() {
             return false;
         }
@@ -1077,14 +1087,34 @@ async fn recover_table(ns: &Arc<NameServer>, op_id: u64, data: &OpData, name: &s
     if !has_follower {
         let mut state = ns.lock().await;
         let created = if has_table {
-            ns.create_simple_op(&mut state, OpType::kUpdatePartitionStatusOP, name, &db, pid, &endpoint, concurrency, Some(op_id), |d| {
-                d.is_leader = true;
-                d.is_alive = true;
-            })
+            ns.create_simple_op(
+                &mut state,
+                OpType::kUpdatePartitionStatusOP,
+                name,
+                &db,
+                pid,
+                &endpoint,
+                concurrency,
+                Some(op_id),
+                |d| {
+                    d.is_leader = true;
+                    d.is_alive = true;
+                },
+            )
             .await
         } else {
-            ns.create_simple_op(&mut state, OpType::kReLoadTableOP, name, &db, pid, &endpoint, concurrency, Some(op_id), |_| {})
-                .await
+            ns.create_simple_op(
+                &mut state,
+                OpType::kReLoadTableOP,
+                name,
+                &db,
+                pid,
+                &endpoint,
+                concurrency,
+                Some(op_id),
+                |_| {},
+            )
+            .await
         };
         return created.is_ok();
     }
@@ -1113,9 +1143,11 @@ async fn recover_table(ns: &Arc<NameServer>, op_id: u64, data: &OpData, name: &s
     };
     let mut state = ns.lock().await;
     let delta = data.offset_delta;
-    ns.create_simple_op(&mut state, child, name, &db, pid, &endpoint, concurrency, Some(op_id), |d| d.offset_delta = delta)
-        .await
-        .is_ok()
+    ns.create_simple_op(&mut state, child, name, &db, pid, &endpoint, concurrency, Some(op_id), |d| {
+        d.offset_delta = delta
+    })
+    .await
+    .is_ok()
 }
 
 /// `UpdateTaskStatus` (C§3.2): poll GetTaskStatus on every healthy tablet and copy the

@@ -285,7 +285,17 @@ impl NameServer {
         let concurrency = self.flags.name_server_task_concurrency;
         for pid in pids {
             let created = self
-                .create_simple_op(&mut state, OpType::kDelReplicaOP, &name, &db, pid, &endpoint, concurrency, None, |_| {})
+                .create_simple_op(
+                    &mut state,
+                    OpType::kDelReplicaOP,
+                    &name,
+                    &db,
+                    pid,
+                    &endpoint,
+                    concurrency,
+                    None,
+                    |_| {},
+                )
                 .await;
             if let Err((code, msg)) = created {
                 return Ok(general(code, &msg));
@@ -332,10 +342,7 @@ impl NameServer {
                 return Ok(general(320, &format!("src_endpoint[{src}] has not partition[{pid}]. name[{name}]")));
             }
             if partition.meta(&des).is_some() {
-                return Ok(general(
-                    320,
-                    &format!("partition[{pid}] is already in des_endpoint[{des}]. name[{name}]"),
-                ));
+                return Ok(general(320, &format!("partition[{pid}] is already in des_endpoint[{des}]. name[{name}]")));
             }
         }
         let concurrency = self.flags.name_server_task_concurrency;
@@ -553,8 +560,8 @@ impl NameServer {
                 }
                 let mut removed = Vec::new();
                 state.done_ops.retain(|o| {
-                    let hit = status.is_none_or(|s| s == o.info.task_status)
-                        && db.as_ref().is_none_or(|d| *d == o.info.db);
+                    let hit =
+                        status.is_none_or(|s| s == o.info.task_status) && db.as_ref().is_none_or(|d| *d == o.info.db);
                     if hit {
                         removed.push(o.info.op_id);
                     }
@@ -614,7 +621,14 @@ impl NameServer {
         let replica_num = info.u32("replica_num").unwrap_or(3);
         let columns = |field| info.raw(field).and_then(Value::as_array).cloned().unwrap_or_default();
         match self
-            .create_table_internal(&name, &db, partition_num, replica_num, columns("column_desc"), columns("column_key"))
+            .create_table_internal(
+                &name,
+                &db,
+                partition_num,
+                replica_num,
+                columns("column_desc"),
+                columns("column_key"),
+            )
             .await
         {
             Ok(_) => Ok(ok()),
