@@ -312,3 +312,77 @@ async fn c3_3_failed_op_is_kept_and_queue_continues() {
     assert_eq!(deleted["code"], 0);
     assert!(client.check_stat(&format!("/c3_3_queues/op/op_data/{}", failed.0)).await.expect("stat").is_none());
 }
+
+/// C§3.1: Migrate moves a follower (AddReplica-like chain, then DelReplica, UpdateTableInfo,
+/// DropTable at the source); DelReplicaNS removes a follower's meta and drops its table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c3_1_migrate_and_del_replica_chains() {
+    let mut cluster = SimCluster::new("/c3_1_chains");
+    let mut tablets = Vec::new();
+    for _ in 0..3 {
+        tablets.push(cluster.start_tablet(&[]).await);
+    }
+    let ns = cluster.start_leader(&[]).await;
+    cluster.create_table(&ns, "db", "t", 1, 2).await;
+    let tid = tid_of(&cluster, &ns, "db", "t").await;
+    let parts = cluster.partitions(&ns, "db", "t").await;
+    let follower = parts[0].1.iter().find(|m| !m.1).expect("follower").0.clone();
+    let outsider = tablets.iter().find(|t| !parts[0].1.iter().any(|m| &m.0 == *t)).expect("free").clone();
+
+    let migrated = cluster
+        .ns(&ns, "Migrate", json!({"src_endpoint":follower,"name":"t","db":"db","pid":[0],"des_endpoint":outsider}))
+        .await;
+    assert_eq!(migrated, json!({"code":0,"msg":"ok"}));
+    let ops = cluster.wait_ops_finished(&ns, Duration::from_secs(20)).await;
+    assert_eq!(ops.iter().map(|o| (o.1.as_str(), o.4.as_str())).collect::<Vec<_>>(), vec![("kMigrateOP", "kDone")]);
+    let parts = cluster.partitions(&ns, "db", "t").await;
+    let endpoints: Vec<&str> = parts[0].1.iter().map(|m| m.0.as_str()).collect();
+    assert!(endpoints.contains(&outsider.as_str()) && !endpoints.contains(&follower.as_str()), "{parts:?}");
+    assert!(parts[0].1.iter().all(|m| m.2));
+    assert!(tablet_mode(&cluster, &follower, tid, 0).await.is_none(), "dropped at the source");
+    assert_eq!(tablet_mode(&cluster, &outsider, tid, 0).await.expect("loaded").0, "kTableFollower");
+
+    let deleted = cluster.ns(&ns, "DelReplicaNS", json!({"name":"t","db":"db","pid":0,"endpoint":outsider})).await;
+    assert_eq!(deleted["code"], 0, "{deleted}");
+    let ops = cluster.wait_ops_finished(&ns, Duration::from_secs(20)).await;
+    assert_eq!(ops.last().map(|o| (o.1.as_str(), o.4.as_str())), Some(("kDelReplicaOP", "kDone")));
+    let parts = cluster.partitions(&ns, "db", "t").await;
+    assert_eq!(parts[0].1.len(), 1, "{parts:?}");
+    assert!(tablet_mode(&cluster, &outsider, tid, 0).await.is_none());
+}
+
+/// C§3.2: a tablet task whose tablet restarted (and so lost its task map) fails the op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c3_2_task_lost_by_a_restarted_tablet_fails_the_op() {
+    let mut cluster = SimCluster::new("/c3_2_lost_task");
+    let mut tablets = Vec::new();
+    for _ in 0..3 {
+        tablets.push(cluster.start_tablet(&[]).await);
+    }
+    // Slow polling leaves the task kDoing long enough to restart its tablet underneath.
+    let ns = cluster.start_leader(&["--get_task_status_interval=4000"]).await;
+    cluster.create_table(&ns, "db", "t", 1, 2).await;
+    let parts = cluster.partitions(&ns, "db", "t").await;
+    let leader = leaders(&parts[0].1)[0].0.clone();
+    let outsider = tablets.iter().find(|t| !parts[0].1.iter().any(|m| &m.0 == *t)).expect("free").clone();
+    let added = cluster.ns(&ns, "AddReplicaNS", json!({"name":"t","db":"db","pid":0,"endpoint":outsider})).await;
+    assert_eq!(added["code"], 0);
+    // The first task (kPauseSnapshot) runs on the leader's tablet: restart it quickly
+    // enough (session timeout 2 s) that the nameserver may not even notice the outage.
+    wait_for("PauseSnapshot sent", Duration::from_secs(5), || async {
+        let reply = cluster.tablet(&leader, "GetTaskStatus", json!({})).await;
+        reply["task"].as_array().is_some_and(|t| !t.is_empty()).then_some(())
+    })
+    .await;
+    cluster.terminate(&leader);
+    let client = cluster.zk_client().await;
+    let node = format!("/c3_2_lost_task/nodes/{leader}");
+    wait_for("old registration expired", Duration::from_secs(10), || async {
+        client.check_stat(&node).await.ok().flatten().is_none().then_some(())
+    })
+    .await;
+    cluster.restart_tablet(&leader, &[]).await;
+    let ops = cluster.wait_ops_finished(&ns, Duration::from_secs(40)).await;
+    let op = ops.iter().find(|o| o.1 == "kAddReplicaOP").expect("op");
+    assert_eq!(op.4, "kFailed", "{ops:?}");
+}

@@ -4,4 +4,5 @@
 mod c1_zookeeper;
 mod c2_rpc;
 mod c3_ops;
+mod in_process;
 mod support;
