@@ -169,3 +169,17 @@ async fn c1_4_version_comes_from_the_installed_release() {
     let reply = http.get(format!("http://{plain}/status")).send().await.expect("status");
     assert_eq!(reply.status().as_u16(), 404);
 }
+
+/// C§1.2: a nameserver that wins the election while fewer tablets than
+/// `--system_table_replica_num` are registered exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_2_leader_without_enough_tablets_exits() {
+    let mut cluster = SimCluster::new("/c1_2_too_few");
+    cluster.start_tablet(&[]).await;
+    let endpoint = format!("127.0.0.1:{}", crate::support::free_port());
+    let process = cluster.spawn("nameserver", &endpoint, &["--system_table_replica_num=2"]);
+    let status = process.child.wait().expect("nameserver exits");
+    assert_eq!(status.code(), Some(1));
+    let log = process.log_text();
+    assert!(log.contains("tablet num 1 is less then system table replica num 2"), "{log}");
+}
