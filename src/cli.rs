@@ -103,17 +103,11 @@ enum SandboxCommand {
 }
 
 fn parse_setting(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text.split_once('=').ok_or_else(|| {
-        format!("`{text}` is not KEY=VALUE, e.g. --set release=/opt/openmldb-0.9.3-linux.tar.gz")
-    })?;
-    if key.is_empty()
-        || !key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-    {
-        return Err(format!(
-            "`{key}` is not a setting name (letters, digits, _ - .)"
-        ));
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE, e.g. --set release=/opt/openmldb-0.9.3-linux.tar.gz"))?;
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+        return Err(format!("`{key}` is not a setting name (letters, digits, _ - .)"));
     }
     Ok((key.to_string(), value.to_string()))
 }
@@ -150,9 +144,7 @@ fn init_tracing(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MLDB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match cli.log_format {
         LogFormat::Text => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -173,13 +165,7 @@ fn execute(command: Command) -> Result<(), Error> {
         Command::Check { files, lib_dirs } => check(&files, lib_dirs),
         Command::Docs { name } => {
             let rt = runtime()?;
-            let host = Arc::new(Host::new(
-                rt.handle().clone(),
-                None,
-                BTreeMap::new(),
-                false,
-                Output::stdout(),
-            ));
+            let host = Arc::new(Host::new(rt.handle().clone(), None, BTreeMap::new(), false, Output::stdout()));
             let engine = ScriptEngine::new(host, Vec::new());
             let functions = docs::functions(&engine.engine);
             let text = docs::render(&functions, name.as_deref());
@@ -210,18 +196,10 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
         settings.insert(k, v);
     }
     if args.yes {
-        settings
-            .entry("yes".into())
-            .or_insert_with(|| "true".into());
+        settings.entry("yes".into()).or_insert_with(|| "true".into());
     }
     let rt = runtime()?;
-    let host = Arc::new(Host::new(
-        rt.handle().clone(),
-        config,
-        settings,
-        args.dry_run,
-        Output::stdout(),
-    ));
+    let host = Arc::new(Host::new(rt.handle().clone(), config, settings, args.dry_run, Output::stdout()));
     let engine = ScriptEngine::new(host.clone(), args.lib_dirs);
     let ast = engine.compile_file(&args.script)?;
     // First Ctrl-C stops the script cleanly; a second one ends the process.
@@ -241,13 +219,7 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
 
 fn check(files: &[PathBuf], lib_dirs: Vec<PathBuf>) -> Result<(), Error> {
     let rt = runtime()?;
-    let host = Arc::new(Host::new(
-        rt.handle().clone(),
-        None,
-        BTreeMap::new(),
-        true,
-        Output::stdout(),
-    ));
+    let host = Arc::new(Host::new(rt.handle().clone(), None, BTreeMap::new(), true, Output::stdout()));
     let engine = ScriptEngine::new(host, lib_dirs);
     let mut first_error = None;
     for file in files {
@@ -262,11 +234,7 @@ fn check(files: &[PathBuf], lib_dirs: Vec<PathBuf>) -> Result<(), Error> {
     match first_error {
         Some(e) => Err(Error::Usage(format!(
             "{} of {} scripts failed the check ({})",
-            files.len()
-                - files
-                    .iter()
-                    .filter(|f| engine.check_file(f).is_ok())
-                    .count(),
+            files.len() - files.iter().filter(|f| engine.check_file(f).is_ok()).count(),
             files.len(),
             e.message
         ))),
@@ -280,37 +248,24 @@ fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
         SandboxCommand::Up { dir } => {
             let info = sandbox::up(&dir).map_err(op)?;
             println!("sandbox running in {}", info.dir.display());
-            println!(
-                "  ZooKeeper   {} (pid {})",
-                info.zk_cluster, info.zookeeper_pid
-            );
+            println!("  ZooKeeper   {} (pid {})", info.zk_cluster, info.zookeeper_pid);
             println!("  config      {}", info.cluster_toml.display());
             println!();
             println!(
                 "try:   mldb-upgrade run scripts/examples/cluster-tour.rhai --cluster {}",
                 info.cluster_toml.display()
             );
-            println!(
-                "stop:  mldb-upgrade sandbox down --dir {}",
-                info.dir.display()
-            );
+            println!("stop:  mldb-upgrade sandbox down --dir {}", info.dir.display());
             Ok(())
         }
         SandboxCommand::Down { dir } => {
             let stopped = sandbox::down(&dir).map_err(op)?;
-            println!(
-                "sandbox in {} stopped ({} processes)",
-                dir.display(),
-                stopped.len()
-            );
+            println!("sandbox in {} stopped ({} processes)", dir.display(), stopped.len());
             Ok(())
         }
         SandboxCommand::Status { dir } => {
             let (addr, pid, running) = sandbox::status(&dir).map_err(op)?;
-            println!(
-                "ZooKeeper   {addr}   pid {pid}   {}",
-                if running { "running" } else { "stopped" }
-            );
+            println!("ZooKeeper   {addr}   pid {pid}   {}", if running { "running" } else { "stopped" });
             Ok(())
         }
     }

@@ -146,17 +146,8 @@ impl fmt::Display for ConfigError {
         let mut out = format!("error: {}\n", self.message);
         match self.line {
             Some(line) => {
-                let location = Location {
-                    file: self.file.display().to_string(),
-                    line,
-                    column: self.column,
-                };
-                diagnostic::write_snippet(
-                    &mut out,
-                    &location,
-                    self.source_text.as_deref(),
-                    self.width,
-                );
+                let location = Location { file: self.file.display().to_string(), line, column: self.column };
+                diagnostic::write_snippet(&mut out, &location, self.source_text.as_deref(), self.width);
             }
             None => out.push_str(&format!("  --> {}\n", self.file.display())),
         }
@@ -293,10 +284,7 @@ impl ClusterConfig {
                 file: path.to_path_buf(),
                 line: Some(line),
                 column,
-                width: text[span.clone()]
-                    .lines()
-                    .next()
-                    .map_or(1, |l| l.chars().count()),
+                width: text[span.clone()].lines().next().map_or(1, |l| l.chars().count()),
                 key: Some(key.to_string()),
                 message,
                 help: help.map(str::to_string),
@@ -337,18 +325,15 @@ impl ClusterConfig {
                 );
                 err.line = Some(e.line);
                 err.source_text = Some(hosts_text.clone());
-                err.width =
-                    diagnostic::source_line(&hosts_text, e.line).map_or(1, |l| l.chars().count());
+                err.width = diagnostic::source_line(&hosts_text, e.line).map_or(1, |l| l.chars().count());
                 err
             })?;
             for entry in entries {
                 let port = entry.port;
                 match entry.section {
-                    hosts::Section::Zookeeper => zk_from_hosts.push(format!(
-                        "{}:{}",
-                        entry.host,
-                        port.unwrap_or(hosts::ZOOKEEPER_DEFAULT_PORT)
-                    )),
+                    hosts::Section::Zookeeper => {
+                        zk_from_hosts.push(format!("{}:{}", entry.host, port.unwrap_or(hosts::ZOOKEEPER_DEFAULT_PORT)))
+                    }
                     hosts::Section::Server(role) => {
                         let dir = match (&entry.workdir, &raw.openmldb_home) {
                             (Some(dir), _) => dir.clone(),
@@ -357,7 +342,10 @@ impl ClusterConfig {
                                 let mut err = ConfigError::whole_file(
                                     &file,
                                     format!("{role} `{}` has no WORKDIR", entry.host),
-                                    Some("add a WORKDIR to the line, or set `openmldb_home` in the cluster config".into()),
+                                    Some(
+                                        "add a WORKDIR to the line, or set `openmldb_home` in the cluster config"
+                                            .into(),
+                                    ),
                                 );
                                 err.line = Some(entry.line);
                                 err.source_text = Some(hosts_text.clone());
@@ -366,10 +354,7 @@ impl ClusterConfig {
                         };
                         inventory.push(Component {
                             role,
-                            endpoint: Endpoint::new(
-                                entry.host.clone(),
-                                port.unwrap_or(role.default_port()),
-                            ),
+                            endpoint: Endpoint::new(entry.host.clone(), port.unwrap_or(role.default_port())),
                             host: entry.host,
                             dir,
                             daemon: raw.daemon,
@@ -391,7 +376,9 @@ impl ClusterConfig {
                 return Err(ConfigError::whole_file(
                     path,
                     "missing key `zk_cluster`",
-                    Some("add zk_cluster = \"host:port[,host:port]\", the value of --zk_cluster in conf/*.flags".into()),
+                    Some(
+                        "add zk_cluster = \"host:port[,host:port]\", the value of --zk_cluster in conf/*.flags".into(),
+                    ),
                 ))
             }
         };
@@ -432,25 +419,14 @@ impl ClusterConfig {
             cluster: zk_cluster,
             root_path,
             cert,
-            session_timeout: duration(
-                &raw.zk_session_timeout,
-                "zk_session_timeout",
-                Duration::from_secs(10),
-            )?,
-            connect_timeout: duration(
-                &raw.zk_connect_timeout,
-                "zk_connect_timeout",
-                Duration::from_secs(5),
-            )?,
+            session_timeout: duration(&raw.zk_session_timeout, "zk_session_timeout", Duration::from_secs(10))?,
+            connect_timeout: duration(&raw.zk_connect_timeout, "zk_connect_timeout", Duration::from_secs(5))?,
         };
 
         // OpenMLDB credentials: the password only ever comes from the environment.
         let credentials = match &raw.user {
             Some(user) => {
-                let var = raw
-                    .password_env
-                    .as_ref()
-                    .map_or(DEFAULT_PASSWORD_ENV.to_string(), |v| v.get_ref().clone());
+                let var = raw.password_env.as_ref().map_or(DEFAULT_PASSWORD_ENV.to_string(), |v| v.get_ref().clone());
                 let password = env.var(&var).ok_or_else(|| {
                     at(
                         user.span(),
@@ -463,25 +439,18 @@ impl ClusterConfig {
                         )),
                     )
                 })?;
-                Some(Credentials {
-                    user: user.get_ref().clone(),
-                    password: Secret::new(password),
-                })
+                Some(Credentials { user: user.get_ref().clone(), password: Secret::new(password) })
             }
             None => None,
         };
 
         // ssh: validate durations now so errors point at the file.
-        for (key, common) in std::iter::once(("ssh".to_string(), &raw.ssh.common)).chain(
-            raw.ssh
-                .host
-                .iter()
-                .map(|(h, c)| (format!("ssh.host.\"{h}\""), c)),
-        ) {
+        for (key, common) in std::iter::once(("ssh".to_string(), &raw.ssh.common))
+            .chain(raw.ssh.host.iter().map(|(h, c)| (format!("ssh.host.\"{h}\""), c)))
+        {
             if let Some(t) = &common.connect_timeout {
-                parse_duration(t).map_err(|m| {
-                    ConfigError::whole_file(path, format!("{key}.connect_timeout: {m}"), None)
-                })?;
+                parse_duration(t)
+                    .map_err(|m| ConfigError::whole_file(path, format!("{key}.connect_timeout: {m}"), None))?;
             }
         }
 
@@ -490,14 +459,11 @@ impl ClusterConfig {
         for spanned in &raw.component {
             let c = spanned.get_ref();
             let index = components.len();
-            let endpoint: Endpoint = c.endpoint.get_ref().parse().map_err(|m: String| {
-                at(
-                    c.endpoint.span(),
-                    &format!("component[{index}].endpoint"),
-                    m,
-                    None,
-                )
-            })?;
+            let endpoint: Endpoint = c
+                .endpoint
+                .get_ref()
+                .parse()
+                .map_err(|m: String| at(c.endpoint.span(), &format!("component[{index}].endpoint"), m, None))?;
             let dir = c.dir.get_ref();
             if !dir.starts_with('/') && !dir.starts_with("~/") {
                 return Err(at(
@@ -510,10 +476,7 @@ impl ClusterConfig {
             let (line, _) = diagnostic::line_col(text, spanned.span().start);
             components.push(Component {
                 role: *c.role.get_ref(),
-                host: c
-                    .host
-                    .as_ref()
-                    .map_or_else(|| endpoint.host().to_string(), |h| h.get_ref().clone()),
+                host: c.host.as_ref().map_or_else(|| endpoint.host().to_string(), |h| h.get_ref().clone()),
                 endpoint,
                 dir: dir.clone(),
                 daemon: c.daemon.unwrap_or(raw.daemon),
@@ -526,10 +489,7 @@ impl ClusterConfig {
             if let Some(first) = seen.insert(c.endpoint.to_string(), c) {
                 return Err(ConfigError::whole_file(
                     path,
-                    format!(
-                        "endpoint {} is declared twice: at {} and at {}",
-                        c.endpoint, first.origin, c.origin
-                    ),
+                    format!("endpoint {} is declared twice: at {} and at {}", c.endpoint, first.origin, c.origin),
                     Some("each component needs its own endpoint".into()),
                 ));
             }
@@ -562,55 +522,32 @@ impl ClusterConfig {
     fn host_access_with_env(&self, host: &str, env: &dyn Environment) -> HostAccess {
         let base = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let over = self.ssh_hosts.get(host);
-        let pick = |f: fn(&RawSshCommon) -> Option<String>| {
-            over.and_then(f).or_else(|| f(&self.ssh_defaults))
-        };
-        let transport = over
-            .and_then(|o| o.transport)
-            .or(self.ssh_defaults.transport)
-            .unwrap_or(TransportKind::Auto);
+        let pick = |f: fn(&RawSshCommon) -> Option<String>| over.and_then(f).or_else(|| f(&self.ssh_defaults));
+        let transport = over.and_then(|o| o.transport).or(self.ssh_defaults.transport).unwrap_or(TransportKind::Auto);
         let transport = match transport {
-            TransportKind::Auto if host == "localhost" || host == "127.0.0.1" => {
-                TransportKind::Local
-            }
+            TransportKind::Auto if host == "localhost" || host == "127.0.0.1" => TransportKind::Local,
             TransportKind::Auto => TransportKind::Ssh2,
             other => other,
         };
         let home = env.home().unwrap_or_else(|| PathBuf::from("/root"));
-        let identity_files = match over
-            .and_then(|o| o.identity_file.clone())
-            .or_else(|| self.ssh_defaults.identity_file.clone())
-        {
-            Some(files) => files
-                .to_vec()
-                .iter()
-                .map(|f| expand_path(f, &base, env))
-                .collect(),
-            None => ["id_ed25519", "id_ecdsa", "id_rsa"]
-                .iter()
-                .map(|n| home.join(".ssh").join(n))
-                .filter(|p| p.exists())
-                .collect(),
-        };
+        let identity_files =
+            match over.and_then(|o| o.identity_file.clone()).or_else(|| self.ssh_defaults.identity_file.clone()) {
+                Some(files) => files.to_vec().iter().map(|f| expand_path(f, &base, env)).collect(),
+                None => ["id_ed25519", "id_ecdsa", "id_rsa"]
+                    .iter()
+                    .map(|n| home.join(".ssh").join(n))
+                    .filter(|p| p.exists())
+                    .collect(),
+            };
         HostAccess {
             host: host.to_string(),
             transport,
-            user: pick(|c| c.user.clone())
-                .or_else(|| env.var("USER"))
-                .unwrap_or_else(|| "root".into()),
-            port: over
-                .and_then(|o| o.port)
-                .or(self.ssh_defaults.port)
-                .unwrap_or(22),
+            user: pick(|c| c.user.clone()).or_else(|| env.var("USER")).unwrap_or_else(|| "root".into()),
+            port: over.and_then(|o| o.port).or(self.ssh_defaults.port).unwrap_or(22),
             identity_files,
-            known_hosts: pick(|c| c.known_hosts.clone()).map_or_else(
-                || home.join(".ssh/known_hosts"),
-                |p| expand_path(&p, &base, env),
-            ),
-            agent: over
-                .and_then(|o| o.agent)
-                .or(self.ssh_defaults.agent)
-                .unwrap_or(false),
+            known_hosts: pick(|c| c.known_hosts.clone())
+                .map_or_else(|| home.join(".ssh/known_hosts"), |p| expand_path(&p, &base, env)),
+            agent: over.and_then(|o| o.agent).or(self.ssh_defaults.agent).unwrap_or(false),
             connect_timeout: pick(|c| c.connect_timeout.clone())
                 .and_then(|t| parse_duration(&t).ok())
                 .unwrap_or(Duration::from_secs(10)),
@@ -624,9 +561,7 @@ impl ClusterConfig {
 
     /// The component with this endpoint.
     pub fn component(&self, endpoint: &str) -> Option<&Component> {
-        self.components
-            .iter()
-            .find(|c| c.endpoint.to_string() == endpoint)
+        self.components.iter().find(|c| c.endpoint.to_string() == endpoint)
     }
 }
 
@@ -678,18 +613,16 @@ fn validate_zk_cluster(value: &str) -> Result<(), String> {
         return Err("zk_cluster is empty; expected host:port[,host:port]".into());
     }
     for part in value.split(',') {
-        part.parse::<Endpoint>().map_err(|_| {
-            format!("`{part}` in zk_cluster is not host:port; expected host:port[,host:port]")
-        })?;
+        part.parse::<Endpoint>()
+            .map_err(|_| format!("`{part}` in zk_cluster is not host:port; expected host:port[,host:port]"))?;
     }
     Ok(())
 }
 
 /// Parses durations such as `500ms`, `10s`, `2m`, `1h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("`{text}` is not a duration ({e}); write it like 500ms, 10s, 2m or 1h30m")
-    })
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like 500ms, 10s, 2m or 1h30m"))
 }
 
 fn expand_path(p: &str, base: &Path, env: &dyn Environment) -> PathBuf {
@@ -711,18 +644,11 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn parse(text: &str) -> Result<ClusterConfig, ConfigError> {
-        ClusterConfig::parse(
-            Path::new("/etc/mldb/cluster.toml"),
-            text,
-            &env(&[("HOME", "/home/op")]),
-        )
+        ClusterConfig::parse(Path::new("/etc/mldb/cluster.toml"), text, &env(&[("HOME", "/home/op")]))
     }
 
     const LOCAL: &str = "zk_cluster = \"127.0.0.1:2181\"\n[ssh]\ntransport = \"local\"\n";
@@ -755,9 +681,7 @@ mod tests {
 
     #[test]
     fn bad_endpoint_points_at_value() {
-        let text = format!(
-            "{LOCAL}[[component]]\nrole = \"tablet\"\nendpoint = \"10.0.0.1\"\ndir = \"/opt/o\"\n"
-        );
+        let text = format!("{LOCAL}[[component]]\nrole = \"tablet\"\nendpoint = \"10.0.0.1\"\ndir = \"/opt/o\"\n");
         let err = parse(&text).unwrap_err();
         assert_eq!(err.line, Some(6));
         assert_eq!(err.key.as_deref(), Some("component[0].endpoint"));
@@ -766,8 +690,7 @@ mod tests {
 
     #[test]
     fn unknown_role_is_rejected() {
-        let text =
-            format!("{LOCAL}[[component]]\nrole = \"tablets\"\nendpoint = \"h:1\"\ndir = \"/o\"\n");
+        let text = format!("{LOCAL}[[component]]\nrole = \"tablets\"\nendpoint = \"h:1\"\ndir = \"/o\"\n");
         let err = parse(&text).unwrap_err();
         assert_eq!(err.line, Some(5));
         assert!(err.message.contains("tablets"), "{}", err.message);
@@ -775,16 +698,10 @@ mod tests {
 
     #[test]
     fn password_comes_only_from_environment() {
-        let text =
-            "zk_cluster = \"127.0.0.1:2181\"\nuser = \"root\"\n[ssh]\ntransport = \"local\"\n";
+        let text = "zk_cluster = \"127.0.0.1:2181\"\nuser = \"root\"\n[ssh]\ntransport = \"local\"\n";
         let err = parse(text).unwrap_err();
         assert!(err.message.contains("OPENMLDB_PASSWORD"));
-        let c = ClusterConfig::parse(
-            Path::new("c.toml"),
-            text,
-            &env(&[("OPENMLDB_PASSWORD", "s3cret")]),
-        )
-        .unwrap();
+        let c = ClusterConfig::parse(Path::new("c.toml"), text, &env(&[("OPENMLDB_PASSWORD", "s3cret")])).unwrap();
         let creds = c.credentials.unwrap();
         assert_eq!(creds.password.expose(), "s3cret");
         assert!(!format!("{creds:?}").contains("s3cret"));
@@ -794,11 +711,7 @@ mod tests {
     fn duplicate_endpoints_name_both_places() {
         let comp = "[[component]]\nrole = \"tablet\"\nendpoint = \"h:1\"\ndir = \"/o\"\n";
         let err = parse(&format!("{LOCAL}{comp}{comp}")).unwrap_err();
-        assert!(
-            err.message.contains("cluster.toml:4") && err.message.contains("cluster.toml:8"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("cluster.toml:4") && err.message.contains("cluster.toml:8"), "{}", err.message);
     }
 
     #[test]

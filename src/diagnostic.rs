@@ -65,15 +65,8 @@ mod tests {
     #[test]
     fn snippet_puts_caret_under_column() {
         let mut out = String::new();
-        let loc = Location {
-            file: "x.rhai".into(),
-            line: 2,
-            column: 5,
-        };
+        let loc = Location { file: "x.rhai".into(), line: 2, column: 5 };
         write_snippet(&mut out, &loc, Some("let a = 1;\nlet b = boom();\n"), 1);
-        assert_eq!(
-            out,
-            "  --> x.rhai:2:5\n  |\n2 | let b = boom();\n  |     ^\n"
-        );
+        assert_eq!(out, "  --> x.rhai:2:5\n  |\n2 | let b = boom();\n  |     ^\n");
     }
 }

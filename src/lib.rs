@@ -10,6 +10,7 @@
 //! - [`remote`]: commands and files on hosts (ssh2 or local).
 //! - [`script`]: the Rhai engine, bindings, stock modules and error rendering.
 //! - [`sandbox`]: local rehearsal clusters (real ZooKeeper, simulated OpenMLDB).
+//! - [`sim`]: the simulated OpenMLDB nameserver and tablet (`openmldb-sim`).
 
 pub mod cli;
 pub mod cluster;
@@ -20,5 +21,6 @@ pub mod interrupt;
 pub mod remote;
 pub mod sandbox;
 pub mod script;
+pub mod sim;
 
 pub use cli::run;

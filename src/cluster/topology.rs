@@ -16,12 +16,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
-        Role::Nameserver,
-        Role::Tablet,
-        Role::Apiserver,
-        Role::Taskmanager,
-    ];
+    pub const ALL: [Role; 4] = [Role::Nameserver, Role::Tablet, Role::Apiserver, Role::Taskmanager];
 
     /// The name used by `bin/start.sh` and in `conf/hosts` sections.
     pub fn as_str(self) -> &'static str {
@@ -56,9 +51,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown role `{s}`; expected nameserver, tablet, apiserver or taskmanager")
-            })
+            .ok_or_else(|| format!("unknown role `{s}`; expected nameserver, tablet, apiserver or taskmanager"))
     }
 }
 
@@ -72,10 +65,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(host: impl Into<String>, port: u16) -> Self {
-        Endpoint {
-            host: host.into(),
-            port,
-        }
+        Endpoint { host: host.into(), port }
     }
     pub fn host(&self) -> &str {
         &self.host
@@ -94,8 +84,7 @@ impl fmt::Display for Endpoint {
 impl FromStr for Endpoint {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad =
-            || format!("`{s}` is not an endpoint; expected host:port, for example 10.0.0.1:10921");
+        let bad = || format!("`{s}` is not an endpoint; expected host:port, for example 10.0.0.1:10921");
         let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
         if host.is_empty() || host.contains(char::is_whitespace) || host.contains(':') {
             return Err(bad());

@@ -17,11 +17,7 @@ pub enum ZkError {
         "cannot reach ZooKeeper at {cluster} within {timeout:?}: {reason}. Check that ZooKeeper is \
          running and that zk_cluster in the cluster config is right"
     )]
-    Unreachable {
-        cluster: String,
-        timeout: Duration,
-        reason: String,
-    },
+    Unreachable { cluster: String, timeout: Duration, reason: String },
     #[error("ZooKeeper node {path} does not exist")]
     NoNode { path: String },
     #[error("ZooKeeper node {path} already exists")]
@@ -79,10 +75,7 @@ pub struct Zk {
 
 impl Zk {
     pub fn new(settings: ZkSettings) -> Self {
-        Zk {
-            settings,
-            client: Mutex::new(None),
-        }
+        Zk { settings, client: Mutex::new(None) }
     }
 
     pub fn settings(&self) -> &ZkSettings {
@@ -99,70 +92,41 @@ impl Zk {
         if let Some(client) = slot.as_ref() {
             if !matches!(
                 client.state(),
-                zkc::SessionState::Expired
-                    | zkc::SessionState::Closed
-                    | zkc::SessionState::AuthFailed
+                zkc::SessionState::Expired | zkc::SessionState::Closed | zkc::SessionState::AuthFailed
             ) {
                 return Ok(client.clone());
             }
         }
         let s = &self.settings;
-        let mut connector = zkc::Client::connector()
-            .with_session_timeout(s.session_timeout)
-            .with_connection_timeout(s.connect_timeout);
+        let mut connector =
+            zkc::Client::connector().with_session_timeout(s.session_timeout).with_connection_timeout(s.connect_timeout);
         if let Some(cert) = &s.cert {
             connector = connector.with_auth("digest", cert.expose().as_bytes());
         }
-        let unreachable = |reason: String| ZkError::Unreachable {
-            cluster: s.cluster.clone(),
-            timeout: s.connect_timeout,
-            reason,
-        };
-        let client = tokio::time::timeout(
-            s.connect_timeout + Duration::from_secs(1),
-            connector.connect(&s.cluster),
-        )
-        .await
-        .map_err(|_| unreachable("no answer".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
+        let unreachable =
+            |reason: String| ZkError::Unreachable { cluster: s.cluster.clone(), timeout: s.connect_timeout, reason };
+        let client = tokio::time::timeout(s.connect_timeout + Duration::from_secs(1), connector.connect(&s.cluster))
+            .await
+            .map_err(|_| unreachable("no answer".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
         *slot = Some(client.clone());
         Ok(client)
     }
 
-    fn map_err<'a>(
-        operation: &'static str,
-        path: &'a str,
-    ) -> impl FnOnce(zkc::Error) -> ZkError + 'a {
+    fn map_err<'a>(operation: &'static str, path: &'a str) -> impl FnOnce(zkc::Error) -> ZkError + 'a {
         move |e| match e {
-            zkc::Error::NoNode => ZkError::NoNode {
-                path: path.to_string(),
-            },
-            zkc::Error::NodeExists => ZkError::NodeExists {
-                path: path.to_string(),
-            },
-            zkc::Error::NoAuth => ZkError::NoAuth {
-                path: path.to_string(),
-            },
-            zkc::Error::NotEmpty => ZkError::NotEmpty {
-                path: path.to_string(),
-            },
-            source => ZkError::Other {
-                operation,
-                path: path.to_string(),
-                source,
-            },
+            zkc::Error::NoNode => ZkError::NoNode { path: path.to_string() },
+            zkc::Error::NodeExists => ZkError::NodeExists { path: path.to_string() },
+            zkc::Error::NoAuth => ZkError::NoAuth { path: path.to_string() },
+            zkc::Error::NotEmpty => ZkError::NotEmpty { path: path.to_string() },
+            source => ZkError::Other { operation, path: path.to_string(), source },
         }
     }
 
     /// Children of `path`, sorted as OpenMLDB sorts them (C§1.2).
     pub async fn children(&self, path: &str) -> Result<Vec<String>, ZkError> {
         let path = self.resolve(path);
-        let mut children = self
-            .client()
-            .await?
-            .list_children(&path)
-            .await
-            .map_err(Self::map_err("list", &path))?;
+        let mut children = self.client().await?.list_children(&path).await.map_err(Self::map_err("list", &path))?;
         children.sort();
         Ok(children)
     }
@@ -170,42 +134,23 @@ impl Zk {
     /// Data of `path`.
     pub async fn get(&self, path: &str) -> Result<Vec<u8>, ZkError> {
         let path = self.resolve(path);
-        let (data, _) = self
-            .client()
-            .await?
-            .get_data(&path)
-            .await
-            .map_err(Self::map_err("get", &path))?;
+        let (data, _) = self.client().await?.get_data(&path).await.map_err(Self::map_err("get", &path))?;
         Ok(data)
     }
 
     /// Metadata of `path`, or `None` when it does not exist.
     pub async fn stat(&self, path: &str) -> Result<Option<NodeStat>, ZkError> {
         let path = self.resolve(path);
-        let stat = self
-            .client()
-            .await?
-            .check_stat(&path)
-            .await
-            .map_err(Self::map_err("stat", &path))?;
+        let stat = self.client().await?.check_stat(&path).await.map_err(Self::map_err("stat", &path))?;
         Ok(stat.as_ref().map(NodeStat::from))
     }
 
     /// Creates `path` (parents too, persistent) and returns the path created (with its sequence
     /// number for sequential nodes).
-    pub async fn create(
-        &self,
-        path: &str,
-        data: &[u8],
-        flags: CreateFlags,
-    ) -> Result<String, ZkError> {
+    pub async fn create(&self, path: &str, data: &[u8], flags: CreateFlags) -> Result<String, ZkError> {
         let path = self.resolve(path);
         let client = self.client().await?;
-        let acls = if self.settings.cert.is_some() {
-            zkc::Acls::creator_all()
-        } else {
-            zkc::Acls::anyone_all()
-        };
+        let acls = if self.settings.cert.is_some() { zkc::Acls::creator_all() } else { zkc::Acls::anyone_all() };
         if let Some((parent, _)) = path.rsplit_once('/') {
             if !parent.is_empty() {
                 let options = zkc::CreateMode::Persistent.with_acls(acls);
@@ -221,37 +166,22 @@ impl Zk {
             (true, false) => zkc::CreateMode::Ephemeral,
             (true, true) => zkc::CreateMode::EphemeralSequential,
         };
-        let (_, sequence) = client
-            .create(&path, data, &mode.with_acls(acls))
-            .await
-            .map_err(Self::map_err("create", &path))?;
-        Ok(if flags.sequential {
-            format!("{path}{sequence}")
-        } else {
-            path
-        })
+        let (_, sequence) =
+            client.create(&path, data, &mode.with_acls(acls)).await.map_err(Self::map_err("create", &path))?;
+        Ok(if flags.sequential { format!("{path}{sequence}") } else { path })
     }
 
     /// Replaces the data of `path`; returns the new version.
     pub async fn set(&self, path: &str, data: &[u8]) -> Result<i32, ZkError> {
         let path = self.resolve(path);
-        let stat = self
-            .client()
-            .await?
-            .set_data(&path, data, None)
-            .await
-            .map_err(Self::map_err("set", &path))?;
+        let stat = self.client().await?.set_data(&path, data, None).await.map_err(Self::map_err("set", &path))?;
         Ok(stat.version)
     }
 
     /// Deletes `path` (which must have no children).
     pub async fn delete(&self, path: &str) -> Result<(), ZkError> {
         let path = self.resolve(path);
-        self.client()
-            .await?
-            .delete(&path, None)
-            .await
-            .map_err(Self::map_err("delete", &path))
+        self.client().await?.delete(&path, None).await.map_err(Self::map_err("delete", &path))
     }
 }
 
@@ -263,11 +193,7 @@ pub fn resolve_path(root: &str, path: &str) -> String {
     let root = root.trim_end_matches('/');
     let path = path.trim_end_matches('/');
     if path.is_empty() {
-        return if root.is_empty() {
-            "/".into()
-        } else {
-            root.to_string()
-        };
+        return if root.is_empty() { "/".into() } else { root.to_string() };
     }
     format!("{root}/{path}")
 }

@@ -79,25 +79,14 @@ pub fn parse(text: &str) -> Result<Vec<HostsEntry>, HostsError> {
         let port = match parts.next() {
             None | Some("") => None,
             Some(p) => Some(
-                p.parse::<u16>()
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| err(format!("`{p}` is not a port number")))?,
+                p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| err(format!("`{p}` is not a port number")))?,
             ),
         };
         let extra_ports = parts.count();
         if extra_ports > 0 && current != Section::Zookeeper {
-            return Err(err(
-                "peer and election ports are only valid in [zookeeper]".into()
-            ));
+            return Err(err("peer and election ports are only valid in [zookeeper]".into()));
         }
-        entries.push(HostsEntry {
-            section: current,
-            host,
-            port,
-            workdir: fields.get(1).map(|s| s.to_string()),
-            line,
-        });
+        entries.push(HostsEntry { section: current, host, port, workdir: fields.get(1).map(|s| s.to_string()), line });
     }
     Ok(entries)
 }
@@ -130,10 +119,7 @@ node-3:2181:2888:3888 /tmp/openmldb/zk-1
         assert_eq!(entries.len(), 6);
         assert_eq!(entries[0].section, Section::Server(Role::Tablet));
         assert_eq!(entries[0].port, Some(10921));
-        assert_eq!(
-            entries[0].workdir.as_deref(),
-            Some("/tmp/openmldb/tablet-1")
-        );
+        assert_eq!(entries[0].workdir.as_deref(), Some("/tmp/openmldb/tablet-1"));
         assert_eq!(entries[2].host, "node-1");
         assert_eq!(entries[2].port, None);
         assert_eq!(entries[2].line, 7);
@@ -151,10 +137,7 @@ node-3:2181:2888:3888 /tmp/openmldb/zk-1
     #[test]
     fn rejects_inline_comment_and_bad_port() {
         assert_eq!(parse("[tablet]\nh1:1 /d # c\n").unwrap_err().line, 2);
-        assert!(parse("[tablet]\nh1:port\n")
-            .unwrap_err()
-            .message
-            .contains("not a port"));
+        assert!(parse("[tablet]\nh1:port\n").unwrap_err().message.contains("not a port"));
         assert!(parse("h1\n").unwrap_err().message.contains("before any"));
     }
 }

@@ -32,9 +32,7 @@ pub fn key_types_for(known_hosts: &str, host: &str, port: u16) -> Vec<String> {
         let (Some(patterns), Some(key_type)) = (fields.next(), fields.next()) else {
             continue;
         };
-        if patterns.split(',').any(|p| pattern_matches(p, &name))
-            && !types.iter().any(|t| t == key_type)
-        {
+        if patterns.split(',').any(|p| pattern_matches(p, &name)) && !types.iter().any(|t| t == key_type) {
             types.push(key_type.to_string());
         }
     }
@@ -65,10 +63,9 @@ pub fn method_preference(key_types: &[String]) -> Option<String> {
     for t in key_types {
         match t.as_str() {
             "ssh-rsa" => prefs.extend(["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]),
-            "ssh-ed25519"
-            | "ecdsa-sha2-nistp256"
-            | "ecdsa-sha2-nistp384"
-            | "ecdsa-sha2-nistp521" => prefs.push(t.as_str()),
+            "ssh-ed25519" | "ecdsa-sha2-nistp256" | "ecdsa-sha2-nistp384" | "ecdsa-sha2-nistp521" => {
+                prefs.push(t.as_str())
+            }
             _ => {}
         }
     }
@@ -94,24 +91,15 @@ mod tests {
         let mut mac = Hmac::<Sha1>::new_from_slice(&salt).unwrap();
         mac.update(b"[127.0.0.1]:2222");
         let b64 = base64::engine::general_purpose::STANDARD;
-        let line = format!(
-            "|1|{}|{} ecdsa-sha2-nistp256 AAAA\n",
-            b64.encode(salt),
-            b64.encode(mac.finalize().into_bytes())
-        );
-        assert_eq!(
-            key_types_for(&line, "127.0.0.1", 2222),
-            vec!["ecdsa-sha2-nistp256"]
-        );
+        let line =
+            format!("|1|{}|{} ecdsa-sha2-nistp256 AAAA\n", b64.encode(salt), b64.encode(mac.finalize().into_bytes()));
+        assert_eq!(key_types_for(&line, "127.0.0.1", 2222), vec!["ecdsa-sha2-nistp256"]);
         assert!(key_types_for(&line, "127.0.0.1", 2223).is_empty());
     }
 
     #[test]
     fn rsa_prefers_sha2_signatures() {
-        assert_eq!(
-            method_preference(&["ssh-rsa".into()]).unwrap(),
-            "rsa-sha2-512,rsa-sha2-256,ssh-rsa"
-        );
+        assert_eq!(method_preference(&["ssh-rsa".into()]).unwrap(), "rsa-sha2-512,rsa-sha2-256,ssh-rsa");
         assert_eq!(method_preference(&[]), None);
     }
 }

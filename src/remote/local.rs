@@ -14,11 +14,7 @@ pub(super) async fn exec(
     interrupt: &Interrupt,
 ) -> Result<ExecOutput, RemoteError> {
     let started = Instant::now();
-    let io = |context: &str, source| RemoteError::Io {
-        host: host.to_string(),
-        context: context.to_string(),
-        source,
-    };
+    let io = |context: &str, source| RemoteError::Io { host: host.to_string(), context: context.to_string(), source };
     // Its own process group, so a timeout or Ctrl-C can stop the whole command, not just `sh`.
     let child = tokio::process::Command::new("sh")
         .arg("-c")
@@ -33,10 +29,7 @@ pub(super) async fn exec(
     let pid = child.id();
     let kill_group = || {
         if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     };
     tokio::select! {
@@ -63,13 +56,11 @@ pub(super) async fn exec(
 }
 
 pub(super) async fn copy(host: &str, from: &Path, to: &Path) -> Result<u64, RemoteError> {
-    tokio::fs::copy(from, to)
-        .await
-        .map_err(|source| RemoteError::Io {
-            host: host.to_string(),
-            context: format!("cannot copy {} to {}", from.display(), to.display()),
-            source,
-        })
+    tokio::fs::copy(from, to).await.map_err(|source| RemoteError::Io {
+        host: host.to_string(),
+        context: format!("cannot copy {} to {}", from.display(), to.display()),
+        source,
+    })
 }
 
 pub(super) fn path_kind(path: &Path) -> PathKind {

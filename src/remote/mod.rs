@@ -74,24 +74,11 @@ pub enum RemoteError {
          match {known_hosts}. Refusing to connect. If the host was legitimately reinstalled, remove \
          the old entry with `ssh-keygen -R '{name}' -f {known_hosts}` and record the new key"
     )]
-    HostKeyChanged {
-        name: String,
-        key_type: String,
-        fingerprint: String,
-        known_hosts: PathBuf,
-    },
+    HostKeyChanged { name: String, key_type: String, fingerprint: String, known_hosts: PathBuf },
     #[error("ssh login as {user}@{host} failed; tried: {tried}. Check the user and identity_file in the cluster config, or the host's authorized_keys")]
-    Auth {
-        host: String,
-        user: String,
-        tried: String,
-    },
+    Auth { host: String, user: String, tried: String },
     #[error("timed out after {after:?} on {host} running `{command}`; the command may still be running there")]
-    Timeout {
-        host: String,
-        command: String,
-        after: Duration,
-    },
+    Timeout { host: String, command: String, after: Duration },
     #[error("interrupted while running `{command}` on {host}; it may still be running there")]
     Interrupted { host: String, command: String },
     #[error("ssh to {host}: {context}: {source}")]
@@ -119,10 +106,7 @@ pub struct Remotes {
 impl Remotes {
     /// Without a config every host is reached with the built-in defaults.
     pub fn new(config: Option<Arc<ClusterConfig>>) -> Self {
-        Remotes {
-            config,
-            sessions: Mutex::new(HashMap::new()),
-        }
+        Remotes { config, sessions: Mutex::new(HashMap::new()) }
     }
 
     /// The ssh settings that apply to `host`.
@@ -167,9 +151,7 @@ impl Remotes {
         let access = self.access(host);
         tracing::debug!(host, command, ?timeout, transport = ?access.transport, "exec");
         match access.transport {
-            TransportKind::Local | TransportKind::Auto => {
-                local::exec(host, command, timeout, interrupt).await
-            }
+            TransportKind::Local | TransportKind::Auto => local::exec(host, command, timeout, interrupt).await,
             TransportKind::Ssh2 => {
                 let conn = self.connection(&access);
                 let (command, interrupt) = (command.to_string(), interrupt.clone());
@@ -186,43 +168,24 @@ impl Remotes {
     pub async fn upload(&self, host: &str, local: &Path, remote: &str) -> Result<u64, RemoteError> {
         let access = self.access(host);
         match access.transport {
-            TransportKind::Local | TransportKind::Auto => {
-                local::copy(host, local, Path::new(remote)).await
-            }
+            TransportKind::Local | TransportKind::Auto => local::copy(host, local, Path::new(remote)).await,
             TransportKind::Ssh2 => {
                 let conn = self.connection(&access);
                 let (local, remote) = (local.to_path_buf(), remote.to_string());
-                blocking(host, move || {
-                    conn.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .upload(&local, &remote)
-                })
-                .await
+                blocking(host, move || conn.lock().unwrap_or_else(|p| p.into_inner()).upload(&local, &remote)).await
             }
         }
     }
 
     /// Copies `remote` on `host` to a local file; returns the bytes copied.
-    pub async fn download(
-        &self,
-        host: &str,
-        remote: &str,
-        local: &Path,
-    ) -> Result<u64, RemoteError> {
+    pub async fn download(&self, host: &str, remote: &str, local: &Path) -> Result<u64, RemoteError> {
         let access = self.access(host);
         match access.transport {
-            TransportKind::Local | TransportKind::Auto => {
-                local::copy(host, Path::new(remote), local).await
-            }
+            TransportKind::Local | TransportKind::Auto => local::copy(host, Path::new(remote), local).await,
             TransportKind::Ssh2 => {
                 let conn = self.connection(&access);
                 let (local, remote) = (local.to_path_buf(), remote.to_string());
-                blocking(host, move || {
-                    conn.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .download(&remote, &local)
-                })
-                .await
+                blocking(host, move || conn.lock().unwrap_or_else(|p| p.into_inner()).download(&remote, &local)).await
             }
         }
     }
@@ -235,12 +198,7 @@ impl Remotes {
             TransportKind::Ssh2 => {
                 let conn = self.connection(&access);
                 let path = path.to_string();
-                blocking(host, move || {
-                    conn.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .path_kind(&path)
-                })
-                .await
+                blocking(host, move || conn.lock().unwrap_or_else(|p| p.into_inner()).path_kind(&path)).await
             }
         }
     }
@@ -250,11 +208,9 @@ async fn blocking<T: Send + 'static>(
     host: &str,
     f: impl FnOnce() -> Result<T, RemoteError> + Send + 'static,
 ) -> Result<T, RemoteError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RemoteError::Io {
-            host: host.to_string(),
-            context: "ssh worker thread failed".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?
+    tokio::task::spawn_blocking(f).await.map_err(|e| RemoteError::Io {
+        host: host.to_string(),
+        context: "ssh worker thread failed".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?
 }

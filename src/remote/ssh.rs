@@ -21,19 +21,12 @@ pub(super) struct Connection {
 
 impl Connection {
     pub(super) fn new(access: HostAccess) -> Self {
-        Connection {
-            access,
-            session: None,
-        }
+        Connection { access, session: None }
     }
 
     fn ssh_err(&self, context: impl Into<String>) -> impl FnOnce(ssh2::Error) -> RemoteError + '_ {
         let context = context.into();
-        move |source| RemoteError::Ssh {
-            host: self.access.host.clone(),
-            context,
-            source,
-        }
+        move |source| RemoteError::Ssh { host: self.access.host.clone(), context, source }
     }
 
     fn session(&mut self) -> Result<&Session, RemoteError> {
@@ -45,36 +38,20 @@ impl Connection {
 
     fn open(&self) -> Result<Session, RemoteError> {
         let a = &self.access;
-        let connect_err = |source| RemoteError::Connect {
-            host: a.host.clone(),
-            port: a.port,
-            source,
-        };
-        let addr = (a.host.as_str(), a.port)
-            .to_socket_addrs()
-            .map_err(connect_err)?
-            .next()
-            .ok_or_else(|| {
-                connect_err(std::io::Error::new(
-                    ErrorKind::NotFound,
-                    "no address for this host name",
-                ))
+        let connect_err = |source| RemoteError::Connect { host: a.host.clone(), port: a.port, source };
+        let addr =
+            (a.host.as_str(), a.port).to_socket_addrs().map_err(connect_err)?.next().ok_or_else(|| {
+                connect_err(std::io::Error::new(ErrorKind::NotFound, "no address for this host name"))
             })?;
         let tcp = TcpStream::connect_timeout(&addr, a.connect_timeout).map_err(connect_err)?;
         let mut session = Session::new().map_err(self.ssh_err("cannot create an ssh session"))?;
         session.set_tcp_stream(tcp);
         session.set_timeout(millis(a.connect_timeout));
         let recorded = std::fs::read_to_string(&a.known_hosts).unwrap_or_default();
-        if let Some(prefs) =
-            known_hosts::method_preference(&known_hosts::key_types_for(&recorded, &a.host, a.port))
-        {
-            session
-                .method_pref(MethodType::HostKey, &prefs)
-                .map_err(self.ssh_err("cannot set host key preference"))?;
+        if let Some(prefs) = known_hosts::method_preference(&known_hosts::key_types_for(&recorded, &a.host, a.port)) {
+            session.method_pref(MethodType::HostKey, &prefs).map_err(self.ssh_err("cannot set host key preference"))?;
         }
-        session
-            .handshake()
-            .map_err(self.ssh_err("handshake failed"))?;
+        session.handshake().map_err(self.ssh_err("handshake failed"))?;
         self.verify_host_key(&session)?;
         self.authenticate(&session)?;
         Ok(session)
@@ -82,9 +59,7 @@ impl Connection {
 
     fn verify_host_key(&self, session: &Session) -> Result<(), RemoteError> {
         let a = &self.access;
-        let mut known = session
-            .known_hosts()
-            .map_err(self.ssh_err("cannot read known_hosts"))?;
+        let mut known = session.known_hosts().map_err(self.ssh_err("cannot read known_hosts"))?;
         if a.known_hosts.exists() {
             known
                 .read_file(&a.known_hosts, KnownHostFileKind::OpenSSH)
@@ -97,12 +72,7 @@ impl Connection {
         })?;
         let fingerprint = session
             .host_key_hash(HashType::Sha256)
-            .map(|h| {
-                format!(
-                    "SHA256:{}",
-                    base64::engine::general_purpose::STANDARD_NO_PAD.encode(h)
-                )
-            })
+            .map(|h| format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(h)))
             .unwrap_or_else(|| "(unknown)".into());
         let key_type = match key_type {
             HostKeyType::Rsa => "RSA",
@@ -115,12 +85,9 @@ impl Connection {
         let name = known_hosts::host_pattern_name(&a.host, a.port);
         match known.check_port(&a.host, a.port, key) {
             CheckResult::Match => Ok(()),
-            CheckResult::Mismatch => Err(RemoteError::HostKeyChanged {
-                name,
-                key_type,
-                fingerprint,
-                known_hosts: a.known_hosts.clone(),
-            }),
+            CheckResult::Mismatch => {
+                Err(RemoteError::HostKeyChanged { name, key_type, fingerprint, known_hosts: a.known_hosts.clone() })
+            }
             CheckResult::NotFound | CheckResult::Failure => Err(RemoteError::HostKeyUnknown {
                 host: a.host.clone(),
                 port: a.port,
@@ -143,31 +110,20 @@ impl Connection {
         }
         for key in &a.identity_files {
             tried.push(key.display().to_string());
-            if session
-                .userauth_pubkey_file(&a.user, None, key, None)
-                .is_ok()
-                && session.authenticated()
-            {
+            if session.userauth_pubkey_file(&a.user, None, key, None).is_ok() && session.authenticated() {
                 return Ok(());
             }
         }
         Err(RemoteError::Auth {
             host: a.host.clone(),
             user: a.user.clone(),
-            tried: if tried.is_empty() {
-                "nothing (no agent, no identity_file)".into()
-            } else {
-                tried.join(", ")
-            },
+            tried: if tried.is_empty() { "nothing (no agent, no identity_file)".into() } else { tried.join(", ") },
         })
     }
 
     /// Runs a closure on the session; a transport failure drops the session so the next call
     /// reconnects.
-    fn with_session<T>(
-        &mut self,
-        f: impl FnOnce(&Self, &Session) -> Result<T, RemoteError>,
-    ) -> Result<T, RemoteError> {
+    fn with_session<T>(&mut self, f: impl FnOnce(&Self, &Session) -> Result<T, RemoteError>) -> Result<T, RemoteError> {
         self.session()?;
         let session = self.session.take().expect("session open");
         let result = f(self, &session);
@@ -203,12 +159,8 @@ impl Connection {
         let host = &self.access.host;
         session.set_blocking(true);
         session.set_timeout(millis(timeout));
-        let mut channel = session
-            .channel_session()
-            .map_err(self.ssh_err("cannot open a channel"))?;
-        channel
-            .exec(command)
-            .map_err(self.ssh_err(format!("cannot start `{command}`")))?;
+        let mut channel = session.channel_session().map_err(self.ssh_err("cannot open a channel"))?;
+        channel.exec(command).map_err(self.ssh_err(format!("cannot start `{command}`")))?;
         // Read stdout and stderr together without blocking, so neither stream can fill the
         // window while we wait on the other.
         session.set_blocking(false);
@@ -216,25 +168,14 @@ impl Connection {
         let mut buf = [0u8; 16 * 1024];
         let read_result = loop {
             if interrupt.is_raised() {
-                break Err(RemoteError::Interrupted {
-                    host: host.clone(),
-                    command: command.to_string(),
-                });
+                break Err(RemoteError::Interrupted { host: host.clone(), command: command.to_string() });
             }
             if started.elapsed() > timeout {
-                break Err(RemoteError::Timeout {
-                    host: host.clone(),
-                    command: command.to_string(),
-                    after: timeout,
-                });
+                break Err(RemoteError::Timeout { host: host.clone(), command: command.to_string(), after: timeout });
             }
             let mut progressed = false;
             for (stream, sink) in [(0, &mut stdout), (1, &mut stderr)] {
-                let read = if stream == 0 {
-                    channel.read(&mut buf)
-                } else {
-                    channel.stderr().read(&mut buf)
-                };
+                let read = if stream == 0 { channel.read(&mut buf) } else { channel.stderr().read(&mut buf) };
                 match read {
                     Ok(0) => {}
                     Ok(n) => {
@@ -260,16 +201,10 @@ impl Connection {
         };
         session.set_blocking(true);
         read_result?;
-        let remaining = timeout
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_secs(1));
+        let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
         session.set_timeout(millis(remaining));
-        channel
-            .wait_close()
-            .map_err(self.ssh_err(format!("waiting for `{command}` to finish")))?;
-        let exit_code = channel
-            .exit_status()
-            .map_err(self.ssh_err("reading the exit status"))?;
+        channel.wait_close().map_err(self.ssh_err(format!("waiting for `{command}` to finish")))?;
+        let exit_code = channel.exit_status().map_err(self.ssh_err("reading the exit status"))?;
         Ok(ExecOutput {
             host: host.clone(),
             command: command.to_string(),
@@ -283,21 +218,12 @@ impl Connection {
     pub(super) fn upload(&mut self, local: &Path, remote: &str) -> Result<u64, RemoteError> {
         self.with_session(|this, session| {
             let host = &this.access.host;
-            let io = |context: String| {
-                move |source| RemoteError::Io {
-                    host: host.clone(),
-                    context,
-                    source,
-                }
-            };
+            let io = |context: String| move |source| RemoteError::Io { host: host.clone(), context, source };
             session.set_blocking(true);
             session.set_timeout(0);
-            let mut src = std::fs::File::open(local)
-                .map_err(io(format!("cannot read {}", local.display())))?;
-            let mode = src
-                .metadata()
-                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
-                .unwrap_or(0o644);
+            let mut src = std::fs::File::open(local).map_err(io(format!("cannot read {}", local.display())))?;
+            let mode =
+                src.metadata().map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions())).unwrap_or(0o644);
             let sftp = session.sftp().map_err(this.ssh_err("cannot start sftp"))?;
             let mut dst = sftp
                 .open_mode(
@@ -307,8 +233,7 @@ impl Connection {
                     ssh2::OpenType::File,
                 )
                 .map_err(this.ssh_err(format!("cannot create {remote}")))?;
-            let copied =
-                std::io::copy(&mut src, &mut dst).map_err(io(format!("writing {remote}")))?;
+            let copied = std::io::copy(&mut src, &mut dst).map_err(io(format!("writing {remote}")))?;
             dst.flush().map_err(io(format!("writing {remote}")))?;
             Ok(copied)
         })
@@ -317,21 +242,12 @@ impl Connection {
     pub(super) fn download(&mut self, remote: &str, local: &Path) -> Result<u64, RemoteError> {
         self.with_session(|this, session| {
             let host = &this.access.host;
-            let io = |context: String| {
-                move |source| RemoteError::Io {
-                    host: host.clone(),
-                    context,
-                    source,
-                }
-            };
+            let io = |context: String| move |source| RemoteError::Io { host: host.clone(), context, source };
             session.set_blocking(true);
             session.set_timeout(0);
             let sftp = session.sftp().map_err(this.ssh_err("cannot start sftp"))?;
-            let mut src = sftp
-                .open(Path::new(remote))
-                .map_err(this.ssh_err(format!("cannot open {remote}")))?;
-            let mut dst = std::fs::File::create(local)
-                .map_err(io(format!("cannot create {}", local.display())))?;
+            let mut src = sftp.open(Path::new(remote)).map_err(this.ssh_err(format!("cannot open {remote}")))?;
+            let mut dst = std::fs::File::create(local).map_err(io(format!("cannot create {}", local.display())))?;
             std::io::copy(&mut src, &mut dst).map_err(io(format!("reading {remote}")))
         })
     }

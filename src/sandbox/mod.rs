@@ -45,10 +45,7 @@ const ZK_ADDR_FILE: &str = "zookeeper.addr";
 
 /// Starts a sandbox in `dir`.
 pub fn up(dir: &Path) -> Result<SandboxInfo, SandboxError> {
-    let io = |source| SandboxError::Io {
-        dir: dir.to_path_buf(),
-        source,
-    };
+    let io = |source| SandboxError::Io { dir: dir.to_path_buf(), source };
     std::fs::create_dir_all(dir).map_err(io)?;
     let dir = dir.canonicalize().map_err(io)?;
     if let Some(pid) = read_pid(&dir.join(ZK_PID_FILE)).filter(|p| is_running(*p)) {
@@ -68,21 +65,14 @@ pub fn up(dir: &Path) -> Result<SandboxInfo, SandboxError> {
         ),
     )
     .map_err(io)?;
-    Ok(SandboxInfo {
-        dir,
-        zk_cluster,
-        zookeeper_pid,
-        cluster_toml,
-    })
+    Ok(SandboxInfo { dir, zk_cluster, zookeeper_pid, cluster_toml })
 }
 
 /// Stops everything `up` started in `dir`.
 pub fn down(dir: &Path) -> Result<Vec<u32>, SandboxError> {
     let pid_file = dir.join(ZK_PID_FILE);
     let Some(pid) = read_pid(&pid_file) else {
-        return Err(SandboxError::NotFound {
-            dir: dir.to_path_buf(),
-        });
+        return Err(SandboxError::NotFound { dir: dir.to_path_buf() });
     };
     stop_pid(pid, Duration::from_secs(10));
     let _ = std::fs::remove_file(&pid_file);
@@ -91,9 +81,7 @@ pub fn down(dir: &Path) -> Result<Vec<u32>, SandboxError> {
 
 /// The ZooKeeper address and whether it runs.
 pub fn status(dir: &Path) -> Result<(String, u32, bool), SandboxError> {
-    let pid = read_pid(&dir.join(ZK_PID_FILE)).ok_or_else(|| SandboxError::NotFound {
-        dir: dir.to_path_buf(),
-    })?;
+    let pid = read_pid(&dir.join(ZK_PID_FILE)).ok_or_else(|| SandboxError::NotFound { dir: dir.to_path_buf() })?;
     let addr = std::fs::read_to_string(dir.join(ZK_ADDR_FILE)).unwrap_or_default();
     Ok((addr.trim().to_string(), pid, is_running(pid)))
 }
@@ -112,11 +100,7 @@ pub fn is_running(pid: u32) -> bool {
         return false;
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                != Some("Z")
-        }
+        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) != Some("Z"),
         Err(_) => false,
     }
 }

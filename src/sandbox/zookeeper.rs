@@ -30,14 +30,8 @@ pub enum ZooKeeperError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "ZooKeeper on 127.0.0.1:{port} did not answer `ruok` within {waited:?}; its log is {log}"
-    )]
-    NotReady {
-        port: u16,
-        waited: Duration,
-        log: PathBuf,
-    },
+    #[error("ZooKeeper on 127.0.0.1:{port} did not answer `ruok` within {waited:?}; its log is {log}")]
+    NotReady { port: u16, waited: Duration, log: PathBuf },
 }
 
 /// A running ZooKeeper server owned by this process.
@@ -65,10 +59,7 @@ impl ZooKeeperServer {
         if !Path::new(ZOOKEEPER_JAR).exists() {
             return Err(ZooKeeperError::NotInstalled);
         }
-        let io = |source| ZooKeeperError::Io {
-            dir: dir.to_path_buf(),
-            source,
-        };
+        let io = |source| ZooKeeperError::Io { dir: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir.join("data")).map_err(io)?;
         let port = match port {
             Some(port) => port,
@@ -86,19 +77,10 @@ impl ZooKeeperServer {
         )
         .map_err(io)?;
         let log_path = dir.join("zookeeper.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(io)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io)?;
         let log_err = log.try_clone().map_err(io)?;
         let child = Command::new("java")
-            .args([
-                "-Xmx256m",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-cp",
-            ])
+            .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp"])
             .arg(format!("{ZOOKEEPER_JAR}:{SLF4J_SIMPLE_JAR}"))
             .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
             .arg(&cfg)
@@ -108,19 +90,11 @@ impl ZooKeeperServer {
             .stderr(log_err)
             .spawn()
             .map_err(io)?;
-        let mut server = ZooKeeperServer {
-            child: Some(child),
-            port,
-            dir: dir.to_path_buf(),
-        };
+        let mut server = ZooKeeperServer { child: Some(child), port, dir: dir.to_path_buf() };
         let waited = Duration::from_secs(30);
         if !server.wait_ready(waited) {
             server.stop();
-            return Err(ZooKeeperError::NotReady {
-                port,
-                waited,
-                log: log_path,
-            });
+            return Err(ZooKeeperError::NotReady { port, waited, log: log_path });
         }
         Ok(server)
     }

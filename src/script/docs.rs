@@ -39,17 +39,8 @@ pub fn functions(engine: &Engine) -> Vec<FunctionDoc> {
             let meta = info.metadata;
             let namespace = info.namespace.to_string();
             let params: Vec<String> = meta.params_info.iter().map(|p| p.to_string()).collect();
-            let prefix = if namespace.is_empty() {
-                String::new()
-            } else {
-                format!("{namespace}::")
-            };
-            let signature = format!(
-                "{prefix}{}({}) -> {}",
-                meta.name,
-                params.join(", "),
-                meta.return_type
-            );
+            let prefix = if namespace.is_empty() { String::new() } else { format!("{namespace}::") };
+            let signature = format!("{prefix}{}({}) -> {}", meta.name, params.join(", "), meta.return_type);
             let doc = meta
                 .comments
                 .iter()
@@ -65,18 +56,11 @@ pub fn functions(engine: &Engine) -> Vec<FunctionDoc> {
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
-            Some(FunctionDoc {
-                namespace,
-                name: meta.name.to_string(),
-                signature,
-                doc,
-            })
+            Some(FunctionDoc { namespace, name: meta.name.to_string(), signature, doc })
         },
         false,
     );
-    docs.sort_by(|a, b| {
-        (&a.namespace, &a.name, &a.signature).cmp(&(&b.namespace, &b.name, &b.signature))
-    });
+    docs.sort_by(|a, b| (&a.namespace, &a.name, &a.signature).cmp(&(&b.namespace, &b.name, &b.signature)));
     docs.dedup();
     docs
 }
@@ -94,11 +78,8 @@ pub fn render(functions: &[FunctionDoc], filter: Option<&str>) -> String {
             }
         }
         if last_ns != Some(f.namespace.as_str()) {
-            let title = if f.namespace.is_empty() {
-                "global functions".to_string()
-            } else {
-                format!("{}::", f.namespace)
-            };
+            let title =
+                if f.namespace.is_empty() { "global functions".to_string() } else { format!("{}::", f.namespace) };
             out.push_str(&format!("\n## {title}\n\n"));
             last_ns = Some(f.namespace.as_str());
         }

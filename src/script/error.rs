@@ -54,11 +54,7 @@ impl std::fmt::Display for ScriptError {
 impl std::error::Error for ScriptError {}
 
 fn location(source: &str, pos: Position) -> Option<Location> {
-    Some(Location {
-        file: source.to_string(),
-        line: pos.line()?,
-        column: pos.position().unwrap_or(1),
-    })
+    Some(Location { file: source.to_string(), line: pos.line()?, column: pos.position().unwrap_or(1) })
 }
 
 impl ScriptError {
@@ -71,10 +67,7 @@ impl ScriptError {
             match err {
                 EvalAltResult::ErrorInFunctionCall(name, fn_source, inner, pos) => {
                     if let Some(location) = location(&current_source, *pos) {
-                        chain.push(Frame {
-                            location,
-                            note: format!("calls {name}()"),
-                        });
+                        chain.push(Frame { location, note: format!("calls {name}()") });
                     }
                     if !fn_source.is_empty() {
                         current_source = fn_source.clone();
@@ -83,10 +76,7 @@ impl ScriptError {
                 }
                 EvalAltResult::ErrorInModule(module, inner, pos) => {
                     if let Some(location) = location(&current_source, *pos) {
-                        chain.push(Frame {
-                            location,
-                            note: format!("imports {module}"),
-                        });
+                        chain.push(Frame { location, note: format!("imports {module}") });
                     }
                     current_source = module.clone();
                     err = inner;
@@ -103,15 +93,9 @@ impl ScriptError {
                     };
                     let location = location(&current_source, leaf.position());
                     if let Some(loc) = &location {
-                        let note = if matches!(leaf, EvalAltResult::ErrorRuntime(..)) {
-                            "fails here"
-                        } else {
-                            "error here"
-                        };
-                        chain.push(Frame {
-                            location: loc.clone(),
-                            note: note.into(),
-                        });
+                        let note =
+                            if matches!(leaf, EvalAltResult::ErrorRuntime(..)) { "fails here" } else { "error here" };
+                        chain.push(Frame { location: loc.clone(), note: note.into() });
                     }
                     return Self::assemble(kind, message, location, chain, sources);
                 }
@@ -123,23 +107,11 @@ impl ScriptError {
     pub fn from_parse(err: &rhai::ParseError, source: &str, sources: &SourceMap) -> Self {
         let message = err.err_type().to_string();
         let location = location(source, err.position());
-        Self::assemble(
-            ScriptErrorKind::Input,
-            message,
-            location,
-            Vec::new(),
-            sources,
-        )
+        Self::assemble(ScriptErrorKind::Input, message, location, Vec::new(), sources)
     }
 
     /// A problem found at a place in a script before it runs.
-    pub fn at(
-        kind: ScriptErrorKind,
-        message: String,
-        source: &str,
-        pos: Position,
-        sources: &SourceMap,
-    ) -> Self {
+    pub fn at(kind: ScriptErrorKind, message: String, source: &str, pos: Position, sources: &SourceMap) -> Self {
         let location = location(source, pos);
         Self::assemble(kind, message, location, Vec::new(), sources)
     }
@@ -147,13 +119,7 @@ impl ScriptError {
     /// A problem with the script as a whole (unreadable file).
     pub fn plain(kind: ScriptErrorKind, message: String) -> Self {
         let rendered = format!("error: {message}");
-        ScriptError {
-            kind,
-            message,
-            location: None,
-            chain: Vec::new(),
-            rendered,
-        }
+        ScriptError { kind, message, location: None, chain: Vec::new(), rendered }
     }
 
     fn assemble(
@@ -170,30 +136,18 @@ impl ScriptError {
         }
         if chain.len() > 1 {
             out.push_str("  = call chain:\n");
-            let width = chain
-                .iter()
-                .map(|f| f.location.to_string().len())
-                .max()
-                .unwrap_or(0);
+            let width = chain.iter().map(|f| f.location.to_string().len()).max().unwrap_or(0);
             for frame in &chain {
-                out.push_str(&format!(
-                    "      {:<width$}  {}\n",
-                    frame.location.to_string(),
-                    frame.note
-                ));
+                out.push_str(&format!("      {:<width$}  {}\n", frame.location.to_string(), frame.note));
             }
         }
         if kind == ScriptErrorKind::Interrupted {
-            out.push_str("  = the script was stopped by Ctrl-C; run `mldb-upgrade status` to see where it left the cluster\n");
+            out.push_str(
+                "  = the script was stopped by Ctrl-C; run `mldb-upgrade status` to see where it left the cluster\n",
+            );
         }
         let rendered = out.trim_end().to_string();
-        ScriptError {
-            kind,
-            message,
-            location,
-            chain,
-            rendered,
-        }
+        ScriptError { kind, message, location, chain, rendered }
     }
 }
 

@@ -23,13 +23,7 @@ pub fn registered_namespaces(engine: &Engine) -> BTreeMap<String, BTreeSet<(Stri
     let mut map: BTreeMap<String, BTreeSet<(String, usize)>> = BTreeMap::new();
     for (ns, name, arity) in engine.collect_fn_metadata(
         None,
-        |info| {
-            Some((
-                info.namespace.to_string(),
-                info.metadata.name.to_string(),
-                info.metadata.num_params,
-            ))
-        },
+        |info| Some((info.namespace.to_string(), info.metadata.name.to_string(), info.metadata.num_params)),
         false,
     ) {
         if !ns.is_empty() {
@@ -40,11 +34,7 @@ pub fn registered_namespaces(engine: &Engine) -> BTreeMap<String, BTreeSet<(Stri
 }
 
 /// Functions a module file offers to importers.
-fn module_functions(
-    engine: &Engine,
-    resolver: &Resolver,
-    path: &str,
-) -> Option<BTreeSet<(String, usize)>> {
+fn module_functions(engine: &Engine, resolver: &Resolver, path: &str) -> Option<BTreeSet<(String, usize)>> {
     let (_, text) = resolver.locate(path)?;
     let ast = engine.compile(&text).ok()?;
     Some(
@@ -135,13 +125,7 @@ mod tests {
 
     fn lint(text: &str) -> Option<String> {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let host = Arc::new(Host::new(
-            rt.handle().clone(),
-            None,
-            Default::default(),
-            false,
-            Output::captured().0,
-        ));
+        let host = Arc::new(Host::new(rt.handle().clone(), None, Default::default(), false, Output::captured().0));
         let engine = ScriptEngine::new(host, vec![]);
         engine.compile_text("t.rhai", text).err().map(|e| e.message)
     }
@@ -156,10 +140,7 @@ mod tests {
 
     #[test]
     fn wrong_argument_count_names_the_right_one() {
-        assert_eq!(
-            lint("zk::get();").unwrap(),
-            "zk::get takes 1 arguments, not 0; see `mldb-upgrade docs zk::get`"
-        );
+        assert_eq!(lint("zk::get();").unwrap(), "zk::get takes 1 arguments, not 0; see `mldb-upgrade docs zk::get`");
     }
 
     #[test]
@@ -182,9 +163,6 @@ mod tests {
 
     #[test]
     fn valid_script_passes() {
-        assert!(lint(
-            "let n = zk::children(\"nodes\"); ssh::exec(\"h\", \"true\", #{timeout: 5});"
-        )
-        .is_none());
+        assert!(lint("let n = zk::children(\"nodes\"); ssh::exec(\"h\", \"true\", #{timeout: 5});").is_none());
     }
 }

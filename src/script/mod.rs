@@ -38,12 +38,7 @@ impl Output {
     }
     pub fn captured() -> (Self, Arc<Mutex<String>>) {
         let buf = Arc::new(Mutex::new(String::new()));
-        (
-            Output {
-                capture: Some(buf.clone()),
-            },
-            buf,
-        )
+        (Output { capture: Some(buf.clone()) }, buf)
     }
     pub fn line(&self, text: &str) {
         match &self.capture {
@@ -85,12 +80,8 @@ impl From<CallError> for Box<EvalAltResult> {
     fn from(e: CallError) -> Self {
         match e {
             // Not catchable by `try`: Ctrl-C must stop the script.
-            CallError::Interrupted => {
-                EvalAltResult::ErrorTerminated(Dynamic::UNIT, Position::NONE).into()
-            }
-            CallError::Failed(msg) => {
-                EvalAltResult::ErrorRuntime(msg.into(), Position::NONE).into()
-            }
+            CallError::Interrupted => EvalAltResult::ErrorTerminated(Dynamic::UNIT, Position::NONE).into(),
+            CallError::Failed(msg) => EvalAltResult::ErrorRuntime(msg.into(), Position::NONE).into(),
         }
     }
 }
@@ -135,17 +126,12 @@ impl Host {
     /// The ZooKeeper client, or an error telling the operator to pass a cluster.
     pub fn zk(&self, function: &str) -> Result<&Zk, CallError> {
         self.zk.as_ref().ok_or_else(|| {
-            CallError::Failed(format!(
-                "{function} needs a cluster: pass --cluster FILE (a cluster.toml)"
-            ))
+            CallError::Failed(format!("{function} needs a cluster: pass --cluster FILE (a cluster.toml)"))
         })
     }
 
     /// Runs a future to completion on the runtime, giving up at once on Ctrl-C.
-    pub fn block_on<T, E: std::fmt::Display>(
-        &self,
-        fut: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, CallError> {
+    pub fn block_on<T, E: std::fmt::Display>(&self, fut: impl Future<Output = Result<T, E>>) -> Result<T, CallError> {
         if self.interrupt.is_raised() {
             return Err(CallError::Interrupted);
         }
@@ -191,25 +177,15 @@ impl ScriptEngine {
             tracing::debug!(target: "script", source = source.unwrap_or(""), line = pos.line(), "{text}");
         });
         bindings::register_all(&mut engine, &host);
-        ScriptEngine {
-            engine,
-            host,
-            sources,
-            resolver,
-        }
+        ScriptEngine { engine, host, sources, resolver }
     }
 
     /// Compiles a script file; imports are resolved when it runs.
     pub fn compile_file(&self, path: &Path) -> Result<AST, ScriptError> {
         let label = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ScriptError::plain(
-                ScriptErrorKind::Input,
-                format!("cannot read script {label}: {e}"),
-            )
-        })?;
-        self.resolver
-            .set_script_dir(path.parent().map(Path::to_path_buf));
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScriptError::plain(ScriptErrorKind::Input, format!("cannot read script {label}: {e}")))?;
+        self.resolver.set_script_dir(path.parent().map(Path::to_path_buf));
         self.compile_text(&label, &text)
     }
 
@@ -217,22 +193,10 @@ impl ScriptEngine {
     /// functions that do not exist ([`lint`]).
     pub fn compile_text(&self, label: &str, text: &str) -> Result<AST, ScriptError> {
         self.sources.insert(label, text);
-        let mut ast = self
-            .engine
-            .compile(text)
-            .map_err(|e| ScriptError::from_parse(&e, label, &self.sources))?;
+        let mut ast = self.engine.compile(text).map_err(|e| ScriptError::from_parse(&e, label, &self.sources))?;
         ast.set_source(label);
-        if let Some(bad) = lint::check(&self.engine, &self.resolver, &ast)
-            .into_iter()
-            .next()
-        {
-            return Err(ScriptError::at(
-                ScriptErrorKind::Input,
-                bad.message,
-                label,
-                bad.position,
-                &self.sources,
-            ));
+        if let Some(bad) = lint::check(&self.engine, &self.resolver, &ast).into_iter().next() {
+            return Err(ScriptError::at(ScriptErrorKind::Input, bad.message, label, bad.position, &self.sources));
         }
         Ok(ast)
     }

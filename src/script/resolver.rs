@@ -26,17 +26,10 @@ pub struct SourceMap {
 
 impl SourceMap {
     pub fn insert(&self, label: &str, text: &str) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(label.to_string(), Arc::from(text));
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).insert(label.to_string(), Arc::from(text));
     }
     pub fn get(&self, label: &str) -> Option<Arc<str>> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(label)
-            .cloned()
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).get(label).cloned()
     }
 }
 
@@ -65,12 +58,7 @@ pub struct Resolver {
 
 impl Resolver {
     pub fn new(lib_dirs: Vec<PathBuf>, sources: SourceMap) -> Self {
-        Resolver {
-            lib_dirs,
-            script_dir: Mutex::new(None),
-            sources,
-            cache: Mutex::new(HashMap::new()),
-        }
+        Resolver { lib_dirs, script_dir: Mutex::new(None), sources, cache: Mutex::new(HashMap::new()) }
     }
 
     /// Sets the directory of the main script (step 2 of the search).
@@ -81,28 +69,20 @@ impl Resolver {
     /// Finds a module's text and the label errors show for it.
     pub fn locate(&self, name: &str) -> Option<(String, String)> {
         let file = format!("{}.rhai", name.trim_end_matches(".rhai"));
-        let script_dir = self
-            .script_dir
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let script_dir = self.script_dir.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for dir in self.lib_dirs.iter().chain(script_dir.as_ref()) {
             let path = dir.join(&file);
             if let Ok(text) = std::fs::read_to_string(&path) {
                 return Some((display_label(&path), text));
             }
         }
-        stdlib_source(name.trim_end_matches(".rhai"))
-            .map(|text| (format!("stdlib/{file}"), text.to_string()))
+        stdlib_source(name.trim_end_matches(".rhai")).map(|text| (format!("stdlib/{file}"), text.to_string()))
     }
 }
 
 fn display_label(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
 }
 
 impl rhai::ModuleResolver for Resolver {
@@ -113,29 +93,20 @@ impl rhai::ModuleResolver for Resolver {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        if let Some(module) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(path)
-        {
+        if let Some(module) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
             return Ok(module.clone());
         }
         let Some((label, text)) = self.locate(path) else {
             return Err(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos).into());
         };
         self.sources.insert(&label, &text);
-        let mut ast = engine
-            .compile(&text)
-            .map_err(|e| Box::new(EvalAltResult::ErrorInModule(label.clone(), e.into(), pos)))?;
+        let mut ast =
+            engine.compile(&text).map_err(|e| Box::new(EvalAltResult::ErrorInModule(label.clone(), e.into(), pos)))?;
         ast.set_source(label.as_str());
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
             .map_err(|e| Box::new(EvalAltResult::ErrorInModule(label.clone(), e, pos)))?;
         let module: Shared<Module> = module.into();
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(path.to_string(), module.clone());
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_string(), module.clone());
         Ok(module)
     }
 }

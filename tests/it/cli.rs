@@ -36,21 +36,9 @@ fn run_lists_zookeeper_children_and_runs_uname_over_ssh() {
     );
     let out = support::run(&["run", &script, "--cluster", &cluster]);
     assert_eq!(out.code, 0, "stderr: {}", out.stderr);
-    assert!(
-        out.stdout
-            .contains("tablets: [\"127.0.0.1:10921\", \"127.0.0.1:10922\"]"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("value: startup_127.0.0.1:10921"),
-        "{}",
-        out.stdout
-    );
-    let uname = std::process::Command::new("uname")
-        .arg("-a")
-        .output()
-        .unwrap();
+    assert!(out.stdout.contains("tablets: [\"127.0.0.1:10921\", \"127.0.0.1:10922\"]"), "{}", out.stdout);
+    assert!(out.stdout.contains("value: startup_127.0.0.1:10921"), "{}", out.stdout);
+    let uname = std::process::Command::new("uname").arg("-a").output().unwrap();
     let expected = format!("uname exit 0: {}", String::from_utf8_lossy(&uname.stdout));
     assert!(out.stdout.contains(expected.trim_end()), "{}", out.stdout);
 }
@@ -58,22 +46,14 @@ fn run_lists_zookeeper_children_and_runs_uname_over_ssh() {
 #[test]
 fn settings_reach_the_script_and_missing_ones_say_which_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let script = support::write(
-        dir.path(),
-        "s.rhai",
-        "print(setting(\"release\")); print(setting(\"order\", \"config\"));",
-    );
+    let script =
+        support::write(dir.path(), "s.rhai", "print(setting(\"release\")); print(setting(\"order\", \"config\"));");
     let out = support::run(&["run", &script, "--set", "release=/opt/r.tar.gz"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, "/opt/r.tar.gz\nconfig\n");
     let out = support::run(&["run", &script]);
     assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("setting `release` is not set: pass --set release=VALUE"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("setting `release` is not set: pass --set release=VALUE"), "{}", out.stderr);
     let out = support::run(&["run", &script, "--set", "no-equals"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("is not KEY=VALUE"), "{}", out.stderr);
@@ -96,10 +76,7 @@ fn dry_run_changes_nothing_but_reads_still_read() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!marker.exists(), "dry run touched the file");
     assert!(
-        out.stdout.contains(&format!(
-            "[dry-run] 127.0.0.1: would run `touch {}`",
-            marker.display()
-        )),
+        out.stdout.contains(&format!("[dry-run] 127.0.0.1: would run `touch {}`", marker.display())),
         "{}",
         out.stdout
     );
@@ -128,18 +105,11 @@ fn ctrl_c_stops_a_script_even_inside_try() {
     std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
     assert_eq!(&first, b"started\n");
     let started = std::time::Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(30),
-        "did not stop promptly"
-    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "did not stop promptly");
     assert!(stderr.contains("error: interrupted"), "{stderr}");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
@@ -150,10 +120,7 @@ fn ctrl_c_stops_a_script_even_inside_try() {
 fn version_and_usage_exit_codes() {
     let out = support::run(&["--version"]);
     assert_eq!(out.code, 0);
-    assert_eq!(
-        out.stdout,
-        format!("mldb-upgrade {}\n", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(out.stdout, format!("mldb-upgrade {}\n", env!("CARGO_PKG_VERSION")));
     let out = support::run(&["frobnicate"]);
     assert_eq!(out.code, 2);
     let out = support::run(&["run"]);
@@ -167,17 +134,9 @@ fn sandbox_up_runs_zookeeper_and_down_stops_it() {
     let sb = sandbox.to_str().unwrap();
     let out = support::run(&["sandbox", "up", "--dir", sb]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let pid: u32 = std::fs::read_to_string(sandbox.join("zookeeper.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid: u32 = std::fs::read_to_string(sandbox.join("zookeeper.pid")).unwrap().trim().parse().unwrap();
     assert!(mldb_upgrade::sandbox::is_running(pid));
-    let script = support::write(
-        dir.path(),
-        "t.rhai",
-        "zk::create(\"probe\", \"1\"); print(zk::children(\"\"));",
-    );
+    let script = support::write(dir.path(), "t.rhai", "zk::create(\"probe\", \"1\"); print(zk::children(\"\"));");
     let cluster = sandbox.join("cluster.toml");
     let run = support::run(&["run", &script, "--cluster", cluster.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -187,8 +146,5 @@ fn sandbox_up_runs_zookeeper_and_down_stops_it() {
     assert!(again.stderr.contains("already running"), "{}", again.stderr);
     let down = support::run(&["sandbox", "down", "--dir", sb]);
     assert_eq!(down.code, 0, "{}", down.stderr);
-    assert!(
-        !mldb_upgrade::sandbox::is_running(pid),
-        "ZooKeeper still running after sandbox down"
-    );
+    assert!(!mldb_upgrade::sandbox::is_running(pid), "ZooKeeper still running after sandbox down");
 }

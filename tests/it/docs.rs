@@ -9,13 +9,7 @@ use crate::support;
 
 fn engine() -> (tokio::runtime::Runtime, ScriptEngine) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let host = Arc::new(Host::new(
-        rt.handle().clone(),
-        None,
-        BTreeMap::new(),
-        false,
-        Output::captured().0,
-    ));
+    let host = Arc::new(Host::new(rt.handle().clone(), None, BTreeMap::new(), false, Output::captured().0));
     let engine = ScriptEngine::new(host, Vec::new());
     (rt, engine)
 }
@@ -26,19 +20,12 @@ fn no_registered_function_is_undocumented() {
     let functions = docs::functions(&engine.engine);
     assert!(functions.len() >= 25, "only {} functions", functions.len());
     for ns in ["zk", "ssh", "log"] {
-        assert!(
-            functions.iter().any(|f| f.namespace == ns),
-            "namespace {ns} missing"
-        );
+        assert!(functions.iter().any(|f| f.namespace == ns), "namespace {ns} missing");
     }
     for f in &functions {
         assert!(!f.summary().trim().is_empty(), "{} has no doc", f.signature);
         assert!(f.doc.contains("Example:"), "{} has no example", f.signature);
-        assert!(
-            !f.signature.contains("_:"),
-            "{} has unnamed parameters",
-            f.signature
-        );
+        assert!(!f.signature.contains("_:"), "{} has unnamed parameters", f.signature);
     }
 }
 
@@ -49,25 +36,13 @@ fn docs_command_lists_every_function_and_filters_by_namespace() {
     let out = support::run(&["docs"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     for f in &functions {
-        assert!(
-            out.stdout.contains(&f.signature),
-            "docs misses {}",
-            f.signature
-        );
+        assert!(out.stdout.contains(&f.signature), "docs misses {}", f.signature);
     }
     let zk = support::run(&["docs", "zk"]);
     assert!(zk.stdout.starts_with("## zk::\n"), "{}", zk.stdout);
-    assert!(
-        zk.stdout.contains("zk::children(path: string) -> array"),
-        "{}",
-        zk.stdout
-    );
+    assert!(zk.stdout.contains("zk::children(path: string) -> array"), "{}", zk.stdout);
     assert!(!zk.stdout.contains("ssh::"), "{}", zk.stdout);
     let bad = support::run(&["docs", "nope"]);
     assert_eq!(bad.code, 2);
-    assert!(
-        bad.stderr.contains("no function or namespace named `nope`"),
-        "{}",
-        bad.stderr
-    );
+    assert!(bad.stderr.contains("no function or namespace named `nope`"), "{}", bad.stderr);
 }

@@ -54,12 +54,7 @@ fn unknown_function_is_rejected_before_the_script_runs() {
 
 #[test]
 fn config_error_names_file_line_and_key() {
-    let out = run_golden(&[
-        "run",
-        "golden/syntax.rhai",
-        "--cluster",
-        "golden/bad-config.toml",
-    ]);
+    let out = run_golden(&["run", "golden/syntax.rhai", "--cluster", "golden/bad-config.toml"]);
     assert_eq!(out.code, 2);
     assert_eq!(
         out.stderr,
@@ -71,48 +66,33 @@ fn config_error_names_file_line_and_key() {
 
 #[test]
 fn unknown_config_key_is_named_with_the_expected_ones() {
-    let out = run_golden(&[
-        "run",
-        "golden/syntax.rhai",
-        "--cluster",
-        "golden/typo-config.toml",
-    ]);
+    let out = run_golden(&["run", "golden/syntax.rhai", "--cluster", "golden/typo-config.toml"]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.starts_with("error: invalid cluster config: unknown field `zk_root`, expected one of `zk_cluster`, `zk_root_path`"), "{}", out.stderr);
     assert!(
-        out.stderr.contains(
-            "  --> golden/typo-config.toml:2:1\n  |\n2 | zk_root = \"/openmldb\"\n  | ^^^^^^^\n"
+        out.stderr.starts_with(
+            "error: invalid cluster config: unknown field `zk_root`, expected one of `zk_cluster`, `zk_root_path`"
         ),
         "{}",
         out.stderr
     );
     assert!(
-        out.stderr
-            .ends_with("  = help: check the spelling; README.md lists every key\n"),
+        out.stderr.contains("  --> golden/typo-config.toml:2:1\n  |\n2 | zk_root = \"/openmldb\"\n  | ^^^^^^^\n"),
         "{}",
         out.stderr
     );
+    assert!(out.stderr.ends_with("  = help: check the spelling; README.md lists every key\n"), "{}", out.stderr);
 }
 
 #[test]
 fn missing_config_file_and_missing_module_are_bad_input() {
     let out = run_golden(&["run", "golden/syntax.rhai", "--cluster", "golden/nope.toml"]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .starts_with("error: cannot read cluster config golden/nope.toml"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.starts_with("error: cannot read cluster config golden/nope.toml"), "{}", out.stderr);
     let dir = tempfile::tempdir().unwrap();
     let script = support::write(dir.path(), "m.rhai", "import \"rolling_nope\" as r;\n");
     let out = support::run(&["run", &script]);
     assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("module `rolling_nope` not found"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("module `rolling_nope` not found"), "{}", out.stderr);
 }
 
 #[test]
@@ -128,21 +108,7 @@ fn unreachable_zookeeper_is_an_operation_failure_with_advice() {
     let script = support::write(dir.path(), "z.rhai", "zk::children(\"nodes\");\n");
     let out = support::run(&["run", &script, "--cluster", &cluster]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains(&format!("cannot reach ZooKeeper at 127.0.0.1:{port}")),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("Check that ZooKeeper is running"),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(
-        out.stderr.lines().count(),
-        5,
-        "one screen, no stack dump: {}",
-        out.stderr
-    );
+    assert!(out.stderr.contains(&format!("cannot reach ZooKeeper at 127.0.0.1:{port}")), "{}", out.stderr);
+    assert!(out.stderr.contains("Check that ZooKeeper is running"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 5, "one screen, no stack dump: {}", out.stderr);
 }

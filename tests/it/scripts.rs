@@ -23,21 +23,14 @@ fn every_script_and_stdlib_module_passes_check() {
     args.extend(files.iter().map(String::as_str));
     let out = support::run(&args);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
-        files.len()
-    );
+    assert_eq!(out.stdout.lines().filter(|l| l.starts_with("ok: ")).count(), files.len());
 }
 
 #[test]
 fn check_reports_a_broken_module_import() {
     let dir = tempfile::tempdir().unwrap();
     support::write(dir.path(), "helper.rhai", "fn f( { }\n");
-    let main = support::write(
-        dir.path(),
-        "main.rhai",
-        "import \"helper\" as h;\nh::f();\n",
-    );
+    let main = support::write(dir.path(), "main.rhai", "import \"helper\" as h;\nh::f();\n");
     let out = support::run(&["check", &main]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("helper.rhai:1:"), "{}", out.stderr);
@@ -59,11 +52,7 @@ fn readme_rhai_blocks_compile() {
             blocks += 1;
             let file = support::write(dir.path(), &format!("readme-{blocks}.rhai"), &current);
             let out = support::run(&["check", &file]);
-            assert_eq!(
-                out.code, 0,
-                "README rhai block {blocks}:\n{current}\n{}",
-                out.stderr
-            );
+            assert_eq!(out.code, 0, "README rhai block {blocks}:\n{current}\n{}", out.stderr);
         } else if in_block {
             current.push_str(line);
             current.push('\n');

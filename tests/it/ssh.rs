@@ -19,12 +19,8 @@ fn remotes(sshd: &Sshd, known_hosts: &Path, key: &Path) -> Remotes {
         key.display(),
         known_hosts.display()
     );
-    let config = ClusterConfig::parse(
-        &sshd.dir.path().join("cluster.toml"),
-        &text,
-        &std::collections::HashMap::new(),
-    )
-    .expect("config parses");
+    let config = ClusterConfig::parse(&sshd.dir.path().join("cluster.toml"), &text, &std::collections::HashMap::new())
+        .expect("config parses");
     Remotes::new(Some(Arc::new(config)))
 }
 
@@ -33,33 +29,17 @@ async fn exec_returns_exit_code_stdout_and_stderr() {
     let sshd = Sshd::start();
     let r = remotes(&sshd, &sshd.known_hosts, &sshd.client_key);
     let out = r
-        .exec(
-            "127.0.0.1",
-            "echo out; echo err >&2; exit 7",
-            Duration::from_secs(20),
-            &Interrupt::new(),
-        )
+        .exec("127.0.0.1", "echo out; echo err >&2; exit 7", Duration::from_secs(20), &Interrupt::new())
         .await
         .unwrap();
     assert_eq!(out.exit_code, 7);
     assert_eq!(out.stdout, "out\n");
     assert_eq!(out.stderr, "err\n");
     // The session is reused for the next call.
-    let big = r
-        .exec(
-            "127.0.0.1",
-            "seq 1 200000 >&2; echo done",
-            Duration::from_secs(20),
-            &Interrupt::new(),
-        )
-        .await
-        .unwrap();
+    let big =
+        r.exec("127.0.0.1", "seq 1 200000 >&2; echo done", Duration::from_secs(20), &Interrupt::new()).await.unwrap();
     assert_eq!(big.stdout, "done\n");
-    assert_eq!(
-        big.stderr.lines().count(),
-        200000,
-        "stderr larger than the channel window is read fully"
-    );
+    assert_eq!(big.stderr.lines().count(), 200000, "stderr larger than the channel window is read fully");
 }
 
 #[tokio::test]
@@ -74,40 +54,15 @@ async fn changed_host_key_is_refused_with_fingerprint_and_fix() {
         .unwrap();
     assert!(status.success());
     let kh = sshd.dir.path().join("known_hosts_changed");
-    std::fs::write(
-        &kh,
-        format!(
-            "[127.0.0.1]:{} {}\n",
-            sshd.port,
-            public_key_fields(&other.with_extension("pub"))
-        ),
-    )
-    .unwrap();
+    std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", sshd.port, public_key_fields(&other.with_extension("pub"))))
+        .unwrap();
     let r = remotes(&sshd, &kh, &sshd.client_key);
-    let err = r
-        .exec(
-            "127.0.0.1",
-            "true",
-            Duration::from_secs(10),
-            &Interrupt::new(),
-        )
-        .await
-        .unwrap_err();
+    let err = r.exec("127.0.0.1", "true", Duration::from_secs(10), &Interrupt::new()).await.unwrap_err();
     assert!(matches!(err, RemoteError::HostKeyChanged { .. }), "{err}");
     let text = err.to_string();
-    assert!(
-        text.contains(&format!("HOST KEY CHANGED for [127.0.0.1]:{}", sshd.port)),
-        "{text}"
-    );
+    assert!(text.contains(&format!("HOST KEY CHANGED for [127.0.0.1]:{}", sshd.port)), "{text}");
     assert!(text.contains("ED25519 key SHA256:"), "{text}");
-    assert!(
-        text.contains(&format!(
-            "ssh-keygen -R '[127.0.0.1]:{}' -f {}",
-            sshd.port,
-            kh.display()
-        )),
-        "{text}"
-    );
+    assert!(text.contains(&format!("ssh-keygen -R '[127.0.0.1]:{}' -f {}", sshd.port, kh.display())), "{text}");
 }
 
 #[tokio::test]
@@ -116,24 +71,9 @@ async fn unknown_host_key_is_refused_with_keyscan_advice() {
     let kh = sshd.dir.path().join("known_hosts_empty");
     std::fs::write(&kh, "").unwrap();
     let r = remotes(&sshd, &kh, &sshd.client_key);
-    let err = r
-        .exec(
-            "127.0.0.1",
-            "true",
-            Duration::from_secs(10),
-            &Interrupt::new(),
-        )
-        .await
-        .unwrap_err();
+    let err = r.exec("127.0.0.1", "true", Duration::from_secs(10), &Interrupt::new()).await.unwrap_err();
     assert!(matches!(err, RemoteError::HostKeyUnknown { .. }), "{err}");
-    assert!(
-        err.to_string().contains(&format!(
-            "ssh-keyscan -p {} 127.0.0.1 >> {}",
-            sshd.port,
-            kh.display()
-        )),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&format!("ssh-keyscan -p {} 127.0.0.1 >> {}", sshd.port, kh.display())), "{err}");
 }
 
 /// libssh2 must negotiate the key type known_hosts holds (`reference/tooling.md`, ssh2 pitfall).
@@ -141,15 +81,7 @@ async fn unknown_host_key_is_refused_with_keyscan_advice() {
 async fn host_key_type_follows_known_hosts() {
     let sshd = Sshd::start_with_host_keys(&["rsa", "ed25519"]);
     let r = remotes(&sshd, &sshd.known_hosts, &sshd.client_key);
-    let out = r
-        .exec(
-            "127.0.0.1",
-            "echo ok",
-            Duration::from_secs(20),
-            &Interrupt::new(),
-        )
-        .await
-        .unwrap();
+    let out = r.exec("127.0.0.1", "echo ok", Duration::from_secs(20), &Interrupt::new()).await.unwrap();
     assert_eq!(out.stdout, "ok\n");
 }
 
@@ -163,20 +95,9 @@ async fn wrong_key_fails_login_naming_what_was_tried() {
         .status()
         .unwrap();
     let r = remotes(&sshd, &sshd.known_hosts, &stranger);
-    let err = r
-        .exec(
-            "127.0.0.1",
-            "true",
-            Duration::from_secs(10),
-            &Interrupt::new(),
-        )
-        .await
-        .unwrap_err();
+    let err = r.exec("127.0.0.1", "true", Duration::from_secs(10), &Interrupt::new()).await.unwrap_err();
     assert!(matches!(err, RemoteError::Auth { .. }), "{err}");
-    assert!(
-        err.to_string().contains(&stranger.display().to_string()),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&stranger.display().to_string()), "{err}");
 }
 
 #[tokio::test]
@@ -190,91 +111,34 @@ async fn upload_download_and_path_kind() {
     let remote = work.path().join("remote.sh");
     let remote = remote.to_str().unwrap();
     assert_eq!(r.upload("127.0.0.1", &src, remote).await.unwrap(), 23);
-    let ran = r
-        .exec(
-            "127.0.0.1",
-            remote,
-            Duration::from_secs(10),
-            &Interrupt::new(),
-        )
-        .await
-        .unwrap();
+    let ran = r.exec("127.0.0.1", remote, Duration::from_secs(10), &Interrupt::new()).await.unwrap();
     assert_eq!(ran.stdout, "payload\n", "uploaded file keeps its mode");
     let back = work.path().join("back.sh");
     assert_eq!(r.download("127.0.0.1", remote, &back).await.unwrap(), 23);
-    assert_eq!(
-        std::fs::read_to_string(&back).unwrap(),
-        "#!/bin/sh\necho payload\n"
-    );
-    assert_eq!(
-        r.path_kind("127.0.0.1", remote).await.unwrap(),
-        PathKind::File
-    );
-    assert_eq!(
-        r.path_kind("127.0.0.1", work.path().to_str().unwrap())
-            .await
-            .unwrap(),
-        PathKind::Dir
-    );
-    assert_eq!(
-        r.path_kind("127.0.0.1", "/nonexistent/x").await.unwrap(),
-        PathKind::Missing
-    );
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "#!/bin/sh\necho payload\n");
+    assert_eq!(r.path_kind("127.0.0.1", remote).await.unwrap(), PathKind::File);
+    assert_eq!(r.path_kind("127.0.0.1", work.path().to_str().unwrap()).await.unwrap(), PathKind::Dir);
+    assert_eq!(r.path_kind("127.0.0.1", "/nonexistent/x").await.unwrap(), PathKind::Missing);
 }
 
 #[tokio::test]
 async fn exec_times_out_with_the_host_and_command() {
     let sshd = Sshd::start();
     let r = remotes(&sshd, &sshd.known_hosts, &sshd.client_key);
-    let err = r
-        .exec(
-            "127.0.0.1",
-            "sleep 30",
-            Duration::from_millis(700),
-            &Interrupt::new(),
-        )
-        .await
-        .unwrap_err();
+    let err = r.exec("127.0.0.1", "sleep 30", Duration::from_millis(700), &Interrupt::new()).await.unwrap_err();
     assert!(matches!(err, RemoteError::Timeout { .. }), "{err}");
-    assert!(
-        err.to_string().contains("on 127.0.0.1 running `sleep 30`"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("on 127.0.0.1 running `sleep 30`"), "{err}");
     // A fresh session works afterwards.
-    let ok = r
-        .exec(
-            "127.0.0.1",
-            "echo again",
-            Duration::from_secs(10),
-            &Interrupt::new(),
-        )
-        .await
-        .unwrap();
+    let ok = r.exec("127.0.0.1", "echo again", Duration::from_secs(10), &Interrupt::new()).await.unwrap();
     assert_eq!(ok.stdout, "again\n");
 }
 
 #[tokio::test]
 async fn local_transport_runs_commands_and_times_out() {
     let r = Remotes::new(None);
-    let out = r
-        .exec(
-            "127.0.0.1",
-            "echo local; exit 3",
-            Duration::from_secs(10),
-            &Interrupt::new(),
-        )
-        .await
-        .unwrap();
+    let out = r.exec("127.0.0.1", "echo local; exit 3", Duration::from_secs(10), &Interrupt::new()).await.unwrap();
     assert_eq!((out.exit_code, out.stdout.as_str()), (3, "local\n"));
-    let err = r
-        .exec(
-            "localhost",
-            "sleep 30",
-            Duration::from_millis(300),
-            &Interrupt::new(),
-        )
-        .await
-        .unwrap_err();
+    let err = r.exec("localhost", "sleep 30", Duration::from_millis(300), &Interrupt::new()).await.unwrap_err();
     assert!(matches!(err, RemoteError::Timeout { .. }), "{err}");
 }
 
@@ -292,17 +156,8 @@ fn unreachable_host_is_an_operation_failure() {
             sshd.known_hosts.display()
         ),
     );
-    let script = crate::support::write(
-        dir.path(),
-        "s.rhai",
-        "ssh::exec(\"127.0.0.1\", \"true\");\n",
-    );
+    let script = crate::support::write(dir.path(), "s.rhai", "ssh::exec(\"127.0.0.1\", \"true\");\n");
     let out = crate::support::run(&["run", &script, "--cluster", &cluster]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains(&format!("cannot connect to 127.0.0.1:{port} over ssh")),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains(&format!("cannot connect to 127.0.0.1:{port} over ssh")), "{}", out.stderr);
 }

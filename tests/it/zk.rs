@@ -6,10 +6,7 @@ fn cluster(dir: &std::path::Path, zk: &TestZk, extra: &str) -> String {
     support::write(
         dir,
         "cluster.toml",
-        &format!(
-            "zk_cluster = \"{}\"\nzk_root_path = \"/cl\"\n{extra}\n[ssh]\ntransport = \"local\"\n",
-            zk.addr()
-        ),
+        &format!("zk_cluster = \"{}\"\nzk_root_path = \"/cl\"\n{extra}\n[ssh]\ntransport = \"local\"\n", zk.addr()),
     )
 }
 
@@ -52,11 +49,7 @@ fn digest_auth_from_zk_cert() {
     let zk = TestZk::start();
     let dir = tempfile::tempdir().unwrap();
     let with_cert = cluster(dir.path(), &zk, "zk_cert = \"openmldb:secret\"");
-    let write = support::write(
-        dir.path(),
-        "w.rhai",
-        "zk::create(\"guarded\", \"v\"); print(zk::get(\"guarded\"));",
-    );
+    let write = support::write(dir.path(), "w.rhai", "zk::create(\"guarded\", \"v\"); print(zk::get(\"guarded\"));");
     let out = support::run(&["run", &write, "--cluster", &with_cert]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, "v\n");
@@ -65,12 +58,7 @@ fn digest_auth_from_zk_cert() {
     let read = support::write(other.path(), "r.rhai", "zk::get(\"guarded\");");
     let out = support::run(&["run", &read, "--cluster", &without]);
     assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("ZooKeeper refused access to /cl/guarded: set zk_cert"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("ZooKeeper refused access to /cl/guarded: set zk_cert"), "{}", out.stderr);
 }
 
 #[test]
@@ -79,10 +67,5 @@ fn zk_without_cluster_says_to_pass_one() {
     let script = support::write(dir.path(), "z.rhai", "zk::children(\"nodes\");");
     let out = support::run(&["run", &script]);
     assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("zk::children needs a cluster: pass --cluster FILE"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("zk::children needs a cluster: pass --cluster FILE"), "{}", out.stderr);
 }

@@ -37,7 +37,8 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         h.block_on(async move {
             tokio::time::sleep(d).await;
             Ok::<_, String>(())
-        }).map_err(|e| e.at(&ctx))
+        })
+        .map_err(|e| e.at(&ctx))
     });
     Doc::new(
         "duration_ms",
@@ -107,9 +108,6 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "All --set values as a map.\n\nExample: `for k in settings().keys() { print(k); }`",
     )
     .register(engine, move || -> Map {
-        h.settings
-            .iter()
-            .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
-            .collect()
+        h.settings.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone()))).collect()
     });
 }

@@ -7,8 +7,14 @@ use super::{Doc, Effect};
 
 pub fn module() -> Module {
     let mut m = Module::new();
-    Doc::new("info", &["message: string"], "()", Effect::ReadOnly, "Logs an informational message (shown at the default verbosity).\n\nExample: `log::info(\"draining \" + ep);`")
-        .set_into(&mut m, |msg: &str| tracing::info!(target: "script", "{msg}"));
+    Doc::new(
+        "info",
+        &["message: string"],
+        "()",
+        Effect::ReadOnly,
+        "Logs an informational message (shown at the default verbosity).\n\nExample: `log::info(\"draining \" + ep);`",
+    )
+    .set_into(&mut m, |msg: &str| tracing::info!(target: "script", "{msg}"));
     Doc::new(
         "warn",
         &["message: string"],
@@ -16,10 +22,7 @@ pub fn module() -> Module {
         Effect::ReadOnly,
         "Logs a warning.\n\nExample: `log::warn(\"follower lags by \" + lag);`",
     )
-    .set_into(
-        &mut m,
-        |msg: &str| tracing::warn!(target: "script", "{msg}"),
-    );
+    .set_into(&mut m, |msg: &str| tracing::warn!(target: "script", "{msg}"));
     Doc::new("error", &["message: string"], "()", Effect::ReadOnly, "Logs an error without stopping the script (use `throw` to stop).\n\nExample: `log::error(\"tablet \" + ep + \" did not come back\");`")
         .set_into(&mut m, |msg: &str| tracing::error!(target: "script", "{msg}"));
     Doc::new(
@@ -29,9 +32,6 @@ pub fn module() -> Module {
         Effect::ReadOnly,
         "Logs a debug message (shown with -v).\n\nExample: `log::debug(\"raw reply: \" + reply);`",
     )
-    .set_into(
-        &mut m,
-        |msg: &str| tracing::debug!(target: "script", "{msg}"),
-    );
+    .set_into(&mut m, |msg: &str| tracing::debug!(target: "script", "{msg}"));
     m
 }

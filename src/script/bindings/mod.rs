@@ -19,11 +19,7 @@ use super::Host;
 /// Registers every namespace into `engine`.
 pub fn register_all(engine: &mut Engine, host: &Arc<Host>) {
     core::register(engine, host);
-    for (name, module) in [
-        ("zk", zk::module(host)),
-        ("ssh", ssh::module(host)),
-        ("log", log::module()),
-    ] {
+    for (name, module) in [("zk", zk::module(host)), ("ssh", ssh::module(host)), ("log", log::module())] {
         engine.register_static_module(name, module.into());
     }
 }
@@ -56,28 +52,15 @@ impl Doc {
         effect: Effect,
         text: &'static str,
     ) -> Self {
-        Doc {
-            name,
-            params,
-            returns,
-            text,
-            effect,
-        }
+        Doc { name, params, returns, text, effect }
     }
 
     fn registration(&self, namespace: FnNamespace) -> FuncRegistration {
-        let mut comment: Vec<String> = self
-            .text
-            .trim()
-            .lines()
-            .map(|l| format!("/// {l}").trim_end().to_string())
-            .collect();
+        let mut comment: Vec<String> =
+            self.text.trim().lines().map(|l| format!("/// {l}").trim_end().to_string()).collect();
         if self.effect == Effect::Changes {
             comment.push("///".into());
-            comment.push(
-                "/// Changes something: in --dry-run it prints what it would do and does nothing."
-                    .into(),
-            );
+            comment.push("/// Changes something: in --dry-run it prints what it would do and does nothing.".into());
         }
         let mut info: Vec<&str> = self.params.to_vec();
         info.push(self.returns);
@@ -97,8 +80,7 @@ impl Doc {
         R: rhai::Variant + Clone,
         FUNC: rhai::RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
     {
-        self.registration(FnNamespace::Internal)
-            .set_into_module(module, func);
+        self.registration(FnNamespace::Internal).set_into_module(module, func);
     }
 
     /// Registers as a global function (`sleep`).
@@ -110,8 +92,7 @@ impl Doc {
         R: rhai::Variant + Clone,
         FUNC: rhai::RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
     {
-        self.registration(FnNamespace::Global)
-            .register_into_engine(engine, func);
+        self.registration(FnNamespace::Global).register_into_engine(engine, func);
     }
 }
 

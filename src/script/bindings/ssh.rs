@@ -24,10 +24,7 @@ fn output_map(out: &ExecOutput, dry_run: bool) -> Map {
     m.insert("ok".into(), (out.exit_code == 0).into());
     m.insert("stdout".into(), out.stdout.clone().into());
     m.insert("stderr".into(), out.stderr.clone().into());
-    m.insert(
-        "duration_ms".into(),
-        (out.duration.as_millis() as i64).into(),
-    );
+    m.insert("duration_ms".into(), (out.duration.as_millis() as i64).into());
     m.insert("dry_run".into(), dry_run.into());
     m
 }
@@ -37,21 +34,13 @@ fn timeout_option(options: &Map) -> Res<Duration> {
         None => Ok(DEFAULT_EXEC_TIMEOUT),
         Some(v) if v.is_string() => duration_arg(&v.clone().into_string()?),
         Some(v) => Ok(Duration::from_millis(
-            v.as_int()
-                .map_err(|t| format!("timeout must be a duration string or milliseconds, not {t}"))?
-                .max(0) as u64,
+            v.as_int().map_err(|t| format!("timeout must be a duration string or milliseconds, not {t}"))?.max(0)
+                as u64,
         )),
     }
 }
 
-fn exec(
-    ctx: &NativeCallContext,
-    h: &Host,
-    host: &str,
-    command: &str,
-    timeout: Duration,
-    changes: bool,
-) -> Res<Map> {
+fn exec(ctx: &NativeCallContext, h: &Host, host: &str, command: &str, timeout: Duration, changes: bool) -> Res<Map> {
     if changes && h.dry_run() {
         h.say(&format!("[dry-run] {host}: would run `{command}`"));
         let out = ExecOutput {
@@ -64,9 +53,7 @@ fn exec(
         };
         return Ok(output_map(&out, true));
     }
-    let out = h
-        .block_on(h.remotes.exec(host, command, timeout, &h.interrupt))
-        .map_err(|e| e.at(ctx))?;
+    let out = h.block_on(h.remotes.exec(host, command, timeout, &h.interrupt)).map_err(|e| e.at(ctx))?;
     Ok(output_map(&out, false))
 }
 

@@ -28,11 +28,7 @@ pub struct Run {
 /// Runs the binary with `args` in `cwd`, with no stdin.
 pub fn run_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(binary());
-    cmd.args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .env_remove("MLDB_CLUSTER")
-        .env("NO_COLOR", "1");
+    cmd.args(args).current_dir(cwd).stdin(Stdio::null()).env_remove("MLDB_CLUSTER").env("NO_COLOR", "1");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -58,8 +54,7 @@ pub struct TestZk {
 impl TestZk {
     pub fn start() -> TestZk {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server =
-            ZooKeeperServer::start(dir.path()).expect("ZooKeeper starts (make deps installs it)");
+        let server = ZooKeeperServer::start(dir.path()).expect("ZooKeeper starts (make deps installs it)");
         TestZk { server, _dir: dir }
     }
     pub fn addr(&self) -> String {

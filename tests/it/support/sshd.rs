@@ -34,10 +34,7 @@ fn keygen(path: &Path, kind: &str) {
 /// Returns `<type> <base64>` of a public key file.
 pub fn public_key_fields(pub_file: &Path) -> String {
     let text = std::fs::read_to_string(pub_file).expect("public key readable");
-    text.split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
+    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
 pub fn current_user() -> String {
@@ -55,10 +52,7 @@ impl Sshd {
     /// holds the first one only.
     pub fn start_with_host_keys(kinds: &[&str]) -> Sshd {
         let sshd_bin = Path::new("/usr/sbin/sshd");
-        assert!(
-            sshd_bin.exists(),
-            "/usr/sbin/sshd missing: run `make deps` (openssh-server)"
-        );
+        assert!(sshd_bin.exists(), "/usr/sbin/sshd missing: run `make deps` (openssh-server)");
         std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
@@ -96,19 +90,9 @@ impl Sshd {
             .expect("start sshd");
         let known_hosts = d.join("known_hosts");
         let first_pub = host_keys[0].with_extension("pub");
-        std::fs::write(
-            &known_hosts,
-            format!("[127.0.0.1]:{port} {}\n", public_key_fields(&first_pub)),
-        )
-        .expect("write known_hosts");
-        let mut sshd = Sshd {
-            child: Some(child),
-            port,
-            dir,
-            client_key,
-            known_hosts,
-            user: current_user(),
-        };
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {}\n", public_key_fields(&first_pub)))
+            .expect("write known_hosts");
+        let mut sshd = Sshd { child: Some(child), port, dir, client_key, known_hosts, user: current_user() };
         sshd.wait_listening();
         sshd
     }
@@ -120,8 +104,7 @@ impl Sshd {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                let log =
-                    std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default();
                 panic!("sshd exited with {status}: {log}");
             }
             std::thread::sleep(Duration::from_millis(20));

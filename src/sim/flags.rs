@@ -1,0 +1,257 @@
+//! gflags-style command line of `bin/openmldb`, as far as the simulator needs it.
+//!
+//! `--flagfile=conf/<role>.flags` is read first (lines `--key=value`, `#` comments, blank
+//! lines); flags given on the command line override it whatever their position (gflags
+//! applies the flagfile where it appears, but start.sh only ever passes
+//! `--flagfile=... --enable_status_service=true`, O§1.2, so "command line wins" is what
+//! matters). Unknown flags are accepted and ignored: real flagfiles carry many flags the
+//! simulator has no use for. Defaults are those of `src/flags.cc` (C§7).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlagsError {
+    #[error("cannot read flagfile {path}: {source}")]
+    Flagfile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("flag --{name}: cannot parse {value:?} as {kind}")]
+    BadValue { name: String, value: String, kind: &'static str },
+    #[error("--role must be nameserver or tablet, not {0:?}")]
+    BadRole(String),
+    #[error("--endpoint is required")]
+    MissingEndpoint,
+    #[error("--zk_cluster is required")]
+    MissingZkCluster,
+}
+
+/// The component a process plays (`--role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    NameServer,
+    Tablet,
+}
+
+/// Every flag the simulator honours, with OpenMLDB's defaults (C§7).
+#[derive(Debug, Clone)]
+pub struct SimFlags {
+    pub role: Option<Role>,
+    pub endpoint: String,
+    pub zk_cluster: String,
+    pub zk_root_path: String,
+    pub zk_session_timeout: Duration,
+    /// `user:password` for ZooKeeper digest auth (C§1.1 "ACL").
+    pub zk_cert: Option<String>,
+    pub zk_keep_alive_check_interval: Duration,
+    pub db_root_path: PathBuf,
+    pub enable_status_service: bool,
+    pub skip_grant_tables: bool,
+    pub auto_failover: bool,
+    pub system_table_replica_num: u32,
+    pub tablet_heartbeat_timeout: Duration,
+    pub tablet_offline_check_interval: Duration,
+    pub get_task_status_interval: Duration,
+    pub get_table_status_interval: Duration,
+    pub name_server_task_pool_size: u32,
+    pub name_server_task_concurrency: u32,
+    pub name_server_task_concurrency_for_replica_cluster: u32,
+    pub name_server_task_max_concurrency: u32,
+    pub name_server_task_wait_time: Duration,
+    pub name_server_op_execute_timeout: Duration,
+    pub max_op_num: usize,
+    pub check_binlog_sync_progress_delta: u64,
+    /// `--version` was given: print the version and exit.
+    pub print_version: bool,
+}
+
+impl Default for SimFlags {
+    fn default() -> Self {
+        SimFlags {
+            role: None,
+            endpoint: String::new(),
+            zk_cluster: String::new(),
+            zk_root_path: "/openmldb".to_string(),
+            zk_session_timeout: Duration::from_millis(2000),
+            zk_cert: None,
+            zk_keep_alive_check_interval: Duration::from_millis(15000),
+            db_root_path: PathBuf::from("/tmp/"),
+            enable_status_service: false,
+            skip_grant_tables: true,
+            auto_failover: false,
+            system_table_replica_num: 1,
+            tablet_heartbeat_timeout: Duration::from_millis(300_000),
+            tablet_offline_check_interval: Duration::from_millis(1000),
+            get_task_status_interval: Duration::from_millis(2000),
+            get_table_status_interval: Duration::from_millis(2000),
+            name_server_task_pool_size: 8,
+            name_server_task_concurrency: 2,
+            name_server_task_concurrency_for_replica_cluster: 2,
+            name_server_task_max_concurrency: 8,
+            name_server_task_wait_time: Duration::from_millis(1000),
+            name_server_op_execute_timeout: Duration::from_millis(7_200_000),
+            max_op_num: 10000,
+            check_binlog_sync_progress_delta: 100_000,
+            print_version: false,
+        }
+    }
+}
+
+/// Splits `--key=value`, `-key=value`, `--key` (boolean true) into key and value.
+fn split_flag(arg: &str) -> Option<(String, Option<String>)> {
+    let body = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))?;
+    if body.is_empty() {
+        return None;
+    }
+    match body.split_once('=') {
+        Some((k, v)) => Some((k.to_string(), Some(v.to_string()))),
+        None => Some((body.to_string(), None)),
+    }
+}
+
+/// Parses the lines of a flagfile into key/value pairs (later lines win).
+pub fn parse_flagfile_text(text: &str) -> Vec<(String, Option<String>)> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).filter_map(split_flag).collect()
+}
+
+impl SimFlags {
+    /// Parses process arguments (without argv\[0\]); relative paths resolve against `cwd`.
+    pub fn parse<I, S>(args: I, cwd: &Path) -> Result<SimFlags, FlagsError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut command_line: Vec<(String, Option<String>)> = Vec::new();
+        let mut flagfiles: Vec<PathBuf> = Vec::new();
+        for arg in args {
+            let Some((key, value)) = split_flag(arg.as_ref()) else {
+                continue; // gflags leaves positional arguments alone
+            };
+            if key == "flagfile" {
+                if let Some(v) = value {
+                    flagfiles.push(cwd.join(v));
+                }
+            } else {
+                command_line.push((key, value));
+            }
+        }
+        let mut merged: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for path in flagfiles {
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| FlagsError::Flagfile { path: path.clone(), source })?;
+            merged.extend(parse_flagfile_text(&text));
+        }
+        merged.extend(command_line);
+        let mut flags = SimFlags::default();
+        for (key, value) in merged {
+            flags.apply(&key, value, cwd)?;
+        }
+        Ok(flags)
+    }
+
+    fn apply(&mut self, key: &str, value: Option<String>, cwd: &Path) -> Result<(), FlagsError> {
+        let text = value.clone().unwrap_or_else(|| "true".to_string());
+        let bad = |kind: &'static str| FlagsError::BadValue { name: key.to_string(), value: text.clone(), kind };
+        let ms = |t: &str| t.parse::<u64>().map(Duration::from_millis).map_err(|_| bad("milliseconds"));
+        let num = |t: &str| t.parse::<u64>().map_err(|_| bad("an unsigned number"));
+        let boolean = |t: &str| match t.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "t" | "y" => Ok(true),
+            "false" | "0" | "no" | "f" | "n" => Ok(false),
+            _ => Err(bad("a boolean")),
+        };
+        match key {
+            "version" => self.print_version = boolean(&text)?,
+            "role" => {
+                self.role = Some(match text.as_str() {
+                    "nameserver" => Role::NameServer,
+                    "tablet" => Role::Tablet,
+                    other => return Err(FlagsError::BadRole(other.to_string())),
+                })
+            }
+            "endpoint" => self.endpoint = text,
+            "zk_cluster" => self.zk_cluster = text,
+            "zk_root_path" => self.zk_root_path = text,
+            "zk_session_timeout" => self.zk_session_timeout = ms(&text)?,
+            "zk_cert" => self.zk_cert = value.filter(|v| !v.is_empty()),
+            "zk_keep_alive_check_interval" => self.zk_keep_alive_check_interval = ms(&text)?,
+            "db_root_path" => {
+                // Comma-separated multi-disk lists exist; the simulator uses the first path.
+                let first = text.split(',').next().unwrap_or_default();
+                self.db_root_path = cwd.join(first);
+            }
+            "enable_status_service" => self.enable_status_service = boolean(&text)?,
+            "skip_grant_tables" => self.skip_grant_tables = boolean(&text)?,
+            "auto_failover" => self.auto_failover = boolean(&text)?,
+            "system_table_replica_num" => self.system_table_replica_num = num(&text)? as u32,
+            "tablet_heartbeat_timeout" => self.tablet_heartbeat_timeout = ms(&text)?,
+            "tablet_offline_check_interval" => self.tablet_offline_check_interval = ms(&text)?,
+            "get_task_status_interval" => self.get_task_status_interval = ms(&text)?,
+            "get_table_status_interval" => self.get_table_status_interval = ms(&text)?,
+            "name_server_task_pool_size" => self.name_server_task_pool_size = num(&text)? as u32,
+            "name_server_task_concurrency" => self.name_server_task_concurrency = num(&text)? as u32,
+            "name_server_task_concurrency_for_replica_cluster" => {
+                self.name_server_task_concurrency_for_replica_cluster = num(&text)? as u32
+            }
+            "name_server_task_max_concurrency" => self.name_server_task_max_concurrency = num(&text)? as u32,
+            "name_server_task_wait_time" => self.name_server_task_wait_time = ms(&text)?,
+            "name_server_op_execute_timeout" => self.name_server_op_execute_timeout = ms(&text)?,
+            "max_op_num" => self.max_op_num = num(&text)? as usize,
+            "check_binlog_sync_progress_delta" => self.check_binlog_sync_progress_delta = num(&text)?,
+            _ => {} // accepted and ignored, like the many flags real flagfiles carry
+        }
+        Ok(())
+    }
+
+    /// Number of op queues: max concurrency plus the replica-cluster queues (C§3.3).
+    pub fn op_queue_count(&self) -> usize {
+        (self.name_server_task_max_concurrency + self.name_server_task_concurrency_for_replica_cluster) as usize
+    }
+
+    /// Checks the flags a server role needs.
+    pub fn validate_server(&self) -> Result<(), FlagsError> {
+        if self.endpoint.is_empty() {
+            return Err(FlagsError::MissingEndpoint);
+        }
+        if self.zk_cluster.is_empty() {
+            return Err(FlagsError::MissingZkCluster);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flagfile_then_command_line_override() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("conf")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("conf/tablet.flags"),
+            "# comment\n\n--role=tablet\n--endpoint=127.0.0.1:1\n--zk_session_timeout=10000\n\
+             --db_root_path=./db\n--some_unknown_flag=3\n--enable_status_service=false\n",
+        )
+        .expect("write");
+        let flags = SimFlags::parse(
+            ["--flagfile=conf/tablet.flags", "--enable_status_service=true", "--endpoint=127.0.0.1:2"],
+            dir.path(),
+        )
+        .expect("parse");
+        assert_eq!(flags.role, Some(Role::Tablet));
+        assert_eq!(flags.endpoint, "127.0.0.1:2");
+        assert_eq!(flags.zk_session_timeout, Duration::from_secs(10));
+        assert!(flags.enable_status_service);
+        assert_eq!(flags.db_root_path, dir.path().join("./db"));
+        assert_eq!(flags.op_queue_count(), 10);
+    }
+
+    #[test]
+    fn bad_boolean_is_an_error() {
+        let err = SimFlags::parse(["--auto_failover=maybe"], Path::new("/")).expect_err("must fail");
+        assert!(err.to_string().contains("auto_failover"));
+    }
+}

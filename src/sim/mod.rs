@@ -1,0 +1,75 @@
+//! A simulated OpenMLDB control plane: nameserver and tablet processes that behave like
+//! `bin/openmldb --role=nameserver|tablet` against a real ZooKeeper, following
+//! `reference/openmldb-cluster.md` (cited C§) and `reference/openmldb-operations.md` (O§).
+//!
+//! # Starting components
+//!
+//! In-process (tests, sandbox): bind a [`tokio::net::TcpListener`], build [`SimFlags`] (for
+//! example with [`SimFlags::parse`]) whose `endpoint` is the listener's address, then
+//! `run_nameserver(listener, flags, version, shutdown)` or
+//! `run_tablet(listener, flags, version, shutdown)`; cancel `shutdown` to stop. Stopping
+//! never closes the ZooKeeper session, exactly like a killed OpenMLDB process.
+//!
+//! As a process: the `openmldb-sim` binary takes the real command line, e.g.
+//! `openmldb-sim --flagfile=./conf/tablet.flags --enable_status_service=true`, and reads its
+//! version from `openmldb.version` next to the executable ([`process::installed_version`]).
+//!
+//! # What is faithful
+//!
+//! ZooKeeper layout and election (C§1), RPC names, URL forms, JSON shapes, error codes and
+//! per-connection authentication (C§2), op types, task chains, queues, polling, failover
+//! resume and ShowOPStatus retention (C§3), tablet replica modes and states (C§4), flag
+//! names and defaults (C§7).
+//!
+//! # Simplifications versus real OpenMLDB
+//!
+//! * Metadata in ZooKeeper is **JSON**, not binary protobuf: `table/db_table_data/<tid>`
+//!   holds a `TableInfo` as JSON, `op/op_data/<id>` an `OPInfo` as JSON whose `data` field is
+//!   the JSON of one merged op-data struct (real OpenMLDB uses one message per op type).
+//!   Legacy `table/table_data/<name>` (tables without a db) is never written.
+//! * Only HTTP+JSON is served (no baidu_std, no `application/proto` bodies); built-in pages
+//!   are `/version`, `/health` and `/status` (with `--enable_status_service`). The status
+//!   page is a short text with a `version: <ver>` line. `/version` is answered from the
+//!   start, while real tablets set it only after registering in ZooKeeper.
+//! * Authentication: a connection is verified on its first request to a non-builtin path.
+//!   With `--skip_grant_tables=false` the accepted credentials are `sdefault` and the
+//!   default root user with the empty password (`uroot:<hash>`); the USER table's rows are
+//!   not modelled, so other users cannot be added.
+//! * The internal databases (`__INTERNAL_DB`, `__PRE_AGG_DB`, `INFORMATION_SCHEMA`) and
+//!   their system tables are created as metadata with one partition and
+//!   `--system_table_replica_num` replicas (at least 1); they hold no rows.
+//! * Tablets keep a replica's metadata and log as JSON in `--db_root_path/<tid>_<pid>/`
+//!   (`table_meta.json`, `binlog.json`). There are no snapshots: the log file doubles as the
+//!   snapshot, `GetManifest` always reports offset 0, `DeleteBinlog` does nothing, and
+//!   `SendSnapshot` ships both files to the target through a `SendData` call carrying the
+//!   file content in a JSON field. Loading (kTableUndefined → kTableLoading → kTableNormal)
+//!   takes about 200 ms.
+//! * There is no data plane yet: logs stay empty unless entries arrive through
+//!   `AppendEntries`; offsets are real counters (index of the last entry) and flow through
+//!   GetTableStatus, FollowOfNoOne and the periodic status refresh.
+//! * RecoverTable's child-op choice: a replica "matches" when its log is empty (offset 0) or
+//!   its term is in the partition's `term_offset` list and its offset is below the start
+//!   offset of the next term; as the
+//!   manifest offset is 0, the choice is Simplify (loaded, matched), WithDrop (loaded, not
+//!   matched), NoSend (not loaded, matched) or ReAddReplica (not loaded, not matched).
+//! * Replica placement of CreateTable is round-robin over the healthy tablets starting at
+//!   `tid`, the first replica of each partition being its leader.
+//! * The NS notices a tablet restart only through `/nodes` children changes (the old
+//!   ephemeral node must expire first, which a real restart also needs, C§1.3).
+//! * `--use_name`, multi-cluster (replica cluster) ops, `kMakeSnapshotOP` scheduling, SQL,
+//!   deployments, procedures and UDFs are not simulated; `name_server_task_pool_size` and
+//!   `name_server_op_execute_timeout` are parsed but have no effect (tasks run as async tasks).
+//! * The nameserver calls tablets over HTTP+JSON with `Authorization: sdefault`, one
+//!   connection per call.
+
+pub mod flags;
+pub mod http;
+pub mod nameserver;
+pub mod process;
+pub mod proto;
+pub mod tablet;
+pub mod zk;
+
+pub use flags::{Role, SimFlags};
+pub use nameserver::run_nameserver;
+pub use tablet::run_tablet;

@@ -1,0 +1,92 @@
+//! What `bin/openmldb` does with its command line: `--version`, or start a server of
+//! `--role` on `--endpoint` (O§1.2, C§1.4). The binary `openmldb-sim` is a thin shell over
+//! [`main_with_args`].
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::flags::{Role, SimFlags};
+use super::nameserver::run_nameserver;
+use super::tablet::run_tablet;
+
+/// The file next to the executable that names the installed release's version.
+pub const VERSION_FILE: &str = "openmldb.version";
+
+/// The version of the release the binary is installed in: `openmldb.version` next to the
+/// executable (content like `0.9.3-c5ffa75`), else the crate version with hash `0000000`.
+pub fn installed_version(executable: Option<&Path>) -> String {
+    executable
+        .and_then(Path::parent)
+        .and_then(|dir| std::fs::read_to_string(dir.join(VERSION_FILE)).ok())
+        .map(|text| text.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| format!("{}-0000000", env!("CARGO_PKG_VERSION")))
+}
+
+/// Runs the simulated `openmldb` binary with `args` (without argv\[0\]).
+pub fn main_with_args(args: Vec<String>) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let flags = match SimFlags::parse(&args, &cwd) {
+        Ok(flags) => flags,
+        Err(e) => {
+            eprintln!("openmldb: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let executable = std::env::current_exe().ok();
+    let version = installed_version(executable.as_deref());
+    if flags.print_version {
+        // gflags' --version output (C§1.4 item 2, O§4.1)
+        println!("openmldb version {version}");
+        return ExitCode::SUCCESS;
+    }
+    let Some(role) = flags.role else {
+        eprintln!("openmldb: --role must be nameserver or tablet");
+        return ExitCode::from(1);
+    };
+    if let Err(e) = flags.validate_server() {
+        eprintln!("openmldb: {e}");
+        return ExitCode::from(1);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("openmldb: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match TcpListener::bind(&flags.endpoint).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("openmldb: cannot listen on {}: {e}", flags.endpoint);
+                return ExitCode::from(1);
+            }
+        };
+        let shutdown = CancellationToken::new();
+        tokio::spawn(async move {
+            if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                term.recv().await;
+                // Exit at once, leaving the ZooKeeper session to time out: real OpenMLDB
+                // never calls zookeeper_close (C§1.3, C§3.8).
+                std::process::exit(0);
+            }
+        });
+        let role_name = if role == Role::NameServer { "nameserver" } else { "tablet" };
+        eprintln!("start {role_name} on endpoint {} with version {version}", flags.endpoint);
+        let result = match role {
+            Role::NameServer => run_nameserver(listener, flags, version, shutdown).await.map_err(|e| e.to_string()),
+            Role::Tablet => run_tablet(listener, flags, version, shutdown).await.map_err(|e| e.to_string()),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("openmldb: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
