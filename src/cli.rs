@@ -85,21 +85,59 @@ struct RunArgs {
 
 #[derive(Debug, Subcommand)]
 enum SandboxCommand {
-    /// Start a sandbox in DIR and write DIR/cluster.toml.
-    Up {
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
-    },
+    /// Start a sandbox in DIR (real ZooKeeper, simulated OpenMLDB) and write DIR/cluster.toml.
+    Up(SandboxUpArgs),
     /// Stop everything the sandbox in DIR started.
     Down {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
-    /// Show what runs in the sandbox in DIR.
+    /// Show the components of the sandbox in DIR: pids, versions, leaders.
     Status {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Lay out a release like OpenMLDB's tarball, with the simulator as its programs.
+    Release {
+        /// X.Y.Z
+        #[arg(long)]
+        version: String,
+        /// Where to put openmldb-X.Y.Z-linux/ and the Spark distribution.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Also pack openmldb-X.Y.Z-linux.tar.gz (and the Spark .tgz).
+        #[arg(long)]
+        tar: bool,
+        /// Every component of this release fails at start (for rollback rehearsals).
+        #[arg(long)]
+        broken: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SandboxUpArgs {
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// OpenMLDB version of the sandbox.
+    #[arg(long, default_value = "0.9.2")]
+    version: String,
+    #[arg(long, default_value_t = 2)]
+    nameservers: usize,
+    #[arg(long, default_value_t = 3)]
+    tablets: usize,
+    #[arg(long, default_value_t = 1)]
+    apiservers: usize,
+    #[arg(long, default_value_t = 2)]
+    taskmanagers: usize,
+    /// Start every component in daemon mode (`bin/start.sh start <role> mon`).
+    #[arg(long)]
+    daemon: bool,
+    /// Shrink OpenMLDB's timing flags and start.sh's waits, for rehearsals in seconds.
+    #[arg(long)]
+    fast: bool,
+    /// Start with auto_failover off.
+    #[arg(long)]
+    no_auto_failover: bool,
 }
 
 fn parse_setting(text: &str) -> Result<(String, String), String> {
@@ -245,17 +283,42 @@ fn check(files: &[PathBuf], lib_dirs: Vec<PathBuf>) -> Result<(), Error> {
 fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
     let op = |e: sandbox::SandboxError| Error::Operation(e.to_string());
     match cmd {
-        SandboxCommand::Up { dir } => {
-            let info = sandbox::up(&dir).map_err(op)?;
-            println!("sandbox running in {}", info.dir.display());
-            println!("  ZooKeeper   {} (pid {})", info.zk_cluster, info.zookeeper_pid);
-            println!("  config      {}", info.cluster_toml.display());
-            println!();
+        SandboxCommand::Up(args) => {
+            let options = sandbox::UpOptions {
+                version: args.version,
+                nameservers: args.nameservers,
+                tablets: args.tablets,
+                apiservers: args.apiservers,
+                taskmanagers: args.taskmanagers,
+                daemon: args.daemon,
+                fast: args.fast,
+                auto_failover: !args.no_auto_failover,
+            };
+            let started = std::time::Instant::now();
+            let rt = runtime()?;
+            let state = rt.block_on(sandbox::up(&args.dir, &options)).map_err(|e| match e {
+                sandbox::SandboxError::Option(m) => Error::Usage(m),
+                sandbox::SandboxError::Release(sandbox::release::ReleaseError::BadVersion(v)) => {
+                    Error::Usage(format!("`{v}` is not a release version; expected X.Y.Z, e.g. 0.9.3"))
+                }
+                other => op(other),
+            })?;
+            let (_, _, lines) = rt.block_on(sandbox::status(&state.dir)).map_err(op)?;
             println!(
-                "try:   mldb-upgrade run scripts/examples/cluster-tour.rhai --cluster {}",
-                info.cluster_toml.display()
+                "sandbox {} up in {:.1}s in {}",
+                state.version,
+                started.elapsed().as_secs_f64(),
+                state.dir.display()
             );
-            println!("stop:  mldb-upgrade sandbox down --dir {}", info.dir.display());
+            println!("  ZooKeeper  {} (pid {})", state.zk_cluster, state.zookeeper_pid);
+            println!("{}", status_table(&lines));
+            println!("config:  {}", state.cluster_toml.display());
+            println!(
+                "try:     mldb-upgrade run scripts/examples/cluster-tour.rhai --cluster {}",
+                state.cluster_toml.display()
+            );
+            println!("status:  mldb-upgrade sandbox status --dir {}", state.dir.display());
+            println!("stop:    mldb-upgrade sandbox down --dir {}", state.dir.display());
             Ok(())
         }
         SandboxCommand::Down { dir } => {
@@ -264,9 +327,48 @@ fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
             Ok(())
         }
         SandboxCommand::Status { dir } => {
-            let (addr, pid, running) = sandbox::status(&dir).map_err(op)?;
-            println!("ZooKeeper   {addr}   pid {pid}   {}", if running { "running" } else { "stopped" });
+            let rt = runtime()?;
+            let (state, zk_running, lines) = rt.block_on(sandbox::status(&dir)).map_err(op)?;
+            println!(
+                "ZooKeeper  {}  pid {}  {}",
+                state.zk_cluster,
+                state.zookeeper_pid,
+                if zk_running { "running" } else { "stopped" }
+            );
+            println!("{}", status_table(&lines));
+            Ok(())
+        }
+        SandboxCommand::Release { version, out, tar, broken } => {
+            let release = sandbox::release::build(&version, &out, broken, tar).map_err(|e| match e {
+                sandbox::release::ReleaseError::BadVersion(_) => Error::Usage(e.to_string()),
+                other => Error::Operation(other.to_string()),
+            })?;
+            println!("release {} in {}", release.full_version, release.dir.display());
+            println!("spark distribution in {}", release.spark_dir.display());
+            for t in &release.tarballs {
+                println!("packed {}", t.display());
+            }
+            if broken {
+                println!("every component of this release fails at start (--broken)");
+            }
             Ok(())
         }
     }
+}
+
+fn status_table(lines: &[sandbox::ComponentStatus]) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(["component", "endpoint", "pid", "state", "version", "role"]);
+    for l in lines {
+        table.add_row([
+            l.name.clone(),
+            l.endpoint.clone(),
+            l.pid.map_or("-".into(), |p| p.to_string()),
+            if l.running { "running".into() } else { "stopped".into() },
+            l.version.clone().unwrap_or_else(|| "-".into()),
+            l.detail.clone(),
+        ]);
+    }
+    table
 }

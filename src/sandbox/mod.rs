@@ -1,24 +1,42 @@
-//! Local rehearsal clusters: a real ZooKeeper plus simulated OpenMLDB components, each on its own
-//! loopback address, laid out like a real deployment. `sandbox up` starts one in a directory and
-//! writes `cluster.toml` for the tool; `sandbox down` stops everything it started.
+//! Local rehearsal clusters: a real ZooKeeper plus simulated OpenMLDB components, each from its
+//! own install directory on its own loopback address (127.0.0.2, .3, ...), so each looks like a
+//! separate host. `sandbox up` lays out a release, installs and configures every component the
+//! way `sbin/deploy.sh` would (O§2.4), starts them through the release's own `bin/start.sh`
+//! (O§1), judges success by its own checks, creates tables with 1, 2 and 3 replicas, and writes
+//! `cluster.toml` for the tool. `sandbox down` stops everything it started.
 //!
-//! Processes started by `sandbox up` outlive the command, so their pids are kept in files in the
-//! sandbox directory and `down` stops them by pid, waiting until they are really gone.
+//! Processes started by `up` outlive the command: the sandbox's `sandbox.json` lists the
+//! components, and `down` stops them by their pid files and then by a sweep of every process
+//! whose executable or working directory lies inside the sandbox directory, so nothing is left
+//! behind whatever started it (an upgrade, a test, an operator).
+//!
+//! Deviations from a real deployment, all sandbox-only: ports are free ports picked on each
+//! loopback address instead of the defaults; `--fast` shrinks OpenMLDB's timing flags and
+//! start.sh's fixed waits (`conf/sandbox.env`) so rehearsals run in seconds.
 
+pub mod release;
 pub mod zookeeper;
 
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
+use crate::cluster::topology::Role;
+use release::templates;
 use zookeeper::ZooKeeperServer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("{0}")]
     ZooKeeper(#[from] zookeeper::ZooKeeperError),
+    #[error("{0}")]
+    Release(#[from] release::ReleaseError),
     #[error("sandbox directory {dir}: {source}")]
     Io {
         dir: PathBuf,
@@ -27,76 +45,576 @@ pub enum SandboxError {
     },
     #[error("a sandbox is already running in {dir} (ZooKeeper pid {pid}); run `mldb-upgrade sandbox down --dir {dir}` first")]
     AlreadyRunning { dir: PathBuf, pid: u32 },
-    #[error("no sandbox in {dir} (no zookeeper.pid); start one with `mldb-upgrade sandbox up --dir {dir}`")]
+    #[error("no sandbox in {dir} (no sandbox.json); start one with `mldb-upgrade sandbox up --dir {dir}`")]
     NotFound { dir: PathBuf },
+    #[error("{what} did not {condition} within {waited:?}; see {log}. The sandbox is half up: run `mldb-upgrade sandbox down --dir {dir}`")]
+    NotReady { what: String, condition: String, waited: Duration, log: PathBuf, dir: PathBuf },
+    #[error("setting up tables failed: {0}")]
+    Tables(String),
+    #[error("bad sandbox option: {0}")]
+    Option(String),
 }
 
-/// What `sandbox up` started.
+/// How to build a sandbox.
 #[derive(Debug, Clone)]
-pub struct SandboxInfo {
+pub struct UpOptions {
+    pub version: String,
+    pub nameservers: usize,
+    pub tablets: usize,
+    pub apiservers: usize,
+    pub taskmanagers: usize,
+    /// Start components in daemon mode (`bin/start.sh start <role> mon`).
+    pub daemon: bool,
+    /// Shrink timing flags and start.sh waits (for tests and demos).
+    pub fast: bool,
+    pub auto_failover: bool,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        UpOptions {
+            version: "0.9.2".into(),
+            nameservers: 2,
+            tablets: 3,
+            apiservers: 1,
+            taskmanagers: 2,
+            daemon: false,
+            fast: false,
+            auto_failover: true,
+        }
+    }
+}
+
+/// One component of a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxComponent {
+    pub role: Role,
+    /// `tablet-1`, also the install directory's name.
+    pub name: String,
+    pub endpoint: String,
+    pub host: String,
+    pub dir: PathBuf,
+}
+
+impl SandboxComponent {
+    /// The start.sh component name (O§1.1).
+    pub fn start_sh_name(&self) -> &'static str {
+        self.role.as_str()
+    }
+    fn log_file(&self) -> PathBuf {
+        match self.role {
+            Role::Taskmanager => self.dir.join("taskmanager/bin/logs/taskmanager.log"),
+            role => self.dir.join(format!("logs/{role}.log")),
+        }
+    }
+}
+
+/// What a sandbox is, as kept in `DIR/sandbox.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxState {
     pub dir: PathBuf,
     pub zk_cluster: String,
+    pub zk_root_path: String,
     pub zookeeper_pid: u32,
+    pub version: String,
+    pub daemon: bool,
+    pub components: Vec<SandboxComponent>,
     pub cluster_toml: PathBuf,
+    pub releases: PathBuf,
 }
 
-const ZK_PID_FILE: &str = "zookeeper.pid";
-const ZK_ADDR_FILE: &str = "zookeeper.addr";
+const STATE_FILE: &str = "sandbox.json";
+const ROOT_PATH: &str = "/openmldb";
+
+fn io_err(dir: &Path) -> impl FnOnce(std::io::Error) -> SandboxError + '_ {
+    move |source| SandboxError::Io { dir: dir.to_path_buf(), source }
+}
+
+/// Reads `DIR/sandbox.json`.
+pub fn load_state(dir: &Path) -> Result<SandboxState, SandboxError> {
+    let text =
+        std::fs::read_to_string(dir.join(STATE_FILE)).map_err(|_| SandboxError::NotFound { dir: dir.to_path_buf() })?;
+    serde_json::from_str(&text)
+        .map_err(|e| SandboxError::Io { dir: dir.to_path_buf(), source: std::io::Error::other(e) })
+}
+
+fn save_state(state: &SandboxState) -> Result<(), SandboxError> {
+    let text = serde_json::to_string_pretty(state).unwrap_or_default();
+    std::fs::write(state.dir.join(STATE_FILE), text).map_err(io_err(&state.dir))
+}
+
+/// A free port on a loopback address.
+fn free_port_on(address: &str) -> std::io::Result<u16> {
+    Ok(TcpListener::bind((address, 0))?.local_addr()?.port())
+}
+
+/// Copies a directory tree, keeping file modes.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(entry.metadata()?.permissions().mode()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Timing flags of a `--fast` sandbox: OpenMLDB's flags scaled down (C§7).
+fn fast_flags() -> Vec<(&'static str, String)> {
+    vec![
+        ("zk_session_timeout", "3000".into()),
+        ("tablet_heartbeat_timeout", "8000".into()),
+        ("tablet_offline_check_interval", "200".into()),
+        ("get_task_status_interval", "200".into()),
+        ("get_table_status_interval", "500".into()),
+        ("name_server_task_wait_time", "100".into()),
+        ("zk_keep_alive_check_interval", "2000".into()),
+    ]
+}
 
 /// Starts a sandbox in `dir`.
-pub fn up(dir: &Path) -> Result<SandboxInfo, SandboxError> {
-    let io = |source| SandboxError::Io { dir: dir.to_path_buf(), source };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let dir = dir.canonicalize().map_err(io)?;
-    if let Some(pid) = read_pid(&dir.join(ZK_PID_FILE)).filter(|p| is_running(*p)) {
-        return Err(SandboxError::AlreadyRunning { dir, pid });
+pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, SandboxError> {
+    if options.nameservers == 0 || options.tablets == 0 {
+        return Err(SandboxError::Option("a sandbox needs at least one nameserver and one tablet".into()));
     }
+    if options.nameservers + options.tablets + options.apiservers + options.taskmanagers > 250 {
+        return Err(SandboxError::Option("at most 250 components (one loopback address each)".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let dir = dir.canonicalize().map_err(io_err(dir))?;
+    if let Ok(state) = load_state(&dir) {
+        if is_running(state.zookeeper_pid) {
+            return Err(SandboxError::AlreadyRunning { dir, pid: state.zookeeper_pid });
+        }
+    }
+    let releases = dir.join("releases");
+    let release = release::build(&options.version, &releases, false, false)?;
+
     let zk = ZooKeeperServer::start(&dir.join("zookeeper"))?;
     let zk_cluster = zk.connect_string();
     let zookeeper_pid = zk.detach().unwrap_or_default();
-    std::fs::write(dir.join(ZK_PID_FILE), zookeeper_pid.to_string()).map_err(io)?;
-    std::fs::write(dir.join(ZK_ADDR_FILE), &zk_cluster).map_err(io)?;
-    let cluster_toml = dir.join("cluster.toml");
-    std::fs::write(
-        &cluster_toml,
-        format!(
-            "# Written by `mldb-upgrade sandbox up`. Every host of the sandbox is this machine.\n\
-             zk_cluster = \"{zk_cluster}\"\nzk_root_path = \"/openmldb\"\n\n[ssh]\ntransport = \"local\"\n"
-        ),
-    )
-    .map_err(io)?;
-    Ok(SandboxInfo { dir, zk_cluster, zookeeper_pid, cluster_toml })
-}
 
-/// Stops everything `up` started in `dir`.
-pub fn down(dir: &Path) -> Result<Vec<u32>, SandboxError> {
-    let pid_file = dir.join(ZK_PID_FILE);
-    let Some(pid) = read_pid(&pid_file) else {
-        return Err(SandboxError::NotFound { dir: dir.to_path_buf() });
+    // One loopback address per component, as if each ran on its own host.
+    let mut components = Vec::new();
+    let plan = [
+        (Role::Tablet, options.tablets),
+        (Role::Nameserver, options.nameservers),
+        (Role::Apiserver, options.apiservers),
+        (Role::Taskmanager, options.taskmanagers),
+    ];
+    for (role, count) in plan {
+        for i in 1..=count {
+            let host = format!("127.0.0.{}", components.len() + 2);
+            let port = free_port_on(&host).map_err(io_err(&dir))?;
+            let name = format!("{role}-{i}");
+            components.push(SandboxComponent {
+                role,
+                endpoint: format!("{host}:{port}"),
+                host,
+                dir: dir.join(&name),
+                name,
+            });
+        }
+    }
+    let state = SandboxState {
+        cluster_toml: dir.join("cluster.toml"),
+        dir: dir.clone(),
+        zk_cluster: zk_cluster.clone(),
+        zk_root_path: ROOT_PATH.into(),
+        zookeeper_pid,
+        version: options.version.clone(),
+        daemon: options.daemon,
+        components,
+        releases,
     };
-    stop_pid(pid, Duration::from_secs(10));
-    let _ = std::fs::remove_file(&pid_file);
-    Ok(vec![pid])
+    save_state(&state)?;
+    for component in &state.components {
+        install(component, &release, &state, options)?;
+    }
+    write_cluster_toml(&state)?;
+
+    let started = |role: Role| state.components.iter().filter(move |c| c.role == role).cloned().collect::<Vec<_>>();
+    // Tablets first: a nameserver that wins the election with too few tablets exits (C§1.2).
+    start_all(&started(Role::Tablet), options.daemon).await;
+    for tablet in started(Role::Tablet) {
+        let node = format!("nodes/{}", tablet.endpoint);
+        wait_for(&state, &tablet, "register in ZooKeeper", || zk_has_node(&state, &node)).await?;
+    }
+    start_all(&started(Role::Nameserver), options.daemon).await;
+    let first_ns = started(Role::Nameserver)[0].clone();
+    let tablets: Vec<String> = started(Role::Tablet).iter().map(|t| t.endpoint.clone()).collect();
+    wait_for(&state, &first_ns, "elect a leader that sees every tablet healthy", || {
+        leader_sees_tablets(&state, tablets.clone())
+    })
+    .await?;
+    create_tables(&state, options.tablets).await?;
+    start_all(&started(Role::Apiserver), options.daemon).await;
+    start_all(&started(Role::Taskmanager), options.daemon).await;
+    for api in started(Role::Apiserver) {
+        let endpoint = api.endpoint.clone();
+        wait_for(&state, &api, "answer /health", || {
+            let endpoint = endpoint.clone();
+            async move { http_get(&endpoint, "/health").await.is_some_and(|body| body.trim() == "OK") }
+        })
+        .await?;
+    }
+    if let Some(tm) = started(Role::Taskmanager).first() {
+        wait_for(&state, tm, "become the active TaskManager", || zk_has_node(&state, "taskmanager/leader")).await?;
+    }
+    Ok(state)
 }
 
-/// The ZooKeeper address and whether it runs.
-pub fn status(dir: &Path) -> Result<(String, u32, bool), SandboxError> {
-    let pid = read_pid(&dir.join(ZK_PID_FILE)).ok_or_else(|| SandboxError::NotFound { dir: dir.to_path_buf() })?;
-    let addr = std::fs::read_to_string(dir.join(ZK_ADDR_FILE)).unwrap_or_default();
-    Ok((addr.trim().to_string(), pid, is_running(pid)))
+fn install(
+    c: &SandboxComponent,
+    release: &release::Release,
+    state: &SandboxState,
+    options: &UpOptions,
+) -> Result<(), SandboxError> {
+    copy_tree(&release.dir, &c.dir).map_err(io_err(&c.dir))?;
+    let conf = c.dir.join("conf");
+    let mut set = vec![
+        ("zk_cluster", state.zk_cluster.clone()),
+        ("zk_root_path", state.zk_root_path.clone()),
+        ("endpoint", c.endpoint.clone()),
+    ];
+    if options.fast {
+        std::fs::write(conf.join("sandbox.env"), "SANDBOX_SLEEP_SCALE=0.1\n").map_err(io_err(&conf))?;
+    }
+    let (file, text) = match c.role {
+        Role::Nameserver => {
+            set.push(("auto_failover", options.auto_failover.to_string()));
+            // A cluster with fewer tablets than system_table_replica_num cannot start (#3870).
+            set.push(("system_table_replica_num", options.tablets.min(2).to_string()));
+            if options.fast {
+                set.extend(fast_flags());
+            }
+            ("nameserver.flags", templates::render_flags(templates::NAMESERVER_FLAGS, &set))
+        }
+        Role::Tablet => {
+            if options.fast {
+                set.extend(
+                    fast_flags()
+                        .into_iter()
+                        .filter(|(k, _)| *k == "zk_session_timeout" || *k == "zk_keep_alive_check_interval"),
+                );
+            }
+            ("tablet.flags", templates::render_flags(templates::TABLET_FLAGS, &set))
+        }
+        Role::Apiserver => ("apiserver.flags", templates::render_flags(templates::APISERVER_FLAGS, &set)),
+        Role::Taskmanager => {
+            copy_tree(&release.spark_dir, &c.dir.join("spark")).map_err(io_err(&c.dir))?;
+            let (host, port) = c.endpoint.rsplit_once(':').unwrap_or_default();
+            let props = vec![
+                ("server.host", host.to_string()),
+                ("server.port", port.to_string()),
+                ("zookeeper.cluster", state.zk_cluster.clone()),
+                ("zookeeper.root_path", state.zk_root_path.clone()),
+                ("spark.home", c.dir.join("spark").display().to_string()),
+            ];
+            ("taskmanager.properties", templates::render_properties(templates::TASKMANAGER_PROPERTIES, &props))
+        }
+    };
+    std::fs::write(conf.join(file), text).map_err(io_err(&conf))
+}
+
+fn write_cluster_toml(state: &SandboxState) -> Result<(), SandboxError> {
+    let mut text = format!(
+        "# Written by `mldb-upgrade sandbox up`. Every host of the sandbox is this machine.\n\
+         zk_cluster = \"{}\"\nzk_root_path = \"{}\"\nzk_session_timeout = \"10s\"\n\n[ssh]\ntransport = \"local\"\n",
+        state.zk_cluster, state.zk_root_path
+    );
+    for c in &state.components {
+        text.push_str(&format!(
+            "\n[[component]]\nrole = \"{}\"\nendpoint = \"{}\"\nhost = \"{}\"\ndir = \"{}\"\ndaemon = {}\n",
+            c.role,
+            c.endpoint,
+            c.host,
+            c.dir.display(),
+            state.daemon
+        ));
+    }
+    std::fs::write(&state.cluster_toml, text).map_err(io_err(&state.dir))
+}
+
+/// Runs `bin/start.sh <op> <role> [mon]` in a component's install dir and returns its output.
+/// The exit code is not trusted (O§1.4): callers check the component themselves.
+pub async fn start_sh(c: &SandboxComponent, op: &str, daemon: bool) -> String {
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.arg(c.dir.join("bin/start.sh")).arg(op).arg(c.start_sh_name());
+    if daemon {
+        cmd.arg("mon");
+    }
+    // Own process group: a Ctrl-C meant for mldb-upgrade must not reach the components.
+    cmd.current_dir(&c.dir).stdin(std::process::Stdio::null()).process_group(0);
+    match cmd.output().await {
+        Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        Err(e) => format!("cannot run start.sh: {e}"),
+    }
+}
+
+async fn start_all(components: &[SandboxComponent], daemon: bool) {
+    let runs = components.iter().map(|c| start_sh(c, "start", daemon));
+    for (c, out) in components.iter().zip(futures::future::join_all(runs).await) {
+        tracing::debug!(component = %c.name, "start.sh: {out}");
+    }
+}
+
+async fn wait_for<F, Fut>(
+    state: &SandboxState,
+    c: &SandboxComponent,
+    condition: &str,
+    mut check: F,
+) -> Result<(), SandboxError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let waited = Duration::from_secs(60);
+    let deadline = Instant::now() + waited;
+    while Instant::now() < deadline {
+        if check().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(SandboxError::NotReady {
+        what: format!("{} ({})", c.name, c.endpoint),
+        condition: condition.to_string(),
+        waited,
+        log: c.log_file(),
+        dir: state.dir.clone(),
+    })
+}
+
+async fn zk_client(state: &SandboxState) -> Option<crate::cluster::zk::Zk> {
+    let settings = crate::config::ZkSettings {
+        cluster: state.zk_cluster.clone(),
+        root_path: state.zk_root_path.clone(),
+        cert: None,
+        session_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(3),
+    };
+    Some(crate::cluster::zk::Zk::new(settings))
+}
+
+async fn zk_has_node(state: &SandboxState, path: &str) -> bool {
+    let Some(zk) = zk_client(state).await else { return false };
+    matches!(zk.stat(path).await, Ok(Some(_)))
+}
+
+/// The nameserver leader's endpoint, from ZooKeeper (C§1.2).
+pub async fn nameserver_leader(state: &SandboxState) -> Option<String> {
+    let zk = zk_client(state).await?;
+    let children = zk.children("leader").await.ok()?;
+    let first = children.first()?;
+    String::from_utf8(zk.get(&format!("leader/{first}")).await.ok()?).ok()
+}
+
+/// Calls a nameserver RPC on the leader.
+pub async fn ns_call(state: &SandboxState, method: &str, body: Value) -> Result<Value, String> {
+    let leader = nameserver_leader(state).await.ok_or("no nameserver leader in ZooKeeper")?;
+    crate::sim::http::call(&leader, &format!("/NameServer/{method}"), &body, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn leader_sees_tablets(state: &SandboxState, tablets: Vec<String>) -> bool {
+    let Ok(reply) = ns_call(state, "ShowTablet", json!({})).await else { return false };
+    if crate::sim::http::reply_code(&reply) != 0 {
+        return false;
+    }
+    let healthy: Vec<&str> = reply["tablets"]
+        .as_array()
+        .map(|ts| ts.iter().filter(|t| t["state"] == "kHealthy").filter_map(|t| t["endpoint"].as_str()).collect())
+        .unwrap_or_default();
+    tablets.iter().all(|t| healthy.contains(&t.as_str()))
+}
+
+/// The sandbox's tables: `(db, table, partitions, replicas)`.
+pub fn sandbox_tables(tablets: usize) -> Vec<(&'static str, &'static str, u32, u32)> {
+    let r = |n: u32| n.min(tablets as u32);
+    vec![
+        ("demo", "single", 4, r(1)),
+        ("demo", "double", 4, r(2)),
+        ("demo", "triple", 4, r(3)),
+        ("shop", "orders", 8, r(2)),
+        ("shop", "events", 6, r(3)),
+    ]
+}
+
+async fn create_tables(state: &SandboxState, tablets: usize) -> Result<(), SandboxError> {
+    for (db, name, partitions, replicas) in sandbox_tables(tablets) {
+        let reply = ns_call(state, "CreateDatabase", json!({"db": db, "if_not_exists": true}))
+            .await
+            .map_err(SandboxError::Tables)?;
+        let code = crate::sim::http::reply_code(&reply);
+        if code != 0 && code != 801 {
+            return Err(SandboxError::Tables(format!("CreateDatabase {db}: {reply}")));
+        }
+        let table_info = json!({"name": name, "db": db, "partition_num": partitions, "replica_num": replicas});
+        let reply =
+            ns_call(state, "CreateTable", json!({"table_info": table_info})).await.map_err(SandboxError::Tables)?;
+        if crate::sim::http::reply_code(&reply) != 0 {
+            return Err(SandboxError::Tables(format!("CreateTable {db}.{name}: {reply}")));
+        }
+    }
+    Ok(())
+}
+
+/// A plain HTTP GET; `None` when the server does not answer 200.
+pub async fn http_get(endpoint: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(endpoint).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {endpoint}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200")
+            .then(|| body.to_string())
+            .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_string()))
+    };
+    tokio::time::timeout(Duration::from_secs(3), fetch).await.ok().flatten()
+}
+
+/// One line of `sandbox status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentStatus {
+    pub name: String,
+    pub role: Role,
+    pub endpoint: String,
+    pub pid: Option<u32>,
+    pub running: bool,
+    /// Running version (`/version`, or GetVersion for a TaskManager).
+    pub version: Option<String>,
+    /// `leader`/`standby` for nameservers and taskmanagers, `kHealthy`/`kOffline` for tablets.
+    pub detail: String,
 }
 
 fn read_pid(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    std::fs::read_to_string(path).ok()?.trim_matches(|c: char| c.is_whitespace() || c == '\0').parse().ok()
+}
+
+/// The pid of the component process itself (the `.pid.child` in mon mode, O§1.3).
+pub fn component_pid(c: &SandboxComponent) -> Option<u32> {
+    let pid_file = c.dir.join(format!("bin/{}.pid", c.start_sh_name()));
+    read_pid(&pid_file.with_extension("pid.child")).or_else(|| read_pid(&pid_file))
+}
+
+/// What runs in the sandbox now.
+pub async fn status(dir: &Path) -> Result<(SandboxState, bool, Vec<ComponentStatus>), SandboxError> {
+    let state = load_state(dir)?;
+    let zk_running = is_running(state.zookeeper_pid);
+    let leader = if zk_running { nameserver_leader(&state).await } else { None };
+    let tablets = if leader.is_some() { ns_call(&state, "ShowTablet", json!({})).await.ok() } else { None };
+    let tm_leader = if zk_running {
+        match zk_client(&state).await {
+            Some(zk) => zk.get("taskmanager/leader").await.ok().and_then(|d| String::from_utf8(d).ok()),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let mut lines = Vec::new();
+    for c in &state.components {
+        let pid = component_pid(c);
+        let running = pid.is_some_and(is_running);
+        let version = if !running {
+            None
+        } else if c.role == Role::Taskmanager {
+            crate::sim::http::call(
+                &c.endpoint,
+                "/openmldb.taskmanager.TaskManagerServer/GetVersion",
+                &json!({}),
+                Duration::from_secs(3),
+            )
+            .await
+            .ok()
+            .and_then(|v| v["taskmanagerVersion"].as_str().map(str::to_string))
+        } else {
+            http_get(&c.endpoint, "/version").await.map(|v| v.trim().to_string())
+        };
+        let detail = match c.role {
+            Role::Nameserver if leader.as_deref() == Some(c.endpoint.as_str()) => "leader".into(),
+            Role::Nameserver if running => "standby".into(),
+            Role::Taskmanager if tm_leader.as_deref() == Some(c.endpoint.as_str()) => "leader".into(),
+            Role::Taskmanager if running => "standby".into(),
+            Role::Tablet => tablets
+                .as_ref()
+                .and_then(|t| t["tablets"].as_array())
+                .and_then(|ts| ts.iter().find(|t| t["endpoint"] == c.endpoint.as_str()))
+                .and_then(|t| t["state"].as_str())
+                .unwrap_or("-")
+                .to_string(),
+            _ => "-".into(),
+        };
+        lines.push(ComponentStatus {
+            name: c.name.clone(),
+            role: c.role,
+            endpoint: c.endpoint.clone(),
+            pid,
+            running,
+            version,
+            detail,
+        });
+    }
+    Ok((state, zk_running, lines))
+}
+
+/// Stops everything the sandbox in `dir` started; returns the pids stopped.
+pub fn down(dir: &Path) -> Result<Vec<u32>, SandboxError> {
+    let state = load_state(dir)?;
+    let mut stopped = Vec::new();
+    for c in state.components.iter().rev() {
+        let pid_file = c.dir.join(format!("bin/{}.pid", c.start_sh_name()));
+        // The mon pid first, so it does not restart the component (O§1.8).
+        for file in [pid_file.clone(), pid_file.with_extension("pid.child")] {
+            if let Some(pid) = read_pid(&file).filter(|p| is_running(*p)) {
+                stop_pid(pid, Duration::from_secs(5));
+                stopped.push(pid);
+            }
+            let _ = std::fs::remove_file(&file);
+        }
+    }
+    let inside = state.dir.canonicalize().unwrap_or(state.dir.clone());
+    for pid in processes_inside(&inside) {
+        stop_pid(pid, Duration::from_secs(2));
+        stopped.push(pid);
+    }
+    if is_running(state.zookeeper_pid) {
+        stop_pid(state.zookeeper_pid, Duration::from_secs(10));
+        stopped.push(state.zookeeper_pid);
+    }
+    Ok(stopped)
+}
+
+/// Live processes whose executable or working directory lies inside `dir` (not this one).
+pub fn processes_inside(dir: &Path) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me && is_running(*pid))
+        .filter(|pid| {
+            ["exe", "cwd"].iter().any(|link| {
+                std::fs::read_link(format!("/proc/{pid}/{link}")).is_ok_and(|target| target.starts_with(dir))
+            })
+        })
+        .collect()
 }
 
 /// True when `pid` is a live process. A zombie counts as gone: on machines whose init does not
 /// reap orphans, `kill -0` still succeeds on one (`reference/tooling.md`, "Other pitfalls").
 pub fn is_running(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    if kill(Pid::from_raw(raw), None).is_err() {
+    let Ok(raw) = i32::try_from(pid) else { return false };
+    if raw <= 0 || kill(Pid::from_raw(raw), None).is_err() {
         return false;
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

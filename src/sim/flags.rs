@@ -34,6 +34,8 @@ pub enum FlagsError {
 pub enum Role {
     NameServer,
     Tablet,
+    /// The REST APIServer (`--role=apiserver`, O§3.3).
+    ApiServer,
 }
 
 /// Every flag the simulator honours, with OpenMLDB's defaults (C§7).
@@ -168,6 +170,7 @@ impl SimFlags {
                 self.role = Some(match text.as_str() {
                     "nameserver" => Role::NameServer,
                     "tablet" => Role::Tablet,
+                    "apiserver" => Role::ApiServer,
                     other => return Err(FlagsError::BadRole(other.to_string())),
                 })
             }

@@ -62,12 +62,16 @@
 //! * The nameserver calls tablets over HTTP+JSON with `Authorization: sdefault`, one
 //!   connection per call.
 
+pub mod apiserver;
 pub mod flags;
 pub mod http;
+pub mod mon;
 pub mod nameserver;
 pub mod process;
 pub mod proto;
+pub mod rest;
 pub mod tablet;
+pub mod taskmanager;
 pub mod zk;
 
 pub use flags::{Role, SimFlags};

@@ -8,9 +8,11 @@ use std::process::ExitCode;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::apiserver::run_apiserver;
 use super::flags::{Role, SimFlags};
 use super::nameserver::run_nameserver;
 use super::tablet::run_tablet;
+use super::taskmanager::run_taskmanager;
 
 /// The file next to the executable that names the installed release's version.
 pub const VERSION_FILE: &str = "openmldb.version";
@@ -26,9 +28,27 @@ pub fn installed_version(executable: Option<&Path>) -> String {
         .unwrap_or_else(|| format!("{}-0000000", env!("CARGO_PKG_VERSION")))
 }
 
+/// A file next to the executable that makes every server fail at start: how
+/// `sandbox release --broken` builds a release whose components do not come up.
+pub const BROKEN_FILE: &str = "openmldb.broken";
+
 /// Runs the simulated `openmldb` binary with `args` (without argv\[0\]).
 pub fn main_with_args(args: Vec<String>) -> ExitCode {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let executable = std::env::current_exe().ok();
+    let is_server = !args.iter().any(|a| a == "--version" || a == "--version=true");
+    if let Some(reason) = executable
+        .as_deref()
+        .and_then(Path::parent)
+        .and_then(|dir| std::fs::read_to_string(dir.join(BROKEN_FILE)).ok())
+        .filter(|_| is_server)
+    {
+        eprintln!("openmldb: fatal: {}", reason.trim());
+        return ExitCode::from(1);
+    }
+    if args.iter().any(|a| a == "--role=taskmanager") {
+        return run_taskmanager_process(&cwd);
+    }
     let flags = match SimFlags::parse(&args, &cwd) {
         Ok(flags) => flags,
         Err(e) => {
@@ -36,7 +56,6 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let executable = std::env::current_exe().ok();
     let version = installed_version(executable.as_deref());
     if flags.print_version {
         // gflags' --version output (C§1.4 item 2, O§4.1)
@@ -75,16 +94,47 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
                 std::process::exit(0);
             }
         });
-        let role_name = if role == Role::NameServer { "nameserver" } else { "tablet" };
+        let role_name = match role {
+            Role::NameServer => "nameserver",
+            Role::Tablet => "tablet",
+            Role::ApiServer => "apiserver",
+        };
         eprintln!("start {role_name} on endpoint {} with version {version}", flags.endpoint);
         let result = match role {
             Role::NameServer => run_nameserver(listener, flags, version, shutdown).await.map_err(|e| e.to_string()),
             Role::Tablet => run_tablet(listener, flags, version, shutdown).await.map_err(|e| e.to_string()),
+            Role::ApiServer => run_apiserver(listener, flags, version, shutdown).await.map_err(|e| e.to_string()),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("openmldb: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+/// `taskmanager/bin/taskmanager.sh` runs this from inside `taskmanager/bin` (O§1.2).
+fn run_taskmanager_process(cwd: &Path) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("taskmanager: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        tokio::spawn(async move {
+            if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                term.recv().await;
+                std::process::exit(0);
+            }
+        });
+        match run_taskmanager(cwd, CancellationToken::new()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("taskmanager: {e}");
                 ExitCode::from(1)
             }
         }

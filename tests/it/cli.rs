@@ -126,25 +126,3 @@ fn version_and_usage_exit_codes() {
     let out = support::run(&["run"]);
     assert_eq!(out.code, 2);
 }
-
-#[test]
-fn sandbox_up_runs_zookeeper_and_down_stops_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = dir.path().join("sb");
-    let sb = sandbox.to_str().unwrap();
-    let out = support::run(&["sandbox", "up", "--dir", sb]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let pid: u32 = std::fs::read_to_string(sandbox.join("zookeeper.pid")).unwrap().trim().parse().unwrap();
-    assert!(mldb_upgrade::sandbox::is_running(pid));
-    let script = support::write(dir.path(), "t.rhai", "zk::create(\"probe\", \"1\"); print(zk::children(\"\"));");
-    let cluster = sandbox.join("cluster.toml");
-    let run = support::run(&["run", &script, "--cluster", cluster.to_str().unwrap()]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stdout, "[\"probe\"]\n");
-    let again = support::run(&["sandbox", "up", "--dir", sb]);
-    assert_eq!(again.code, 1);
-    assert!(again.stderr.contains("already running"), "{}", again.stderr);
-    let down = support::run(&["sandbox", "down", "--dir", sb]);
-    assert_eq!(down.code, 0, "{}", down.stderr);
-    assert!(!mldb_upgrade::sandbox::is_running(pid), "ZooKeeper still running after sandbox down");
-}

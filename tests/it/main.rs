@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod docs;
 mod errors;
+mod sandbox;
 mod scripts;
 mod ssh;
 mod zk;

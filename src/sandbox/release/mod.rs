@@ -1,0 +1,194 @@
+//! Sandbox releases: directories laid out like OpenMLDB's release tarball (O§4.4) whose
+//! programs are the simulator, so replacing `bin/` really changes what runs.
+//!
+//! `openmldb-X.Y.Z-linux/`:
+//! - `bin/openmldb` (the `openmldb-sim` binary), `bin/openmldb.version`, `bin/start.sh` (the
+//!   real script's behaviour, O§1), `bin/mon` (the simulator acting as mon, O§1.8);
+//! - `conf/{nameserver,tablet,apiserver}.flags.template`, `conf/taskmanager.properties.template`,
+//!   `conf/hosts`, `conf/openmldb-env.sh`;
+//! - `taskmanager/bin/taskmanager.sh`, `taskmanager/conf/`, `taskmanager/lib/` with
+//!   `openmldb-taskmanager-X.Y.Z.jar` (a placeholder whose content is the version) and the
+//!   simulator binary the script runs;
+//! - `tools/`, `udf/`, `sbin/` (no deploy scripts: the sandbox deploys itself).
+//!
+//! Beside it, `spark-3.2.1-bin-openmldbspark-X.Y.Z/` stands for the OpenMLDB Spark distribution:
+//! `jars/openmldb-batch-X.Y.Z.jar` carries the batch version the TaskManager reports.
+//!
+//! `--broken` adds `openmldb.broken` next to each simulator binary: every component of that
+//! release fails at start, as a bad build would.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub const START_SH: &str = include_str!("start.sh");
+/// The Spark distribution's base name (O§2.4).
+pub const SPARK_DIST: &str = "spark-3.2.1-bin-openmldbspark";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("`{0}` is not a release version; expected X.Y.Z, e.g. 0.9.3")]
+    BadVersion(String),
+    #[error(
+        "the simulator binary openmldb-sim is not next to {exe}; build it with `cargo build --bins` \
+         (or install it beside mldb-upgrade)"
+    )]
+    NoSimulator { exe: PathBuf },
+    #[error("cannot write the release at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What `build` produced.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub version: String,
+    /// `X.Y.Z-<hash>`, what `--version`, `/version` and GetVersion report.
+    pub full_version: String,
+    pub dir: PathBuf,
+    pub spark_dir: PathBuf,
+    pub tarballs: Vec<PathBuf>,
+}
+
+/// `X.Y.Z-<7 hex>`, the hash derived from the version so every build of it agrees.
+pub fn full_version(version: &str) -> String {
+    let digest = Sha256::digest(format!("openmldb-{version}").as_bytes());
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!("{version}-{}", &hash[..7])
+}
+
+/// The `openmldb-sim` binary next to the running executable.
+pub fn simulator_binary() -> Result<PathBuf, ReleaseError> {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let candidate = exe.parent().map(|d| d.join("openmldb-sim")).unwrap_or_default();
+    if candidate.is_file() {
+        Ok(candidate)
+    } else {
+        Err(ReleaseError::NoSimulator { exe })
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReleaseError + '_ {
+    move |source| ReleaseError::Io { path: path.to_path_buf(), source }
+}
+
+fn write(path: &Path, text: &str, mode: u32) -> Result<(), ReleaseError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::write(path, text).map_err(io(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))
+}
+
+fn copy_binary(from: &Path, to: &Path) -> Result<(), ReleaseError> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    std::fs::copy(from, to).map_err(io(to))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).map_err(io(to))
+}
+
+fn validate(version: &str) -> Result<(), ReleaseError> {
+    let parts: Vec<&str> = version.split('.').collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit())) {
+        return Err(ReleaseError::BadVersion(version.to_string()));
+    }
+    Ok(())
+}
+
+/// The directory name of a release, as the tarball unpacks (O§4.4).
+pub fn release_dir_name(version: &str) -> String {
+    format!("openmldb-{version}-linux")
+}
+
+/// Lays out release `version` (and its Spark distribution) under `out`.
+pub fn build(version: &str, out: &Path, broken: bool, tar: bool) -> Result<Release, ReleaseError> {
+    validate(version)?;
+    let sim = simulator_binary()?;
+    let full = full_version(version);
+    let dir = out.join(release_dir_name(version));
+    let spark_dir = out.join(format!("{SPARK_DIST}-{version}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spark_dir);
+
+    copy_binary(&sim, &dir.join("bin/openmldb"))?;
+    copy_binary(&sim, &dir.join("bin/mon"))?;
+    write(&dir.join("bin/openmldb.version"), &format!("{full}\n"), 0o644)?;
+    write(&dir.join("bin/start.sh"), START_SH, 0o755)?;
+    for (name, text) in templates::ALL {
+        write(&dir.join("conf").join(name), text, 0o644)?;
+    }
+    write(&dir.join("taskmanager/bin/taskmanager.sh"), templates::TASKMANAGER_SH, 0o755)?;
+    write(&dir.join("taskmanager/conf/log4j.properties"), "log4j.rootLogger=INFO, stdout\n", 0o644)?;
+    write(&dir.join(format!("taskmanager/lib/openmldb-taskmanager-{version}.jar")), &format!("{full}\n"), 0o644)?;
+    copy_binary(&sim, &dir.join("taskmanager/lib/openmldb-taskmanager-sim"))?;
+    write(&dir.join("tools/README"), templates::TOOLS_README, 0o644)?;
+    std::fs::create_dir_all(dir.join("udf")).map_err(io(&dir))?;
+    std::fs::create_dir_all(dir.join("sbin")).map_err(io(&dir))?;
+    write(&spark_dir.join(format!("jars/openmldb-batch-{version}.jar")), &format!("{full}\n"), 0o644)?;
+    write(&spark_dir.join("RELEASE"), &format!("Spark 3.2.1 built for OpenMLDB {full}\n"), 0o644)?;
+    if broken {
+        let reason = format!("sandbox release {version} was built with --broken\n");
+        write(&dir.join("bin/openmldb.broken"), &reason, 0o644)?;
+        write(&dir.join("taskmanager/lib/openmldb.broken"), &reason, 0o644)?;
+    }
+    let mut tarballs = Vec::new();
+    if tar {
+        tarballs.push(pack(
+            out,
+            &release_dir_name(version),
+            &out.join(format!("{}.tar.gz", release_dir_name(version))),
+        )?);
+        tarballs.push(pack(out, &format!("{SPARK_DIST}-{version}"), &out.join(format!("{SPARK_DIST}-{version}.tgz")))?);
+    }
+    Ok(Release { version: version.to_string(), full_version: full, dir, spark_dir, tarballs })
+}
+
+fn pack(base: &Path, name: &str, target: &Path) -> Result<PathBuf, ReleaseError> {
+    let file = std::fs::File::create(target).map_err(io(target))?;
+    let encoder = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let mut archive = tar::Builder::new(encoder);
+    archive.append_dir_all(name, base.join(name)).map_err(io(target))?;
+    archive.into_inner().and_then(|gz| gz.finish()).map_err(io(target))?;
+    Ok(target.to_path_buf())
+}
+
+/// Unpacks `openmldb-X.Y.Z-linux.tar.gz` into `into`; returns the release directory.
+pub fn unpack(tarball: &Path, into: &Path) -> Result<PathBuf, ReleaseError> {
+    let file = std::fs::File::open(tarball).map_err(io(tarball))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive.set_preserve_permissions(true);
+    archive.unpack(into).map_err(io(into))?;
+    let name = tarball
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".tar.gz").or_else(|| n.strip_suffix(".tgz")))
+        .unwrap_or_default();
+    Ok(into.join(name))
+}
+
+pub mod templates;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_version_is_stable_and_shaped_like_openmldb_o4_1() {
+        let v = full_version("0.9.3");
+        assert_eq!(v, full_version("0.9.3"));
+        assert!(v.starts_with("0.9.3-") && v.len() == "0.9.3-".len() + 7, "{v}");
+        assert_ne!(v, full_version("0.9.2"));
+    }
+
+    #[test]
+    fn rejects_versions_that_are_not_x_y_z() {
+        for bad in ["0.9", "0.9.3.1", "v0.9.3", "0.9.x", ""] {
+            assert!(validate(bad).is_err(), "{bad}");
+        }
+    }
+}
