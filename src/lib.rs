@@ -7,6 +7,7 @@
 //! - [`diagnostic`]: rendering errors that point into a file (line, caret).
 //! - [`interrupt`]: Ctrl-C and cancellation shared by the engine and the primitives.
 //! - [`cluster`]: the OpenMLDB side (topology, ZooKeeper); async, no Rhai.
+//! - [`journal`]: the run journal in ZooKeeper (and a local mirror): what to resume or undo.
 //! - [`remote`]: commands and files on hosts (ssh2 or local).
 //! - [`script`]: the Rhai engine, bindings, stock modules and error rendering.
 //! - [`sandbox`]: local rehearsal clusters (real ZooKeeper, simulated OpenMLDB).
@@ -18,6 +19,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod error;
 pub mod interrupt;
+pub mod journal;
 pub mod remote;
 pub mod sandbox;
 pub mod script;

@@ -1,3 +1,9 @@
-//! The OpenMLDB side: topology types and ZooKeeper access. Async, no Rhai in here.
+//! The OpenMLDB side: topology types, ZooKeeper, the NameServer and TabletServer RPCs, waits and
+//! the upgrade operations built on them. Async, no Rhai in here.
+pub mod health;
+pub mod nameserver;
+pub mod rpc;
+pub mod tablet;
 pub mod topology;
+pub mod upgrade;
 pub mod zk;

@@ -1,0 +1,326 @@
+//! The NameServer over HTTP+JSON (C§2.2-2.3): typed requests and replies, the leader found in
+//! ZooKeeper (first sorted child of `<root>/leader`, its value the endpoint, mapped through
+//! `<root>/map/names` for `use_name` clusters, C§1.2) and looked up again after code 300
+//! ("nameserver is not leader") or a connection error.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use super::rpc::{self, RpcClient, RpcError};
+use super::zk::{Zk, ZkError};
+
+/// `PartitionMeta` (C§2.2); absent `is_alive` means true.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMeta {
+    pub endpoint: String,
+    #[serde(default)]
+    pub is_leader: bool,
+    #[serde(default = "yes")]
+    pub is_alive: bool,
+    #[serde(default)]
+    pub offset: Option<u64>,
+    #[serde(default)]
+    pub record_cnt: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TablePartition {
+    pub pid: u32,
+    #[serde(default)]
+    pub partition_meta: Vec<PartitionMeta>,
+    #[serde(default)]
+    pub record_cnt: Option<u64>,
+}
+
+impl TablePartition {
+    /// The replica clients route to: leader and alive (C§3.6).
+    pub fn alive_leader(&self) -> Option<&PartitionMeta> {
+        self.partition_meta.iter().find(|m| m.is_leader && m.is_alive)
+    }
+    pub fn meta(&self, endpoint: &str) -> Option<&PartitionMeta> {
+        self.partition_meta.iter().find(|m| m.endpoint == endpoint)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableInfo {
+    pub name: String,
+    #[serde(default)]
+    pub db: String,
+    #[serde(default)]
+    pub tid: u32,
+    #[serde(default)]
+    pub partition_num: u32,
+    #[serde(default)]
+    pub replica_num: u32,
+    #[serde(default)]
+    pub table_partition: Vec<TablePartition>,
+}
+
+/// `TabletStatus` (C§2.2): state `kHealthy` or `kOffline`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TabletStatus {
+    pub endpoint: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub age: u64,
+}
+
+impl TabletStatus {
+    pub fn is_healthy(&self) -> bool {
+        self.state == "kHealthy"
+    }
+}
+
+/// `OPStatus` (C§2.2); times in seconds since the epoch, 0 when not started or not finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpStatus {
+    pub op_id: u64,
+    pub op_type: String,
+    pub status: String,
+    #[serde(default)]
+    pub start_time: u64,
+    #[serde(default)]
+    pub end_time: u64,
+    #[serde(default)]
+    pub task_type: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub db: String,
+}
+
+impl OpStatus {
+    pub fn is_finished(&self) -> bool {
+        matches!(self.status.as_str(), "kDone" | "kFailed" | "kCanceled")
+    }
+    /// kFailed and kCanceled both mean the op did not do its job.
+    pub fn is_failure(&self) -> bool {
+        matches!(self.status.as_str(), "kFailed" | "kCanceled")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    #[error("{0}")]
+    Zk(#[from] ZkError),
+    #[error("no nameserver leader is registered in ZooKeeper under {root}/leader; start a nameserver or wait for the election")]
+    NoLeader { root: String },
+    #[error("nameserver {endpoint} refused {method}: code {code} \"{msg}\"")]
+    Refused { endpoint: String, method: String, code: i64, msg: String },
+    #[error("{0}")]
+    Rpc(#[from] RpcError),
+    #[error("no nameserver leader answered {method} within {waited:?} (last: {last})")]
+    LeaderLost { method: String, waited: Duration, last: String },
+    #[error("cannot read the reply of {method}: {reason}")]
+    BadReply { method: String, reason: String },
+}
+
+impl NsError {
+    /// The OpenMLDB return code, when the nameserver answered with one (C§2.5).
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            NsError::Refused { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// Code 300: "nameserver is not leader" (C§2.5).
+pub const NOT_LEADER: i64 = 300;
+
+/// A NameServer client that follows the leader.
+pub struct NameServerClient {
+    zk: Arc<Zk>,
+    rpc: RpcClient,
+    leader: Mutex<Option<String>>,
+    /// How long to keep looking for a leader after losing it (covers an NS failover, C§3.8).
+    pub failover_timeout: Duration,
+}
+
+impl NameServerClient {
+    pub fn new(zk: Arc<Zk>, rpc: RpcClient) -> Self {
+        NameServerClient { zk, rpc, leader: Mutex::new(None), failover_timeout: Duration::from_secs(60) }
+    }
+
+    pub fn zk(&self) -> &Arc<Zk> {
+        &self.zk
+    }
+
+    /// The current leader's endpoint, from ZooKeeper.
+    pub async fn discover_leader(&self) -> Result<String, NsError> {
+        let children = match self.zk.children("leader").await {
+            Ok(c) => c,
+            Err(ZkError::NoNode { .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(first) = children.first() else {
+            return Err(NsError::NoLeader { root: self.zk.settings().root_path.clone() });
+        };
+        let name = String::from_utf8_lossy(&self.zk.get(&format!("leader/{first}")).await?).into_owned();
+        // use_name clusters register a server name; map it to the real endpoint (C§1.2).
+        match self.zk.get(&format!("map/names/{name}")).await {
+            Ok(real) if !real.is_empty() => Ok(String::from_utf8_lossy(&real).into_owned()),
+            _ => Ok(name),
+        }
+    }
+
+    /// Calls a NameServer method on the leader; app errors (code != 0) become `Refused`.
+    pub async fn call(&self, method: &str, body: Value) -> Result<Value, NsError> {
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let leader = {
+                let mut cached = self.leader.lock().await;
+                match cached.clone() {
+                    Some(l) => l,
+                    None => {
+                        let l = self.discover_leader().await;
+                        match l {
+                            Ok(l) => {
+                                *cached = Some(l.clone());
+                                l
+                            }
+                            Err(e) if started.elapsed() < self.failover_timeout => {
+                                tracing::debug!("waiting for a nameserver leader: {e}");
+                                drop(cached);
+                                tokio::time::sleep(delay).await;
+                                delay = (delay * 2).min(Duration::from_secs(1));
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            };
+            let last = match self.rpc.call(&leader, "NameServer", method, &body).await {
+                Ok(reply) if rpc::code(&reply) == NOT_LEADER => format!("{leader} is not leader any more"),
+                Ok(reply) if rpc::code(&reply) != 0 => {
+                    return Err(NsError::Refused {
+                        endpoint: leader,
+                        method: method.into(),
+                        code: rpc::code(&reply),
+                        msg: rpc::msg(&reply),
+                    })
+                }
+                Ok(reply) => return Ok(reply),
+                Err(e) if e.is_transport() => e.to_string(),
+                Err(e) => return Err(e.into()),
+            };
+            *self.leader.lock().await = None;
+            if started.elapsed() >= self.failover_timeout {
+                return Err(NsError::LeaderLost { method: method.into(), waited: self.failover_timeout, last });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(method: &str, value: Value) -> Result<T, NsError> {
+        serde_json::from_value(value).map_err(|e| NsError::BadReply { method: method.into(), reason: e.to_string() })
+    }
+
+    pub async fn show_tablet(&self) -> Result<Vec<TabletStatus>, NsError> {
+        let reply = self.call("ShowTablet", json!({})).await?;
+        Self::parse("ShowTablet", reply.get("tablets").cloned().unwrap_or(json!([])))
+    }
+
+    /// Every table of every database, internal ones included (`show_all`, C§2.3).
+    pub async fn show_all_tables(&self) -> Result<Vec<TableInfo>, NsError> {
+        let reply = self.call("ShowTable", json!({"show_all": true})).await?;
+        Self::parse("ShowTable", reply.get("table_info").cloned().unwrap_or(json!([])))
+    }
+
+    pub async fn show_table(&self, db: &str, name: &str) -> Result<Option<TableInfo>, NsError> {
+        let reply = self.call("ShowTable", json!({"db": db, "name": name})).await?;
+        let tables: Vec<TableInfo> = Self::parse("ShowTable", reply.get("table_info").cloned().unwrap_or(json!([])))?;
+        Ok(tables.into_iter().find(|t| t.db == db && t.name == name))
+    }
+
+    pub async fn show_databases(&self) -> Result<Vec<String>, NsError> {
+        let reply = self.call("ShowDatabase", json!({})).await?;
+        Self::parse("ShowDatabase", reply.get("db").cloned().unwrap_or(json!([])))
+    }
+
+    /// Ops the leader knows about, optionally filtered (each present field filters, C§2.3).
+    pub async fn show_op_status(
+        &self,
+        db: Option<&str>,
+        name: Option<&str>,
+        pid: Option<u32>,
+    ) -> Result<Vec<OpStatus>, NsError> {
+        let mut body = json!({});
+        if let Some(db) = db {
+            body["db"] = json!(db);
+        }
+        if let Some(name) = name {
+            body["name"] = json!(name);
+        }
+        if let Some(pid) = pid {
+            body["pid"] = json!(pid);
+        }
+        let reply = self.call("ShowOPStatus", body).await?;
+        Self::parse("ShowOPStatus", reply.get("op_status").cloned().unwrap_or(json!([])))
+    }
+
+    /// The last op id handed out (`<root>/op/op_index`, C§1.1); ops created later have larger ids.
+    pub async fn op_index(&self) -> Result<u64, NsError> {
+        match self.zk.get("op/op_index").await {
+            Ok(data) => Ok(String::from_utf8_lossy(&data).trim().parse().unwrap_or(0)),
+            Err(ZkError::NoNode { .. }) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The in-memory auto_failover value of the leader (ConfGet, C§2.3).
+    pub async fn auto_failover(&self) -> Result<bool, NsError> {
+        let reply = self.call("ConfGet", json!({})).await?;
+        let conf = reply.get("conf").and_then(Value::as_array).cloned().unwrap_or_default();
+        Ok(conf.iter().any(|p| p["key"] == "auto_failover" && p["value"] == "true"))
+    }
+
+    pub async fn set_auto_failover(&self, on: bool) -> Result<(), NsError> {
+        self.call("ConfSet", json!({"conf": {"key": "auto_failover", "value": on.to_string()}})).await.map(|_| ())
+    }
+
+    /// ChangeLeader with an explicit candidate, which works on a live leader (C§3.5).
+    pub async fn change_leader(&self, db: &str, name: &str, pid: u32, candidate: &str) -> Result<(), NsError> {
+        let body = json!({"db": db, "name": name, "pid": pid, "candidate_leader": candidate});
+        self.call("ChangeLeader", body).await.map(|_| ())
+    }
+
+    pub async fn recover_table(&self, db: &str, name: &str, pid: u32, endpoint: &str) -> Result<(), NsError> {
+        self.call("RecoverTable", json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint})).await.map(|_| ())
+    }
+
+    pub async fn add_replica(&self, db: &str, name: &str, pid: u32, endpoint: &str) -> Result<(), NsError> {
+        self.call("AddReplicaNS", json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint})).await.map(|_| ())
+    }
+
+    pub async fn del_replica(&self, db: &str, name: &str, pid: u32, endpoint: &str) -> Result<(), NsError> {
+        self.call("DelReplicaNS", json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint})).await.map(|_| ())
+    }
+
+    pub async fn update_table_alive(
+        &self,
+        db: &str,
+        name: &str,
+        pid: u32,
+        endpoint: &str,
+        alive: bool,
+    ) -> Result<(), NsError> {
+        let body = json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint, "is_alive": alive});
+        self.call("UpdateTableAliveStatus", body).await.map(|_| ())
+    }
+}

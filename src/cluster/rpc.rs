@@ -1,0 +1,157 @@
+//! brpc's HTTP+JSON face of OpenMLDB servers (C§2.1): `POST /<Service>/<Method>`, a JSON body,
+//! enums as names, app errors as HTTP 200 with `code`/`msg`, and an `Authorization` header on
+//! every request (brpc checks it on a connection's first request; sending it always is simplest).
+//!
+//! Only transport failures are retried here, with backoff; what a code means is for callers.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::config::Credentials;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("cannot reach {endpoint} for {method} after {attempts} attempts: {reason}")]
+    Transport { endpoint: String, method: String, attempts: u32, reason: String },
+    #[error("{endpoint} answered {method} with HTTP {status}: {body}")]
+    Http { endpoint: String, method: String, status: u16, body: String },
+    #[error("{endpoint} answered {method} with something that is not JSON: {body}")]
+    NotJson { endpoint: String, method: String, body: String },
+}
+
+impl RpcError {
+    /// True when the server could not be reached at all (worth re-discovering the leader).
+    pub fn is_transport(&self) -> bool {
+        matches!(self, RpcError::Transport { .. })
+    }
+}
+
+/// The `Authorization` value (C§2.1): `u<user>:<"1" + hex(sha256(password))>` with credentials,
+/// else `sdefault`, which every server accepts.
+pub fn authorization(credentials: Option<&Credentials>) -> String {
+    match credentials {
+        Some(c) => {
+            let digest = Sha256::digest(c.password.expose().as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("u{}:1{hex}", c.user)
+        }
+        None => "sdefault".to_string(),
+    }
+}
+
+/// An HTTP+JSON RPC client with a per-call timeout and bounded retries of transport errors.
+#[derive(Clone)]
+pub struct RpcClient {
+    http: reqwest::Client,
+    authorization: String,
+    pub timeout: Duration,
+    pub attempts: u32,
+}
+
+impl RpcClient {
+    pub fn new(credentials: Option<&Credentials>, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        RpcClient { http, authorization: authorization(credentials), timeout, attempts: 3 }
+    }
+
+    /// Calls `service`.`method` on `endpoint` with `body`; returns the JSON reply.
+    pub async fn call(&self, endpoint: &str, service: &str, method: &str, body: &Value) -> Result<Value, RpcError> {
+        let url = format!("http://{endpoint}/{service}/{method}");
+        let mut delay = Duration::from_millis(100);
+        let mut last = String::new();
+        for attempt in 1..=self.attempts {
+            let sent = self
+                .http
+                .post(&url)
+                .header("Authorization", &self.authorization)
+                .timeout(self.timeout)
+                .json(body)
+                .send()
+                .await;
+            match sent {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let text = response.text().await.unwrap_or_default();
+                    if status != 200 {
+                        return Err(RpcError::Http {
+                            endpoint: endpoint.into(),
+                            method: method.into(),
+                            status,
+                            body: text,
+                        });
+                    }
+                    tracing::trace!(endpoint, method, %body, reply = %text, "rpc");
+                    return serde_json::from_str(&text).map_err(|_| RpcError::NotJson {
+                        endpoint: endpoint.into(),
+                        method: method.into(),
+                        body: text,
+                    });
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    tracing::debug!(endpoint, method, attempt, error = %last, "rpc transport error");
+                    if attempt < self.attempts {
+                        tokio::time::sleep(delay).await;
+                        delay *= 3;
+                    }
+                }
+            }
+        }
+        Err(RpcError::Transport {
+            endpoint: endpoint.into(),
+            method: method.into(),
+            attempts: self.attempts,
+            reason: last,
+        })
+    }
+
+    /// GET a built-in text page (`/version`, `/health`, C§1.4).
+    pub async fn get_text(&self, endpoint: &str, path: &str) -> Result<String, RpcError> {
+        let url = format!("http://{endpoint}{path}");
+        let response = self.http.get(&url).timeout(self.timeout).send().await.map_err(|e| RpcError::Transport {
+            endpoint: endpoint.into(),
+            method: path.into(),
+            attempts: 1,
+            reason: e.to_string(),
+        })?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        if status != 200 {
+            return Err(RpcError::Http { endpoint: endpoint.into(), method: path.into(), status, body: text });
+        }
+        Ok(text)
+    }
+}
+
+/// The `code` of a reply; absent means 0 (proto2 default, C§2.1).
+pub fn code(reply: &Value) -> i64 {
+    reply.get("code").and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// The `msg` of a reply.
+pub fn msg(reply: &Value) -> String {
+    reply.get("msg").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    #[test]
+    fn authorization_forms_c2_1() {
+        assert_eq!(authorization(None), "sdefault");
+        let root = Credentials { user: "root".into(), password: Secret::new("") };
+        // The default root entry: hash of the empty password (C§2.1).
+        assert_eq!(
+            authorization(Some(&root)),
+            "uroot:1e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

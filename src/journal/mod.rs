@@ -1,0 +1,117 @@
+//! The run journal: what the tool changed and must be able to undo, kept in ZooKeeper under a
+//! path of our own (`/mldb-upgrade/<cluster>`, never inside the cluster's root) so any machine
+//! can resume, and mirrored to a local JSON-lines file for the audit trail.
+//!
+//! Keys used so far: `auto_failover` (the value found before we turned it off) and
+//! `drain/<tablet endpoint>` (the leader placement recorded before draining that tablet).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::cluster::zk::{CreateFlags, Zk, ZkError};
+
+/// Where journals live in ZooKeeper.
+pub const JOURNAL_ROOT: &str = "/mldb-upgrade";
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal in ZooKeeper: {0}")]
+    Zk(#[from] ZkError),
+    #[error("journal entry {key} is unreadable ({reason}); inspect it with `zk::get(\"{path}\")`")]
+    Corrupt { key: String, path: String, reason: String },
+}
+
+pub struct Journal {
+    zk: Arc<Zk>,
+    base: String,
+    mirror: Option<PathBuf>,
+}
+
+/// The journal's name for a cluster: its root path without slashes (`/openmldb` → `openmldb`).
+pub fn cluster_key(root_path: &str) -> String {
+    let key = root_path.trim_matches('/').replace('/', "_");
+    if key.is_empty() {
+        "root".into()
+    } else {
+        key
+    }
+}
+
+impl Journal {
+    pub fn new(zk: Arc<Zk>, mirror: Option<PathBuf>) -> Self {
+        let base = format!("{JOURNAL_ROOT}/{}", cluster_key(&zk.settings().root_path));
+        Journal { zk, base, mirror }
+    }
+
+    /// The ZooKeeper path of a key.
+    pub fn path(&self, key: &str) -> String {
+        format!("{}/{key}", self.base)
+    }
+
+    fn mirror(&self, event: &str, key: &str, value: &serde_json::Value) {
+        let Some(path) = &self.mirror else { return };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let line = serde_json::json!({
+            "at": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            "event": event, "key": key, "value": value,
+        });
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+
+    /// Writes `value` under `key`, replacing what was there.
+    pub async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), JournalError> {
+        let json = serde_json::to_value(value).unwrap_or_default();
+        let data = json.to_string();
+        let path = self.path(key);
+        match self.zk.set(&path, data.as_bytes()).await {
+            Ok(_) => {}
+            Err(ZkError::NoNode { .. }) => {
+                self.zk.create(&path, data.as_bytes(), CreateFlags::default()).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.mirror("put", key, &json);
+        Ok(())
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, JournalError> {
+        let path = self.path(key);
+        match self.zk.get(&path).await {
+            Ok(data) => serde_json::from_slice(&data).map(Some).map_err(|e| JournalError::Corrupt {
+                key: key.into(),
+                path,
+                reason: e.to_string(),
+            }),
+            Err(ZkError::NoNode { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes `key`; nothing happens when it is absent.
+    pub async fn delete(&self, key: &str) -> Result<(), JournalError> {
+        match self.zk.delete(&self.path(key)).await {
+            Ok(()) | Err(ZkError::NoNode { .. }) => {
+                self.mirror("delete", key, &serde_json::Value::Null);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Keys under `prefix` (e.g. the tablets with a recorded drain).
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, JournalError> {
+        match self.zk.children(&self.path(prefix)).await {
+            Ok(children) => Ok(children),
+            Err(ZkError::NoNode { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
