@@ -62,6 +62,7 @@
 //! * The nameserver calls tablets over HTTP+JSON with `Authorization: sdefault`, one
 //!   connection per call.
 
+pub mod cli;
 pub mod flags;
 pub mod http;
 pub mod nameserver;
