@@ -145,11 +145,9 @@ fn rpc_error_text(error: &CallError) -> String {
 async fn call(endpoint: &str, service: &str, method: &str, body: &Value) -> Reply {
     match http::call(endpoint, &format!("/{service}/{method}"), body, REQUEST_TIMEOUT).await {
         Ok(body) => Reply { transported: true, body, rpc_error: String::new() },
-        Err(error) => Reply {
-            transported: false,
-            body: Value::Object(Default::default()),
-            rpc_error: rpc_error_text(&error),
-        },
+        Err(error) => {
+            Reply { transported: false, body: Value::Object(Default::default()), rpc_error: rpc_error_text(&error) }
+        }
     }
 }
 

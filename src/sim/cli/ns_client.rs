@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 use zookeeper_client as zk;
 
 use super::printer::{human_readable_size, human_readable_time, local_time, split_string, TPrinter};
-use super::{call, connect_zk, emit, from_chars_u32, from_chars_u64, is_number, paths, read_line, zk_children, zk_value};
+use super::{
+    call, connect_zk, emit, from_chars_u32, from_chars_u64, is_number, paths, read_line, zk_children, zk_value,
+};
 use super::{Reply, SimFlags};
 
 /// `StartNsClient`: find the nameserver (ZooKeeper leader or `--endpoint`), then run `--cmd`
@@ -287,10 +289,8 @@ impl NsClient<'_> {
             out_line(out, &format!("Fail to show tablets. error msg: {}", reply.msg()));
             return;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         for op in list(&reply.body, "op_status") {
             let mut row = vec![number(op, "op_id").to_string(), text(op, "op_type")];
             row.push(op.get("name").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| "-".to_string()));

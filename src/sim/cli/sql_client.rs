@@ -152,9 +152,7 @@ fn like(text: &str, pattern: &str) -> bool {
             None => text.is_empty(),
             Some(('%', rest)) => (0..=text.len()).any(|skip| matches(&text[skip..], rest)),
             Some(('_', rest)) => !text.is_empty() && matches(&text[1..], rest),
-            Some(('\\', rest)) if !rest.is_empty() => {
-                text.first() == rest.first() && matches(&text[1..], &rest[1..])
-            }
+            Some(('\\', rest)) if !rest.is_empty() => text.first() == rest.first() && matches(&text[1..], &rest[1..]),
             Some((c, rest)) => text.first() == Some(c) && matches(&text[1..], rest),
         }
     }
@@ -273,11 +271,7 @@ fn check_partition(tid: u64, partition: &Value, statuses: &StatusMap, warnings: 
         append(
             None,
             "",
-            &format!(
-                "real replica number {} does not match the configured replicanum {}",
-                replicas.len(),
-                metas.len()
-            ),
+            &format!("real replica number {} does not match the configured replicanum {}", replicas.len(), metas.len()),
         );
     }
     for meta in metas {

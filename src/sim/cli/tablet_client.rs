@@ -107,9 +107,8 @@ fn print_table_status(statuses: &[Value], max_col_width: usize) -> String {
     );
     for status in statuses {
         let number = |field: &str| status.get(field).and_then(Value::as_u64).unwrap_or(0);
-        let name = |field: &str, default: &str| {
-            status.get(field).and_then(Value::as_str).unwrap_or(default).to_string()
-        };
+        let name =
+            |field: &str, default: &str| status.get(field).and_then(Value::as_str).unwrap_or(default).to_string();
         let expire = status.get("is_expire").and_then(Value::as_bool).unwrap_or(false);
         let time_offset = status.get("time_offset").and_then(Value::as_i64).unwrap_or(0);
         printer.add_row(vec![
