@@ -20,7 +20,7 @@ fn pad(out: &mut String, text: &str, width: usize) {
 }
 
 /// `openmldb::base::SplitString`: splits on `delim` and drops empty pieces.
-pub fn split_string<'a>(full: &'a str, delim: char) -> Vec<&'a str> {
+pub fn split_string(full: &str, delim: char) -> Vec<&str> {
     full.split(delim).filter(|piece| !piece.is_empty()).collect()
 }
 
