@@ -38,6 +38,14 @@ pub enum Role {
     ApiServer,
 }
 
+/// The command-line clients of `bin/openmldb` (`--role=ns_client|client|sql_client`, C§5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CliRole {
+    NsClient,
+    Client,
+    SqlClient,
+}
+
 /// Every flag the simulator honours, with OpenMLDB's defaults (C§7).
 #[derive(Debug, Clone)]
 pub struct SimFlags {
@@ -68,6 +76,14 @@ pub struct SimFlags {
     pub check_binlog_sync_progress_delta: u64,
     /// `--version` was given: print the version and exit.
     pub print_version: bool,
+    /// `--role` names a command-line client (then `role` is `None`).
+    pub cli_role: Option<CliRole>,
+    /// CLI flags (`src/flags.cc`, `src/cmd/sql_cmd.h`): `--cmd`, `--interactive` (default
+    /// true), `--database`, `--max_col_display_length` (default 256).
+    pub cmd: String,
+    pub interactive: bool,
+    pub database: String,
+    pub max_col_display_length: usize,
 }
 
 impl Default for SimFlags {
@@ -98,6 +114,11 @@ impl Default for SimFlags {
             max_op_num: 10000,
             check_binlog_sync_progress_delta: 100_000,
             print_version: false,
+            cli_role: None,
+            cmd: String::new(),
+            interactive: true,
+            database: String::new(),
+            max_col_display_length: 256,
         }
     }
 }
@@ -171,6 +192,14 @@ impl SimFlags {
                     "nameserver" => Role::NameServer,
                     "tablet" => Role::Tablet,
                     "apiserver" => Role::ApiServer,
+                    "ns_client" | "client" | "sql_client" => {
+                        self.cli_role = Some(match text.as_str() {
+                            "ns_client" => CliRole::NsClient,
+                            "client" => CliRole::Client,
+                            _ => CliRole::SqlClient,
+                        });
+                        return Ok(());
+                    }
                     other => return Err(FlagsError::BadRole(other.to_string())),
                 })
             }
@@ -203,6 +232,10 @@ impl SimFlags {
             "name_server_op_execute_timeout" => self.name_server_op_execute_timeout = ms(&text)?,
             "max_op_num" => self.max_op_num = num(&text)? as usize,
             "check_binlog_sync_progress_delta" => self.check_binlog_sync_progress_delta = num(&text)?,
+            "cmd" => self.cmd = value.unwrap_or_default(),
+            "interactive" => self.interactive = boolean(&text)?,
+            "database" => self.database = value.unwrap_or_default(),
+            "max_col_display_length" => self.max_col_display_length = num(&text)? as usize,
             _ => {} // accepted and ignored, like the many flags real flagfiles carry
         }
         Ok(())

@@ -14,6 +14,10 @@
 //! `openmldb-sim --flagfile=./conf/tablet.flags --enable_status_service=true`, and reads its
 //! version from `openmldb.version` next to the executable ([`process::installed_version`]).
 //!
+//! As a command-line client (`--role=ns_client|client|sql_client` with `--cmd`,
+//! `--interactive`, `--database`), the binary prints what OpenMLDB's CLI prints (C§5, O§5.8),
+//! always with exit code 0; see [`cli`].
+//!
 //! # What is faithful
 //!
 //! ZooKeeper layout and election (C§1), RPC names, URL forms, JSON shapes, error codes and
@@ -59,10 +63,16 @@
 //! * `--use_name`, multi-cluster (replica cluster) ops, `kMakeSnapshotOP` scheduling, SQL,
 //!   deployments, procedures and UDFs are not simulated; `name_server_task_pool_size` and
 //!   `name_server_op_execute_timeout` are parsed but have no effect (tasks run as async tasks).
+//! * CLI (`cli`): transport failures print brpc-like texts (`[E111]Fail to connect ...`), not
+//!   brpc's exact ones; `real_endpoint` is always `-`; `--interactive=true` with `--cmd` runs
+//!   the command once (the real ns_client repeats it forever); interactive sessions read plain
+//!   stdin lines; `sql_client` runs only `SHOW TABLE STATUS [LIKE '...']` and never produces
+//!   the "not connected to leader" warning (the simulated tablet has no GetTableFollower).
 //! * The nameserver calls tablets over HTTP+JSON with `Authorization: sdefault`, one
 //!   connection per call.
 
 pub mod apiserver;
+pub mod cli;
 pub mod flags;
 pub mod http;
 pub mod mon;

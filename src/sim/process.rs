@@ -62,6 +62,10 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
         println!("openmldb version {version}");
         return ExitCode::SUCCESS;
     }
+    if flags.cli_role.is_some() {
+        // ns_client / client / sql_client (C§5): always exit code 0, like OpenMLDB's CLI.
+        return super::cli::run(&flags, &version);
+    }
     let Some(role) = flags.role else {
         eprintln!("openmldb: --role must be nameserver or tablet");
         return ExitCode::from(1);

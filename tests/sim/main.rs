@@ -4,5 +4,6 @@
 mod c1_zookeeper;
 mod c2_rpc;
 mod c3_ops;
+mod cli_compat;
 mod in_process;
 mod support;

@@ -127,12 +127,14 @@ impl NameServer {
         let db = request.str("db").unwrap_or_default();
         let show_all = request.bool("show_all").unwrap_or(false);
         let state = self.lock().await;
-        let tables: Vec<&TableInfo> = state
+        let mut tables: Vec<&TableInfo> = state
             .tables
             .values()
             .filter(|t| name.as_ref().is_none_or(|n| *n == t.name))
             .filter(|t| t.db.is_empty() || show_all || t.db == db)
             .collect();
+        // Legacy tables by name, then by db and name: OpenMLDB's maps (`NS:2969-3023`).
+        tables.sort_by(|a, b| (&a.db, &a.name).cmp(&(&b.db, &b.name)));
         let mut reply = json!({ "code": 0, "msg": "ok" });
         if !tables.is_empty() {
             reply["table_info"] = json!(tables);
