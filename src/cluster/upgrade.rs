@@ -563,8 +563,35 @@ impl Upgrader {
     ) -> Result<(), UpgradeError> {
         let (db, name, pid) = (table.db.as_str(), table.name.as_str(), m.pid);
         let home = m.from.as_str();
-        let p = self.partition(table, pid).await?;
-        let leader = p.alive_leader().map(|l| l.endpoint.clone());
+        // Ops a killed run left queued (an AddReplica, a ChangeLeader) finish first, so the state
+        // looked at below is final and no temporary replica appears after it was checked.
+        let what = format!("earlier ops on {db}.{name} pid {pid} to finish");
+        wait_until(&what, settings.op_timeout, || async {
+            let ops = self.ops_since(0, db, name, pid).await.map_err(|e| e.to_string())?;
+            let pending: Vec<String> = ops
+                .iter()
+                .filter(|o| !o.is_finished())
+                .map(|o| format!("#{} {} {}", o.op_id, o.op_type, o.status))
+                .collect();
+            Ok(if pending.is_empty() { Check::Done(()) } else { Check::Waiting(pending.join(", ")) })
+        })
+        .await?;
+        let mut p = self.partition(table, pid).await?;
+        let mut leader = p.alive_leader().map(|l| l.endpoint.clone());
+        // A run killed between ChangeLeader and RecoverTable left the old leader marked dead
+        // (C§3.5): finish its demotion first.
+        if leader.as_deref().is_some_and(|l| l != home) && p.meta(home).is_some_and(|m| !m.is_alive) {
+            let since = self.ns.op_index().await?;
+            match self.ns.recover_table(db, name, pid, home).await {
+                Ok(()) => {
+                    self.wait_partition_ops(since, db, name, pid, "RecoverTable", settings.op_timeout).await?;
+                }
+                Err(e) if e.code() == Some(311) => {}
+                Err(e) => return Err(e.into()),
+            }
+            p = self.partition(table, pid).await?;
+            leader = p.alive_leader().map(|l| l.endpoint.clone());
+        }
         if leader.as_deref() != Some(home) {
             // The returning replica must be alive in the nameserver's view and loaded (C§3.6).
             let what = format!("{home} to hold {db}.{name} pid {pid} alive and loaded");
@@ -681,6 +708,110 @@ impl Upgrader {
             }
         }
         Ok(touched)
+    }
+
+    // ------------------------------------------------------------------ waits
+
+    /// Waits until `tablet` is registered, `kHealthy`, and every partition replica the
+    /// nameserver places on it is alive, loaded and in the right mode.
+    pub async fn wait_tablet_healthy(&self, tablet: &str, timeout: Duration) -> Result<(), UpgradeError> {
+        let what = format!("tablet {tablet} to be healthy (registered, kHealthy, every partition loaded and alive)");
+        wait_until(&what, timeout, || async {
+            let registered = matches!(self.ns.zk().stat(&format!("nodes/{tablet}")).await, Ok(Some(_)));
+            if !registered {
+                return Ok(Check::Waiting(format!("no ZooKeeper node nodes/{tablet}")));
+            }
+            let state =
+                self.ns.show_tablet().await.map_err(|e| e.to_string())?.into_iter().find(|t| t.endpoint == tablet);
+            match state {
+                Some(t) if t.is_healthy() => {}
+                Some(t) => return Ok(Check::Waiting(format!("nameserver shows it {}", t.state))),
+                None => return Ok(Check::Waiting("the nameserver does not list it".into())),
+            }
+            let loaded: HashMap<(u32, u32), super::tablet::TableStatus> = match self.tablets.table_status(tablet).await
+            {
+                Ok(list) => list.into_iter().map(|s| ((s.tid, s.pid), s)).collect(),
+                Err(e) => return Ok(Check::Waiting(format!("GetTableStatus failed: {e}"))),
+            };
+            let tables = self.ns.show_all_tables().await.map_err(|e| e.to_string())?;
+            let mut missing = Vec::new();
+            for t in &tables {
+                for p in &t.table_partition {
+                    let Some(m) = p.meta(tablet) else { continue };
+                    let problem = match loaded.get(&(t.tid, p.pid)) {
+                        _ if !m.is_alive => Some("not alive"),
+                        None => Some("not loaded"),
+                        Some(s) if !s.is_normal() => Some("loading"),
+                        Some(s) if s.is_leader() != m.is_leader => Some("mode differs from the nameserver"),
+                        Some(_) => None,
+                    };
+                    if let Some(problem) = problem {
+                        missing.push(format!("{}.{} pid {} {problem}", t.db, t.name, p.pid));
+                    }
+                }
+            }
+            Ok(if missing.is_empty() {
+                Check::Done(())
+            } else {
+                let more = if missing.len() > 3 { format!(" and {} more", missing.len() - 3) } else { String::new() };
+                Check::Waiting(format!("{}{more}", missing.into_iter().take(3).collect::<Vec<_>>().join(", ")))
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Waits until a nameserver leader is elected and answers; returns its endpoint.
+    pub async fn wait_nameserver_leader(&self, timeout: Duration) -> Result<String, UpgradeError> {
+        let leader = wait_until("a nameserver leader to be elected and answer", timeout, || async {
+            let leader = match self.ns.discover_leader().await {
+                Ok(l) => l,
+                Err(e) => return Ok(Check::Waiting(e.to_string())),
+            };
+            Ok(match self.ns.show_tablet().await {
+                Ok(_) => Check::Done(leader),
+                Err(e) => Check::Waiting(format!("{leader}: {e}")),
+            })
+        })
+        .await?;
+        Ok(leader)
+    }
+
+    /// Waits until every op created after `since` has finished; fails on kFailed/kCanceled.
+    pub async fn wait_ops_done(&self, since: u64, timeout: Duration) -> Result<usize, UpgradeError> {
+        let what = format!("nameserver ops after #{since} to finish");
+        let n = wait_until(&what, timeout, || async {
+            let ops = self.ns.show_op_status(None, None, None).await.map_err(|e| e.to_string())?;
+            let ops: Vec<_> = ops.into_iter().filter(|o| o.op_id > since).collect();
+            if let Some(bad) = ops.iter().find(|o| o.is_failure()) {
+                return Err(format!(
+                    "op #{} {} on {}.{} pid {:?} is {}",
+                    bad.op_id, bad.op_type, bad.db, bad.name, bad.pid, bad.status
+                ));
+            }
+            let pending: Vec<String> = ops
+                .iter()
+                .filter(|o| !o.is_finished())
+                .map(|o| format!("#{} {} {}", o.op_id, o.op_type, o.status))
+                .collect();
+            Ok(if pending.is_empty() { Check::Done(ops.len()) } else { Check::Waiting(pending.join(", ")) })
+        })
+        .await?;
+        Ok(n)
+    }
+
+    /// Waits until the server at `endpoint` reports `version` on `/version` (X.Y.Z prefix).
+    pub async fn wait_version(&self, endpoint: &str, version: &str, timeout: Duration) -> Result<String, UpgradeError> {
+        let what = format!("{endpoint} to report version {version}");
+        let found = wait_until(&what, timeout, || async {
+            Ok(match self.tablets.version(endpoint).await {
+                Ok(v) if v == version || v.starts_with(&format!("{version}-")) => Check::Done(v),
+                Ok(v) => Check::Waiting(format!("it reports {v}")),
+                Err(e) => Check::Waiting(e.to_string()),
+            })
+        })
+        .await?;
+        Ok(found)
     }
 
     // ------------------------------------------------------------------ verify

@@ -19,9 +19,14 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Position, AST};
 
+use crate::cluster::nameserver::NameServerClient;
+use crate::cluster::rpc::RpcClient;
+use crate::cluster::tablet::TabletClient;
+use crate::cluster::upgrade::Upgrader;
 use crate::cluster::zk::Zk;
 use crate::config::ClusterConfig;
 use crate::interrupt::Interrupt;
+use crate::journal::Journal;
 use crate::remote::Remotes;
 pub use error::{ScriptError, ScriptErrorKind};
 use resolver::{Resolver, SourceMap};
@@ -61,7 +66,8 @@ impl Output {
 pub struct Host {
     runtime: tokio::runtime::Handle,
     pub config: Option<Arc<ClusterConfig>>,
-    zk: Option<Zk>,
+    zk: Option<Arc<Zk>>,
+    upgrader: Option<Upgrader>,
     pub remotes: Remotes,
     pub interrupt: Interrupt,
     dry_run: AtomicBool,
@@ -103,9 +109,20 @@ impl Host {
         dry_run: bool,
         output: Output,
     ) -> Self {
+        let zk = config.as_ref().map(|c| Arc::new(Zk::new(c.zk.clone())));
+        let upgrader = config.as_ref().zip(zk.as_ref()).map(|(c, zk)| {
+            let rpc = RpcClient::new(c.credentials.as_ref(), std::time::Duration::from_secs(10));
+            let mirror = c.path.parent().map(|d| d.join(".mldb-upgrade/journal.jsonl"));
+            Upgrader::new(
+                Arc::new(NameServerClient::new(zk.clone(), rpc.clone())),
+                TabletClient::new(rpc),
+                Arc::new(Journal::new(zk.clone(), mirror)),
+            )
+        });
         Host {
             runtime,
-            zk: config.as_ref().map(|c| Zk::new(c.zk.clone())),
+            zk,
+            upgrader,
             remotes: Remotes::new(config.clone()),
             config,
             interrupt: Interrupt::new(),
@@ -125,9 +142,22 @@ impl Host {
 
     /// The ZooKeeper client, or an error telling the operator to pass a cluster.
     pub fn zk(&self, function: &str) -> Result<&Zk, CallError> {
-        self.zk.as_ref().ok_or_else(|| {
+        self.zk.as_deref().ok_or_else(|| {
             CallError::Failed(format!("{function} needs a cluster: pass --cluster FILE (a cluster.toml)"))
         })
+    }
+
+    /// The upgrade operations, or an error telling the operator to pass a cluster.
+    pub fn upgrader(&self, function: &str) -> Result<&Upgrader, CallError> {
+        self.upgrader.as_ref().ok_or_else(|| {
+            CallError::Failed(format!("{function} needs a cluster: pass --cluster FILE (a cluster.toml)"))
+        })
+    }
+
+    /// Runs a future to completion even after Ctrl-C: for clean-up that must happen (putting
+    /// auto_failover back) on the way out of an interrupted script.
+    pub fn block_on_to_completion<T>(&self, fut: impl Future<Output = T>) -> T {
+        self.runtime.block_on(fut)
     }
 
     /// Runs a future to completion on the runtime, giving up at once on Ctrl-C.

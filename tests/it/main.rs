@@ -9,4 +9,5 @@ mod errors;
 mod sandbox;
 mod scripts;
 mod ssh;
+mod upgrade;
 mod zk;

@@ -1,5 +1,5 @@
 //! Script-visible primitives, one namespace per file: `zk::` in `zk.rs`, `ssh::` in `ssh.rs`,
-//! `log::` in `log.rs`; global helpers (sleep, durations, settings, environment) in `core.rs`.
+//! `log::` in `log.rs`, `ns::`, `tablet::`, `wait::`, `upgrade::`; global helpers (sleep, durations, settings, environment) in `core.rs`.
 //!
 //! Every function is registered through [`Doc`], so none exists without a signature and a doc
 //! comment; `mldb-upgrade docs` prints them and a test fails if one is missing. Functions that
@@ -7,7 +7,11 @@
 
 mod core;
 mod log;
+mod ns;
 mod ssh;
+mod tablet;
+mod upgrade;
+mod wait;
 mod zk;
 
 use std::sync::Arc;
@@ -19,7 +23,15 @@ use super::Host;
 /// Registers every namespace into `engine`.
 pub fn register_all(engine: &mut Engine, host: &Arc<Host>) {
     core::register(engine, host);
-    for (name, module) in [("zk", zk::module(host)), ("ssh", ssh::module(host)), ("log", log::module())] {
+    for (name, module) in [
+        ("zk", zk::module(host)),
+        ("ssh", ssh::module(host)),
+        ("log", log::module()),
+        ("ns", ns::module(host)),
+        ("tablet", tablet::module(host)),
+        ("wait", wait::module(host)),
+        ("upgrade", upgrade::module(host)),
+    ] {
         engine.register_static_module(name, module.into());
     }
 }

@@ -1,0 +1,282 @@
+//! Upgrade primitives against sandbox clusters: drain and restore leaders, the auto_failover
+//! guard, recover data, waits. Each test checks the cluster's real state afterwards.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mldb_upgrade::sandbox;
+
+use crate::support::{self, Run};
+
+/// A small fast sandbox, stopped when dropped.
+struct Sandbox {
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn up(extra: &[&str]) -> Sandbox {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sb");
+        let mut args = vec![
+            "sandbox",
+            "up",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--fast",
+            "--nameservers",
+            "1",
+            "--apiservers",
+            "0",
+            "--taskmanagers",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let out = support::run(&args);
+        let sb = Sandbox { dir, _tmp: tmp };
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        sb
+    }
+    fn cluster(&self) -> String {
+        self.dir.join("cluster.toml").display().to_string()
+    }
+    fn tablet(&self, n: usize) -> String {
+        let state = sandbox::load_state(&self.dir).unwrap();
+        state.components.iter().filter(|c| c.role.as_str() == "tablet").nth(n - 1).unwrap().endpoint.clone()
+    }
+    fn run(&self, script: &str) -> Run {
+        let file = support::write(&self.dir, &format!("t{}.rhai", rand_suffix()), script);
+        support::run(&["run", &file, "--cluster", &self.cluster()])
+    }
+    fn spawn(&self, script: &str) -> std::process::Child {
+        let file = support::write(&self.dir, &format!("bg{}.rhai", rand_suffix()), script);
+        Command::new(support::binary())
+            .args(["run", &file, "--cluster", &self.cluster()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = sandbox::down(&self.dir);
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// Leader placement, replica count and auto_failover, as one comparable line per item.
+const SNAPSHOT: &str = r#"
+fn snapshot() {
+    let leaders = ns::partitions().filter(|r| r.leader && r.alive).map(|r| `${r.db}.${r.table}/${r.pid}@${r.endpoint}`);
+    leaders.sort();
+    #{ leaders: leaders, replicas: ns::partitions().len(), auto_failover: ns::auto_failover() }
+}
+"#;
+
+fn wait_file_contains(path: &Path, text: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !std::fs::read_to_string(path).unwrap_or_default().contains(text) {
+        assert!(Instant::now() < deadline, "{} never contained {text}", path.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn drain_then_restore_keeps_placement_for_1_2_and_3_replica_tables() {
+    let sb = Sandbox::up(&[]);
+    let ep = sb.tablet(1);
+    let out = sb.run(&format!(
+        r#"{SNAPSHOT}
+        let ep = "{ep}";
+        let before = snapshot();
+        // The tablet must lead partitions of tables with 1, 2 and 3 replicas.
+        let counts = #{{}};
+        for r in ns::partitions().filter(|r| r.endpoint == ep && r.leader) {{
+            counts[`${{ns::partitions().filter(|x| x.tid == r.tid && x.pid == r.pid).len()}}`] = true;
+        }}
+        print("leads partitions with replica counts " + counts.keys());
+        let plan = (|| {{ upgrade::drain_leaders(ep) }});
+        let drained = upgrade::with_auto_failover_off(|| upgrade::drain_leaders(ep));
+        print("moved " + drained.moves.len() + " temp " + drained.moves.filter(|m| m.temp_replica).len());
+        print("leads after drain " + ns::partitions().filter(|r| r.endpoint == ep && r.leader && r.alive).len());
+        print("recorded " + upgrade::recorded_moves(ep).len());
+        upgrade::with_auto_failover_off(|| upgrade::restore_leaders(ep));
+        let after = snapshot();
+        print("placement identical " + (before.leaders == after.leaders));
+        print("replicas " + before.replicas + " -> " + after.replicas);
+        print("auto_failover " + before.auto_failover + " -> " + after.auto_failover);
+        print("journal empty " + upgrade::recorded_moves(ep).is_empty());
+        print("healthy " + upgrade::verify(0).healthy);
+        "#
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let o = &out.stdout;
+    assert!(o.contains("leads partitions with replica counts [\"1\", \"2\", \"3\"]"), "{o}");
+    assert!(o.contains("leads after drain 0"), "{o}");
+    assert!(!o.contains("moved 0 "), "{o}");
+    assert!(!o.contains("temp 0"), "single-replica partitions get temporary replicas: {o}");
+    assert!(o.contains("placement identical true"), "{o}");
+    let replicas: Vec<&str> = o.lines().find(|l| l.starts_with("replicas ")).unwrap().split(' ').collect();
+    assert_eq!(replicas[1], replicas[3], "temporary replicas left behind: {o}");
+    assert!(o.contains("auto_failover true -> true"), "{o}");
+    assert!(o.contains("journal empty true"), "{o}");
+    assert!(o.contains("healthy true"), "{o}");
+}
+
+#[test]
+fn restore_finishes_a_drain_killed_halfway() {
+    let sb = Sandbox::up(&[]);
+    let ep = sb.tablet(2);
+    let before = sb.run(&format!("{SNAPSHOT} print(snapshot());"));
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    // Drain one partition at a time and kill -9 the orchestrator once a move is made.
+    let mut child = sb
+        .spawn(&format!(r#"upgrade::with_auto_failover_off(|| upgrade::drain_leaders("{ep}", #{{concurrency: 1}}));"#));
+    let mirror = sb.dir.join(".mldb-upgrade/journal.jsonl");
+    wait_file_contains(&mirror, "\"state\":\"moved\"", Duration::from_secs(60));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mid = sb.run(&format!(
+        r#"print("af " + ns::auto_failover()); print("drained " + upgrade::drained_tablets()); print("moved " + upgrade::recorded_moves("{ep}").filter(|m| m.state == "moved").len());"#
+    ));
+    assert!(mid.stdout.contains("af false"), "the killed run left auto_failover off: {}", mid.stdout);
+    assert!(mid.stdout.contains(&format!("drained [\"{ep}\"]")), "{}", mid.stdout);
+    // The next run heals: restore auto_failover, finish the tablet.
+    let out = sb.run(&format!(
+        r#"{SNAPSHOT}
+        upgrade::restore_auto_failover();
+        upgrade::with_auto_failover_off(|| upgrade::restore_leaders("{ep}"));
+        print(snapshot());
+        print("drained " + upgrade::drained_tablets().len());
+        "#
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.starts_with(before.stdout.trim_end()), "before: {}\nafter: {}", before.stdout, out.stdout);
+    assert!(out.stdout.contains("drained 0"), "{}", out.stdout);
+}
+
+#[test]
+fn auto_failover_is_restored_after_errors_ctrl_c_and_a_killed_run() {
+    let sb = Sandbox::up(&["--tablets", "2"]);
+    // An error inside the block.
+    let out = sb.run(
+        r#"upgrade::with_auto_failover_off(|| { print("inside " + ns::auto_failover()); throw "injected failure"; });"#,
+    );
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("inside false"), "{}", out.stdout);
+    assert!(out.stderr.contains("injected failure"), "{}", out.stderr);
+    assert_eq!(sb.run("print(ns::auto_failover());").stdout, "true\n");
+    // Ctrl-C inside the block.
+    let marker = sb.dir.join("inside");
+    let mut child = sb.spawn(&format!(
+        r#"upgrade::with_auto_failover_off(|| {{ ssh::exec("127.0.0.1", "touch {}"); sleep("60s"); }});"#,
+        marker.display()
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "block never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(sb.run("print(ns::auto_failover());").stdout, "true\n");
+    // kill -9: the next run restores it from the journal.
+    std::fs::remove_file(&marker).unwrap();
+    let mut child = sb.spawn(&format!(
+        r#"upgrade::with_auto_failover_off(|| {{ ssh::exec("127.0.0.1", "touch {}"); sleep("60s"); }});"#,
+        marker.display()
+    ));
+    while !marker.exists() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(sb.run("print(ns::auto_failover());").stdout, "false\n");
+    let out = sb.run(
+        "print(upgrade::restore_auto_failover()); print(ns::auto_failover()); print(upgrade::restore_auto_failover());",
+    );
+    assert_eq!(out.stdout, "true\ntrue\n\n", "{}", out.stderr);
+}
+
+#[test]
+fn recover_data_after_a_tablet_restart_with_auto_failover_off() {
+    let sb = Sandbox::up(&["--no-auto-failover"]);
+    let state = sandbox::load_state(&sb.dir).unwrap();
+    let tablet = state.components.iter().find(|c| c.role.as_str() == "tablet").unwrap().clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(sandbox::start_sh(&tablet, "stop", false));
+    // The old ephemeral node must expire before the tablet can register again (C§1.3).
+    let ep = tablet.endpoint.clone();
+    let gone = sb.run(&format!(r#"let t = 0; while zk::exists("nodes/{ep}") {{ sleep("200ms"); t += 1; if t > 100 {{ throw "node never expired"; }} }} print("expired");"#));
+    assert_eq!(gone.stdout, "expired\n", "{}", gone.stderr);
+    rt.block_on(sandbox::start_sh(&tablet, "start", false));
+    let out = sb.run(&format!(
+        r#"
+        wait::nameserver_leader("30s");
+        let t = 0;
+        while ns::tablets().filter(|x| x.endpoint == "{ep}" && x.state == "kHealthy").is_empty() {{ sleep("200ms"); t += 1; if t > 100 {{ throw "tablet not healthy"; }} }}
+        print("loaded after restart " + tablet::status("{ep}").len());
+        let v = upgrade::verify(0);
+        print("healthy before recovery " + v.healthy + " mismatches " + (v.mismatches.len() > 0));
+        let recovered = upgrade::recover_data();
+        print("recovered tables " + recovered.len());
+        wait::tablet_healthy("{ep}", "60s");
+        let v = upgrade::verify(0);
+        print("healthy after recovery " + v.healthy);
+        print("auto_failover " + ns::auto_failover());
+        "#
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let o = &out.stdout;
+    assert!(o.contains("loaded after restart 0"), "a restarted tablet comes up empty (C§1.3): {o}");
+    assert!(o.contains("healthy before recovery false mismatches true"), "{o}");
+    assert!(!o.contains("recovered tables 0"), "{o}");
+    assert!(o.contains("healthy after recovery true"), "{o}");
+    assert!(o.contains("auto_failover false"), "{o}");
+}
+
+#[test]
+fn waits_that_time_out_say_what_they_waited_for() {
+    let sb = Sandbox::up(&["--tablets", "1"]);
+    let out = sb.run(r#"wait::tablet_healthy("127.0.0.1:1", "1s");"#);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with("error: timed out after 1s waiting for tablet 127.0.0.1:1 to be healthy (registered, kHealthy, every partition loaded and alive); last seen: no ZooKeeper node nodes/127.0.0.1:1"),
+        "{}",
+        out.stderr
+    );
+    let ep = sb.tablet(1);
+    let out = sb.run(&format!(r#"wait::version("{ep}", "9.9.9", "500ms");"#));
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(&format!("waiting for {ep} to report version 9.9.9; last seen: it reports 0.9.2-")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn dry_run_drain_prints_the_moves_and_makes_none() {
+    let sb = Sandbox::up(&[]);
+    let ep = sb.tablet(3);
+    let file = support::write(
+        &sb.dir,
+        "d.rhai",
+        &format!(
+            r#"{SNAPSHOT} let b = snapshot(); let r = upgrade::with_auto_failover_off(|| upgrade::drain_leaders("{ep}")); print("planned " + r.moves.len()); print(b == snapshot());"#
+        ),
+    );
+    let out = support::run(&["run", &file, "--cluster", &sb.cluster(), "--dry-run"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let moves = out.stdout.lines().filter(|l| l.starts_with("[dry-run] would move leader of ")).count();
+    assert!(moves > 0, "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("planned {moves}\ntrue\n")), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!(" {ep} -> ")), "{}", out.stdout);
+}
