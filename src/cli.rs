@@ -43,6 +43,21 @@ pub enum LogFormat {
 enum Command {
     /// Run a script against a cluster.
     Run(RunArgs),
+    /// Show what a run would do: the script in --dry-run, as ordered steps. Touches nothing.
+    Plan(RunArgs),
+    /// Show the cluster (components, versions, leaders, ops, auto_failover), the journal and the lock.
+    Status {
+        /// The cluster config (cluster.toml).
+        #[arg(long, env = "MLDB_CLUSTER", value_name = "FILE")]
+        cluster: PathBuf,
+    },
+    /// Unwind a stopped run to a safe state: leaders restored, temporary replicas removed,
+    /// auto_failover restored. Upgrades nothing further.
+    Abort {
+        /// The cluster config (cluster.toml).
+        #[arg(long, env = "MLDB_CLUSTER", value_name = "FILE")]
+        cluster: PathBuf,
+    },
     /// Compile scripts and the modules they import, without running them.
     Check {
         /// Script files.
@@ -200,6 +215,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 fn execute(command: Command) -> Result<(), Error> {
     match command {
         Command::Run(args) => run_script(args),
+        Command::Plan(mut args) => {
+            args.dry_run = true;
+            run_script(args)
+        }
+        Command::Status { cluster } => status(&cluster),
+        Command::Abort { cluster } => abort(&cluster),
         Command::Check { files, lib_dirs } => check(&files, lib_dirs),
         Command::Docs { name } => {
             let rt = runtime()?;
@@ -371,4 +392,121 @@ fn status_table(lines: &[sandbox::ComponentStatus]) -> comfy_table::Table {
         ]);
     }
     table
+}
+
+/// A host for commands that act on a cluster without a script.
+fn cluster_host(path: &Path) -> Result<(tokio::runtime::Runtime, Arc<Host>), Error> {
+    let config = load_config(Some(path))?;
+    let rt = runtime()?;
+    let host = Arc::new(Host::new(rt.handle().clone(), config, BTreeMap::new(), false, Output::stdout()));
+    Ok((rt, host))
+}
+
+fn status(path: &Path) -> Result<(), Error> {
+    let (rt, host) = cluster_host(path)?;
+    let op = |e: String| Error::Operation(e);
+    let u = host.upgrader("status").map_err(|e| op(format!("{e:?}")))?;
+    let config = host.config.clone().ok_or_else(|| op("no cluster".into()))?;
+    rt.block_on(async {
+        let leader = u.ns.discover_leader().await.map_err(|e| op(e.to_string()))?;
+        let tablets = u.ns.show_tablet().await.map_err(|e| op(e.to_string()))?;
+        let auto_failover = u.ns.auto_failover().await.map_err(|e| op(e.to_string()))?;
+        let ops = u.ns.show_op_status(None, None, None).await.map_err(|e| op(e.to_string()))?;
+        println!("cluster     {} (root {})", config.zk.cluster, config.zk.root_path);
+        println!("nameserver  leader {leader}");
+        println!("auto_failover {auto_failover}");
+        let pending = ops.iter().filter(|o| !o.is_finished()).count();
+        let failed = ops.iter().filter(|o| o.is_failure()).count();
+        println!("ops         {} known, {pending} pending, {failed} failed or canceled", ops.len());
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::NOTHING);
+        table.set_header(["role", "endpoint", "host", "version", "state"]);
+        for c in &config.components {
+            let ep = c.endpoint.to_string();
+            let version = if c.role == crate::cluster::topology::Role::Taskmanager {
+                let rpc = crate::cluster::rpc::RpcClient::new(None, std::time::Duration::from_secs(3));
+                rpc.call(&ep, "openmldb.taskmanager.TaskManagerServer", "GetVersion", &serde_json::json!({}))
+                    .await
+                    .ok()
+                    .and_then(|v| v["taskmanagerVersion"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| "-".into())
+            } else {
+                u.tablets.version(&ep).await.unwrap_or_else(|_| "-".into())
+            };
+            let state = match c.role {
+                crate::cluster::topology::Role::Tablet => {
+                    tablets.iter().find(|t| t.endpoint == ep).map_or("unknown".into(), |t| t.state.clone())
+                }
+                crate::cluster::topology::Role::Nameserver if ep == leader => "leader".into(),
+                _ if version == "-" => "not answering".into(),
+                _ => "up".into(),
+            };
+            table.add_row([c.role.to_string(), ep, c.host.clone(), version, state]);
+        }
+        println!("{table}");
+        match u.journal.lock_holder().await.map_err(|e| op(e.to_string()))? {
+            Some(holder) => println!("lock        held by {holder}"),
+            None => println!("lock        free"),
+        }
+        match u.journal.current_run().await.map_err(|e| op(e.to_string()))? {
+            Some(run) => {
+                let done = run.steps.values().filter(|s| s.state == "done").count();
+                println!(
+                    "journal     unfinished run `{}` started {}: {done}/{} steps done",
+                    run.name,
+                    run.started,
+                    run.steps.len()
+                );
+                for step in run.order.iter().rev().take(5).collect::<Vec<_>>().into_iter().rev() {
+                    if let Some(s) = run.steps.get(step) {
+                        println!("              {:<8} {step}", s.state);
+                    }
+                }
+            }
+            None => println!("journal     no unfinished run"),
+        }
+        let drained = u.drained_tablets().await.map_err(|e| op(e.to_string()))?;
+        if !drained.is_empty() {
+            println!("            drained, leaders not restored: {}", drained.join(", "));
+        }
+        if let Some(original) = u.journal.get::<bool>("auto_failover").await.map_err(|e| op(e.to_string()))? {
+            println!("            auto_failover was {original} before the run turned it off");
+        }
+        Ok(())
+    })
+}
+
+fn abort(path: &Path) -> Result<(), Error> {
+    let (rt, host) = cluster_host(path)?;
+    let op = |e: String| Error::Operation(e);
+    let u = host.upgrader("abort").map_err(|e| op(format!("{e:?}")))?;
+    rt.block_on(async {
+        let command: Vec<String> = std::env::args().collect();
+        u.journal.lock(&command.join(" "), std::time::Duration::from_secs(30)).await.map_err(|e| op(e.to_string()))?;
+        let drained = u.drained_tablets().await.map_err(|e| op(e.to_string()))?;
+        let settings = crate::cluster::upgrade::MoveSettings::default();
+        if !drained.is_empty() {
+            u.disable_auto_failover().await.map_err(|e| op(e.to_string()))?;
+            for tablet in &drained {
+                println!("restoring leaders of {tablet} ...");
+                let report = u.restore_leaders(tablet, &settings).await;
+                match report {
+                    Ok(r) => println!("restored {} leaders of {tablet} in {:.1}s", r.moves.len(), r.duration_ms as f64 / 1000.0),
+                    Err(e) => {
+                        let restored = u.restore_auto_failover().await;
+                        return Err(op(format!(
+                            "{e}\nauto_failover restore: {restored:?}. Fix the cause (is {tablet} up and healthy?) and run abort again"
+                        )));
+                    }
+                }
+            }
+        }
+        match u.restore_auto_failover().await.map_err(|e| op(e.to_string()))? {
+            Some(v) => println!("auto_failover restored to {v}"),
+            None => println!("auto_failover was not changed by a run"),
+        }
+        u.journal.finish_run().await.map_err(|e| op(e.to_string()))?;
+        println!("aborted: no run is recorded any more; the cluster is as the run left it, leaders restored");
+        Ok(())
+    })
 }

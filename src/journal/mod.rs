@@ -2,8 +2,11 @@
 //! path of our own (`/mldb-upgrade/<cluster>`, never inside the cluster's root) so any machine
 //! can resume, and mirrored to a local JSON-lines file for the audit trail.
 //!
-//! Keys used so far: `auto_failover` (the value found before we turned it off) and
-//! `drain/<tablet endpoint>` (the leader placement recorded before draining that tablet).
+//! Keys: `auto_failover` (the value found before we turned it off), `drain/<tablet endpoint>`
+//! (the leader placement recorded before draining that tablet), `run` (the steps of the run in
+//! progress, [`run`]) and `lock` (the ephemeral lock of the run holding the cluster).
+
+pub mod run;
 
 use std::io::Write;
 use std::path::PathBuf;

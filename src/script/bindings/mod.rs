@@ -6,6 +6,7 @@
 //! change something say so in their doc and do nothing but describe the change in `--dry-run`.
 
 mod core;
+mod journal;
 mod log;
 mod ns;
 mod ssh;
@@ -31,6 +32,7 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) {
         ("tablet", tablet::module(host)),
         ("wait", wait::module(host)),
         ("upgrade", upgrade::module(host)),
+        ("journal", journal::module(host)),
     ] {
         engine.register_static_module(name, module.into());
     }

@@ -1,0 +1,150 @@
+//! A run of a stock or site script, made resumable: each step is recorded as started before it
+//! runs and as done after; re-running the same command skips what is done. One run at a time per
+//! cluster: an ephemeral lock node names the holder (host, pid, start time, command).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Journal, JournalError};
+use crate::cluster::zk::{CreateFlags, ZkError};
+
+/// Who holds the lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    pub host: String,
+    pub pid: u32,
+    pub started: String,
+    pub command: String,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} on {} since {} ({})", self.pid, self.host, self.started, self.command)
+    }
+}
+
+/// The state of one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// `started` or `done`.
+    pub state: String,
+    pub at: String,
+    #[serde(default)]
+    pub duration_ms: u64,
+}
+
+/// A run in progress, kept in the journal under `run`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// What identifies "the same command": the script and its settings.
+    pub name: String,
+    pub started: String,
+    pub steps: BTreeMap<String, StepRecord>,
+    /// Step names in the order they first ran.
+    #[serde(default)]
+    pub order: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Journal(#[from] JournalError),
+    #[error(
+        "another upgrade holds the lock of this cluster: {holder}. Wait for it to finish, or if it \
+         is gone, its ZooKeeper session expires within the session timeout"
+    )]
+    Locked { holder: LockHolder },
+    #[error(
+        "an unfinished run `{unfinished}` is recorded for this cluster (started {started}); re-run \
+         that same command to resume it, or `mldb-upgrade abort --cluster ...` to unwind it"
+    )]
+    OtherRunUnfinished { unfinished: String, started: String },
+}
+
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+impl Journal {
+    /// The current lock holder, if any.
+    pub async fn lock_holder(&self) -> Result<Option<LockHolder>, JournalError> {
+        self.get("lock").await
+    }
+
+    /// Takes the cluster's lock (an ephemeral node that lives as long as this process's
+    /// ZooKeeper session). A holder that is this host's dead process is waited out.
+    pub async fn lock(&self, command: &str, wait_for_stale: Duration) -> Result<LockHolder, RunError> {
+        let me = LockHolder { host: hostname(), pid: std::process::id(), started: now(), command: command.to_string() };
+        let data = serde_json::to_vec(&me).unwrap_or_default();
+        let deadline = std::time::Instant::now() + wait_for_stale;
+        loop {
+            match self.zk.create(&self.path("lock"), &data, CreateFlags { ephemeral: true, sequential: false }).await {
+                Ok(_) => return Ok(me),
+                Err(ZkError::NodeExists { .. }) => {
+                    let Some(holder) = self.lock_holder().await? else { continue };
+                    if holder.pid == me.pid && holder.host == me.host {
+                        return Ok(holder);
+                    }
+                    // A killed run on this host: its session ends within the session timeout.
+                    let dead_here = holder.host == me.host && !crate::sandbox::is_running(holder.pid);
+                    if dead_here && std::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        continue;
+                    }
+                    return Err(RunError::Locked { holder });
+                }
+                Err(e) => return Err(JournalError::Zk(e).into()),
+            }
+        }
+    }
+
+    /// Starts or resumes the run `name`.
+    pub async fn begin_run(&self, name: &str) -> Result<RunRecord, RunError> {
+        match self.get::<RunRecord>("run").await? {
+            Some(run) if run.name == name => Ok(run),
+            Some(run) => Err(RunError::OtherRunUnfinished { unfinished: run.name, started: run.started }),
+            None => {
+                let run =
+                    RunRecord { name: name.to_string(), started: now(), steps: BTreeMap::new(), order: Vec::new() };
+                self.put("run", &run).await?;
+                Ok(run)
+            }
+        }
+    }
+
+    pub async fn current_run(&self) -> Result<Option<RunRecord>, JournalError> {
+        self.get("run").await
+    }
+
+    /// Records a step's state.
+    pub async fn record_step(&self, step: &str, state: &str, duration: Duration) -> Result<RunRecord, JournalError> {
+        let mut run: RunRecord = self.get("run").await?.unwrap_or_else(|| RunRecord {
+            name: "(unnamed)".into(),
+            started: now(),
+            steps: BTreeMap::new(),
+            order: Vec::new(),
+        });
+        if !run.order.iter().any(|s| s == step) {
+            run.order.push(step.to_string());
+        }
+        run.steps.insert(
+            step.to_string(),
+            StepRecord { state: state.to_string(), at: now(), duration_ms: duration.as_millis() as u64 },
+        );
+        self.put("run", &run).await?;
+        Ok(run)
+    }
+
+    /// Ends the run: its record is removed (the local mirror keeps the history).
+    pub async fn finish_run(&self) -> Result<(), JournalError> {
+        self.delete("run").await
+    }
+}
