@@ -89,6 +89,23 @@ pub fn module(host: &Arc<Host>) -> Module {
             }
         });
     let h = host.clone();
+    Doc::new("put", &["key: string", "value: ?"], "()", Effect::Changes, "Records a value durably in the journal (ZooKeeper), outliving the run: e.g. where a backup\nwent, for a later rollback. Keys are paths like \"backup/10.0.0.5:10921\".\n\nExample: `journal::put(\"backup/\" + ep, component::backup(ep));`")
+        .set_into(&mut m, move |ctx: NativeCallContext, key: &str, value: Dynamic| -> Res<()> {
+            let u = h.upgrader("journal::put").map_err(|e| e.at(&ctx))?;
+            if h.dry_run() {
+                return Ok(());
+            }
+            let json: serde_json::Value = rhai::serde::from_dynamic(&value)?;
+            h.block_on(u.journal.put(&format!("values/{key}"), &json)).map_err(|e| e.at(&ctx))
+        });
+    let h = host.clone();
+    Doc::new("get", &["key: string"], "?", Effect::ReadOnly, "A value recorded with journal::put, or () when there is none.\n\nExample: `let saved = journal::get(\"backup/\" + ep);`")
+        .set_into(&mut m, move |ctx: NativeCallContext, key: &str| -> Res<Dynamic> {
+            let u = h.upgrader("journal::get").map_err(|e| e.at(&ctx))?;
+            let value: Option<serde_json::Value> = h.block_on(u.journal.get(&format!("values/{key}"))).map_err(|e| e.at(&ctx))?;
+            value.map_or(Ok(Dynamic::UNIT), |v| rhai::serde::to_dynamic(v))
+        });
+    let h = host.clone();
     Doc::new("finish", &[], "()", Effect::Changes, "Ends the run: its record is removed (the local journal file keeps the history), so the next\nrun starts afresh.\n\nExample: `journal::finish();`")
         .set_into(&mut m, move |ctx: NativeCallContext| -> Res<()> {
             let u = h.upgrader("journal::finish").map_err(|e| e.at(&ctx))?;

@@ -5,6 +5,7 @@
 //! comment; `mldb-upgrade docs` prints them and a test fails if one is missing. Functions that
 //! change something say so in their doc and do nothing but describe the change in `--dry-run`.
 
+mod cluster;
 mod core;
 mod journal;
 mod log;
@@ -33,6 +34,7 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) {
         ("wait", wait::module(host)),
         ("upgrade", upgrade::module(host)),
         ("journal", journal::module(host)),
+        ("cluster", cluster::module(host)),
     ] {
         engine.register_static_module(name, module.into());
     }
