@@ -184,6 +184,16 @@ pub fn module(host: &Arc<Host>) -> Module {
             }
         });
     let h = host.clone();
+    Doc::new("disable_auto_failover", &[], "bool", Effect::Changes, "Turns auto_failover off after recording its value in the journal (kept if an earlier run\nalready recorded one); returns the original value. Pair it with restore_auto_failover, which\nevery stock script also calls first, so a killed run never leaves it off.\n\nExample: `upgrade::disable_auto_failover(); /* ... */ upgrade::restore_auto_failover();`")
+        .set_into(&mut m, move |ctx: NativeCallContext| -> Res<bool> {
+            let u = h.upgrader("upgrade::disable_auto_failover").map_err(|e| e.at(&ctx))?;
+            if h.dry_run() {
+                h.say("[dry-run] would turn auto_failover off (recording its value)");
+                return Ok(false);
+            }
+            h.block_on(u.disable_auto_failover()).map_err(|e| e.at(&ctx))
+        });
+    let h = host.clone();
     Doc::new("restore_auto_failover", &[], "bool or ()", Effect::Changes, "Puts auto_failover back to the value recorded when an earlier run turned it off, and forgets\nthe record; () when nothing was recorded. Stock scripts call it first, so a killed run is healed.\n\nExample: `upgrade::restore_auto_failover();`")
         .set_into(&mut m, move |ctx: NativeCallContext| -> Res<Dynamic> {
             let u = h.upgrader("upgrade::restore_auto_failover").map_err(|e| e.at(&ctx))?;
