@@ -671,7 +671,7 @@ impl<'a> Control<'a> {
             String::new()
         } else {
             // start.sh's exit code and text are not trusted (O§1.4): our checks below decide.
-            let out = self.exec(c, &step, &command, START_SH).await?;
+            let out = self.exec(c, &step, &format!("{command} 2>&1"), START_SH).await?;
             format!("{}{}", out.stdout, out.stderr)
         };
 
@@ -1031,16 +1031,20 @@ impl<'a> Control<'a> {
             self.change(c, &step, &command, COPY, &format!("{}/{d} is unchanged or restored; fix the cause and retry", c.dir))
                 .await?;
         }
-        if let Some(staging) = staging {
-            self.change(c, &step, &format!("rm -rf {}", q(&staging)), SHORT, "remove it by hand").await?;
-        }
+        let path = match staging {
+            Some(staging) => {
+                self.change(c, &step, &format!("rm -rf {}", q(&staging)), SHORT, "remove it by hand").await?;
+                release.to_string()
+            }
+            None => dir,
+        };
         if !self.dry_run {
             (self.say)(&format!("installed {version} ({}) on {} {}", parts.dirs().join(" and "), c.role, c.endpoint));
         }
         Ok(InstallReport {
             endpoint: endpoint.to_string(),
             host: c.host.clone(),
-            path: dir,
+            path,
             dirs: parts.dirs().iter().map(|d| d.to_string()).collect(),
             version,
             previous: None,

@@ -1,10 +1,11 @@
 //! Script-visible primitives, one namespace per file: `zk::` in `zk.rs`, `ssh::` in `ssh.rs`,
-//! `log::` in `log.rs`; global helpers (sleep, durations, settings, environment) in `core.rs`.
+//! `log::` in `log.rs`, `component::` in `component.rs`; global helpers (sleep, durations, settings, environment) in `core.rs`.
 //!
 //! Every function is registered through [`Doc`], so none exists without a signature and a doc
 //! comment; `mldb-upgrade docs` prints them and a test fails if one is missing. Functions that
 //! change something say so in their doc and do nothing but describe the change in `--dry-run`.
 
+mod component;
 mod core;
 mod log;
 mod ssh;
@@ -19,7 +20,7 @@ use super::Host;
 /// Registers every namespace into `engine`.
 pub fn register_all(engine: &mut Engine, host: &Arc<Host>) {
     core::register(engine, host);
-    for (name, module) in [("zk", zk::module(host)), ("ssh", ssh::module(host)), ("log", log::module())] {
+    for (name, module) in [("zk", zk::module(host)), ("ssh", ssh::module(host)), ("log", log::module()), ("component", component::module(host))] {
         engine.register_static_module(name, module.into());
     }
 }
