@@ -54,7 +54,15 @@ pub enum ComponentError {
         source: ZkError,
     },
     #[error("{step} for {endpoint} on {host} failed: `{command}` exited with {exit_code}\n```\n{output}\n```\n{next}")]
-    Command { step: String, endpoint: String, host: String, command: String, exit_code: i32, output: String, next: String },
+    Command {
+        step: String,
+        endpoint: String,
+        host: String,
+        command: String,
+        exit_code: i32,
+        output: String,
+        next: String,
+    },
     #[error("{step} for {endpoint} on {host}: waited {waited:?} for {what}, in vain. {next}")]
     Timeout { step: String, endpoint: String, host: String, what: String, waited: Duration, next: String },
     #[error(
@@ -106,7 +114,11 @@ impl Parts {
             match word.trim_end_matches('/') {
                 "bin" => parts.bin = true,
                 "taskmanager" => parts.taskmanager = true,
-                other => return Err(format!("unknown part `{other}`: expected \"bin\", \"taskmanager\" or \"bin,taskmanager\"")),
+                other => {
+                    return Err(format!(
+                        "unknown part `{other}`: expected \"bin\", \"taskmanager\" or \"bin,taskmanager\""
+                    ))
+                }
             }
         }
         if !parts.bin && !parts.taskmanager {
@@ -547,9 +559,7 @@ impl<'a> Control<'a> {
 
     async fn start_failed(&self, c: &Component, reason: String, start_sh: &str) -> ComponentError {
         let log = self.log_path(c).await;
-        let tail = match self
-            .exec(c, "reading the log", &format!("tail -n {LOG_TAIL_LINES} {}", q(&log)), SHORT)
-            .await
+        let tail = match self.exec(c, "reading the log", &format!("tail -n {LOG_TAIL_LINES} {}", q(&log)), SHORT).await
         {
             Ok(out) if out.exit_code == 0 => out.stdout.trim_end().to_string(),
             Ok(out) => format!("(cannot read it: {})", out.stderr.trim()),
@@ -604,8 +614,7 @@ impl<'a> Control<'a> {
     /// nameserver's value among the `leader` children (C§1.2, C§1.3). For a TaskManager,
     /// `Some(true)` when it holds `taskmanager/leader`, `Some(false)` when another one does.
     async fn registered(&self, c: &Component, step: &str) -> Result<bool> {
-        let zk_err =
-            |source| ComponentError::Zk { step: step.to_string(), endpoint: c.endpoint.to_string(), source };
+        let zk_err = |source| ComponentError::Zk { step: step.to_string(), endpoint: c.endpoint.to_string(), source };
         let ep = c.endpoint.to_string();
         match c.role {
             Role::Tablet => Ok(self.zk.stat(&format!("nodes/{ep}")).await.map_err(zk_err)?.is_some()),
@@ -647,12 +656,13 @@ impl<'a> Control<'a> {
             ..StartReport::default()
         };
         let before = self.read_pids(c, &step).await?;
-        let before_alive = self.alive(c, &step, &[before.main, before.child].into_iter().flatten().collect::<Vec<_>>()).await?;
+        let before_alive =
+            self.alive(c, &step, &[before.main, before.child].into_iter().flatten().collect::<Vec<_>>()).await?;
         let command = Self::start_sh(c, "start");
-        if !before_alive.is_empty() {
-            report.already_running = true;
-            (self.say)(&format!("{} {} already runs on {} (pid {:?}); checking it", c.role, c.endpoint, c.host, before.main));
-        } else if self.dry_run {
+        report.already_running = !before_alive.is_empty();
+        if self.dry_run {
+            // Planned after a (dry-run) stop, the component still runs now: say what a real
+            // start would do either way.
             if c.role == Role::Tablet {
                 (self.say)(&format!(
                     "[dry-run] zk: would wait for {} to disappear (C§1.3)",
@@ -661,6 +671,9 @@ impl<'a> Control<'a> {
             }
             (self.say)(&format!("[dry-run] {}: would run `{command}`", c.host));
             return Ok(report);
+        } else if report.already_running {
+            let pid = before.main.map(|p| p.to_string()).unwrap_or_default();
+            (self.say)(&format!("{} {} already runs on {} (pid {pid}); checking it", c.role, c.endpoint, c.host));
         } else {
             if c.role == Role::Tablet {
                 self.wait_old_node_gone(c, &step, timeout).await?;
@@ -685,7 +698,9 @@ impl<'a> Control<'a> {
             let alive = self.alive(c, &step, &[mon_pid, pid].into_iter().flatten().collect::<Vec<_>>()).await?;
             let is_alive = |p: Option<u32>| p.is_some_and(|p| alive.iter().any(|a| a.pid == p));
             if c.daemon && mon_pid.is_some() && !is_alive(mon_pid) {
-                return Err(self.start_failed(c, format!("its mon (pid {}) exited", mon_pid.unwrap_or(0)), &start_sh).await);
+                return Err(self
+                    .start_failed(c, format!("its mon (pid {}) exited", mon_pid.unwrap_or(0)), &start_sh)
+                    .await);
             }
             if !c.daemon && !is_alive(pid) {
                 let reason = match pid {
@@ -857,7 +872,8 @@ impl<'a> Control<'a> {
             dir = q(&c.dir),
             parts = quoted.join(" ")
         );
-        let out = self.run(c, &step, &probe, SHORT, &format!("check that {} holds {}", c.dir, dirs.join(" and "))).await?;
+        let out =
+            self.run(c, &step, &probe, SHORT, &format!("check that {} holds {}", c.dir, dirs.join(" and "))).await?;
         let mut lines = out.stdout.lines().map(str::trim);
         let rel = lines.next().unwrap_or_default().to_string();
         let needed: u64 = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
@@ -917,8 +933,8 @@ impl<'a> Control<'a> {
         match kind {
             PathKind::Dir => Ok((source.trim_end_matches('/').to_string(), None)),
             PathKind::File => {
-                let dir_name = unpacked_name(&name)
-                    .ok_or_else(|| bad("expected a directory, a .tar.gz or a .tgz".to_string()))?;
+                let dir_name =
+                    unpacked_name(&name).ok_or_else(|| bad("expected a directory, a .tar.gz or a .tgz".to_string()))?;
                 self.unpack(c, step, source, &staging, &dir_name).await.map(|d| (d, Some(staging)))
             }
             PathKind::Missing | PathKind::Other => {
@@ -932,7 +948,8 @@ impl<'a> Control<'a> {
                 }
                 if local.is_dir() {
                     // Pack the local directory, upload it, unpack it on the host.
-                    let archive = std::env::temp_dir().join(format!("mldb-upgrade-{}-{name}.tar.gz", std::process::id()));
+                    let archive =
+                        std::env::temp_dir().join(format!("mldb-upgrade-{}-{name}.tar.gz", std::process::id()));
                     let packed = pack_dir(local, &name, &archive).map_err(|e| bad(format!("cannot pack it: {e}")));
                     let result = async {
                         packed?;
@@ -1028,8 +1045,14 @@ impl<'a> Control<'a> {
             // The TaskManager's logs live under taskmanager/bin (job.log.path, O§1.2): keep them.
             let carry = (d == "taskmanager").then_some("bin/logs");
             let command = Self::swap_command(&c.dir, d, &source, None, carry);
-            self.change(c, &step, &command, COPY, &format!("{}/{d} is unchanged or restored; fix the cause and retry", c.dir))
-                .await?;
+            self.change(
+                c,
+                &step,
+                &command,
+                COPY,
+                &format!("{}/{d} is unchanged or restored; fix the cause and retry", c.dir),
+            )
+            .await?;
         }
         let path = match staging {
             Some(staging) => {
@@ -1063,7 +1086,10 @@ impl<'a> Control<'a> {
             .run(
                 c,
                 &step,
-                &format!("cd {} && for d in bin taskmanager; do if [ -d \"$d\" ]; then echo \"$d\"; fi; done", q(&backup)),
+                &format!(
+                    "cd {} && for d in bin taskmanager; do if [ -d \"$d\" ]; then echo \"$d\"; fi; done",
+                    q(&backup)
+                ),
                 SHORT,
                 &format!("give a directory made by component::backup (under {}/backup)", c.dir),
             )

@@ -20,7 +20,12 @@ use super::Host;
 /// Registers every namespace into `engine`.
 pub fn register_all(engine: &mut Engine, host: &Arc<Host>) {
     core::register(engine, host);
-    for (name, module) in [("zk", zk::module(host)), ("ssh", ssh::module(host)), ("log", log::module()), ("component", component::module(host))] {
+    for (name, module) in [
+        ("zk", zk::module(host)),
+        ("ssh", ssh::module(host)),
+        ("log", log::module()),
+        ("component", component::module(host)),
+    ] {
         engine.register_static_module(name, module.into());
     }
 }
