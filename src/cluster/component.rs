@@ -290,11 +290,12 @@ fn flag_value(flags: &str, key: &str) -> Option<String> {
 /// The value of the last uncommented `key=value` line of a properties file (Java keeps the last).
 fn property_value(text: &str, key: &str) -> Option<String> {
     text.lines()
+        .rev()
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| l.split_once('='))
         .filter(|(k, _)| k.trim() == key)
         .map(|(_, v)| v.trim().to_string())
-        .last()
+        .next()
 }
 
 fn join(dir: &str, rel: &str) -> String {
@@ -1173,16 +1174,15 @@ impl<'a> Control<'a> {
         let (dir, staging) = self.stage(c, &step, spark_dir).await?;
         let check = format!("ls {} | grep -E '^openmldb-batch-.*\\.jar$'", q(&join(&dir, "jars")));
         let out = self.exec(c, &step, &check, SHORT).await?;
-        if !self.dry_run || staging.is_none() {
-            if out.exit_code != 0 {
-                return Err(ComponentError::BadRelease {
-                    step,
-                    endpoint: endpoint.to_string(),
-                    host: c.host.clone(),
-                    path: dir,
-                    reason: "no jars/openmldb-batch-*.jar: not an OpenMLDB Spark distribution (O§4.3)".into(),
-                });
-            }
+        // In dry-run an archive is not unpacked, so there is nothing to check yet.
+        if (!self.dry_run || staging.is_none()) && out.exit_code != 0 {
+            return Err(ComponentError::BadRelease {
+                step,
+                endpoint: endpoint.to_string(),
+                host: c.host.clone(),
+                path: dir,
+                reason: "no jars/openmldb-batch-*.jar: not an OpenMLDB Spark distribution (O§4.3)".into(),
+            });
         }
         let version = out
             .stdout
