@@ -1,5 +1,6 @@
 //! The OpenMLDB side: topology types, ZooKeeper, the NameServer and TabletServer RPCs, waits and
-//! the upgrade operations built on them. Async, no Rhai in here.
+//! the upgrade operations built on them, component control. Async, no Rhai in here.
+pub mod component;
 pub mod health;
 pub mod nameserver;
 pub mod rpc;

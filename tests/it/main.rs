@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod component;
 mod docs;
 mod errors;
 mod sandbox;

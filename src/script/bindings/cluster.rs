@@ -30,7 +30,9 @@ fn component_map(c: &crate::config::Component) -> Dynamic {
 pub fn inspect_release(path: &Path, staging: &Path) -> Result<(String, PathBuf), String> {
     let dir = if path.is_dir() {
         path.to_path_buf()
-    } else if path.is_file() && (path.to_string_lossy().ends_with(".tar.gz") || path.to_string_lossy().ends_with(".tgz")) {
+    } else if path.is_file()
+        && (path.to_string_lossy().ends_with(".tar.gz") || path.to_string_lossy().ends_with(".tgz"))
+    {
         std::fs::create_dir_all(staging).map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
         crate::sandbox::release::unpack(path, staging).map_err(|e| e.to_string())?
     } else {
@@ -40,16 +42,14 @@ pub fn inspect_release(path: &Path, staging: &Path) -> Result<(String, PathBuf),
         ));
     };
     let binary = dir.join("bin/openmldb");
-    let out = std::process::Command::new(&binary)
-        .arg("--version")
-        .output()
-        .map_err(|e| format!("cannot run {} --version: {e}; is {} an OpenMLDB release?", binary.display(), dir.display()))?;
+    let out = std::process::Command::new(&binary).arg("--version").output().map_err(|e| {
+        format!("cannot run {} --version: {e}; is {} an OpenMLDB release?", binary.display(), dir.display())
+    })?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let version = text
-        .lines()
-        .find_map(|l| l.strip_prefix("openmldb version "))
-        .map(|v| v.trim().to_string())
-        .ok_or_else(|| format!("{} --version printed no `openmldb version X.Y.Z` line: {text:?}", binary.display()))?;
+    let version =
+        text.lines().find_map(|l| l.strip_prefix("openmldb version ")).map(|v| v.trim().to_string()).ok_or_else(
+            || format!("{} --version printed no `openmldb version X.Y.Z` line: {text:?}", binary.display()),
+        )?;
     Ok((version, dir))
 }
 

@@ -1,11 +1,12 @@
 //! Script-visible primitives, one namespace per file: `zk::` in `zk.rs`, `ssh::` in `ssh.rs`,
-//! `log::` in `log.rs`, `ns::`, `tablet::`, `wait::`, `upgrade::`; global helpers (sleep, durations, settings, environment) in `core.rs`.
+//! `log::` in `log.rs`, `ns::`, `tablet::`, `wait::`, `upgrade::`, `component::`; global helpers (sleep, durations, settings, environment) in `core.rs`.
 //!
 //! Every function is registered through [`Doc`], so none exists without a signature and a doc
 //! comment; `mldb-upgrade docs` prints them and a test fails if one is missing. Functions that
 //! change something say so in their doc and do nothing but describe the change in `--dry-run`.
 
 mod cluster;
+mod component;
 mod core;
 mod journal;
 mod log;
@@ -35,6 +36,7 @@ pub fn register_all(engine: &mut Engine, host: &Arc<Host>) {
         ("upgrade", upgrade::module(host)),
         ("journal", journal::module(host)),
         ("cluster", cluster::module(host)),
+        ("component", component::module(host)),
     ] {
         engine.register_static_module(name, module.into());
     }
