@@ -189,11 +189,14 @@ where
 }
 
 fn init_tracing(cli: &Cli) {
+    // Step events (target `audit`) duplicate the progress lines on a terminal; with
+    // `--log-format json` they are the audit log, one structured event per step.
+    let audit = if cli.log_format == LogFormat::Json { "audit=info" } else { "audit=off" };
     let default = match (cli.quiet, cli.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn,script=info,mldb_upgrade=info,zookeeper_client=error",
-        (false, 1) => "info,mldb_upgrade=debug,script=debug",
-        _ => "debug,mldb_upgrade=trace,script=trace",
+        (true, _) => "error".to_string(),
+        (false, 0) => format!("warn,script=info,mldb_upgrade=info,zookeeper_client=error,{audit}"),
+        (false, 1) => format!("info,mldb_upgrade=debug,script=debug,{audit}"),
+        _ => format!("debug,mldb_upgrade=trace,script=trace,{audit}"),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MLDB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

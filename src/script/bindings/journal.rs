@@ -49,12 +49,12 @@ pub fn module(host: &Arc<Host>) -> Module {
             let run = h.block_on(u.journal.current_run()).map_err(|e| e.at(&ctx))?;
             if run.as_ref().and_then(|r| r.steps.get(name)).is_some_and(|s| s.state == "done") {
                 h.say(&format!("[{number:>3}] {name}: done in an earlier run, skipped"));
-                tracing::info!(step = name, state = "skipped", "step");
+                tracing::info!(target: "audit", step = name, state = "skipped", "step");
                 return Ok(Dynamic::UNIT);
             }
             h.block_on(u.journal.record_step(name, "started", Duration::ZERO)).map_err(|e| e.at(&ctx))?;
             h.say(&format!("[{number:>3}] {name} ..."));
-            tracing::info!(step = name, state = "started", "step");
+            tracing::info!(target: "audit", step = name, state = "started", "step");
             let started = Instant::now();
             let result = block.call_within_context::<Dynamic>(&ctx, ());
             let elapsed = started.elapsed();
@@ -62,12 +62,12 @@ pub fn module(host: &Arc<Host>) -> Module {
                 Ok(value) => {
                     h.block_on(u.journal.record_step(name, "done", elapsed)).map_err(|e| e.at(&ctx))?;
                     h.say(&format!("[{number:>3}] {name}: done in {:.1}s", elapsed.as_secs_f64()));
-                    tracing::info!(step = name, state = "done", duration_ms = elapsed.as_millis() as u64, "step");
+                    tracing::info!(target: "audit", step = name, state = "done", duration_ms = elapsed.as_millis() as u64, "step");
                     Ok(value)
                 }
                 Err(e) => {
                     h.say(&format!("[{number:>3}] {name}: FAILED after {:.1}s", elapsed.as_secs_f64()));
-                    tracing::error!(step = name, state = "failed", duration_ms = elapsed.as_millis() as u64, "step");
+                    tracing::error!(target: "audit", step = name, state = "failed", duration_ms = elapsed.as_millis() as u64, "step");
                     Err(e)
                 }
             }

@@ -173,7 +173,7 @@ pub fn module(host: &Arc<Host>) -> Module {
                 return block.call_within_context(&ctx, ());
             }
             let original = h.block_on(u.disable_auto_failover()).map_err(|e| e.at(&ctx))?;
-            tracing::info!("auto_failover off (was {original})");
+            tracing::debug!("auto_failover off (was {original})");
             let mut guard = AutoFailoverRestore { host: &h, upgrader: u, armed: true };
             let result = block.call_within_context::<Dynamic>(&ctx, ());
             let restored = guard.restore();
