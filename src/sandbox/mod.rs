@@ -236,7 +236,7 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
     for component in &state.components {
         install(component, &release, &state, options)?;
     }
-    write_cluster_toml(&state)?;
+    write_cluster_toml(&state, options.fast)?;
 
     let started = |role: Role| state.components.iter().filter(move |c| c.role == role).cloned().collect::<Vec<_>>();
     // Tablets first: a nameserver that wins the election with too few tablets exits (C§1.2).
@@ -322,10 +322,12 @@ fn install(
     std::fs::write(conf.join(file), text).map_err(io_err(&conf))
 }
 
-fn write_cluster_toml(state: &SandboxState) -> Result<(), SandboxError> {
+fn write_cluster_toml(state: &SandboxState, fast: bool) -> Result<(), SandboxError> {
+    // The tool's own session: its lock outlives a killed run by this long.
+    let session = if fast { "4s" } else { "10s" };
     let mut text = format!(
         "# Written by `mldb-upgrade sandbox up`. Every host of the sandbox is this machine.\n\
-         zk_cluster = \"{}\"\nzk_root_path = \"{}\"\nzk_session_timeout = \"10s\"\n\n[ssh]\ntransport = \"local\"\n",
+         zk_cluster = \"{}\"\nzk_root_path = \"{}\"\nzk_session_timeout = \"{session}\"\n\n[ssh]\ntransport = \"local\"\n",
         state.zk_cluster, state.zk_root_path
     );
     for c in &state.components {

@@ -7,6 +7,7 @@ mod cli;
 mod component;
 mod docs;
 mod errors;
+mod flow;
 mod sandbox;
 mod scripts;
 mod ssh;

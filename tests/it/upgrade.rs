@@ -1,74 +1,12 @@
 //! Upgrade primitives against sandbox clusters: drain and restore leaders, the auto_failover
 //! guard, recover data, waits. Each test checks the cluster's real state afterwards.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mldb_upgrade::sandbox;
 
-use crate::support::{self, Run};
-
-/// A small fast sandbox, stopped when dropped.
-struct Sandbox {
-    dir: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn up(extra: &[&str]) -> Sandbox {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("sb");
-        let mut args = vec![
-            "sandbox",
-            "up",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--fast",
-            "--nameservers",
-            "1",
-            "--apiservers",
-            "0",
-            "--taskmanagers",
-            "0",
-        ];
-        args.extend_from_slice(extra);
-        let out = support::run(&args);
-        let sb = Sandbox { dir, _tmp: tmp };
-        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-        sb
-    }
-    fn cluster(&self) -> String {
-        self.dir.join("cluster.toml").display().to_string()
-    }
-    fn tablet(&self, n: usize) -> String {
-        let state = sandbox::load_state(&self.dir).unwrap();
-        state.components.iter().filter(|c| c.role.as_str() == "tablet").nth(n - 1).unwrap().endpoint.clone()
-    }
-    fn run(&self, script: &str) -> Run {
-        let file = support::write(&self.dir, &format!("t{}.rhai", rand_suffix()), script);
-        support::run(&["run", &file, "--cluster", &self.cluster()])
-    }
-    fn spawn(&self, script: &str) -> std::process::Child {
-        let file = support::write(&self.dir, &format!("bg{}.rhai", rand_suffix()), script);
-        Command::new(support::binary())
-            .args(["run", &file, "--cluster", &self.cluster()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = sandbox::down(&self.dir);
-    }
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-}
+use crate::support::{self, Sandbox};
 
 /// Leader placement, replica count and auto_failover, as one comparable line per item.
 const SNAPSHOT: &str = r#"
@@ -138,7 +76,7 @@ fn restore_finishes_a_drain_killed_halfway() {
     // Drain one partition at a time and kill -9 the orchestrator once a move is made.
     let mut child = sb
         .spawn(&format!(r#"upgrade::with_auto_failover_off(|| upgrade::drain_leaders("{ep}", #{{concurrency: 1}}));"#));
-    let mirror = sb.dir.join(".mldb-upgrade/journal.jsonl");
+    let mirror = sb.journal_file();
     wait_file_contains(&mirror, "\"state\":\"moved\"", Duration::from_secs(60));
     child.kill().unwrap();
     child.wait().unwrap();

@@ -68,3 +68,92 @@ pub fn write(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&path, text).expect("write test file");
     path.display().to_string()
 }
+
+/// A fast sandbox (real ZooKeeper, simulated OpenMLDB) for a test, stopped when dropped. Small
+/// unless `extra` asks for more: 1 nameserver, 3 tablets, no apiserver, no taskmanager.
+pub struct Sandbox {
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn up(extra: &[&str]) -> Sandbox {
+        let mut args: Vec<&str> = vec!["--nameservers", "1", "--apiservers", "0", "--taskmanagers", "0"];
+        for flag in extra.chunks(2) {
+            if let Some(i) = args.iter().position(|a| *a == flag[0]) {
+                args.drain(i..i + 2);
+            }
+        }
+        Self::up_exactly(&[args.as_slice(), extra].concat())
+    }
+
+    pub fn up_exactly(options: &[&str]) -> Sandbox {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("sb");
+        let mut args = vec!["sandbox", "up", "--dir", dir.to_str().expect("utf-8 path"), "--fast"];
+        args.extend_from_slice(options);
+        let out = run(&args);
+        let sb = Sandbox { dir, _tmp: tmp };
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        sb
+    }
+
+    pub fn cluster(&self) -> String {
+        self.dir.join("cluster.toml").display().to_string()
+    }
+
+    pub fn tablet(&self, n: usize) -> String {
+        let state = mldb_upgrade::sandbox::load_state(&self.dir).expect("sandbox.json");
+        state.components.iter().filter(|c| c.role.as_str() == "tablet").nth(n - 1).expect("tablet").endpoint.clone()
+    }
+
+    /// Runs script text with `mldb-upgrade run --cluster` plus `args`.
+    pub fn run_with(&self, script: &str, args: &[&str]) -> Run {
+        let file = write(&self.dir, &format!("t{}.rhai", unique()), script);
+        let mut all = vec!["run", file.as_str(), "--cluster"];
+        let cluster = self.cluster();
+        all.push(&cluster);
+        all.extend_from_slice(args);
+        run(&all)
+    }
+
+    pub fn run(&self, script: &str) -> Run {
+        self.run_with(script, &[])
+    }
+
+    /// Starts `mldb-upgrade run` on script text in the background.
+    pub fn spawn(&self, script: &str) -> std::process::Child {
+        let file = write(&self.dir, &format!("bg{}.rhai", unique()), script);
+        Command::new(binary())
+            .args(["run", &file, "--cluster", &self.cluster()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mldb-upgrade")
+    }
+
+    /// The local mirror of the run journal.
+    pub fn journal_file(&self) -> PathBuf {
+        self.dir.join(".mldb-upgrade/journal.jsonl")
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = mldb_upgrade::sandbox::down(&self.dir);
+    }
+}
+
+/// A name no other file in the test has.
+pub fn unique() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+}
+
+/// Builds a sandbox release with the real binary; returns the release directory.
+pub fn release(out: &Path, version: &str, extra: &[&str]) -> PathBuf {
+    let mut args = vec!["sandbox", "release", "--version", version, "--out", out.to_str().expect("utf-8 path")];
+    args.extend_from_slice(extra);
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    out.join(format!("openmldb-{version}-linux"))
+}

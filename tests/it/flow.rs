@@ -1,0 +1,194 @@
+//! The stock upgrade flow end to end on sandboxes (scripts/upgrade.rhai, scripts/rollback.rhai):
+//! each test checks the cluster's real state afterwards.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::{self, Sandbox};
+
+/// Versions, leader placement, replicas, auto_failover and failed ops, printed for comparison.
+const STATE: &str = r#"
+import "rolling" as rolling;
+let leaders = ns::partitions().filter(|r| r.leader && r.alive).map(|r| `${r.db}.${r.table}/${r.pid}@${r.endpoint}`);
+leaders.sort();
+print("leaders " + leaders);
+print("replicas " + ns::partitions().len());
+print("auto_failover " + ns::auto_failover());
+print("failed_ops " + ns::ops().filter(|o| o.status == "kFailed" || o.status == "kCanceled").len());
+let versions = cluster::components().map(|c| rolling::version_of(c).split("-")[0]);
+print("versions " + versions);
+print("healthy " + upgrade::verify(0).healthy);
+print("run " + journal::run());
+"#;
+
+fn state(sb: &Sandbox) -> String {
+    let out = sb.run(STATE);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout
+}
+
+fn line<'a>(state: &'a str, key: &str) -> &'a str {
+    state.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key} in {state}"))
+}
+
+fn upgrade_args<'a>(sb: &'a Sandbox, release: &'a str) -> Vec<String> {
+    vec![
+        "run".into(),
+        support::repo().join("scripts/upgrade.rhai").display().to_string(),
+        "--cluster".into(),
+        sb.cluster(),
+        "--set".into(),
+        format!("release={release}"),
+    ]
+}
+
+fn run_upgrade(sb: &Sandbox, release: &str, extra: &[&str]) -> support::Run {
+    let mut args = upgrade_args(sb, release);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    support::run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Full A→B: every component reports B; leaders where they were; no temporary replicas;
+/// auto_failover as before; no failed ops; the run is finished.
+#[test]
+fn full_upgrade_a_to_b_restores_placement_and_reports_b_everywhere() {
+    let sb = Sandbox::up_exactly(&["--version", "0.9.2", "--nameservers", "2", "--tablets", "3", "--apiservers", "1", "--taskmanagers", "2"]);
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &["--tar"]);
+    let spark = rel.path().join("spark-3.2.1-bin-openmldbspark-0.9.3");
+    let before = state(&sb);
+    assert!(line(&before, "versions").contains("\"0.9.2\""), "{before}");
+    let tarball = release.with_file_name("openmldb-0.9.3-linux.tar.gz");
+    let out = run_upgrade(&sb, tarball.to_str().unwrap(), &["--set", &format!("spark_release={}", spark.display())]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("upgrade to 0.9.3-"), "{}", out.stdout);
+    let after = state(&sb);
+    assert_eq!(line(&after, "versions"), "versions [\"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\"]");
+    assert_eq!(line(&after, "leaders"), line(&before, "leaders"), "leader placement changed");
+    assert_eq!(line(&after, "replicas"), line(&before, "replicas"), "temporary replicas left");
+    assert_eq!(line(&after, "auto_failover"), "auto_failover true");
+    assert_eq!(line(&after, "failed_ops"), "failed_ops 0");
+    assert_eq!(line(&after, "healthy"), "healthy true");
+    assert_eq!(line(&after, "run"), "run ");
+    // The Spark distribution was replaced first (O§6.1): the batch version is B too.
+    let spark_jar = sb.dir.join("taskmanager-1/spark/jars/openmldb-batch-0.9.3.jar");
+    assert!(spark_jar.exists(), "{}", spark_jar.display());
+}
+
+/// Waits until the journal mirror, past `from`, has `needle`; returns the new offset.
+fn wait_journal(file: &Path, from: usize, needle: &str, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.len() > from {
+            if let Some(i) = text[from..].find(needle) {
+                return from + i + needle.len();
+            }
+        }
+        assert!(Instant::now() < deadline, "journal never showed {needle}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// kill -9 of the orchestrator during a drain, after a stop, after an install and during a
+/// restore; each re-run of the same command resumes, and the last one converges to the same
+/// end state as an uninterrupted run. A second run is refused while one holds the lock.
+#[test]
+fn killed_runs_resume_to_the_same_end_state_and_a_second_run_is_refused() {
+    let sb = Sandbox::up(&["--tablets", "2"]);
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &[]);
+    let release = release.to_str().unwrap();
+    let before = state(&sb);
+    let tablet = sb.tablet(1);
+    let journal = sb.journal_file();
+    let args = upgrade_args(&sb, release);
+    let spawn = || {
+        std::process::Command::new(support::binary())
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut offset = 0;
+    let kill_points = [
+        format!("\"tablet {tablet}: drain leaders\":{{\"state\":\"started\""),
+        format!("\"tablet {tablet}: stop\":{{\"state\":\"done\""),
+        format!("\"tablet {tablet}: install bin\":{{\"state\":\"done\""),
+        format!("\"tablet {tablet}: restore leaders\":{{\"state\":\"started\""),
+    ];
+    for (i, point) in kill_points.iter().enumerate() {
+        let mut child = spawn();
+        if i == 1 {
+            // While this run holds the lock, another one is refused, naming the holder.
+            wait_journal(&journal, offset, "\"event\":\"put\",\"key\":\"run\"", Duration::from_secs(60));
+            let second = run_upgrade(&sb, release, &[]);
+            assert_eq!(second.code, 1, "{}", second.stderr);
+            assert!(second.stderr.contains("another upgrade holds the lock of this cluster: pid"), "{}", second.stderr);
+            assert!(second.stderr.contains(&format!("pid {}", child.id())), "{}", second.stderr);
+        }
+        offset = wait_journal(&journal, offset, point, Duration::from_secs(180));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let last = run_upgrade(&sb, release, &[]);
+    assert_eq!(last.code, 0, "{}\n{}", last.stdout, last.stderr);
+    assert!(last.stdout.contains("resuming `upgrade to 0.9.3-"), "{}", last.stdout);
+    assert!(last.stdout.contains("done in an earlier run, skipped"), "{}", last.stdout);
+    let after = state(&sb);
+    assert_eq!(line(&after, "versions"), "versions [\"0.9.3\", \"0.9.3\", \"0.9.3\"]");
+    assert_eq!(line(&after, "leaders"), line(&before, "leaders"));
+    assert_eq!(line(&after, "replicas"), line(&before, "replicas"));
+    assert_eq!(line(&after, "auto_failover"), "auto_failover true");
+    assert_eq!(line(&after, "failed_ops"), "failed_ops 0");
+    assert_eq!(line(&after, "run"), "run ");
+}
+
+/// A broken release B: the run stops at the first component with a clear message and leaves
+/// the cluster serving; rollback returns everything to A and the cluster is healthy.
+#[test]
+fn broken_release_stops_at_first_component_and_rollback_returns_to_a() {
+    let sb = Sandbox::up(&["--nameservers", "2", "--tablets", "2"]);
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &["--broken"]);
+    let before = state(&sb);
+    let out = run_upgrade(&sb, release.to_str().unwrap(), &[]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("sandbox release 0.9.3 was built with --broken"), "the log tail is shown: {}", out.stderr);
+    assert!(out.stdout.contains(": start: FAILED after"), "{}", out.stdout);
+    // Only the first nameserver (a standby) was touched.
+    let touched = out.stdout.lines().filter(|l| l.contains(": install bin: done")).count();
+    assert_eq!(touched, 1, "{}", out.stdout);
+    let rollback = support::run(&["run", support::repo().join("scripts/rollback.rhai").to_str().unwrap(), "--cluster", &sb.cluster()]);
+    assert_eq!(rollback.code, 0, "{}\n{}", rollback.stdout, rollback.stderr);
+    assert!(rollback.stdout.contains("after rollback the cluster is healthy"), "{}", rollback.stdout);
+    let after = state(&sb);
+    assert_eq!(line(&after, "versions"), line(&before, "versions"));
+    assert_eq!(line(&after, "leaders"), line(&before, "leaders"));
+    assert_eq!(line(&after, "auto_failover"), "auto_failover true");
+    assert_eq!(line(&after, "healthy"), "healthy true");
+    assert_eq!(line(&after, "run"), "run ");
+}
+
+/// A sandbox in daemon (`mon`) mode upgrades correctly (O§1.3, O§1.8).
+#[test]
+fn mon_mode_cluster_upgrades() {
+    let sb = Sandbox::up_exactly(&["--daemon", "--nameservers", "1", "--tablets", "2", "--apiservers", "1", "--taskmanagers", "1"]);
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &[]);
+    let before = state(&sb);
+    let out = run_upgrade(&sb, release.to_str().unwrap(), &[]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let after = state(&sb);
+    assert_eq!(line(&after, "versions"), "versions [\"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\"]");
+    assert_eq!(line(&after, "leaders"), line(&before, "leaders"));
+    assert_eq!(line(&after, "healthy"), "healthy true");
+    // Every component runs under a mon again: bin/<role>.pid is a mon, .pid.child the component.
+    for c in mldb_upgrade::sandbox::load_state(&sb.dir).unwrap().components {
+        let pid_file = c.dir.join(format!("bin/{}.pid", c.role.as_str()));
+        let mon: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        assert!(std::fs::read_link(format!("/proc/{mon}/exe")).unwrap().ends_with("bin/mon"), "{}", c.name);
+        assert!(mldb_upgrade::sandbox::is_running(mon), "{}", c.name);
+    }
+}
