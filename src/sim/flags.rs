@@ -66,6 +66,10 @@ pub struct SimFlags {
     pub check_binlog_sync_progress_delta: u64,
     /// `--version` was given: print the version and exit.
     pub print_version: bool,
+    /// Simulator-only `--sim_replication_delay_ms` (default 10): how old a leader's log entry
+    /// must be before it is sent to followers, i.e. the replication lag. Real OpenMLDB
+    /// replicates as fast as the network allows; this makes lag observable and controllable.
+    pub sim_replication_delay: Duration,
 }
 
 impl Default for SimFlags {
@@ -96,6 +100,7 @@ impl Default for SimFlags {
             max_op_num: 10000,
             check_binlog_sync_progress_delta: 100_000,
             print_version: false,
+            sim_replication_delay: Duration::from_millis(10),
         }
     }
 }
@@ -200,6 +205,7 @@ impl SimFlags {
             "name_server_op_execute_timeout" => self.name_server_op_execute_timeout = ms(&text)?,
             "max_op_num" => self.max_op_num = num(&text)? as usize,
             "check_binlog_sync_progress_delta" => self.check_binlog_sync_progress_delta = num(&text)?,
+            "sim_replication_delay_ms" => self.sim_replication_delay = ms(&text)?,
             _ => {} // accepted and ignored, like the many flags real flagfiles carry
         }
         Ok(())
