@@ -5,6 +5,8 @@
 //! Processes started by `sandbox up` outlive the command, so their pids are kept in files in the
 //! sandbox directory and `down` stops them by pid, waiting until they are really gone.
 
+pub mod client;
+pub mod load;
 pub mod zookeeper;
 
 use std::path::{Path, PathBuf};
