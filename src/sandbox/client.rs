@@ -342,18 +342,25 @@ impl Client {
             self.failed.store(true, Ordering::SeqCst);
             return Err(ClientError::NoLeader { db: table.db.clone(), name: table.name.clone(), pid });
         };
-        let reply = match self.pool.call(&endpoint, &format!("/TabletServer/{method}"), &body(tid, pid), CALL_TIMEOUT).await
-        {
-            Ok(reply) => reply,
-            Err(e) => {
-                self.failed.store(true, Ordering::SeqCst);
-                return Err(e.into());
-            }
-        };
+        let reply =
+            match self.pool.call(&endpoint, &format!("/TabletServer/{method}"), &body(tid, pid), CALL_TIMEOUT).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    self.failed.store(true, Ordering::SeqCst);
+                    return Err(e.into());
+                }
+            };
         Ok((pid, endpoint, reply))
     }
 
-    fn tablet_error(&self, table: &TableName, endpoint: String, method: &'static str, pid: u32, reply: &Value) -> ClientError {
+    fn tablet_error(
+        &self,
+        table: &TableName,
+        endpoint: String,
+        method: &'static str,
+        pid: u32,
+        reply: &Value,
+    ) -> ClientError {
         ClientError::Tablet {
             endpoint,
             method,
@@ -434,7 +441,8 @@ async fn watch_notify(options: ClientOptions, notified: Arc<AtomicBool>) {
         if let Some(cert) = &options.zk_cert {
             connector = connector.with_auth("digest", cert.as_bytes());
         }
-        if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(5), connector.connect(&options.zk_cluster)).await
+        if let Ok(Ok(client)) =
+            tokio::time::timeout(Duration::from_secs(5), connector.connect(&options.zk_cluster)).await
         {
             while let Ok((_, watcher)) = client.check_and_watch_stat(&path).await {
                 watcher.changed().await;

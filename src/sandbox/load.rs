@@ -149,7 +149,8 @@ struct ReportWriter {
 
 impl ReportWriter {
     fn create(path: &Path) -> Result<Self, LoadError> {
-        let file = std::fs::File::create(path).map_err(|source| LoadError::Report { path: path.to_path_buf(), source })?;
+        let file =
+            std::fs::File::create(path).map_err(|source| LoadError::Report { path: path.to_path_buf(), source })?;
         Ok(ReportWriter { path: path.to_path_buf(), file: Mutex::new(file) })
     }
 
@@ -212,7 +213,8 @@ pub async fn run_load_until(options: LoadOptions, stop: CancellationToken) -> Re
     let mut attempted = 0u64;
     loop {
         let due = started + interval.mul_f64(attempted as f64);
-        if due.duration_since(started) >= options.duration {
+        // A load that falls behind its rate still stops on time.
+        if due.duration_since(started) >= options.duration || started.elapsed() >= options.duration {
             break;
         }
         tokio::select! {
@@ -387,7 +389,8 @@ impl std::fmt::Display for VerifyReport {
 
 /// Reads a report; a torn last line (a load still writing) is skipped.
 pub fn read_report(path: &Path) -> Result<Vec<ReportLine>, VerifyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| VerifyError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| VerifyError::Read { path: path.to_path_buf(), source })?;
     Ok(text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
 }
 

@@ -298,7 +298,8 @@ async fn call_inner(endpoint: &str, path: &str, body: &Value) -> Result<Value, C
 /// `Authorization: sdefault`, so a fresh connection always passes brpc's check (C§2.1).
 #[derive(Default)]
 pub struct ConnectionPool {
-    idle: std::sync::Mutex<std::collections::HashMap<String, Vec<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>>,
+    idle:
+        std::sync::Mutex<std::collections::HashMap<String, Vec<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>>,
 }
 
 /// Idle connections kept per endpoint.
@@ -384,7 +385,12 @@ impl ConnectionPool {
         self.put_idle(endpoint, sender);
         let text = String::from_utf8_lossy(&bytes).to_string();
         if status != 200 {
-            return Err(CallError::Status { endpoint: endpoint.to_string(), path: path.to_string(), status, body: text });
+            return Err(CallError::Status {
+                endpoint: endpoint.to_string(),
+                path: path.to_string(),
+                status,
+                body: text,
+            });
         }
         serde_json::from_str(&text).map_err(|_| CallError::NotJson {
             endpoint: endpoint.to_string(),

@@ -774,10 +774,9 @@ impl Tablet {
         let tablet = self.clone();
         tokio::spawn(async move {
             let mut status = TaskStatus::kDone;
-            for (file_name, data) in [
-                (META_FILE, serde_json::to_string(&meta).unwrap_or_default()),
-                (BINLOG_FILE, log.to_jsonl()),
-            ] {
+            for (file_name, data) in
+                [(META_FILE, serde_json::to_string(&meta).unwrap_or_default()), (BINLOG_FILE, log.to_jsonl())]
+            {
                 let request = json!({ "tid": tid, "pid": pid, "file_name": file_name, "data": data });
                 match http::call(&endpoint, "/TabletServer/SendData", &request, PEER_TIMEOUT).await {
                     Ok(reply) if http::reply_code(&reply) == 0 => {}

@@ -53,7 +53,8 @@ async fn c2_4_put_get_scan_error_codes_on_followers_and_unloaded_tables() {
     assert_eq!(scan["pairs"], json!([{"ts": 30, "value": "{\"v\":\"k1\"}"}, {"ts": 20, "value": "{\"v\":\"k1\"}"}]));
     let limited = cluster.tablet(&follower, "Scan", json!({ "tid": tid, "pid": 0, "pk": "k1", "limit": 1 })).await;
     assert_eq!(limited["count"], 1, "{limited}");
-    let backwards = cluster.tablet(&leader, "Scan", json!({ "tid": tid, "pid": 0, "pk": "k1", "st": 1, "et": 2 })).await;
+    let backwards =
+        cluster.tablet(&leader, "Scan", json!({ "tid": tid, "pid": 0, "pk": "k1", "st": 1, "et": 2 })).await;
     assert_eq!(backwards, json!({"code": 117, "msg": "starttime less than endtime"}));
 
     // A partition not loaded here: 100 everywhere.

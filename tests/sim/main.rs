@@ -3,8 +3,8 @@
 
 mod c1_3_reload;
 mod c1_zookeeper;
-mod c2_rpc;
 mod c2_4_data;
+mod c2_rpc;
 mod c3_4_load;
 mod c3_5_replication;
 mod c3_ops;
