@@ -558,6 +558,23 @@ mod tests {
     }
 
     #[test]
+    fn options_come_from_the_sandbox_cluster_toml() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // What `sandbox up` writes.
+        std::fs::write(
+            dir.path().join("cluster.toml"),
+            "zk_cluster = \"127.0.0.1:2181\"\nzk_root_path = \"/openmldb\"\n\n[ssh]\ntransport = \"local\"\n",
+        )
+        .expect("write");
+        let report = dir.path().join("load.jsonl");
+        let options =
+            LoadOptions::for_sandbox(dir.path(), 50, Duration::from_secs(3), &report).expect("cluster.toml parses");
+        assert_eq!((options.zk_cluster.as_str(), options.zk_root_path.as_str()), ("127.0.0.1:2181", "/openmldb"));
+        assert_eq!((options.rate, options.duration, options.report), (50, Duration::from_secs(3), report));
+        assert!(LoadOptions::for_sandbox(&dir.path().join("none"), 1, Duration::ZERO, Path::new("r")).is_err());
+    }
+
+    #[test]
     fn report_lines_round_trip_and_torn_lines_are_skipped() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("r.jsonl");

@@ -10,6 +10,8 @@
 //!
 //! The client half is what the nameserver uses to reach tablets: one connection per call,
 //! `Authorization: sdefault` like OpenMLDB's own `NsClient`/`TabletClient` (C§2.1).
+//! [`ConnectionPool`] keeps connections open for the busy callers (replication, the
+//! sandbox data client).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -4,6 +4,10 @@
 //! A replica's metadata and log live under `--db_root_path/<tid>_<pid>/` as JSON
 //! (`table_meta.json`, `binlog.jsonl`), so a restarted tablet can `LoadTable` them back; a
 //! restarted tablet itself comes up with no table loaded (C§1.3).
+//!
+//! Data plane: `Put` appends to a leader replica's log, `Get`/`Scan` read any loaded
+//! replica's log (C§2.5 codes from `CheckTable`), and per-follower workers replicate the log
+//! with `AppendEntries` after `--sim_replication_delay_ms` (see the `sim` module docs).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
