@@ -14,6 +14,8 @@
 //! loopback address instead of the defaults; `--fast` shrinks OpenMLDB's timing flags and
 //! start.sh's fixed waits (`conf/sandbox.env`) so rehearsals run in seconds.
 
+pub mod client;
+pub mod load;
 pub mod release;
 pub mod zookeeper;
 

@@ -84,6 +84,10 @@ pub struct SimFlags {
     pub interactive: bool,
     pub database: String,
     pub max_col_display_length: usize,
+    /// Simulator-only `--sim_replication_delay_ms` (default 10): how old a leader's log entry
+    /// must be before it is sent to followers, i.e. the replication lag. Real OpenMLDB
+    /// replicates as fast as the network allows; this makes lag observable and controllable.
+    pub sim_replication_delay: Duration,
 }
 
 impl Default for SimFlags {
@@ -119,6 +123,7 @@ impl Default for SimFlags {
             interactive: true,
             database: String::new(),
             max_col_display_length: 256,
+            sim_replication_delay: Duration::from_millis(10),
         }
     }
 }
@@ -236,6 +241,7 @@ impl SimFlags {
             "interactive" => self.interactive = boolean(&text)?,
             "database" => self.database = value.unwrap_or_default(),
             "max_col_display_length" => self.max_col_display_length = num(&text)? as usize,
+            "sim_replication_delay_ms" => self.sim_replication_delay = ms(&text)?,
             _ => {} // accepted and ignored, like the many flags real flagfiles carry
         }
         Ok(())

@@ -42,15 +42,33 @@
 //! * The internal databases (`__INTERNAL_DB`, `__PRE_AGG_DB`, `INFORMATION_SCHEMA`) and
 //!   their system tables are created as metadata with one partition and
 //!   `--system_table_replica_num` replicas (at least 1); they hold no rows.
-//! * Tablets keep a replica's metadata and log as JSON in `--db_root_path/<tid>_<pid>/`
-//!   (`table_meta.json`, `binlog.json`). There are no snapshots: the log file doubles as the
-//!   snapshot, `GetManifest` always reports offset 0, `DeleteBinlog` does nothing, and
-//!   `SendSnapshot` ships both files to the target through a `SendData` call carrying the
-//!   file content in a JSON field. Loading (kTableUndefined → kTableLoading → kTableNormal)
-//!   takes about 200 ms.
-//! * There is no data plane yet: logs stay empty unless entries arrive through
-//!   `AppendEntries`; offsets are real counters (index of the last entry) and flow through
-//!   GetTableStatus, FollowOfNoOne and the periodic status refresh.
+//! * Tablets keep a replica's metadata and log under `--db_root_path/<tid>_<pid>/`
+//!   (`table_meta.json`, and `binlog.jsonl` with one `LogEntry` per line, appended as rows
+//!   arrive). The log is the table: there is no separate memtable, index file or snapshot.
+//!   `GetManifest` always reports offset 0, `DeleteBinlog` does nothing, and `SendSnapshot`
+//!   ships both files through a `SendData` call carrying the file content in a JSON field.
+//!   Data lives in db_root_path, so it survives process restarts and a replaced `bin/`.
+//! * Loading (kTableUndefined → kTableLoading → kTableNormal) runs in the background:
+//!   100 ms undefined, then 100 ms plus the log replay at 100 000 rows/s
+//!   ([`tablet::load_duration`]). kTableUndefined answers data RPCs like kTableLoading (104).
+//! * Rows: `Put` takes the key from `dimensions[0].key` (else `pk`), the value as a string
+//!   (bytes in the real proto) and `time` (now when absent); there is no schema, no
+//!   multi-index, no TTL and no `put_if_absent`/`check_exists`. `Get` returns the newest row
+//!   of a key, or the one with exactly `ts`; `Scan` returns rows with `et < ts <= st`
+//!   (`st` 0: no bound), newest first, `limit`ed, and its `pairs` is a JSON array of
+//!   `{ts, value}` instead of the real binary-encoded bytes. As in `TB` `CheckTable`, Put
+//!   needs leader mode (103 otherwise) but Get and Scan are served by followers too, from
+//!   their own, possibly lagging, data.
+//! * Replication: a leader runs one worker per follower that sends `AppendEntries` batches
+//!   of entries at least `--sim_replication_delay_ms` old (a **simulator-only flag**,
+//!   default 10 ms; real OpenMLDB sends as fast as it can). Followers refuse an older term
+//!   (code 122), so after a leader change the replaced leader's unsent entries never
+//!   reach the new term; a follower with more entries than its new leader (only possible
+//!   with an explicit, lagging `candidate_leader`) keeps them, as entries at or below its
+//!   offset are skipped. The replaced leader loses its extra entries when RecoverTable
+//!   re-adds it with a drop. Offsets are the real log indexes and flow through
+//!   GetTableStatus, FollowOfNoOne (leader choice, C§3.5), GetTermPair and the periodic
+//!   status refresh (ShowTable, C§3.7).
 //! * RecoverTable's child-op choice: a replica "matches" when its log is empty (offset 0) or
 //!   its term is in the partition's `term_offset` list and its offset is below the start
 //!   offset of the next term; as the

@@ -2,10 +2,14 @@
 //! registration (C§1.3, C§2.4, C§4).
 //!
 //! A replica's metadata and log live under `--db_root_path/<tid>_<pid>/` as JSON
-//! (`table_meta.json`, `binlog.json`), so a restarted tablet can `LoadTable` them back; a
+//! (`table_meta.json`, `binlog.jsonl`), so a restarted tablet can `LoadTable` them back; a
 //! restarted tablet itself comes up with no table loaded (C§1.3).
+//!
+//! Data plane: `Put` appends to a leader replica's log, `Get`/`Scan` read any loaded
+//! replica's log (C§2.5 codes from `CheckTable`), and per-follower workers replicate the log
+//! with `AppendEntries` after `--sim_replication_delay_ms` (see the `sim` module docs).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -44,8 +48,8 @@ pub enum TabletError {
     },
 }
 
-/// One binlog entry. Row payloads (pk, value, ts, dimensions) arrive with the data plane;
-/// the offset of a replica is the `log_index` of its last entry (C§2.4 `TableStatus.offset`).
+/// One binlog entry (`openmldb.api.LogEntry`): the offset of a replica is the `log_index` of
+/// its last entry (C§2.4 `TableStatus.offset`, C§4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub term: u64,
@@ -56,33 +60,153 @@ pub struct LogEntry {
     pub value: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ts: Option<u64>,
+    /// When a leader wrote the entry, for the replication lag; entries read from disk or
+    /// received from a leader have none and are due at once.
+    #[serde(skip)]
+    pub written: Option<Instant>,
 }
 
-/// A replica's binlog: entries in offset order.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// A replica's binlog, which is also its table: entries in offset order plus an index of each
+/// key's entries (oldest first) for Get and Scan.
+#[derive(Debug, Clone, Default)]
 pub struct ReplicaLog {
-    pub entries: Vec<LogEntry>,
+    entries: Vec<LogEntry>,
+    keys: HashMap<String, Vec<usize>>,
+    value_bytes: u64,
 }
 
 impl ReplicaLog {
+    pub fn from_entries(entries: Vec<LogEntry>) -> Self {
+        let mut log = ReplicaLog::default();
+        for entry in entries {
+            log.push(entry);
+        }
+        log
+    }
+
+    /// Parses a `binlog.jsonl` file; a torn last line (a process killed mid-write) is ignored.
+    pub fn from_jsonl(text: &str) -> Self {
+        let mut log = ReplicaLog::default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<LogEntry>(line) {
+                Ok(entry) if entry.log_index == log.offset() + 1 => log.push(entry),
+                _ => break,
+            }
+        }
+        log
+    }
+
+    pub fn to_jsonl(&self) -> String {
+        entries_jsonl(&self.entries)
+    }
+
+    pub fn entries(&self) -> &[LogEntry] {
+        &self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Index of the last entry; 0 for an empty log.
     pub fn offset(&self) -> u64 {
         self.entries.last().map(|e| e.log_index).unwrap_or(0)
     }
 
-    /// Entries after `offset`, for a follower that has everything up to it.
-    pub fn entries_after(&self, offset: u64) -> Vec<LogEntry> {
-        self.entries.iter().filter(|e| e.log_index > offset).cloned().collect()
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
     }
 
-    /// Appends entries that continue the log; older ones are skipped.
-    pub fn append(&mut self, entries: &[LogEntry]) {
+    pub fn value_bytes(&self) -> u64 {
+        self.value_bytes
+    }
+
+    fn position_after(&self, offset: u64) -> usize {
+        self.entries.partition_point(|e| e.log_index <= offset)
+    }
+
+    /// Entries after `offset`, at most `limit`, for a follower that has everything up to it.
+    pub fn entries_after(&self, offset: u64, limit: usize) -> Vec<LogEntry> {
+        let start = self.position_after(offset);
+        self.entries[start..].iter().take(limit).cloned().collect()
+    }
+
+    fn push(&mut self, entry: LogEntry) {
+        if let Some(pk) = &entry.pk {
+            self.keys.entry(pk.clone()).or_default().push(self.entries.len());
+        }
+        self.value_bytes += entry.value.as_ref().map(|v| v.len() as u64).unwrap_or(0);
+        self.entries.push(entry);
+    }
+
+    /// Appends the entries that continue the log and returns them; entries at or below the
+    /// current offset are skipped (as the real replicator does, C§2.4 AppendEntries).
+    pub fn append(&mut self, entries: &[LogEntry]) -> Vec<LogEntry> {
+        let mut appended = Vec::new();
         for entry in entries {
             if entry.log_index == self.offset() + 1 {
-                self.entries.push(entry.clone());
+                let mut entry = entry.clone();
+                entry.written = None;
+                appended.push(entry.clone());
+                self.push(entry);
             }
         }
+        appended
     }
+
+    /// Appends a new entry written on this (leader) replica and returns it.
+    pub fn write(&mut self, term: u64, pk: String, value: Option<String>, ts: u64) -> LogEntry {
+        let entry = LogEntry {
+            term,
+            log_index: self.offset() + 1,
+            pk: Some(pk),
+            value,
+            ts: Some(ts),
+            written: Some(Instant::now()),
+        };
+        self.push(entry.clone());
+        entry
+    }
+
+    /// The newest entry of `key`, or the newest one with exactly `ts` when `ts` > 0.
+    pub fn get(&self, key: &str, ts: u64) -> Option<&LogEntry> {
+        let positions = self.keys.get(key)?;
+        positions.iter().rev().map(|&i| &self.entries[i]).find(|e| ts == 0 || e.ts == Some(ts))
+    }
+
+    /// Entries of `key` with `et < ts <= st` (`st` 0: no upper bound), newest first, at most
+    /// `limit` (0: no limit).
+    pub fn scan(&self, key: &str, st: u64, et: u64, limit: usize) -> Vec<&LogEntry> {
+        let Some(positions) = self.keys.get(key) else { return Vec::new() };
+        let mut rows: Vec<&LogEntry> = positions
+            .iter()
+            .map(|&i| &self.entries[i])
+            .filter(|e| {
+                let ts = e.ts.unwrap_or(0);
+                ts > et && (st == 0 || ts <= st)
+            })
+            .collect();
+        rows.sort_by(|a, b| b.ts.cmp(&a.ts).then(b.log_index.cmp(&a.log_index)));
+        if limit > 0 {
+            rows.truncate(limit);
+        }
+        rows
+    }
+}
+
+fn entries_jsonl(entries: &[LogEntry]) -> String {
+    let mut text = String::new();
+    for entry in entries {
+        if let Ok(line) = serde_json::to_string(entry) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    text
 }
 
 /// `TableMeta` as the tablet keeps it in `table_meta.json`.
@@ -129,12 +253,12 @@ impl Replica {
             state: self.state,
             is_expire: false,
             time_offset: 0,
-            record_cnt: self.log.entries.len() as u64,
-            idx_cnt: self.log.entries.len() as u64,
+            record_cnt: self.log.len() as u64,
+            idx_cnt: self.log.len() as u64,
             name: self.meta.name.clone(),
-            record_byte_size: 0,
+            record_byte_size: self.log.value_bytes(),
             record_idx_byte_size: 0,
-            record_pk_cnt: 0,
+            record_pk_cnt: self.log.key_count() as u64,
             compress_type: "kNoCompress".to_string(),
             skiplist_height: 0,
             diskused: 0,
@@ -148,26 +272,53 @@ struct TabletState {
     replicas: BTreeMap<(u32, u32), Replica>,
     /// The nameserver's tasks, kept until `DeleteOPTask`, lost on restart (C§4).
     tasks: Vec<TaskInfo>,
+    /// Running replication workers: (tid, pid, follower endpoint).
+    replicators: HashSet<(u32, u32, String)>,
 }
 
 /// The tablet service and its state.
 pub struct Tablet {
     flags: SimFlags,
     state: Mutex<TabletState>,
+    /// Connections to peer tablets, for replication.
+    peers: http::ConnectionPool,
+    shutdown: CancellationToken,
 }
 
 /// How long loading a table takes in the background (kTableUndefined → kTableLoading →
-/// kTableNormal, C§2.4); short but observable.
+/// kTableNormal, C§2.4): `LOAD_STEP` before loading starts, then `LOAD_STEP` plus the replay
+/// of the log at `LOAD_ROWS_PER_SECOND`. Short, but observable and growing with the data.
 const LOAD_STEP: Duration = Duration::from_millis(100);
+pub const LOAD_ROWS_PER_SECOND: u64 = 100_000;
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Replication calls give up sooner, so a dead follower does not hold its worker long.
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pause of a replication worker after a failed call.
+const REPLICATION_RETRY: Duration = Duration::from_millis(200);
+/// Entries per AppendEntries call.
+const REPLICATION_BATCH: usize = 1000;
+
+/// Time to replay `rows` log entries when loading a table.
+pub fn load_duration(rows: usize) -> Duration {
+    LOAD_STEP * 2 + Duration::from_micros(rows as u64 * 1_000_000 / LOAD_ROWS_PER_SECOND)
+}
+
+/// The replica's log (and table data), one JSON entry per line.
+pub const BINLOG_FILE: &str = "binlog.jsonl";
+const META_FILE: &str = "table_meta.json";
 
 fn replica_dir(root: &Path, tid: u32, pid: u32) -> PathBuf {
     root.join(format!("{tid}_{pid}"))
 }
 
 impl Tablet {
-    pub fn new(flags: SimFlags) -> Arc<Tablet> {
-        Arc::new(Tablet { flags, state: Mutex::new(TabletState::default()) })
+    pub fn new(flags: SimFlags, shutdown: CancellationToken) -> Arc<Tablet> {
+        Arc::new(Tablet {
+            flags,
+            state: Mutex::new(TabletState::default()),
+            peers: http::ConnectionPool::new(),
+            shutdown,
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, TabletState> {
@@ -182,25 +333,33 @@ impl Tablet {
         let dir = self.dir(meta.tid, meta.pid);
         std::fs::create_dir_all(&dir)?;
         let text = serde_json::to_string_pretty(meta).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join("table_meta.json"), text)
+        std::fs::write(dir.join(META_FILE), text)
     }
 
     fn persist_log(&self, tid: u32, pid: u32, log: &ReplicaLog) -> std::io::Result<()> {
         let dir = self.dir(tid, pid);
         std::fs::create_dir_all(&dir)?;
-        let text = serde_json::to_string(log).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join("binlog.json"), text)
+        std::fs::write(dir.join(BINLOG_FILE), log.to_jsonl())
+    }
+
+    /// Appends entries to the replica's `binlog.jsonl`; called under the state lock so lines
+    /// stay in offset order.
+    fn append_log(&self, tid: u32, pid: u32, entries: &[LogEntry]) -> std::io::Result<()> {
+        use std::io::Write;
+        let dir = self.dir(tid, pid);
+        std::fs::create_dir_all(&dir)?;
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(BINLOG_FILE))?;
+        file.write_all(entries_jsonl(entries).as_bytes())
     }
 
     fn read_disk_meta(&self, tid: u32, pid: u32) -> Option<ReplicaMeta> {
-        let text = std::fs::read_to_string(self.dir(tid, pid).join("table_meta.json")).ok()?;
+        let text = std::fs::read_to_string(self.dir(tid, pid).join(META_FILE)).ok()?;
         serde_json::from_str(&text).ok()
     }
 
     fn read_disk_log(&self, tid: u32, pid: u32) -> ReplicaLog {
-        std::fs::read_to_string(self.dir(tid, pid).join("binlog.json"))
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
+        std::fs::read_to_string(self.dir(tid, pid).join(BINLOG_FILE))
+            .map(|text| ReplicaLog::from_jsonl(&text))
             .unwrap_or_default()
     }
 
@@ -328,7 +487,8 @@ impl Tablet {
                     None => return,
                 }
             }
-            tokio::time::sleep(LOAD_STEP).await;
+            // Replaying the log takes time in proportion to its rows.
+            tokio::time::sleep(load_duration(log.len()) - LOAD_STEP).await;
             {
                 let mut state = tablet.lock();
                 if let Some(replica) = state.replicas.get_mut(&(tid, pid)) {
@@ -336,6 +496,7 @@ impl Tablet {
                     replica.state = TableState::kTableNormal;
                 }
             }
+            tablet.start_replicators(tid, pid);
             tablet.finish_task(task.as_ref(), TaskStatus::kDone);
         });
         ok()
@@ -352,7 +513,7 @@ impl Tablet {
     }
 
     /// CreateTable: what the nameserver's CreateTable sends; the replica is normal at once.
-    fn create_table(&self, body: &Body<'_>) -> Value {
+    fn create_table(self: &Arc<Self>, body: &Body<'_>) -> Value {
         let Some(table_meta) = body.message("table_meta", "openmldb.api.TableMeta") else {
             return general(129, "table meta is illegal");
         };
@@ -370,6 +531,8 @@ impl Tablet {
             return general(127, "write data failed");
         }
         state.replicas.insert(key, Replica { meta, state: TableState::kTableNormal, log });
+        drop(state);
+        self.start_replicators(key.0, key.1);
         ok()
     }
 
@@ -389,7 +552,7 @@ impl Tablet {
         ok()
     }
 
-    fn change_role(&self, body: &Body<'_>) -> Value {
+    fn change_role(self: &Arc<Self>, body: &Body<'_>) -> Value {
         let (tid, pid) = Self::tid_pid(body);
         let mode = body.enum_name("mode", TableMode::ALL).and_then(|m| TableMode::from_name(&m));
         let mut state = self.lock();
@@ -421,6 +584,7 @@ impl Tablet {
         if self.persist_meta(&meta).is_err() {
             return general(127, "write data failed");
         }
+        self.start_replicators(tid, pid);
         ok()
     }
 
@@ -447,16 +611,15 @@ impl Tablet {
         }
         let raised = term > replica.meta.term;
         replica.meta.term = term;
-        replica.log.append(&entries);
+        let appended = replica.log.append(&entries);
         let offset = replica.log.offset();
         let meta = replica.meta.clone();
-        let log = (!entries.is_empty()).then(|| replica.log.clone());
+        if !appended.is_empty() && self.append_log(tid, pid, &appended).is_err() {
+            return general(127, "write data failed");
+        }
         drop(state);
         if raised {
             let _ = self.persist_meta(&meta);
-        }
-        if let Some(log) = log {
-            let _ = self.persist_log(tid, pid, &log);
         }
         json!({ "code": 0, "msg": "ok", "log_offset": offset, "term": term })
     }
@@ -532,12 +695,11 @@ impl Tablet {
             replica.meta.replicas.push(endpoint.clone());
         }
         let meta = replica.meta.clone();
-        let log = replica.log.clone();
         self.finish_task_locked(&mut state, task.as_ref(), TaskStatus::kDone);
         drop(state);
         let _ = self.persist_meta(&meta);
         // The replicator catches the new follower up in the background.
-        tokio::spawn(async move { catch_up_follower(&endpoint, &meta, &log).await });
+        self.start_replicators(tid, pid);
         ok()
     }
 
@@ -616,10 +778,9 @@ impl Tablet {
         let tablet = self.clone();
         tokio::spawn(async move {
             let mut status = TaskStatus::kDone;
-            for (file_name, data) in [
-                ("table_meta.json", serde_json::to_string(&meta).unwrap_or_default()),
-                ("binlog.json", serde_json::to_string(&log).unwrap_or_default()),
-            ] {
+            for (file_name, data) in
+                [(META_FILE, serde_json::to_string(&meta).unwrap_or_default()), (BINLOG_FILE, log.to_jsonl())]
+            {
                 let request = json!({ "tid": tid, "pid": pid, "file_name": file_name, "data": data });
                 match http::call(&endpoint, "/TabletServer/SendData", &request, PEER_TIMEOUT).await {
                     Ok(reply) if http::reply_code(&reply) == 0 => {}
@@ -635,7 +796,7 @@ impl Tablet {
     fn send_data(&self, body: &Body<'_>) -> Value {
         let (tid, pid) = Self::tid_pid(body);
         let file_name = body.str("file_name").unwrap_or_default();
-        if !matches!(file_name.as_str(), "table_meta.json" | "binlog.json") {
+        if file_name != META_FILE && file_name != BINLOG_FILE {
             return general(-1, "unknown file");
         }
         if self.lock().replicas.contains_key(&(tid, pid)) {
@@ -656,26 +817,181 @@ impl Tablet {
         // The simulator never makes snapshots, so the manifest offset is always 0.
         json!({ "code": 0, "msg": "ok", "manifest": { "offset": 0, "name": "", "count": 0, "term": term } })
     }
-}
 
-/// Sends a new follower the entries it lacks (the replicator's job after AddReplica).
-async fn catch_up_follower(endpoint: &str, meta: &ReplicaMeta, log: &ReplicaLog) {
-    let follow = json!({ "tid": meta.tid, "pid": meta.pid, "term": meta.term, "pre_log_index": 0 });
-    for _ in 0..20 {
-        if let Ok(reply) = http::call(endpoint, "/TabletServer/AppendEntries", &follow, PEER_TIMEOUT).await {
-            if http::reply_code(&reply) == 0 {
-                let follower_offset = reply.get("log_offset").and_then(Value::as_u64).unwrap_or(0);
-                let entries = log.entries_after(follower_offset);
-                if entries.is_empty() {
-                    return;
-                }
-                let request = json!({ "tid": meta.tid, "pid": meta.pid, "term": meta.term,
-                                      "pre_log_index": follower_offset, "entries": entries });
-                let _ = http::call(endpoint, "/TabletServer/AppendEntries", &request, PEER_TIMEOUT).await;
-                return;
+    /// `CheckTable` in front of the data RPCs (`TB` CheckTable, codes C§2.5): 100 when the
+    /// partition is not loaded here, 103 for a follower when only a leader may answer (Put),
+    /// 104 while the table loads.
+    fn check_table(state: &mut TabletState, tid: u32, pid: u32, leader_only: bool) -> Result<&mut Replica, Value> {
+        let Some(replica) = state.replicas.get_mut(&(tid, pid)) else {
+            return Err(general(100, "table does not exist"));
+        };
+        if leader_only && replica.mode() == TableMode::kTableFollower {
+            return Err(general(103, "table is follower"));
+        }
+        if matches!(replica.state, TableState::kTableLoading | TableState::kTableUndefined) {
+            return Err(general(104, "table is loading"));
+        }
+        Ok(replica)
+    }
+
+    /// Put (`tablet.proto` PutRequest): only a replica in leader mode takes writes. It does
+    /// not ask anyone whether it is still the partition's leader: a leader replaced by a live
+    /// ChangeLeader keeps accepting writes that are then lost (C§3.5, C§6 item 6). The entry
+    /// is in the leader's log when the reply goes out; followers get it asynchronously.
+    fn put(&self, body: &Body<'_>) -> Value {
+        let (tid, pid) = Self::tid_pid(body);
+        let key = body
+            .raw("dimensions")
+            .and_then(Value::as_array)
+            .and_then(|dims| dims.first())
+            .and_then(|d| d.get("key"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| body.str("pk"));
+        let ts = body.u64("time").filter(|t| *t > 0).unwrap_or_else(now_ms);
+        let value = body.str("value");
+        let mut state = self.lock();
+        let replica = match Self::check_table(&mut state, tid, pid, true) {
+            Ok(replica) => replica,
+            Err(error) => return error,
+        };
+        let Some(key) = key.filter(|k| !k.is_empty()) else {
+            return general(115, "invalid dimension parameter");
+        };
+        let term = replica.meta.term;
+        let entry = replica.log.write(term, key, value, ts);
+        if self.append_log(tid, pid, &[entry]).is_err() {
+            return general(127, "write data failed");
+        }
+        ok()
+    }
+
+    /// Get (`tablet.proto` GetRequest): any loaded replica answers, a follower from its own
+    /// (possibly lagging) data, like `TB` Get, which does not check the leader.
+    fn get(&self, body: &Body<'_>) -> Value {
+        let (tid, pid) = Self::tid_pid(body);
+        let key = body.str("key").unwrap_or_default();
+        let ts = body.u64("ts").unwrap_or(0);
+        let mut state = self.lock();
+        let replica = match Self::check_table(&mut state, tid, pid, false) {
+            Ok(replica) => replica,
+            Err(error) => return error,
+        };
+        match replica.log.get(&key, ts) {
+            Some(entry) => json!({ "code": 0, "msg": "ok", "key": key, "ts": entry.ts.unwrap_or(0),
+                                   "value": entry.value.clone().unwrap_or_default() }),
+            None => general(109, "key not found"),
+        }
+    }
+
+    /// Scan (`tablet.proto` ScanRequest): rows of `pk` with `et < ts <= st`, newest first.
+    fn scan(&self, body: &Body<'_>) -> Value {
+        let (tid, pid) = Self::tid_pid(body);
+        let st = body.u64("st").unwrap_or(0);
+        let et = body.u64("et").unwrap_or(0);
+        if st < et {
+            return general(117, "starttime less than endtime");
+        }
+        let key = body.str("pk").unwrap_or_default();
+        let limit = body.u32("limit").unwrap_or(0) as usize;
+        let mut state = self.lock();
+        let replica = match Self::check_table(&mut state, tid, pid, false) {
+            Ok(replica) => replica,
+            Err(error) => return error,
+        };
+        let pairs: Vec<Value> = replica
+            .log
+            .scan(&key, st, et, limit)
+            .into_iter()
+            .map(|e| json!({ "ts": e.ts.unwrap_or(0), "value": e.value.clone().unwrap_or_default() }))
+            .collect();
+        let mut reply = json!({ "code": 0, "msg": "ok", "count": pairs.len(), "is_finish": true });
+        if !pairs.is_empty() {
+            reply["pairs"] = Value::Array(pairs);
+        }
+        reply
+    }
+
+    /// Starts a replication worker for each follower of a leader replica that has none yet.
+    fn start_replicators(self: &Arc<Self>, tid: u32, pid: u32) {
+        let mut state = self.lock();
+        let Some(replica) = state.replicas.get(&(tid, pid)) else { return };
+        if replica.mode() != TableMode::kTableLeader {
+            return;
+        }
+        for follower in replica.meta.replicas.clone() {
+            if state.replicators.insert((tid, pid, follower.clone())) {
+                tokio::spawn(replicate(self.clone(), tid, pid, follower));
             }
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// One leader→follower replication stream (the real `LogReplicator`'s per-follower worker):
+/// an entry is sent once it is `--sim_replication_delay_ms` old; the follower's reply says
+/// how far it got. The worker ends when the replica stops leading or drops the follower. A
+/// leader whose term is older than the follower's is refused (code 122), so a replaced
+/// leader's extra entries never reach the new term's replicas (C§3.5).
+async fn replicate(tablet: Arc<Tablet>, tid: u32, pid: u32, follower: String) {
+    let delay = tablet.flags.sim_replication_delay;
+    let tick = delay.clamp(Duration::from_millis(5), Duration::from_millis(50));
+    let mut acked: Option<u64> = None;
+    loop {
+        let (term, entries) = {
+            let mut state = tablet.lock();
+            let leading = state
+                .replicas
+                .get(&(tid, pid))
+                .filter(|r| r.mode() == TableMode::kTableLeader && r.meta.replicas.contains(&follower));
+            let Some(replica) = leading else {
+                state.replicators.remove(&(tid, pid, follower.clone()));
+                return;
+            };
+            let now = Instant::now();
+            let entries = match acked {
+                // First contact (or after an error): an empty call reports the follower's offset.
+                None => Some(Vec::new()),
+                Some(acked) => {
+                    let due: Vec<LogEntry> = replica
+                        .log
+                        .entries_after(acked, REPLICATION_BATCH)
+                        .into_iter()
+                        .take_while(|e| e.written.is_none_or(|w| w + delay <= now))
+                        .collect();
+                    (!due.is_empty()).then_some(due)
+                }
+            };
+            (replica.meta.term, entries)
+        };
+        let pause = match entries {
+            None => tick,
+            Some(entries) => {
+                let request = json!({ "tid": tid, "pid": pid, "term": term,
+                                      "pre_log_index": acked.unwrap_or(0), "entries": entries });
+                match tablet.peers.call(&follower, "/TabletServer/AppendEntries", &request, REPLICATION_TIMEOUT).await {
+                    Ok(reply) if http::reply_code(&reply) == 0 => {
+                        acked = reply.get("log_offset").and_then(Value::as_u64);
+                        Duration::ZERO
+                    }
+                    _ => {
+                        acked = None;
+                        REPLICATION_RETRY
+                    }
+                }
+            }
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = tablet.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        } else if tablet.shutdown.is_cancelled() {
+            return;
+        }
     }
 }
 
@@ -715,6 +1031,9 @@ impl RpcService for Tablet {
                     self.send_snapshot(&request)
                 }
                 "SendData" => self.send_data(&Body::new(&body, "openmldb.api.SendDataRequest")),
+                "Put" => self.put(&Body::new(&body, "openmldb.api.PutRequest")),
+                "Get" => self.get(&Body::new(&body, "openmldb.api.GetRequest")),
+                "Scan" => self.scan(&Body::new(&body, "openmldb.api.ScanRequest")),
                 "DeleteBinlog" => {
                     // The simulator keeps one log file that doubles as the snapshot, so there
                     // is no separate binlog to delete (see the `sim` module docs).
@@ -738,7 +1057,7 @@ pub async fn run_tablet(
 ) -> Result<(), TabletError> {
     std::fs::create_dir_all(&flags.db_root_path)
         .map_err(|source| TabletError::DbRoot { path: flags.db_root_path.clone(), source })?;
-    let tablet = Tablet::new(flags.clone());
+    let tablet = Tablet::new(flags.clone(), shutdown.clone());
     let config = Arc::new(HttpConfig {
         version,
         enable_status_service: flags.enable_status_service,

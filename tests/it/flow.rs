@@ -52,7 +52,18 @@ fn run_upgrade(sb: &Sandbox, release: &str, extra: &[&str]) -> support::Run {
 /// auto_failover as before; no failed ops; the run is finished.
 #[test]
 fn full_upgrade_a_to_b_restores_placement_and_reports_b_everywhere() {
-    let sb = Sandbox::up_exactly(&["--version", "0.9.2", "--nameservers", "2", "--tablets", "3", "--apiservers", "1", "--taskmanagers", "2"]);
+    let sb = Sandbox::up_exactly(&[
+        "--version",
+        "0.9.2",
+        "--nameservers",
+        "2",
+        "--tablets",
+        "3",
+        "--apiservers",
+        "1",
+        "--taskmanagers",
+        "2",
+    ]);
     let rel = tempfile::tempdir().unwrap();
     let release = support::release(rel.path(), "0.9.3", &["--tar"]);
     let spark = rel.path().join("spark-3.2.1-bin-openmldbspark-0.9.3");
@@ -63,7 +74,10 @@ fn full_upgrade_a_to_b_restores_placement_and_reports_b_everywhere() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("upgrade to 0.9.3-"), "{}", out.stdout);
     let after = state(&sb);
-    assert_eq!(line(&after, "versions"), "versions [\"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\"]");
+    assert_eq!(
+        line(&after, "versions"),
+        "versions [\"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\"]"
+    );
     assert_eq!(line(&after, "leaders"), line(&before, "leaders"), "leader placement changed");
     assert_eq!(line(&after, "replicas"), line(&before, "replicas"), "temporary replicas left");
     assert_eq!(line(&after, "auto_failover"), "auto_failover true");
@@ -155,12 +169,21 @@ fn broken_release_stops_at_first_component_and_rollback_returns_to_a() {
     let before = state(&sb);
     let out = run_upgrade(&sb, release.to_str().unwrap(), &[]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("sandbox release 0.9.3 was built with --broken"), "the log tail is shown: {}", out.stderr);
+    assert!(
+        out.stderr.contains("sandbox release 0.9.3 was built with --broken"),
+        "the log tail is shown: {}",
+        out.stderr
+    );
     assert!(out.stdout.contains(": start: FAILED after"), "{}", out.stdout);
     // Only the first nameserver (a standby) was touched.
     let touched = out.stdout.lines().filter(|l| l.contains(": install bin: done")).count();
     assert_eq!(touched, 1, "{}", out.stdout);
-    let rollback = support::run(&["run", support::repo().join("scripts/rollback.rhai").to_str().unwrap(), "--cluster", &sb.cluster()]);
+    let rollback = support::run(&[
+        "run",
+        support::repo().join("scripts/rollback.rhai").to_str().unwrap(),
+        "--cluster",
+        &sb.cluster(),
+    ]);
     assert_eq!(rollback.code, 0, "{}\n{}", rollback.stdout, rollback.stderr);
     assert!(rollback.stdout.contains("after rollback the cluster is healthy"), "{}", rollback.stdout);
     let after = state(&sb);
@@ -174,7 +197,17 @@ fn broken_release_stops_at_first_component_and_rollback_returns_to_a() {
 /// A sandbox in daemon (`mon`) mode upgrades correctly (O§1.3, O§1.8).
 #[test]
 fn mon_mode_cluster_upgrades() {
-    let sb = Sandbox::up_exactly(&["--daemon", "--nameservers", "1", "--tablets", "2", "--apiservers", "1", "--taskmanagers", "1"]);
+    let sb = Sandbox::up_exactly(&[
+        "--daemon",
+        "--nameservers",
+        "1",
+        "--tablets",
+        "2",
+        "--apiservers",
+        "1",
+        "--taskmanagers",
+        "1",
+    ]);
     let rel = tempfile::tempdir().unwrap();
     let release = support::release(rel.path(), "0.9.3", &[]);
     let before = state(&sb);

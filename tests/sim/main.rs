@@ -1,8 +1,12 @@
 //! Integration tests of the simulated OpenMLDB cluster against a real ZooKeeper. Each test
 //! is named after the section of `reference/openmldb-cluster.md` (C§) it checks.
 
+mod c1_3_reload;
 mod c1_zookeeper;
+mod c2_4_data;
 mod c2_rpc;
+mod c3_4_load;
+mod c3_5_replication;
 mod c3_ops;
 mod cli_compat;
 mod in_process;

@@ -170,6 +170,31 @@ impl SimCluster {
         self.procs.get_mut(endpoint).and_then(SimProcess::terminate)
     }
 
+    /// SIGKILL, then wait: a crash, no draining.
+    pub fn kill(&mut self, endpoint: &str) {
+        if let Some(process) = self.procs.get_mut(endpoint) {
+            let _ = process.child.kill();
+            let _ = process.child.wait();
+        }
+    }
+
+    /// The table id of `db.name`.
+    pub async fn tid(&self, ns: &str, db: &str, name: &str) -> u64 {
+        let reply = self.ns(ns, "ShowTable", json!({ "name": name, "db": db })).await;
+        reply["table_info"][0]["tid"].as_u64().expect("tid")
+    }
+
+    /// One replica's `TableStatus` on a tablet, if loaded there.
+    pub async fn table_status(&self, tablet: &str, tid: u64, pid: u64) -> Option<Value> {
+        let reply = self.tablet(tablet, "GetTableStatus", json!({ "tid": tid, "pid": pid })).await;
+        reply["all_table_status"].get(0).cloned()
+    }
+
+    /// The ZooKeeper connect string, for library clients.
+    pub fn zk_cluster(&self) -> String {
+        self.zk.connect_string()
+    }
+
     pub async fn zk_client(&self) -> zk::Client {
         zk::Client::connect(&self.zk.connect_string()).await.expect("zk client")
     }

@@ -1,0 +1,110 @@
+//! C§3.5 with data: asynchronous replication, and what a live leader change loses.
+
+use std::time::Duration;
+
+use mldb_upgrade::sandbox::client::{Client, ClientOptions, TableName};
+use serde_json::{json, Value};
+
+use crate::support::{wait_for, SimCluster};
+
+/// C§3.5: followers lag the leader (`--sim_replication_delay_ms`); `changeleader t 0 auto`
+/// on the live leader picks a follower by offset, and exactly the entries the followers had
+/// not received are lost: the new leader does not have them, the old leader (still
+/// kTableLeader on its tablet) keeps them and even accepts more writes, and RecoverTable
+/// re-adds it with a drop (its log reaches past the new term's start) so they are gone
+/// everywhere. The offsets in ShowTable are the tablets' real ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c3_5_change_leader_to_a_lagging_follower_loses_exactly_the_missing_entries() {
+    let mut cluster = SimCluster::new("/c3_5_lag");
+    let lag = ["--sim_replication_delay_ms=3000"];
+    for _ in 0..3 {
+        cluster.start_tablet(&lag).await;
+    }
+    let ns = cluster.start_leader(&[]).await;
+    cluster.create_table(&ns, "db", "t", 1, 3).await;
+    let tid = cluster.tid(&ns, "db", "t").await;
+    let parts = cluster.partitions(&ns, "db", "t").await;
+    let old_leader = parts[0].1.iter().find(|m| m.1).expect("leader").0.clone();
+    let followers: Vec<String> = parts[0].1.iter().filter(|m| !m.1).map(|m| m.0.clone()).collect();
+    let put = |key: String| json!({ "tid": tid, "pid": 0, "pk": key, "value": format!("v-{key}") });
+
+    for i in 0..10 {
+        assert_eq!(cluster.tablet(&old_leader, "Put", put(format!("a{i}"))).await["code"], 0);
+    }
+    for follower in &followers {
+        wait_for("followers replicated the first batch", Duration::from_secs(10), || async {
+            let status = cluster.table_status(follower, tid, 0).await?;
+            (status["offset"] == 10).then_some(())
+        })
+        .await;
+    }
+    // The second batch is acknowledged by the leader but not sent yet (3 s lag).
+    for i in 0..5 {
+        assert_eq!(cluster.tablet(&old_leader, "Put", put(format!("b{i}"))).await["code"], 0);
+    }
+    let changed =
+        cluster.ns(&ns, "ChangeLeader", json!({"name": "t", "db": "db", "pid": 0, "candidate_leader": "auto"})).await;
+    assert_eq!(changed["code"], 0, "{changed}");
+    let ops = cluster.wait_ops_finished(&ns, Duration::from_secs(10)).await;
+    assert!(ops.iter().all(|o| o.4 == "kDone"), "{ops:?}");
+    let after = cluster.partitions(&ns, "db", "t").await;
+    let new_leader = after[0].1.iter().find(|m| m.1 && m.2).expect("alive leader").0.clone();
+    assert!(followers.contains(&new_leader));
+
+    // Long after the lag: the old leader's second batch never reached the new term.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    for follower in &followers {
+        assert_eq!(cluster.table_status(follower, tid, 0).await.expect("loaded")["offset"], 10, "{follower}");
+    }
+    let old_status = cluster.table_status(&old_leader, tid, 0).await.expect("loaded");
+    assert_eq!((old_status["offset"].clone(), old_status["mode"].clone()), (json!(15), json!("kTableLeader")));
+    // The stale leader still takes writes: the C§3.5 / C§6 item 6 hazard.
+    assert_eq!(cluster.tablet(&old_leader, "Put", put("c0".to_string())).await["code"], 0);
+
+    // ShowTable shows the real offsets (status refresh, C§3.7).
+    wait_for("ShowTable offsets", Duration::from_secs(5), || async {
+        let table = cluster.ns(&ns, "ShowTable", json!({"name": "t", "db": "db"})).await;
+        let metas = table["table_info"][0]["table_partition"][0]["partition_meta"].as_array()?.clone();
+        let offset_of = |ep: &str| metas.iter().find(|m| m["endpoint"] == ep).and_then(|m| m["offset"].as_u64());
+        (offset_of(&old_leader) == Some(16) && offset_of(&new_leader) == Some(10)).then_some(())
+    })
+    .await;
+
+    let client = Client::connect(ClientOptions {
+        zk_cluster: cluster.zk_cluster(),
+        zk_root_path: "/c3_5_lag".to_string(),
+        zk_cert: None,
+    })
+    .await
+    .expect("client");
+    let table = TableName { db: "db".to_string(), name: "t".to_string() };
+    for i in 0..10 {
+        let row = client.get(&table, &format!("a{i}")).await.expect("read").expect("first batch kept");
+        assert_eq!(row.value, format!("v-a{i}"));
+    }
+    for key in ["b0", "b1", "b2", "b3", "b4", "c0"] {
+        assert_eq!(client.get(&table, key).await.expect("read"), None, "{key} is lost");
+    }
+
+    // RecoverTable demotes the old leader and drops what it alone had (WithDrop).
+    let recovered =
+        cluster.ns(&ns, "RecoverTable", json!({"name": "t", "db": "db", "pid": 0, "endpoint": old_leader})).await;
+    assert_eq!(recovered["code"], 0, "{recovered}");
+    let ops = cluster.wait_ops_finished(&ns, Duration::from_secs(30)).await;
+    assert!(ops.iter().any(|o| o.1 == "kReAddReplicaWithDropOP"), "{ops:?}");
+    assert!(ops.iter().all(|o| o.4 == "kDone"), "{ops:?}");
+    let status = cluster.table_status(&old_leader, tid, 0).await.expect("loaded again");
+    assert_eq!((status["offset"].clone(), status["mode"].clone()), (json!(10), json!("kTableFollower")));
+    let gone = cluster.tablet(&old_leader, "Get", json!({ "tid": tid, "pid": 0, "key": "b0" })).await;
+    assert_eq!(gone["code"], 109, "{gone}");
+
+    // New writes reach every replica, the re-added one included.
+    assert!(client.put(&table, "d0", "v-d0").await.is_ok());
+    for replica in [&old_leader, &followers[0], &followers[1]] {
+        wait_for("new write replicated", Duration::from_secs(10), || async {
+            let got: Value = cluster.tablet(replica, "Get", json!({ "tid": tid, "pid": 0, "key": "d0" })).await;
+            (got["code"] == 0).then_some(())
+        })
+        .await;
+    }
+}
