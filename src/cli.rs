@@ -112,6 +112,29 @@ enum SandboxCommand {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Write keyed rows to every table of the sandbox, recording each acknowledged and failed
+    /// write in a report (JSON lines) for `sandbox verify`.
+    Load {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Rows per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// How long to write, e.g. 60s or 5m.
+        #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+        duration: std::time::Duration,
+        #[arg(long, value_name = "FILE")]
+        report: PathBuf,
+    },
+    /// Read back every acknowledged row of a load report: missing rows, failed writes, and the
+    /// longest write outage per partition.
+    Verify {
+        #[arg(long, value_name = "FILE")]
+        report: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lay out a release like OpenMLDB's tarball, with the simulator as its programs.
     Release {
         /// X.Y.Z
@@ -153,6 +176,10 @@ struct SandboxUpArgs {
     /// Start with auto_failover off.
     #[arg(long)]
     no_auto_failover: bool,
+}
+
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(text)
 }
 
 fn parse_setting(text: &str) -> Result<(String, String), String> {
@@ -361,6 +388,39 @@ fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
             );
             println!("{}", status_table(&lines));
             Ok(())
+        }
+        SandboxCommand::Load { dir, rate, duration, report } => {
+            let rt = runtime()?;
+            let options = sandbox::load::LoadOptions::for_sandbox(&dir, rate, duration, &report)
+                .map_err(|e| Error::Operation(e.to_string()))?;
+            let stop = tokio_util::sync::CancellationToken::new();
+            let on_ctrl_c = stop.clone();
+            rt.spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    on_ctrl_c.cancel();
+                }
+            });
+            let summary = rt
+                .block_on(sandbox::load::run_load_until(options, stop))
+                .map_err(|e| Error::Operation(e.to_string()))?;
+            println!("{summary}");
+            Ok(())
+        }
+        SandboxCommand::Verify { report, json } => {
+            let rt = runtime()?;
+            let result = rt
+                .block_on(sandbox::load::verify(&report, sandbox::load::VerifyOptions::default()))
+                .map_err(|e| Error::Operation(e.to_string()))?;
+            if json {
+                println!("{}", result.to_json());
+            } else {
+                println!("{result}");
+            }
+            if result.is_clean() {
+                Ok(())
+            } else {
+                Err(Error::Operation("the load lost acknowledged rows or had failed writes (see above)".into()))
+            }
         }
         SandboxCommand::Release { version, out, tar, broken } => {
             let release = sandbox::release::build(&version, &out, broken, tar).map_err(|e| match e {
