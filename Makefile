@@ -33,15 +33,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 demo: build
-	@set -euo pipefail; \
-	dir=$$(mktemp -d /tmp/mldb-demo.XXXXXX); \
-	bin=target/release/mldb-upgrade; \
-	trap '$$bin sandbox down --dir "$$dir" >/dev/null 2>&1 || true; rm -rf "$$dir"' EXIT; \
-	$$bin sandbox up --dir "$$dir"; \
-	echo; echo "== mldb-upgrade run scripts/examples/cluster-tour.rhai"; \
-	$$bin run scripts/examples/cluster-tour.rhai --cluster "$$dir/cluster.toml"; \
-	echo; echo "== mldb-upgrade sandbox down"; \
-	$$bin sandbox down --dir "$$dir"
+	bash scripts/demo.sh
 
 clean:
 	$(CARGO) clean

@@ -89,17 +89,23 @@ fn full_upgrade_a_to_b_restores_placement_and_reports_b_everywhere() {
     assert!(spark_jar.exists(), "{}", spark_jar.display());
 }
 
-/// Waits until the journal mirror, past `from`, has `needle`; returns the new offset.
-fn wait_journal(file: &Path, from: usize, needle: &str, timeout: Duration) -> usize {
+/// Waits until the journal mirror, past `from`, records step `step` in `state`; returns the
+/// offset after that record.
+fn wait_step(file: &Path, from: usize, step: &str, state: &str, timeout: Duration) -> usize {
+    let key = format!("\"{step}\":{{");
     let deadline = Instant::now() + timeout;
     loop {
         let text = std::fs::read_to_string(file).unwrap_or_default();
-        if text.len() > from {
-            if let Some(i) = text[from..].find(needle) {
-                return from + i + needle.len();
+        let mut at = from.min(text.len());
+        while let Some(i) = text[at..].find(&key) {
+            let start = at + i + key.len();
+            let end = start + text[start..].find('}').unwrap_or(0);
+            if text[start..end].contains(&format!("\"state\":\"{state}\"")) {
+                return end;
             }
+            at = end.max(start);
         }
-        assert!(Instant::now() < deadline, "journal never showed {needle}");
+        assert!(Instant::now() < deadline, "journal never recorded {step} as {state}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -127,22 +133,22 @@ fn killed_runs_resume_to_the_same_end_state_and_a_second_run_is_refused() {
     };
     let mut offset = 0;
     let kill_points = [
-        format!("\"tablet {tablet}: drain leaders\":{{\"state\":\"started\""),
-        format!("\"tablet {tablet}: stop\":{{\"state\":\"done\""),
-        format!("\"tablet {tablet}: install bin\":{{\"state\":\"done\""),
-        format!("\"tablet {tablet}: restore leaders\":{{\"state\":\"started\""),
+        (format!("tablet {tablet}: drain leaders"), "started"),
+        (format!("tablet {tablet}: stop"), "done"),
+        (format!("tablet {tablet}: install bin"), "done"),
+        (format!("tablet {tablet}: restore leaders"), "started"),
     ];
-    for (i, point) in kill_points.iter().enumerate() {
+    for (i, (step, state)) in kill_points.iter().enumerate() {
         let mut child = spawn();
         if i == 1 {
             // While this run holds the lock, another one is refused, naming the holder.
-            wait_journal(&journal, offset, "\"event\":\"put\",\"key\":\"run\"", Duration::from_secs(60));
+            wait_step(&journal, offset, &format!("tablet {tablet}: drain leaders"), "started", Duration::from_secs(60));
             let second = run_upgrade(&sb, release, &[]);
             assert_eq!(second.code, 1, "{}", second.stderr);
             assert!(second.stderr.contains("another upgrade holds the lock of this cluster: pid"), "{}", second.stderr);
             assert!(second.stderr.contains(&format!("pid {}", child.id())), "{}", second.stderr);
         }
-        offset = wait_journal(&journal, offset, point, Duration::from_secs(180));
+        offset = wait_step(&journal, offset, step, state, Duration::from_secs(180));
         child.kill().unwrap();
         child.wait().unwrap();
     }

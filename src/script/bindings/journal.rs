@@ -37,6 +37,17 @@ pub fn module(host: &Arc<Host>) -> Module {
             rhai::serde::to_dynamic(&run)
         });
     let h = host.clone();
+    Doc::new("lock", &[], "()", Effect::Changes, "Takes the cluster's upgrade lock without starting a run (journal::begin takes it too); held\nuntil mldb-upgrade exits. Refused, naming the holder, while another run holds it.\n\nExample: `journal::lock(); upgrade::restore_auto_failover();`")
+        .set_into(&mut m, move |ctx: NativeCallContext| -> Res<()> {
+            let u = h.upgrader("journal::lock").map_err(|e| e.at(&ctx))?;
+            if h.dry_run() {
+                return Ok(());
+            }
+            let command: Vec<String> = std::env::args().collect();
+            h.block_on(u.journal.lock(&command.join(" "), Duration::from_secs(30))).map_err(|e| e.at(&ctx))?;
+            Ok(())
+        });
+    let h = host.clone();
     let n = counter.clone();
     Doc::new("step", &["name: string", "block: Fn"], "?", Effect::Changes, "Runs `block` as the step `name` unless this run already did it: records it as started,\nruns it, records it as done, printing one line with the elapsed time. A failed step stays\n\"started\" and runs again when the command is re-run. Returns what `block` returns (() when skipped).\n\nExample: `journal::step(\"tablet \" + ep + \": drain leaders\", || upgrade::drain_leaders(ep));`")
         .set_into(&mut m, move |ctx: NativeCallContext, name: &str, block: FnPtr| -> Res<Dynamic> {
