@@ -194,6 +194,8 @@ impl ScriptEngine {
         let resolver = Arc::new(Resolver::new(lib_dirs, sources.clone()));
         let mut engine = Engine::new();
         engine.set_max_expr_depths(256, 256);
+        // Rhai's default is 8 levels in debug builds; stock flows nest steps, modules and closures.
+        engine.set_max_call_levels(128);
         engine.set_module_resolver(SharedResolver(resolver.clone()));
         {
             let interrupt = host.interrupt.clone();
