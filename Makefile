@@ -9,7 +9,7 @@ APT_PACKAGES := zookeeper openssh-server openssh-client default-jre-headless lib
                 netcat-openbsd tmux curl libssl-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo lint clean
+.PHONY: deps build test demo bench lint clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -26,7 +26,7 @@ build: deps
 
 test: deps
 	$(CARGO) build --all-targets
-	$(CARGO) test --all-targets
+	$(CARGO) test --lib --bins --tests
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -34,6 +34,9 @@ lint:
 
 demo: build
 	bash scripts/demo.sh
+
+bench: deps
+	$(CARGO) bench --bench drain
 
 clean:
 	$(CARGO) clean

@@ -28,8 +28,9 @@ sleep 3
 echo
 echo "== 4. the plan (mldb-upgrade plan): first steps"
 "$bin" plan scripts/upgrade.rhai --cluster "$work/cluster/cluster.toml" --set release="$release" --set spark_release="$spark" \
-    | grep -E '^(target|step|\[dry-run\] would move)' | head -40
-echo "   ..."
+    > "$work/plan.txt"
+grep -E '^(target|step|\[dry-run\] would move)' "$work/plan.txt" | head -40
+echo "   ... $(grep -c '^step' "$work/plan.txt") steps in all ($work/plan.txt)"
 echo
 echo "== 5. the upgrade (mldb-upgrade run scripts/upgrade.rhai)"
 "$bin" run scripts/upgrade.rhai --cluster "$work/cluster/cluster.toml" --set release="$release" --set spark_release="$spark" \

@@ -302,7 +302,9 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
             }
         }
     });
-    let _ = engine.run_ast(&ast)?;
+    let result = engine.run_ast(&ast);
+    host.release();
+    result?;
     Ok(())
 }
 
@@ -570,6 +572,7 @@ fn abort(path: &Path) -> Result<(), Error> {
         }
         u.journal.finish_run().await.map_err(|e| op(e.to_string()))?;
         println!("aborted: no run is recorded any more; the cluster is as the run left it, leaders restored");
+        let _ = u.journal.unlock().await;
         Ok(())
     })
 }

@@ -106,6 +106,17 @@ impl Journal {
         }
     }
 
+    /// Releases the lock if this process holds it (at exit; the ephemeral node would otherwise
+    /// linger until the session closes).
+    pub async fn unlock(&self) -> Result<(), JournalError> {
+        if let Some(holder) = self.lock_holder().await? {
+            if holder.pid == std::process::id() && holder.host == hostname() {
+                self.delete("lock").await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Starts or resumes the run `name`.
     pub async fn begin_run(&self, name: &str) -> Result<RunRecord, RunError> {
         match self.get::<RunRecord>("run").await? {

@@ -174,6 +174,15 @@ impl Host {
         })
     }
 
+    /// Lets go of what this process holds in the cluster: the upgrade lock.
+    pub fn release(&self) {
+        if let Some(u) = &self.upgrader {
+            let _ = self
+                .runtime
+                .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), u.journal.unlock()).await });
+        }
+    }
+
     /// Prints a user-facing line.
     pub fn say(&self, text: &str) {
         self.output.line(text);
