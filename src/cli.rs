@@ -304,7 +304,7 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
     });
     let result = engine.run_ast(&ast);
     host.release();
-    result?;
+    result.map(|_| ())?;
     Ok(())
 }
 
