@@ -7,6 +7,7 @@ mod cli;
 mod docs;
 mod errors;
 mod sandbox;
+mod repl;
 mod scripts;
 mod ssh;
 mod upgrade;

@@ -1,0 +1,203 @@
+//! The REPL as an operator uses it: the real binary in a real terminal (tmux) against a sandbox.
+//! Tables print, Ctrl-C stops a long wait and keeps the session, `:help` works, `:quit` leaves.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use mldb_upgrade::sandbox;
+
+use crate::support;
+
+/// A fast sandbox with one nameserver and two tablets, stopped when dropped.
+struct Sandbox {
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn up() -> Sandbox {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sb");
+        let dir_arg = dir.display().to_string();
+        let args = [
+            "sandbox",
+            "up",
+            "--dir",
+            &dir_arg,
+            "--fast",
+            "--nameservers",
+            "1",
+            "--tablets",
+            "2",
+            "--apiservers",
+            "0",
+            "--taskmanagers",
+            "0",
+        ];
+        let out = support::run(&args);
+        let sb = Sandbox { dir, _tmp: tmp };
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        sb
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = sandbox::down(&self.dir);
+    }
+}
+
+/// A tmux session on a private socket running one command, killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str, env: &[(&str, String)]) -> Tmux {
+        let socket = format!("mldb-repl-test-{}", std::process::id());
+        let tmux = Tmux { socket };
+        let mut args: Vec<String> = ["new-session", "-d", "-x", "200", "-y", "50"].map(String::from).to_vec();
+        for (k, v) in env {
+            args.push("-e".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.push(command.into());
+        let out = tmux.tmux(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
+        tmux
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "0"]).stdout).into_owned()
+    }
+
+    fn alive(&self) -> bool {
+        self.tmux(&["has-session"]).status.success()
+    }
+
+    /// Waits until the last non-empty line of the screen is the prompt.
+    fn wait_prompt(&self, timeout: Duration) -> String {
+        self.wait_for("the prompt", timeout, |s| last_line(s).trim_end() == "mldb>")
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let screen = self.screen();
+            if done(&screen) {
+                return screen;
+            }
+            assert!(started.elapsed() < timeout, "waited {timeout:?} for {what}; the screen:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Types `text` and Enter (the prompt must be showing).
+    fn line(&self, text: &str) {
+        // tmux reads a trailing `;` as its own command separator.
+        let escaped = match text.strip_suffix(';') {
+            Some(head) => format!("{head}\\;"),
+            None => text.to_string(),
+        };
+        let out = self.tmux(&["send-keys", "-t", "0", "-l", &escaped]);
+        assert!(out.status.success(), "send-keys: {}", String::from_utf8_lossy(&out.stderr));
+        self.keys("Enter");
+    }
+
+    fn keys(&self, key: &str) {
+        let out = self.tmux(&["send-keys", "-t", "0", key]);
+        assert!(out.status.success(), "send-keys {key}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Clears the screen and the scrollback, so each step reads only its own output.
+    fn clear(&self) {
+        self.keys("C-l");
+        let _ = self.tmux(&["clear-history", "-t", "0"]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+fn last_line(screen: &str) -> &str {
+    screen.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
+}
+
+fn shell_quote(path: &Path) -> String {
+    shlex::try_quote(&path.display().to_string()).unwrap().into_owned()
+}
+
+#[test]
+fn repl_in_a_terminal_against_a_sandbox() {
+    let sb = Sandbox::up();
+    let history = sb.dir.join("history");
+    let command = format!(
+        "{} repl --sandbox {}",
+        shell_quote(&support::binary()),
+        shell_quote(&sb.dir)
+    );
+    let tmux = Tmux::start(
+        &command,
+        &[("MLDB_HISTORY", history.display().to_string()), ("NO_COLOR", "1".into())],
+    );
+    let screen = tmux.wait_prompt(Duration::from_secs(20));
+    assert!(screen.contains("mldb-upgrade repl: cluster"), "{screen}");
+
+    tmux.line("let before = 41;");
+    tmux.wait_prompt(Duration::from_secs(10));
+
+    tmux.clear();
+    tmux.wait_prompt(Duration::from_secs(5));
+    tmux.line("ns::tablets()");
+    let screen = tmux.wait_for("the tablets table", Duration::from_secs(20), |s| {
+        s.contains("(2 rows)") && last_line(s).trim_end() == "mldb>"
+    });
+    let header = screen.lines().find(|l| l.contains("endpoint")).unwrap_or_else(|| panic!("no header:\n{screen}"));
+    assert!(header.contains("age_ms") && header.contains("state") && header.starts_with('|'), "{screen}");
+    assert_eq!(screen.matches("kHealthy").count(), 2, "{screen}");
+
+    // A long wait, stopped by Ctrl-C; the session and its variables survive.
+    tmux.clear();
+    tmux.wait_prompt(Duration::from_secs(5));
+    tmux.line("sleep(\"60s\"); before = 0;");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_ne!(last_line(&tmux.screen()).trim_end(), "mldb>", "sleep returned at once:\n{}", tmux.screen());
+    let pressed = Instant::now();
+    tmux.keys("C-c");
+    let screen = tmux.wait_prompt(Duration::from_secs(10));
+    assert!(pressed.elapsed() < Duration::from_secs(10));
+    assert!(screen.contains("interrupted"), "{screen}");
+    assert!(tmux.alive());
+    tmux.clear();
+    tmux.wait_prompt(Duration::from_secs(5));
+    tmux.line("before + 1");
+    let screen = tmux.wait_for("the variable", Duration::from_secs(10), |s| {
+        s.lines().any(|l| l.trim() == "42") && last_line(s).trim_end() == "mldb>"
+    });
+    assert!(!screen.contains("error"), "{screen}");
+
+    tmux.clear();
+    tmux.wait_prompt(Duration::from_secs(5));
+    tmux.line(":help ns");
+    let screen = tmux.wait_for("the ns docs", Duration::from_secs(10), |s| {
+        s.contains("ns::tablets() -> array") && last_line(s).trim_end() == "mldb>"
+    });
+    assert!(screen.contains("Example:"), "{screen}");
+
+    tmux.line(":quit");
+    let started = Instant::now();
+    while tmux.alive() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the REPL did not quit:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let saved = std::fs::read_to_string(&history).unwrap();
+    assert!(saved.contains("let before = 41;") && saved.contains(":help ns"), "{saved}");
+}
