@@ -115,9 +115,11 @@ pub fn run(session: Session, options: Options, evaluating: Arc<AtomicBool>) -> R
 fn save_history(history: &mut DefaultHistory, path: Option<&Path>) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     let Some(path) = path else { return };
-    let result = path.parent().map_or(Ok(()), std::fs::create_dir_all).map_err(|e| e.to_string()).and_then(|()| {
-        history.save(path).map_err(|e| e.to_string())
-    });
+    let result = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .map_err(|e| e.to_string())
+        .and_then(|()| history.save(path).map_err(|e| e.to_string()));
     if let Err(e) = result {
         if !WARNED.swap(true, Ordering::SeqCst) {
             eprintln!("warning: cannot save the history to {}: {e}", path.display());

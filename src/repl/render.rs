@@ -176,7 +176,8 @@ mod tests {
 
     #[test]
     fn maps_and_arrays_are_indented() {
-        let text = render(&eval(r#"#{leader: "ns1", tablets: [1, 2, 3], config: #{"auto-failover": true}, none: #{}}"#));
+        let text =
+            render(&eval(r#"#{leader: "ns1", tablets: [1, 2, 3], config: #{"auto-failover": true}, none: #{}}"#));
         assert_eq!(
             text,
             "#{\n    config: #{\n        \"auto-failover\": true,\n    },\n    leader: \"ns1\",\n    none: #{},\n    tablets: [1, 2, 3],\n}"

@@ -227,9 +227,7 @@ fn is_unfinished(err: &rhai::ParseError, text: &str) -> bool {
     let last_len = lines.last().map_or(0, |l| l.chars().count());
     let at_end = match (pos.line(), pos.position()) {
         (None, _) => true,
-        (Some(line), column) => {
-            line > lines.len() || (line == lines.len() && column.is_none_or(|c| c > last_len))
-        }
+        (Some(line), column) => line > lines.len() || (line == lines.len() && column.is_none_or(|c| c > last_len)),
     };
     match err.err_type() {
         ParseErrorType::UnexpectedEOF => true,

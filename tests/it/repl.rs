@@ -139,15 +139,8 @@ fn shell_quote(path: &Path) -> String {
 fn repl_in_a_terminal_against_a_sandbox() {
     let sb = Sandbox::up();
     let history = sb.dir.join("history");
-    let command = format!(
-        "{} repl --sandbox {}",
-        shell_quote(&support::binary()),
-        shell_quote(&sb.dir)
-    );
-    let tmux = Tmux::start(
-        &command,
-        &[("MLDB_HISTORY", history.display().to_string()), ("NO_COLOR", "1".into())],
-    );
+    let command = format!("{} repl --sandbox {}", shell_quote(&support::binary()), shell_quote(&sb.dir));
+    let tmux = Tmux::start(&command, &[("MLDB_HISTORY", history.display().to_string()), ("NO_COLOR", "1".into())]);
     let screen = tmux.wait_prompt(Duration::from_secs(20));
     assert!(screen.contains("mldb-upgrade repl: cluster"), "{screen}");
 
