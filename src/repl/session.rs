@@ -6,9 +6,10 @@
 //! An input that stops in the middle of a block (the parser hit the end of the text) waits for
 //! more lines; an empty line or `:cancel` abandons it. Lines starting with `:` are commands.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use rhai::{Dynamic, ParseErrorType, Scope, AST};
+use rhai::{Dynamic, EvalAltResult, ParseErrorType, Scope, AST};
 
 use super::render;
 use crate::script::{docs, ScriptEngine, ScriptError, ScriptErrorKind};
@@ -43,6 +44,9 @@ pub struct Session {
     scope: Scope<'static>,
     /// Every function defined so far; statements are cleared after each run.
     functions: AST,
+    /// The input (or file) that last defined each function, so an error inside a function
+    /// points into the text that defined it rather than the line that called it.
+    defined_in: HashMap<String, String>,
     /// Lines of an unfinished input.
     pending: Vec<String>,
     /// Number of inputs run so far, for the `input#N` labels in errors.
@@ -51,7 +55,14 @@ pub struct Session {
 
 impl Session {
     pub fn new(engine: ScriptEngine) -> Self {
-        Session { engine, scope: Scope::new(), functions: AST::empty(), pending: Vec::new(), inputs: 0 }
+        Session {
+            engine,
+            scope: Scope::new(),
+            functions: AST::empty(),
+            defined_in: HashMap::new(),
+            pending: Vec::new(),
+            inputs: 0,
+        }
     }
 
     pub fn engine(&self) -> &ScriptEngine {
@@ -120,6 +131,9 @@ impl Session {
     /// Runs a compiled input with the session's scope and functions.
     fn run(&mut self, mut ast: AST, label: &str) -> Reply {
         ast.set_source(label);
+        for f in ast.iter_functions() {
+            self.defined_in.insert(f.name.to_string(), label.to_string());
+        }
         let mut program = self.functions.merge(&ast);
         program.set_source(label);
         self.engine.host.interrupt.reset();
@@ -129,7 +143,10 @@ impl Session {
         self.functions = program;
         match result {
             Ok(value) => Reply::Output(render::render(&value)),
-            Err(e) => Reply::Error(render_error(&ScriptError::from_eval(&e, label, &self.engine.sources))),
+            Err(mut e) => {
+                attribute_functions(&mut e, &self.defined_in);
+                Reply::Error(render_error(&ScriptError::from_eval(&e, label, &self.engine.sources)))
+            }
         }
     }
 
@@ -234,6 +251,21 @@ fn is_unfinished(err: &rhai::ParseError, text: &str) -> bool {
         ParseErrorType::BadInput(rhai::LexError::UnterminatedString) => true,
         ParseErrorType::MissingToken(..) | ParseErrorType::MissingSymbol(..) => at_end,
         _ => false,
+    }
+}
+
+/// Rhai names the running input as the source of every script function it calls; put back
+/// the input that defined each one, so the call chain shows the right line and caret.
+fn attribute_functions(err: &mut EvalAltResult, defined_in: &HashMap<String, String>) {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(name, source, inner, _) => {
+            if let Some(label) = defined_in.get(name.as_str()) {
+                source.clone_from(label);
+            }
+            attribute_functions(inner, defined_in);
+        }
+        EvalAltResult::ErrorInModule(_, inner, _) => attribute_functions(inner, defined_in),
+        _ => {}
     }
 }
 
@@ -348,13 +380,16 @@ pub(crate) mod tests {
         let mut f = fixture();
         let s = &mut f.session;
         s.feed("let kept = 7;");
-        s.feed("fn inner(x) { throw `bad ${x}`; }");
+        assert_eq!(s.feed("fn inner(x) {"), Reply::More);
+        s.feed("    throw `bad ${x}`;");
+        s.feed("}");
         s.feed("fn outer(x) { inner(x + 1) }");
         let text = err(s.feed("outer(kept)"));
-        assert!(text.starts_with("error: bad 8"), "{text}");
-        assert!(text.contains("call chain"), "{text}");
-        assert!(text.contains("calls outer()"), "{text}");
-        assert!(text.contains("calls inner()"), "{text}");
+        assert!(text.starts_with("error: bad 8\n  --> input#2:2:5\n"), "{text}");
+        assert!(text.contains("2 |     throw `bad ${x}`;\n  |     ^"), "{text}");
+        assert!(text.contains("input#4:1:1   calls outer()"), "{text}");
+        assert!(text.contains("input#3:1:15  calls inner()"), "{text}");
+        assert!(text.contains("input#2:2:5   fails here"), "{text}");
         let text = err(s.feed("let z = kept +* 2;"));
         assert!(text.contains("--> input#"), "{text}");
         assert!(text.contains("let z = kept +* 2;\n"), "{text}");
