@@ -82,24 +82,31 @@ pub fn run(session: Session, options: Options, evaluating: Arc<AtomicBool>) -> R
         }
     }
     println!("mldb-upgrade repl: {}; :help for help, Ctrl-D or :quit to leave", options.target);
+    // The lines of the input being typed: a multi-line block becomes one history entry.
+    let mut entry: Vec<String> = Vec::new();
     loop {
         let prompt = session.borrow().prompt();
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
                 session.borrow_mut().cancel_pending();
+                entry.clear();
                 continue;
             }
             Err(ReadlineError::Eof) => break,
             Err(e) => return Err(Error::Operation(format!("cannot read the terminal: {e}"))),
         };
-        if !line.trim().is_empty() {
-            let _ = editor.add_history_entry(line.as_str());
-            save_history(editor.history_mut(), options.history.as_deref());
-        }
         evaluating.store(true, Ordering::SeqCst);
         let reply = session.borrow_mut().feed(&line);
         evaluating.store(false, Ordering::SeqCst);
+        if !line.trim().is_empty() {
+            entry.push(line);
+        }
+        if reply != Reply::More && !entry.is_empty() {
+            let _ = editor.add_history_entry(entry.join("\n"));
+            entry.clear();
+            save_history(editor.history_mut(), options.history.as_deref());
+        }
         match reply {
             Reply::Output(text) if text.is_empty() => {}
             Reply::Output(text) => println!("{text}"),

@@ -179,6 +179,15 @@ fn repl_in_a_terminal_against_a_sandbox() {
 
     tmux.clear();
     tmux.wait_prompt(Duration::from_secs(5));
+    tmux.line(":cluster");
+    let screen = tmux.wait_for("the cluster summary", Duration::from_secs(10), |s| {
+        s.contains("pending ops") && last_line(s).trim_end() == "mldb>"
+    });
+    assert!(screen.contains("auto_failover      on"), "{screen}");
+    assert!(screen.contains("tablets            2 (2 healthy)"), "{screen}");
+
+    tmux.clear();
+    tmux.wait_prompt(Duration::from_secs(5));
     tmux.line(":help ns");
     let screen = tmux.wait_for("the ns docs", Duration::from_secs(10), |s| {
         s.contains("ns::tablets() -> array") && last_line(s).trim_end() == "mldb>"
