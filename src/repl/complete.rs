@@ -41,6 +41,11 @@ pub fn complete(line: &str, cursor: usize, session: &Session) -> (usize, Vec<Str
             .chain(functions.iter().filter(|f| !f.namespace.is_empty()).map(|f| f.namespace.clone()));
         return (start, matching(names, word));
     }
+    // `:load scripts/up`: files and directories.
+    if let Some(path) = trimmed.strip_prefix(":load ") {
+        let path = path.trim_start();
+        return (cursor - path.len(), paths(path));
+    }
     if trimmed.starts_with(':') {
         return (cursor, Vec::new());
     }
@@ -91,6 +96,27 @@ fn map_at(session: &Session, path: &str) -> Option<Map> {
         value = next;
     }
     value.read_lock::<Map>().map(|m| m.clone())
+}
+
+/// Entries of the directory `typed` is in whose names start with its last part; directories
+/// end in `/` so completion can go on into them.
+fn paths(typed: &str) -> Vec<String> {
+    let (dir, prefix) = match typed.rfind('/') {
+        Some(i) => (&typed[..=i], &typed[i + 1..]),
+        None => ("", typed),
+    };
+    let Ok(entries) = std::fs::read_dir(if dir.is_empty() { "." } else { dir }) else {
+        return Vec::new();
+    };
+    let names = entries.filter_map(Result::ok).filter_map(|e| {
+        let name = e.file_name().into_string().ok()?;
+        if name.starts_with('.') && !prefix.starts_with('.') {
+            return None;
+        }
+        let slash = if e.file_type().ok()?.is_dir() { "/" } else { "" };
+        Some(format!("{dir}{name}{slash}"))
+    });
+    matching(names, typed)
 }
 
 /// The names starting with `prefix`, sorted, without duplicates.
@@ -165,6 +191,21 @@ mod tests {
         assert_eq!(c, vec!["ssh::exec".to_string(), "ssh::exists".to_string()]);
         let (_, c) = at_end(":help w", &f.session);
         assert!(c.contains(&"wait".to_string()), "{c:?}");
+    }
+
+    #[test]
+    fn files_after_load() {
+        let f = fixture();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("upgrade.rhai"), "").expect("write");
+        std::fs::write(dir.path().join("verify.rhai"), "").expect("write");
+        std::fs::create_dir(dir.path().join("util")).expect("mkdir");
+        let base = format!("{}/", dir.path().display());
+        let line = format!(":load {base}u");
+        let (start, c) = at_end(&line, &f.session);
+        assert_eq!(start, ":load ".len());
+        assert_eq!(c, vec![format!("{base}upgrade.rhai"), format!("{base}util/")]);
+        assert!(at_end(":load /nonexistent-dir/x", &f.session).1.is_empty());
     }
 
     #[test]

@@ -350,6 +350,12 @@ pub(crate) mod tests {
         assert_eq!(s.feed("  a: [1,"), Reply::More);
         assert_eq!(out(s.feed("  2] };")), "");
         assert_eq!(out(s.feed("m.a")), "[1, 2]");
+        assert_eq!(s.feed("let total = sum(["), Reply::More);
+        assert_eq!(s.feed("  4,"), Reply::More);
+        assert_eq!(out(s.feed("  5]);")), "");
+        assert_eq!(s.feed("let later ="), Reply::More);
+        assert_eq!(out(s.feed("  total + 1;")), "");
+        assert_eq!(out(s.feed("later")), "10");
         assert_eq!(s.feed("let s = `multi"), Reply::More);
         assert_eq!(out(s.feed("line`;")), "");
         assert_eq!(out(s.feed("s")), "\"multi\\nline\"");
