@@ -300,11 +300,18 @@ fn run_repl(args: ReplArgs) -> Result<(), Error> {
     // Ctrl-C while a statement runs stops that statement. At a terminal prompt rustyline sees
     // Ctrl-C as a key, not a signal; with piped input a signal there ends the REPL.
     let evaluating = Arc::new(AtomicBool::new(false));
+    // Registered here, before the first prompt, not lazily in the task: SIGINT must never find
+    // the default action (which would end the process and the session with it).
+    let mut sigint = {
+        let _runtime = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| Error::Operation(format!("cannot handle Ctrl-C: {e}")))?
+    };
     {
         let interrupt = host.interrupt.clone();
         let evaluating = evaluating.clone();
         rt.spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
+            while sigint.recv().await.is_some() {
                 if evaluating.load(Ordering::SeqCst) {
                     interrupt.raise();
                 } else if !std::io::stdin().is_terminal() {

@@ -57,12 +57,15 @@ impl Tmux {
     fn start(command: &str, env: &[(&str, String)]) -> Tmux {
         let socket = format!("mldb-repl-test-{}", std::process::id());
         let tmux = Tmux { socket };
-        let mut args: Vec<String> = ["new-session", "-d", "-x", "200", "-y", "50"].map(String::from).to_vec();
+        let mut args: Vec<String> =
+            ["-f", "/dev/null", "new-session", "-d", "-x", "200", "-y", "50"].map(String::from).to_vec();
         for (k, v) in env {
             args.push("-e".into());
             args.push(format!("{k}={v}"));
         }
         args.push(command.into());
+        // Keep the pane after the REPL ends, so the test sees how it ended.
+        args.extend([";", "set-option", "remain-on-exit", "on"].map(String::from));
         let out = tmux.tmux(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
         tmux
@@ -72,12 +75,20 @@ impl Tmux {
         Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
     }
 
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "0"]).stdout).into_owned()
+    /// Once the REPL has ended, how: `status 0`, or `signal 2`.
+    fn exit_status(&self) -> Option<String> {
+        let format = "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}";
+        let out = self.tmux(&["display-message", "-p", "-t", "0", format]);
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        match text.split('|').collect::<Vec<_>>()[..] {
+            ["1", status, ""] => Some(format!("status {status}")),
+            ["1", _, signal] => Some(format!("signal {signal}")),
+            _ => None,
+        }
     }
 
-    fn alive(&self) -> bool {
-        self.tmux(&["has-session"]).status.success()
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "0"]).stdout).into_owned()
     }
 
     /// Waits until the last non-empty line of the screen is the prompt.
@@ -92,7 +103,14 @@ impl Tmux {
             if done(&screen) {
                 return screen;
             }
-            assert!(started.elapsed() < timeout, "waited {timeout:?} for {what}; the screen:\n{screen}");
+            if started.elapsed() > timeout {
+                let capture = self.tmux(&["capture-pane", "-p", "-t", "0"]);
+                panic!(
+                    "waited {timeout:?} for {what}; the screen:\n{screen}\nthe REPL ended: {:?}; tmux: {}",
+                    self.exit_status(),
+                    String::from_utf8_lossy(&capture.stderr)
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -168,7 +186,6 @@ fn repl_in_a_terminal_against_a_sandbox() {
     let screen = tmux.wait_prompt(Duration::from_secs(10));
     assert!(pressed.elapsed() < Duration::from_secs(10));
     assert!(screen.contains("interrupted"), "{screen}");
-    assert!(tmux.alive());
     tmux.clear();
     tmux.wait_prompt(Duration::from_secs(5));
     tmux.line("before + 1");
@@ -196,10 +213,16 @@ fn repl_in_a_terminal_against_a_sandbox() {
 
     tmux.line(":quit");
     let started = Instant::now();
-    while tmux.alive() {
-        assert!(started.elapsed() < Duration::from_secs(10), "the REPL did not quit:\n{}", tmux.screen());
+    let status = loop {
+        if let Some(status) = tmux.exit_status() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            panic!("the REPL did not quit:\n{}", tmux.screen());
+        }
         std::thread::sleep(Duration::from_millis(100));
-    }
+    };
+    assert_eq!(status, "status 0", "{}", tmux.screen());
     let saved = std::fs::read_to_string(&history).unwrap();
     assert!(saved.contains("let before = 41;") && saved.contains(":help ns"), "{saved}");
 }
