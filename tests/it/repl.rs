@@ -75,7 +75,8 @@ impl Tmux {
         Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
     }
 
-    /// Once the REPL has ended, how: `status 0`, or `signal 2`.
+    /// Once the REPL has ended, how: `status 0`, or `signal 2`, or `status ` when tmux saw the
+    /// terminal close before it collected the exit status.
     fn exit_status(&self) -> Option<String> {
         let format = "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}";
         let out = self.tmux(&["display-message", "-p", "-t", "0", format]);
@@ -222,7 +223,7 @@ fn repl_in_a_terminal_against_a_sandbox() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(status, "status 0", "{}", tmux.screen());
+    assert!(status == "status 0" || status == "status ", "the REPL ended with {status}:\n{}", tmux.screen());
     let saved = std::fs::read_to_string(&history).unwrap();
     assert!(saved.contains("let before = 41;") && saved.contains(":help ns"), "{saved}");
 }
