@@ -133,10 +133,42 @@ impl Tmux {
         assert!(out.status.success(), "send-keys {key}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    /// Clears the screen and the scrollback, so each step reads only its own output.
-    fn clear(&self) {
-        self.keys("C-l");
-        let _ = self.tmux(&["clear-history", "-t", "0"]);
+    /// Everything the pane has shown, scrollback included.
+    fn transcript(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-J", "-S", "-", "-t", "0"]).stdout).into_owned()
+    }
+
+    /// What `command` printed, once the prompt is back after it: the text after the last line
+    /// that echoes it.
+    fn output_of(&self, command: &str, timeout: Duration) -> String {
+        let echo = format!("mldb> {command}");
+        let started = Instant::now();
+        loop {
+            let transcript = self.transcript();
+            if let Some(i) = transcript.rfind(&echo) {
+                let after = &transcript[i + echo.len()..];
+                if let Some((_, output)) = after.split_once('\n') {
+                    if last_line(output).trim_end() == "mldb>" {
+                        let end = output.trim_end().len() - "mldb>".len();
+                        return output[..end].to_string();
+                    }
+                }
+            }
+            if started.elapsed() > timeout {
+                panic!(
+                    "waited {timeout:?} for the output of `{command}`; the screen:\n{}\nthe REPL ended: {:?}",
+                    self.screen(),
+                    self.exit_status()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Types `command` at the prompt and returns what it printed.
+    fn run(&self, command: &str, timeout: Duration) -> String {
+        self.line(command);
+        self.output_of(command, timeout)
     }
 }
 
@@ -163,54 +195,37 @@ fn repl_in_a_terminal_against_a_sandbox() {
     let screen = tmux.wait_prompt(Duration::from_secs(20));
     assert!(screen.contains("mldb-upgrade repl: cluster"), "{screen}");
 
-    tmux.line("let before = 41;");
-    tmux.wait_prompt(Duration::from_secs(10));
+    // Timeouts are generous: the whole suite runs sandboxes in parallel on two cores.
+    let t = Duration::from_secs(30);
+    assert_eq!(tmux.run("let before = 41;", t).trim(), "");
 
-    tmux.clear();
-    tmux.wait_prompt(Duration::from_secs(5));
-    tmux.line("ns::tablets()");
-    let screen = tmux.wait_for("the tablets table", Duration::from_secs(20), |s| {
-        s.contains("(2 rows)") && last_line(s).trim_end() == "mldb>"
-    });
-    let header = screen.lines().find(|l| l.contains("endpoint")).unwrap_or_else(|| panic!("no header:\n{screen}"));
-    assert!(header.contains("age_ms") && header.contains("state") && header.starts_with('|'), "{screen}");
-    assert_eq!(screen.matches("kHealthy").count(), 2, "{screen}");
+    let table = tmux.run("ns::tablets()", t);
+    let header = table.lines().find(|l| l.contains("endpoint")).unwrap_or_else(|| panic!("no header:\n{table}"));
+    assert!(header.contains("age_ms") && header.contains("state") && header.starts_with('|'), "{table}");
+    assert_eq!(table.matches("kHealthy").count(), 2, "{table}");
+    assert!(table.contains("(2 rows)"), "{table}");
 
     // A long wait, stopped by Ctrl-C; the session and its variables survive.
-    tmux.clear();
-    tmux.wait_prompt(Duration::from_secs(5));
-    tmux.line("sleep(\"60s\"); before = 0;");
+    let sleep = "sleep(\"60s\"); before = 0;";
+    tmux.line(sleep);
+    tmux.wait_for("the statement to start", t, |s| s.contains("mldb> sleep(\"60s\")"));
     std::thread::sleep(Duration::from_millis(800));
     assert_ne!(last_line(&tmux.screen()).trim_end(), "mldb>", "sleep returned at once:\n{}", tmux.screen());
     let pressed = Instant::now();
     tmux.keys("C-c");
-    let screen = tmux.wait_prompt(Duration::from_secs(10));
-    assert!(pressed.elapsed() < Duration::from_secs(10));
-    assert!(screen.contains("interrupted"), "{screen}");
-    tmux.clear();
-    tmux.wait_prompt(Duration::from_secs(5));
-    tmux.line("before + 1");
-    let screen = tmux.wait_for("the variable", Duration::from_secs(10), |s| {
-        s.lines().any(|l| l.trim() == "42") && last_line(s).trim_end() == "mldb>"
-    });
-    assert!(!screen.contains("error"), "{screen}");
+    let stopped = tmux.output_of(sleep, t);
+    assert!(pressed.elapsed() < Duration::from_secs(10), "Ctrl-C took {:?}", pressed.elapsed());
+    assert!(stopped.contains("interrupted"), "{stopped}");
+    assert_eq!(tmux.run("before + 1", t).trim(), "42");
 
-    tmux.clear();
-    tmux.wait_prompt(Duration::from_secs(5));
-    tmux.line(":cluster");
-    let screen = tmux.wait_for("the cluster summary", Duration::from_secs(10), |s| {
-        s.contains("pending ops") && last_line(s).trim_end() == "mldb>"
-    });
-    assert!(screen.contains("auto_failover      on"), "{screen}");
-    assert!(screen.contains("tablets            2 (2 healthy)"), "{screen}");
+    let summary = tmux.run(":cluster", t);
+    assert!(summary.contains("auto_failover      on"), "{summary}");
+    assert!(summary.contains("tablets            2 (2 healthy)"), "{summary}");
+    assert!(summary.contains("pending ops"), "{summary}");
 
-    tmux.clear();
-    tmux.wait_prompt(Duration::from_secs(5));
-    tmux.line(":help ns");
-    let screen = tmux.wait_for("the ns docs", Duration::from_secs(10), |s| {
-        s.contains("ns::tablets() -> array") && last_line(s).trim_end() == "mldb>"
-    });
-    assert!(screen.contains("Example:"), "{screen}");
+    let help = tmux.run(":help ns", t);
+    assert!(help.contains("ns::tablets() -> array") && help.contains("Example:"), "{help}");
+    assert!(!help.contains("zk::"), "{help}");
 
     tmux.line(":quit");
     let started = Instant::now();
