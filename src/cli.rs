@@ -2,14 +2,17 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::ClusterConfig;
 use crate::error::Error;
+use crate::repl;
 use crate::sandbox;
 use crate::script::{docs, Host, Output, ScriptEngine};
 
@@ -72,6 +75,8 @@ enum Command {
         /// Only this function or namespace (e.g. `zk` or `ssh::exec`).
         name: Option<String>,
     },
+    /// Script statements interactively against a cluster, with history, completion and :help.
+    Repl(ReplArgs),
     /// Local rehearsal clusters on this machine.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
@@ -96,6 +101,31 @@ struct RunArgs {
     /// Directories searched first for `import "name"`.
     #[arg(long = "lib", value_name = "DIR")]
     lib_dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ReplArgs {
+    /// The cluster config (cluster.toml).
+    #[arg(long, env = "MLDB_CLUSTER", value_name = "FILE")]
+    cluster: Option<PathBuf>,
+    /// A sandbox directory: use DIR/cluster.toml (wins over --cluster).
+    #[arg(long, value_name = "DIR")]
+    sandbox: Option<PathBuf>,
+    /// Start in dry-run (`:dry-run off` switches it off).
+    #[arg(long)]
+    dry_run: bool,
+    /// A setting scripts read with setting("key"); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    settings: Vec<(String, String)>,
+    /// Directories searched first for `import "name"`.
+    #[arg(long = "lib", value_name = "DIR")]
+    lib_dirs: Vec<PathBuf>,
+    /// The history file [default: ~/.mldb-upgrade/history].
+    #[arg(long, env = "MLDB_HISTORY", value_name = "FILE")]
+    history: Option<PathBuf>,
+    /// Keep no history file.
+    #[arg(long, conflicts_with = "history")]
+    no_history: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,6 +297,7 @@ fn execute(command: Command) -> Result<(), Error> {
             print!("{text}");
             Ok(())
         }
+        Command::Repl(args) => run_repl(args),
         Command::Sandbox(cmd) => run_sandbox(cmd),
     }
 }
@@ -306,6 +337,44 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
     host.release();
     result.map(|_| ())?;
     Ok(())
+}
+
+fn run_repl(args: ReplArgs) -> Result<(), Error> {
+    let cluster = args.sandbox.map(|dir| dir.join("cluster.toml")).or(args.cluster);
+    let config = load_config(cluster.as_deref())?;
+    let target = match &cluster {
+        Some(path) => format!("cluster {}", path.display()),
+        None => "no cluster (cluster primitives need --cluster FILE or --sandbox DIR)".to_string(),
+    };
+    let rt = runtime()?;
+    let settings = args.settings.into_iter().collect();
+    let host = Arc::new(Host::new(rt.handle().clone(), config, settings, args.dry_run, Output::stdout()));
+    let engine = ScriptEngine::new(host.clone(), args.lib_dirs);
+    // Ctrl-C while a statement runs stops that statement. At a terminal prompt rustyline sees
+    // Ctrl-C as a key, not a signal; with piped input a signal there ends the REPL.
+    let evaluating = Arc::new(AtomicBool::new(false));
+    // Registered here, before the first prompt, not lazily in the task: SIGINT must never find
+    // the default action (which would end the process and the session with it).
+    let mut sigint = {
+        let _runtime = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| Error::Operation(format!("cannot handle Ctrl-C: {e}")))?
+    };
+    {
+        let interrupt = host.interrupt.clone();
+        let evaluating = evaluating.clone();
+        rt.spawn(async move {
+            while sigint.recv().await.is_some() {
+                if evaluating.load(Ordering::SeqCst) {
+                    interrupt.raise();
+                } else if !std::io::stdin().is_terminal() {
+                    std::process::exit(130);
+                }
+            }
+        });
+    }
+    let history = if args.no_history { None } else { args.history.or_else(repl::history_path) };
+    repl::run(repl::Session::new(engine), repl::Options { history, target }, evaluating)
 }
 
 fn check(files: &[PathBuf], lib_dirs: Vec<PathBuf>) -> Result<(), Error> {

@@ -10,6 +10,7 @@
 //! - [`journal`]: the run journal in ZooKeeper (and a local mirror): what to resume or undo.
 //! - [`remote`]: commands and files on hosts (ssh2 or local).
 //! - [`script`]: the Rhai engine, bindings, stock modules and error rendering.
+//! - [`repl`]: `mldb-upgrade repl`: a session (pure, tested) behind a rustyline front end.
 //! - [`sandbox`]: local rehearsal clusters (real ZooKeeper, simulated OpenMLDB).
 //! - [`sim`]: the simulated OpenMLDB nameserver and tablet (`openmldb-sim`).
 
@@ -21,6 +22,7 @@ pub mod error;
 pub mod interrupt;
 pub mod journal;
 pub mod remote;
+pub mod repl;
 pub mod sandbox;
 pub mod script;
 pub mod sim;

@@ -8,6 +8,7 @@ mod component;
 mod docs;
 mod errors;
 mod flow;
+mod repl;
 mod sandbox;
 mod scripts;
 mod ssh;
