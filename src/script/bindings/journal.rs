@@ -114,7 +114,7 @@ pub fn module(host: &Arc<Host>) -> Module {
         .set_into(&mut m, move |ctx: NativeCallContext, key: &str| -> Res<Dynamic> {
             let u = h.upgrader("journal::get").map_err(|e| e.at(&ctx))?;
             let value: Option<serde_json::Value> = h.block_on(u.journal.get(&format!("values/{key}"))).map_err(|e| e.at(&ctx))?;
-            value.map_or(Ok(Dynamic::UNIT), |v| rhai::serde::to_dynamic(v))
+            value.map_or(Ok(Dynamic::UNIT), rhai::serde::to_dynamic)
         });
     let h = host.clone();
     Doc::new("finish", &[], "()", Effect::Changes, "Ends the run: its record is removed (the local journal file keeps the history), so the next\nrun starts afresh.\n\nExample: `journal::finish();`")
