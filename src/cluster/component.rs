@@ -634,17 +634,12 @@ impl<'a> Control<'a> {
                 }
                 Ok(false)
             }
-            Role::Taskmanager => Ok(self.taskmanager_leader(c, step).await?.is_some_and(|l| l == ep)),
+            Role::Taskmanager => match self.zk.get("taskmanager/leader").await {
+                Ok(data) => Ok(String::from_utf8_lossy(&data) == ep),
+                Err(ZkError::NoNode { .. }) => Ok(false),
+                Err(e) => Err(zk_err(e)),
+            },
             Role::Apiserver => Ok(true),
-        }
-    }
-
-    /// The endpoint in `<root>/taskmanager/leader`, if any (O§3.6).
-    async fn taskmanager_leader(&self, c: &Component, step: &str) -> Result<Option<String>> {
-        match self.zk.get("taskmanager/leader").await {
-            Ok(data) => Ok(Some(String::from_utf8_lossy(&data).into_owned())),
-            Err(ZkError::NoNode { .. }) => Ok(None),
-            Err(source) => Err(ComponentError::Zk { step: step.to_string(), endpoint: c.endpoint.to_string(), source }),
         }
     }
 
@@ -715,12 +710,7 @@ impl<'a> Control<'a> {
                 };
                 return Err(self.start_failed(c, reason, &start_sh).await);
             }
-            // A TaskManager is a standby only when another one holds the leader node; with no
-            // leader node yet, one is about to be elected (C§3.8), so keep waiting.
-            let tm_leader = if c.role == Role::Taskmanager { self.taskmanager_leader(c, &step).await? } else { None };
-            if c.role == Role::Taskmanager && tm_leader.is_none() && is_alive(pid) {
-                last = "no TaskManager holds taskmanager/leader in ZooKeeper yet".into();
-            } else if is_alive(pid) {
+            if is_alive(pid) {
                 let registered = self.registered(c, &step).await?;
                 let leader_tm = c.role == Role::Taskmanager && registered;
                 let version = if c.role == Role::Taskmanager && !leader_tm {
