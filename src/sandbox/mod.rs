@@ -472,20 +472,7 @@ async fn create_tables(state: &SandboxState, tablets: usize) -> Result<(), Sandb
 
 /// A plain HTTP GET; `None` when the server does not answer 200.
 pub async fn http_get(endpoint: &str, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fetch = async {
-        let mut stream = tokio::net::TcpStream::connect(endpoint).await.ok()?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {endpoint}\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.ok()?;
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200")
-            .then(|| body.to_string())
-            .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_string()))
-    };
-    tokio::time::timeout(Duration::from_secs(3), fetch).await.ok().flatten()
+    crate::cluster::rpc::RpcClient::new(None, Duration::from_secs(3)).get_text(endpoint, path).await.ok()
 }
 
 /// One line of `sandbox status`.

@@ -274,20 +274,7 @@ async fn call_inner(endpoint: &str, path: &str, body: &Value) -> Result<Value, C
         let response = sender.send_request(request).await.map_err(http_err)?;
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.map_err(http_err)?.to_bytes();
-        let text = String::from_utf8_lossy(&bytes).to_string();
-        if status != 200 {
-            return Err(CallError::Status {
-                endpoint: endpoint.to_string(),
-                path: path.to_string(),
-                status,
-                body: text,
-            });
-        }
-        serde_json::from_str(&text).map_err(|_| CallError::NotJson {
-            endpoint: endpoint.to_string(),
-            path: path.to_string(),
-            body: text,
-        })
+        decode_reply(endpoint, path, status, &bytes)
     }
     .await;
     driver.abort();
@@ -385,21 +372,21 @@ impl ConnectionPool {
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.map_err(http_err)?.to_bytes();
         self.put_idle(endpoint, sender);
-        let text = String::from_utf8_lossy(&bytes).to_string();
-        if status != 200 {
-            return Err(CallError::Status {
-                endpoint: endpoint.to_string(),
-                path: path.to_string(),
-                status,
-                body: text,
-            });
-        }
-        serde_json::from_str(&text).map_err(|_| CallError::NotJson {
-            endpoint: endpoint.to_string(),
-            path: path.to_string(),
-            body: text,
-        })
+        decode_reply(endpoint, path, status, &bytes)
     }
+}
+
+/// The JSON of an HTTP 200 reply, or why there is none.
+fn decode_reply(endpoint: &str, path: &str, status: u16, bytes: &[u8]) -> Result<Value, CallError> {
+    let text = String::from_utf8_lossy(bytes).to_string();
+    if status != 200 {
+        return Err(CallError::Status { endpoint: endpoint.to_string(), path: path.to_string(), status, body: text });
+    }
+    serde_json::from_str(&text).map_err(|_| CallError::NotJson {
+        endpoint: endpoint.to_string(),
+        path: path.to_string(),
+        body: text,
+    })
 }
 
 /// The `code` of a reply; absent means 0 (proto2 default).

@@ -323,24 +323,16 @@ impl NsClient<'_> {
 
     /// `HandleNSAddReplica` (`CLI:742-763`).
     async fn add_replica(&self, parts: &[&str], out: &mut String) {
-        if parts.len() < 4 {
-            out_line(out, "Bad format");
-            return;
-        }
-        let Some(pids) = pid_group_or_complain(parts[2], out) else {
-            return;
-        };
-        let body = with_pid_group(json!({ "name": parts[1], "endpoint": parts[3], "db": self.db }), &pids);
-        let (code, msg) = self.rpc("AddReplicaNS", body).await.status();
-        if code != 0 {
-            out_line(out, &format!("Fail to addreplica. error msg:{msg}"));
-            return;
-        }
-        out_line(out, "AddReplica ok");
+        self.change_replica(parts, out, "AddReplicaNS", "addreplica", "AddReplica ok").await;
     }
 
     /// `HandleNSDelReplica` (`CLI:765-785`).
     async fn del_replica(&self, parts: &[&str], out: &mut String) {
+        self.change_replica(parts, out, "DelReplicaNS", "delreplica", "DelReplica ok").await;
+    }
+
+    /// `<cmd> name pid_group endpoint`, the shape addreplica and delreplica share.
+    async fn change_replica(&self, parts: &[&str], out: &mut String, method: &str, command: &str, ok: &str) {
         if parts.len() < 4 {
             out_line(out, "Bad format");
             return;
@@ -349,12 +341,12 @@ impl NsClient<'_> {
             return;
         };
         let body = with_pid_group(json!({ "name": parts[1], "endpoint": parts[3], "db": self.db }), &pids);
-        let (code, msg) = self.rpc("DelReplicaNS", body).await.status();
+        let (code, msg) = self.rpc(method, body).await.status();
         if code != 0 {
-            out_line(out, &format!("Fail to delreplica. error msg:{msg}"));
+            out_line(out, &format!("Fail to {command}. error msg:{msg}"));
             return;
         }
-        out_line(out, "DelReplica ok");
+        out_line(out, ok);
     }
 
     /// `HandleNSClientShowTable` + `PrintTableInfo` (`display.h:218-295`).
