@@ -22,7 +22,9 @@ release="$work/releases/openmldb-0.9.3-linux.tar.gz"
 spark="$work/releases/spark-3.2.1-bin-openmldbspark-0.9.3"
 echo
 echo "== 3. write load on every table, 100 rows/s, in the background"
-"$bin" sandbox load --dir "$work/cluster" --rate 100 --duration 30m --report "$work/load.jsonl" > "$work/load.out" 2>&1 &
+echo "   (a write refused while its partition switches leaders is retried for up to 10s, as an application would)"
+"$bin" sandbox load --dir "$work/cluster" --rate 100 --duration 30m --retry-for 10s --report "$work/load.jsonl" \
+    > "$work/load.out" 2>&1 &
 load_pid=$!
 sleep 3
 echo

@@ -155,6 +155,11 @@ enum SandboxCommand {
         duration: std::time::Duration,
         #[arg(long, value_name = "FILE")]
         report: PathBuf,
+        /// Retry a write refused while its partition switches leaders (or its tablet restarts)
+        /// for up to this long, as an application would, e.g. 10s. OpenMLDB's SDK itself does
+        /// not retry; the default 0s does not either.
+        #[arg(long, default_value = "0s", value_parser = parse_duration_arg)]
+        retry_for: std::time::Duration,
     },
     /// Read back every acknowledged row of a load report: missing rows, failed writes, and the
     /// longest write outage per partition.
@@ -460,10 +465,11 @@ fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
             println!("{}", status_table(&lines));
             Ok(())
         }
-        SandboxCommand::Load { dir, rate, duration, report } => {
+        SandboxCommand::Load { dir, rate, duration, report, retry_for } => {
             let rt = runtime()?;
-            let options = sandbox::load::LoadOptions::for_sandbox(&dir, rate, duration, &report)
+            let mut options = sandbox::load::LoadOptions::for_sandbox(&dir, rate, duration, &report)
                 .map_err(|e| Error::Operation(e.to_string()))?;
+            options.retry_for = retry_for;
             let stop = tokio_util::sync::CancellationToken::new();
             let on_ctrl_c = stop.clone();
             rt.spawn(async move {

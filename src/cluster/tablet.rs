@@ -1,4 +1,4 @@
-//! TabletServer RPCs over HTTP+JSON (C§2.4): GetTableStatus and LoadTable.
+//! TabletServer RPCs over HTTP+JSON (C§2.4): GetTableStatus, GetTermPair, ChangeRole and LoadTable.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -39,6 +39,19 @@ impl TableStatus {
     }
 }
 
+/// `GetTermPairResponse` (C§2.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermPair {
+    #[serde(default)]
+    pub has_table: bool,
+    #[serde(default)]
+    pub is_leader: bool,
+    #[serde(default)]
+    pub term: u64,
+    #[serde(default)]
+    pub offset: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TabletError {
     #[error("{0}")]
@@ -47,6 +60,16 @@ pub enum TabletError {
     Refused { endpoint: String, method: String, code: i64, msg: String },
     #[error("cannot read the reply of {method} from {endpoint}: {reason}")]
     BadReply { endpoint: String, method: String, reason: String },
+}
+
+impl TabletError {
+    /// The tablet's return code, when it answered with one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            TabletError::Refused { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
 }
 
 /// Calls tablets directly.
@@ -112,6 +135,38 @@ impl TabletClient {
         let meta =
             json!({"name": name, "db": db, "tid": tid, "pid": pid, "mode": "kTableLeader", "storage_mode": "kMemory"});
         self.call(endpoint, "LoadTable", json!({"table_meta": meta})).await.map(|_| ())
+    }
+
+    /// GetTermPair (C§2.4): whether the partition is loaded, its role, term and offset.
+    pub async fn term_pair(&self, endpoint: &str, tid: u32, pid: u32) -> Result<TermPair, TabletError> {
+        let reply = self.call(endpoint, "GetTermPair", json!({"tid": tid, "pid": pid})).await?;
+        serde_json::from_value(reply).map_err(|e| TabletError::BadReply {
+            endpoint: endpoint.into(),
+            method: "GetTermPair".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// ChangeRole (C§2.4) to follower: the replica refuses writes from now on (code 103 "table
+    /// is follower") and stops replicating to its followers (the tablet drops its replicate
+    /// nodes). Code 0 "table is follower" when it already is one.
+    pub async fn demote(&self, endpoint: &str, tid: u32, pid: u32) -> Result<(), TabletError> {
+        let body = json!({"tid": tid, "pid": pid, "mode": "kTableFollower", "term": 0});
+        self.call(endpoint, "ChangeRole", body).await.map(|_| ())
+    }
+
+    /// ChangeRole (C§2.4) to leader with `term`, replicating to `followers`. Code 102 "table is
+    /// leader" when it already leads.
+    pub async fn promote(
+        &self,
+        endpoint: &str,
+        tid: u32,
+        pid: u32,
+        term: u64,
+        followers: &[String],
+    ) -> Result<(), TabletError> {
+        let body = json!({"tid": tid, "pid": pid, "mode": "kTableLeader", "term": term, "replicas": followers});
+        self.call(endpoint, "ChangeRole", body).await.map(|_| ())
     }
 
     /// The running version (`GET /version`, C§1.4).

@@ -150,6 +150,31 @@ fn drain_key(tablet: &str) -> String {
     format!("drain/{tablet}")
 }
 
+fn fence_key(tid: u32, pid: u32) -> String {
+    format!("fence/{tid}-{pid}")
+}
+
+/// How many times a fence is tried before the move of that partition is given up.
+const FENCE_ATTEMPTS: u32 = 10;
+/// How long after fencing the candidate may take to receive replication calls already sent.
+const FENCE_SETTLE: Duration = Duration::from_millis(500);
+
+/// A leader replica demoted on its tablet ahead of a ChangeLeader, journalled before the
+/// demotion so that a killed run can lift it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Fence {
+    db: String,
+    table: String,
+    tid: u32,
+    pid: u32,
+    /// The fenced leader.
+    endpoint: String,
+    /// Its term, to lead again with.
+    term: u64,
+    /// Its followers, to replicate to again.
+    followers: Vec<String>,
+}
+
 impl Upgrader {
     pub fn new(ns: Arc<NameServerClient>, tablets: TabletClient, journal: Arc<Journal>) -> Self {
         Upgrader { ns, tablets, journal }
@@ -267,8 +292,15 @@ impl Upgrader {
         Ok(())
     }
 
-    /// Moves the leader of `pid` to `candidate` (which must be caught up) and demotes the old
-    /// leader through RecoverTable, waiting for both (C§3.5).
+    /// Moves the leader of `pid` from `old_leader` to `candidate` without losing an
+    /// acknowledged write, then demotes the old leader through RecoverTable (C§3.5).
+    ///
+    /// A live ChangeLeader alone loses writes: the old leader keeps acknowledging writes from
+    /// clients with stale routing after the followers' term was raised, and an explicit
+    /// candidate is taken even when it lags (C§6 hazards 5 and 6). So the old leader is fenced
+    /// first (see [`Upgrader::fence_leader`]); writes that reach it during the switch are
+    /// refused with code 103 and the client retries them on the new leader once its routing
+    /// follows `table/notify`.
     async fn move_leader(
         &self,
         table: &TableInfo,
@@ -278,20 +310,15 @@ impl Upgrader {
         settings: &MoveSettings,
     ) -> Result<(), UpgradeError> {
         let (db, name) = (table.db.as_str(), table.name.as_str());
-        let since = self.ns.op_index().await?;
-        self.ns.change_leader(db, name, pid, candidate).await?;
-        let ops = self.wait_partition_ops(since, db, name, pid, "ChangeLeader", settings.op_timeout).await?;
-        // ChangeLeader answers OK without an op when no follower is on a healthy tablet (C§3.5).
-        if !ops.iter().any(|o| o.op_type == "kChangeLeaderOP") {
-            let now = self.ns.show_table(db, name).await?;
-            let led = now
-                .as_ref()
-                .and_then(|t| t.table_partition.iter().find(|p| p.pid == pid))
-                .and_then(|p| p.alive_leader());
-            if led.map(|m| m.endpoint.as_str()) != Some(candidate) {
-                return Err(partition_err(db, name, pid, format!("the nameserver created no ChangeLeader op for {candidate} (no alive follower on a healthy tablet?)")));
+        let fence = self.fence_leader(table, pid, old_leader, candidate, settings).await?;
+        if let Err(e) = self.change_leader(table, pid, candidate, settings).await {
+            // The old leader leads again if the nameserver still says it does.
+            if let Err(unfence) = self.heal_fence(&fence).await {
+                tracing::warn!("{db}.{name} pid {pid}: could not lift the fence on {old_leader}: {unfence}");
             }
+            return Err(e);
         }
+        self.journal.delete(&fence_key(table.tid, pid)).await?;
         let since = self.ns.op_index().await?;
         match self.ns.recover_table(db, name, pid, old_leader).await {
             Ok(()) => {
@@ -302,6 +329,140 @@ impl Upgrader {
             Err(e) => return Err(e.into()),
         }
         Ok(())
+    }
+
+    /// ChangeLeader to `candidate` and its op (C§3.5).
+    async fn change_leader(
+        &self,
+        table: &TableInfo,
+        pid: u32,
+        candidate: &str,
+        settings: &MoveSettings,
+    ) -> Result<(), UpgradeError> {
+        let (db, name) = (table.db.as_str(), table.name.as_str());
+        let since = self.ns.op_index().await?;
+        self.ns.change_leader(db, name, pid, candidate).await?;
+        let ops = self.wait_partition_ops(since, db, name, pid, "ChangeLeader", settings.op_timeout).await?;
+        // ChangeLeader answers OK without an op when no follower is on a healthy tablet (C§3.5).
+        if !ops.iter().any(|o| o.op_type == "kChangeLeaderOP") {
+            let led = self.partition(table, pid).await?.alive_leader().map(|m| m.endpoint.clone());
+            if led.as_deref() != Some(candidate) {
+                return Err(partition_err(db, name, pid, format!("the nameserver created no ChangeLeader op for {candidate} (no alive follower on a healthy tablet?)")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops `leader` from acknowledging writes for `pid` and checks that `candidate` holds
+    /// every entry it acknowledged (within `offset_delta`).
+    ///
+    /// The fence is ChangeRole(follower) on the leader's tablet, the call RecoverTable itself
+    /// makes (C§2.4, C§3.5). It also stops the leader's replication, so entries written just
+    /// before it may never reach the candidate: when the candidate is short, the leader is
+    /// promoted again with its own term and the fence is retried once the candidate has caught
+    /// up. The fence is journalled before it is made; [`Upgrader::heal_fences`] lifts one a
+    /// killed run left behind.
+    async fn fence_leader(
+        &self,
+        table: &TableInfo,
+        pid: u32,
+        leader: &str,
+        candidate: &str,
+        settings: &MoveSettings,
+    ) -> Result<Fence, UpgradeError> {
+        let (db, name, tid) = (table.db.as_str(), table.name.as_str(), table.tid);
+        let followers: Vec<String> = self
+            .partition(table, pid)
+            .await?
+            .partition_meta
+            .iter()
+            .filter(|m| !m.is_leader)
+            .map(|m| m.endpoint.clone())
+            .collect();
+        let term = self.tablets.term_pair(leader, tid, pid).await?.term;
+        let fence = Fence { db: db.into(), table: name.into(), tid, pid, endpoint: leader.into(), term, followers };
+        self.journal.put(&fence_key(tid, pid), &fence).await?;
+        for attempt in 1..=FENCE_ATTEMPTS {
+            self.wait_caught_up(table, pid, leader, candidate, settings.offset_delta, settings.catchup_timeout).await?;
+            self.tablets.demote(leader, tid, pid).await?;
+            // The leader's offset is final now; replication calls already sent may still land.
+            let what = format!("{candidate} to hold every entry of fenced leader {leader} on {db}.{name} pid {pid}");
+            let caught_up = wait_until(&what, FENCE_SETTLE, || async {
+                let lead = self.replica_offset(leader, tid, pid).await;
+                let follow = self.replica_offset(candidate, tid, pid).await;
+                Ok(match (lead, follow) {
+                    (Some(l), Some(f)) if f + settings.offset_delta >= l => Check::Done(()),
+                    (l, f) => Check::Waiting(format!("leader offset {l:?}, candidate offset {f:?}")),
+                })
+            })
+            .await;
+            if caught_up.is_ok() {
+                return Ok(fence);
+            }
+            tracing::debug!("{db}.{name} pid {pid}: {candidate} was short after fencing {leader} (attempt {attempt}); leading again and retrying");
+            self.lead_again(&fence).await?;
+        }
+        self.journal.delete(&fence_key(tid, pid)).await?;
+        Err(partition_err(
+            db,
+            name,
+            pid,
+            format!("{candidate} kept falling behind the writes to {leader} ({FENCE_ATTEMPTS} attempts); the leader is unchanged. Lower the write rate or allow a lag with offset_delta"),
+        ))
+    }
+
+    /// ChangeRole(leader) with the fenced replica's own term and followers.
+    async fn lead_again(&self, fence: &Fence) -> Result<(), UpgradeError> {
+        match self.tablets.promote(&fence.endpoint, fence.tid, fence.pid, fence.term, &fence.followers).await {
+            // 102: it leads already.
+            Err(e) if e.code() != Some(102) => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Lifts a fence whose leader change did not happen: when the nameserver still names the
+    /// fenced replica as the alive leader, it leads again with its own term and followers.
+    /// When the leader did change, RecoverTable makes the fenced replica a follower (C§3.5)
+    /// and the record is just dropped.
+    async fn heal_fence(&self, fence: &Fence) -> Result<(), UpgradeError> {
+        let partition = self
+            .ns
+            .show_table(&fence.db, &fence.table)
+            .await?
+            .and_then(|t| t.table_partition.into_iter().find(|p| p.pid == fence.pid));
+        let still_leader =
+            partition.as_ref().and_then(|p| p.alive_leader()).is_some_and(|m| m.endpoint == fence.endpoint);
+        if still_leader {
+            match self.lead_again(fence).await {
+                // A tablet that is down loads the partition with the role the nameserver gives
+                // it when it comes back (C§3.4, recover data).
+                Err(UpgradeError::Tablet(TabletError::Rpc(e))) => {
+                    tracing::warn!("fenced leader {} of {}.{} pid {} is not answering ({e}); it gets its role from the nameserver when it is recovered", fence.endpoint, fence.db, fence.table, fence.pid);
+                }
+                other => other?,
+            }
+        }
+        self.journal.delete(&fence_key(fence.tid, fence.pid)).await?;
+        Ok(())
+    }
+
+    /// Lifts every fence a killed run left behind (see [`Upgrader::heal_fence`]). Returns how
+    /// many there were.
+    pub async fn heal_fences(&self) -> Result<usize, UpgradeError> {
+        let keys = self.journal.keys("fence").await?;
+        for key in &keys {
+            if let Some(fence) = self.journal.get::<Fence>(&format!("fence/{key}")).await? {
+                tracing::info!(
+                    "lifting the fence a stopped run left on {} for {}.{} pid {}",
+                    fence.endpoint,
+                    fence.db,
+                    fence.table,
+                    fence.pid
+                );
+                self.heal_fence(&fence).await?;
+            }
+        }
+        Ok(keys.len())
     }
 
     // ------------------------------------------------------------------ drain
@@ -410,6 +571,7 @@ impl Upgrader {
         if self.ns.auto_failover().await? {
             return Err(UpgradeError::AutoFailoverOn);
         }
+        self.heal_fences().await?;
         let mut report = self.plan_drain(tablet, settings).await?;
         if report.skipped.iter().any(|s| s.reason.starts_with("no other healthy")) {
             let s = report
@@ -455,8 +617,6 @@ impl Upgrader {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                self.wait_caught_up(&table, m.pid, &m.from, &m.to, settings.offset_delta, settings.catchup_timeout)
-                    .await?;
                 self.move_leader(&table, m.pid, &m.from, &m.to, settings).await?;
                 let mut recorded = recorded.lock().await;
                 if let Some(r) = recorded.iter_mut().find(|r| r.tid == m.tid && r.pid == m.pid) {
@@ -510,6 +670,7 @@ impl Upgrader {
         if self.ns.auto_failover().await? {
             return Err(UpgradeError::AutoFailoverOn);
         }
+        self.heal_fences().await?;
         let tables: HashMap<u32, TableInfo> =
             self.ns.show_all_tables().await?.into_iter().map(|t| (t.tid, t)).collect();
         let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
@@ -609,7 +770,6 @@ impl Upgrader {
             })
             .await?;
             let current = leader.ok_or_else(|| partition_err(db, name, pid, "no alive leader to take over from"))?;
-            self.wait_caught_up(table, pid, &current, home, settings.offset_delta, settings.catchup_timeout).await?;
             self.move_leader(table, pid, &current, home, settings).await?;
         }
         if m.temp_replica {

@@ -7,10 +7,18 @@
 //! acknowledged row back and says what was lost, what failed, and how long each partition
 //! could not be written.
 //!
+//! OpenMLDB's SDK does not retry a refused write (`SQLClusterRouter::PutRow` returns the
+//! error), so by default neither does the load. With `retry_for` set it behaves like an
+//! application that retries: a write refused because the partition is switching leaders
+//! (`table is follower`, `table is loading`, no alive leader, a tablet not answering) is
+//! tried again on the client's refreshed routing until `retry_for` has passed, and only then
+//! counts as failed.
+//!
 //! Report lines (`event` tells them apart; times are milliseconds since the Unix epoch, taken
 //! when the write was issued):
 //! * `{"event":"start","at_ms","zk_cluster","zk_root_path","rate","tables":[{"db","name"}]}`
-//! * `{"event":"ack","at_ms","db","table","pid","key","endpoint"}`
+//! * `{"event":"ack","at_ms","db","table","pid","key","endpoint"}`, plus `retries` and
+//!   `retried_ms` (from the first attempt to the acknowledgement) when the write was retried
 //! * `{"event":"fail","at_ms","db","table","pid","key","error"}`
 //! * `{"event":"end","at_ms","attempted","acknowledged","failed"}`
 
@@ -74,6 +82,8 @@ pub struct LoadOptions {
     pub tables: Vec<TableName>,
     /// Writes in flight at most; when all are busy the load falls behind its rate.
     pub concurrency: usize,
+    /// How long a write refused for a transient reason is retried; zero never retries.
+    pub retry_for: Duration,
 }
 
 impl LoadOptions {
@@ -87,6 +97,7 @@ impl LoadOptions {
             report: report.to_path_buf(),
             tables: Vec::new(),
             concurrency: 64,
+            retry_for: Duration::ZERO,
         }
     }
 
@@ -105,6 +116,8 @@ pub struct LoadSummary {
     pub tables: Vec<TableName>,
     pub attempted: u64,
     pub acknowledged: u64,
+    /// Acknowledged writes that needed more than one attempt.
+    pub retried: u64,
     pub failed: u64,
     pub elapsed: Duration,
 }
@@ -120,12 +133,13 @@ impl std::fmt::Display for LoadSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} writes to {} tables in {:.1}s: {} acknowledged ({:.0} rows/s), {} failed",
+            "{} writes to {} tables in {:.1}s: {} acknowledged ({:.0} rows/s, {} after a retry), {} failed",
             self.attempted,
             self.tables.len(),
             self.elapsed.as_secs_f64(),
             self.acknowledged,
             self.acknowledged_per_second(),
+            self.retried,
             self.failed
         )
     }
@@ -135,10 +149,55 @@ impl std::fmt::Display for LoadSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum ReportLine {
-    Start { at_ms: u64, zk_cluster: String, zk_root_path: String, rate: u32, tables: Vec<TableName> },
-    Ack { at_ms: u64, db: String, table: String, pid: u32, key: String, endpoint: String },
-    Fail { at_ms: u64, db: String, table: String, pid: u32, key: String, error: String },
-    End { at_ms: u64, attempted: u64, acknowledged: u64, failed: u64 },
+    Start {
+        at_ms: u64,
+        zk_cluster: String,
+        zk_root_path: String,
+        rate: u32,
+        tables: Vec<TableName>,
+    },
+    Ack {
+        at_ms: u64,
+        db: String,
+        table: String,
+        pid: u32,
+        key: String,
+        endpoint: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        retries: u32,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        retried_ms: u64,
+    },
+    Fail {
+        at_ms: u64,
+        db: String,
+        table: String,
+        pid: u32,
+        key: String,
+        error: String,
+    },
+    End {
+        at_ms: u64,
+        attempted: u64,
+        acknowledged: u64,
+        failed: u64,
+    },
+}
+
+fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// Whether a refused write was certainly not applied and may succeed on a later try: the
+/// partition is between leaders or its tablet is restarting.
+fn is_transient(error: &ClientError) -> bool {
+    match error {
+        // 103 table is follower, 104 table is loading, 100 table does not exist (yet) (C§2.5).
+        ClientError::Tablet { code, .. } => matches!(code, 100 | 103 | 104),
+        ClientError::NoLeader { .. } | ClientError::Call(_) | ClientError::Zk(_) => true,
+        ClientError::NoNameserver { .. } | ClientError::Nameserver { .. } => true,
+        ClientError::TableNotFound { .. } => false,
+    }
 }
 
 /// The report file, one line per event, flushed after each line.
@@ -176,6 +235,13 @@ pub async fn run_load(options: LoadOptions) -> Result<LoadSummary, LoadError> {
     run_load_until(options, CancellationToken::new()).await
 }
 
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    acknowledged: u64,
+    retried: u64,
+    failed: u64,
+}
+
 /// Runs the load until `options.duration` has passed or `stop` is cancelled; writes in flight
 /// are waited for and the report gets its `end` line either way.
 pub async fn run_load_until(options: LoadOptions, stop: CancellationToken) -> Result<LoadSummary, LoadError> {
@@ -207,7 +273,8 @@ pub async fn run_load_until(options: LoadOptions, stop: CancellationToken) -> Re
     let interval = Duration::from_secs_f64(1.0 / options.rate as f64);
     let concurrency = options.concurrency.max(1);
     let in_flight = Arc::new(Semaphore::new(concurrency));
-    let counts = Arc::new(Mutex::new((0u64, 0u64)));
+    let counts = Arc::new(Mutex::new(Counts::default()));
+    let retry_for = options.retry_for;
     let report_error: Arc<Mutex<Option<LoadError>>> = Arc::new(Mutex::new(None));
     let started = Instant::now();
     let mut attempted = 0u64;
@@ -229,9 +296,23 @@ pub async fn run_load_until(options: LoadOptions, stop: CancellationToken) -> Re
             (client.clone(), report.clone(), counts.clone(), report_error.clone());
         tokio::spawn(async move {
             let at_ms = now_ms();
-            let line = match client.put(&table, &key, &row_value(&key)).await {
+            let first_try = Instant::now();
+            let mut retries = 0u32;
+            let result = loop {
+                match client.put(&table, &key, &row_value(&key)).await {
+                    Err(e) if is_transient(&e) && first_try.elapsed() < retry_for => {
+                        retries += 1;
+                        let pause = Duration::from_millis(20 * u64::from(retries.min(10)));
+                        tokio::time::sleep(pause.min(retry_for.saturating_sub(first_try.elapsed()))).await;
+                    }
+                    other => break other,
+                }
+            };
+            let line = match result {
                 Ok(ack) => {
-                    counts.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+                    let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+                    counts.acknowledged += 1;
+                    counts.retried += u64::from(retries > 0);
                     ReportLine::Ack {
                         at_ms,
                         db: table.db,
@@ -239,10 +320,12 @@ pub async fn run_load_until(options: LoadOptions, stop: CancellationToken) -> Re
                         pid: ack.pid,
                         key,
                         endpoint: ack.endpoint,
+                        retries,
+                        retried_ms: if retries > 0 { first_try.elapsed().as_millis() as u64 } else { 0 },
                     }
                 }
                 Err(error) => {
-                    counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+                    counts.lock().unwrap_or_else(|p| p.into_inner()).failed += 1;
                     let pid = client.locate(&table, &key).await.map(|(_, pid, _)| pid).unwrap_or(0);
                     ReportLine::Fail { at_ms, db: table.db, table: table.name, pid, key, error: error.to_string() }
                 }
@@ -259,9 +342,9 @@ pub async fn run_load_until(options: LoadOptions, stop: CancellationToken) -> Re
     if let Some(e) = report_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(e);
     }
-    let (acknowledged, failed) = *counts.lock().unwrap_or_else(|p| p.into_inner());
+    let Counts { acknowledged, retried, failed } = *counts.lock().unwrap_or_else(|p| p.into_inner());
     report.write(&ReportLine::End { at_ms: now_ms(), attempted, acknowledged, failed })?;
-    Ok(LoadSummary { tables, attempted, acknowledged, failed, elapsed })
+    Ok(LoadSummary { tables, attempted, acknowledged, retried, failed, elapsed })
 }
 
 /// Where verify reads from, when not from the report's start line.
@@ -304,6 +387,10 @@ pub struct PartitionOutcome {
     pub table: String,
     pub pid: u32,
     pub acknowledged: u64,
+    /// Acknowledged after more than one attempt.
+    pub retried: u64,
+    /// The longest time a retried write took from its first attempt to its acknowledgement.
+    pub longest_retry_ms: u64,
     pub failed: u64,
     pub missing: u64,
     /// The longest time between the last success before a run of failures and the next
@@ -321,6 +408,8 @@ pub struct PartitionOutcome {
 pub struct VerifyReport {
     pub report: PathBuf,
     pub acknowledged: u64,
+    /// Acknowledged writes that needed more than one attempt.
+    pub retried: u64,
     pub failed: u64,
     pub missing: Vec<MissingRow>,
     pub failures: Vec<FailedWrite>,
@@ -346,12 +435,22 @@ impl VerifyReport {
     pub fn table(&self) -> comfy_table::Table {
         let mut table = comfy_table::Table::new();
         table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-        table.set_header(["table", "pid", "acknowledged", "failed", "missing", "longest outage", "recovered"]);
+        table.set_header([
+            "table",
+            "pid",
+            "acknowledged",
+            "retried (longest)",
+            "failed",
+            "missing",
+            "longest outage",
+            "recovered",
+        ]);
         for p in &self.partitions {
             table.add_row([
                 format!("{}.{}", p.db, p.table),
                 p.pid.to_string(),
                 p.acknowledged.to_string(),
+                if p.retried == 0 { "-".to_string() } else { format!("{} ({} ms)", p.retried, p.longest_retry_ms) },
                 p.failed.to_string(),
                 p.missing.to_string(),
                 if p.longest_outage_ms == 0 { "-".to_string() } else { format!("{} ms", p.longest_outage_ms) },
@@ -366,9 +465,10 @@ impl std::fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{}: {} acknowledged rows, {} missing; {} failed writes",
+            "{}: {} acknowledged rows ({} after a retry), {} missing; {} failed writes",
             self.report.display(),
             self.acknowledged,
+            self.retried,
             self.missing.len(),
             self.failures.len()
         )?;
@@ -445,12 +545,19 @@ pub async fn verify(report: &Path, options: VerifyOptions) -> Result<VerifyRepor
 
     let mut end_ms = start_ms;
     let mut events: BTreeMap<(String, String, u32), Vec<(u64, bool)>> = BTreeMap::new();
+    // Per partition: writes retried, and the longest retry.
+    let mut retried: BTreeMap<(String, String, u32), (u64, u64)> = BTreeMap::new();
     let mut acked = Vec::new();
     let mut failures = Vec::new();
     for line in &lines {
         match line {
-            ReportLine::Ack { at_ms, db, table, pid, key, endpoint } => {
+            ReportLine::Ack { at_ms, db, table, pid, key, endpoint, retries, retried_ms } => {
                 end_ms = end_ms.max(*at_ms);
+                if *retries > 0 {
+                    let entry = retried.entry((db.clone(), table.clone(), *pid)).or_default();
+                    entry.0 += 1;
+                    entry.1 = entry.1.max(*retried_ms);
+                }
                 events.entry((db.clone(), table.clone(), *pid)).or_default().push((*at_ms, true));
                 acked.push(MissingRow {
                     db: db.clone(),
@@ -519,11 +626,14 @@ pub async fn verify(report: &Path, options: VerifyOptions) -> Result<VerifyRepor
         let failed = partition_events.len() as u64 - acknowledged;
         let lost = missing.iter().filter(|m| m.db == db && m.table == table && m.pid == pid).count() as u64;
         let (longest_outage_ms, outage_from_ms, recovered) = longest_outage(&mut partition_events, end_ms);
+        let (retried, longest_retry_ms) = retried.get(&(db.clone(), table.clone(), pid)).copied().unwrap_or_default();
         partitions.push(PartitionOutcome {
             db,
             table,
             pid,
             acknowledged,
+            retried,
+            longest_retry_ms,
             failed,
             missing: lost,
             longest_outage_ms,
@@ -534,6 +644,7 @@ pub async fn verify(report: &Path, options: VerifyOptions) -> Result<VerifyRepor
     Ok(VerifyReport {
         report: report.to_path_buf(),
         acknowledged: acked.len() as u64,
+        retried: retried.values().map(|r| r.0).sum(),
         failed: failures.len() as u64,
         missing,
         failures,
@@ -585,9 +696,16 @@ mod tests {
             pid: 1,
             key: "k".into(),
             endpoint: "127.0.0.1:1".into(),
+            retries: 2,
+            retried_ms: 140,
         };
-        let text = format!("{}\n{{\"event\":\"fail\",\"at", serde_json::to_string(&line).expect("json"));
+        // A line of a report without retries reads with zero retries.
+        let old = r#"{"event":"ack","at_ms":6,"db":"db","table":"t","pid":1,"key":"k2","endpoint":"e"}"#;
+        let text = format!("{}\n{old}\n{{\"event\":\"fail\",\"at", serde_json::to_string(&line).expect("json"));
         std::fs::write(&path, text).expect("write");
-        assert_eq!(read_report(&path).expect("read"), vec![line]);
+        let read = read_report(&path).expect("read");
+        assert_eq!(read[0], line);
+        assert!(matches!(read[1], ReportLine::Ack { retries: 0, retried_ms: 0, .. }), "{:?}", read[1]);
+        assert_eq!(read.len(), 2);
     }
 }

@@ -48,10 +48,11 @@ fn run_upgrade(sb: &Sandbox, release: &str, extra: &[&str]) -> support::Run {
     support::run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-/// Full A→B: every component reports B; leaders where they were; no temporary replicas;
-/// auto_failover as before; no failed ops; the run is finished.
+/// Full A→B under write load: every component reports B; leaders where they were; no
+/// temporary replicas; auto_failover as before; no failed ops; the run is finished; no
+/// acknowledged write lost and no failed write on tables with 2 or more replicas.
 #[test]
-fn full_upgrade_a_to_b_restores_placement_and_reports_b_everywhere() {
+fn full_upgrade_a_to_b_under_load_restores_placement_and_loses_no_write() {
     let sb = Sandbox::up_exactly(&[
         "--version",
         "0.9.2",
@@ -70,8 +71,22 @@ fn full_upgrade_a_to_b_restores_placement_and_reports_b_everywhere() {
     let before = state(&sb);
     assert!(line(&before, "versions").contains("\"0.9.2\""), "{before}");
     let tarball = release.with_file_name("openmldb-0.9.3-linux.tar.gz");
+    let load = sb.load(100);
+    std::thread::sleep(Duration::from_secs(2));
     let out = run_upgrade(&sb, tarball.to_str().unwrap(), &["--set", &format!("spark_release={}", spark.display())]);
+    let (summary, verified) = load.finish();
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    eprintln!("load: {summary}");
+    let acknowledged = verified["acknowledged"].as_u64().unwrap();
+    assert!(acknowledged > 1000, "{summary}");
+    assert_eq!(verified["missing"], serde_json::json!([]), "acknowledged writes lost: {summary}");
+    let multi_replica_failures: Vec<&serde_json::Value> = verified["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| !(f["db"] == "demo" && f["table"] == "single"))
+        .collect();
+    assert!(multi_replica_failures.is_empty(), "failed writes on multi-replica tables: {multi_replica_failures:?}");
     assert!(out.stdout.contains("upgrade to 0.9.3-"), "{}", out.stdout);
     let after = state(&sb);
     assert_eq!(

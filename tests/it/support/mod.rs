@@ -132,6 +132,21 @@ impl Sandbox {
             .expect("spawn mldb-upgrade")
     }
 
+    /// Starts `mldb-upgrade sandbox load` on every table in the background, retrying refused
+    /// writes for up to 10 s as an application would; stopped (SIGINT) by [`Load::finish`] or
+    /// killed when dropped.
+    pub fn load(&self, rate: u32) -> Load {
+        let report = self.dir.join(format!("load{}.jsonl", unique()));
+        let child = Command::new(binary())
+            .args(["sandbox", "load", "--dir", &self.dir.display().to_string(), "--rate", &rate.to_string()])
+            .args(["--duration", "30m", "--retry-for", "10s", "--report", &report.display().to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mldb-upgrade sandbox load");
+        Load { child: Some(child), report }
+    }
+
     /// The local mirror of the run journal.
     pub fn journal_file(&self) -> PathBuf {
         self.dir.join(".mldb-upgrade/journal.jsonl")
@@ -156,4 +171,36 @@ pub fn release(out: &Path, version: &str, extra: &[&str]) -> PathBuf {
     let r = run(&args);
     assert_eq!(r.code, 0, "{}", r.stderr);
     out.join(format!("openmldb-{version}-linux"))
+}
+
+/// A background `sandbox load`.
+pub struct Load {
+    child: Option<std::process::Child>,
+    pub report: PathBuf,
+}
+
+impl Load {
+    /// Stops the load, then reads every acknowledged row back (`sandbox verify --json`).
+    /// Returns the load's summary line and the verify report.
+    pub fn finish(mut self) -> (String, serde_json::Value) {
+        let child = self.child.take().expect("load running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT the load");
+        let out = child.wait_with_output().expect("wait for the load");
+        let summary = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(out.status.success(), "load failed: {summary}\n{}", String::from_utf8_lossy(&out.stderr));
+        let verify = run(&["sandbox", "verify", "--json", "--report", &self.report.display().to_string()]);
+        let report = serde_json::from_str(&verify.stdout)
+            .unwrap_or_else(|e| panic!("verify --json: {e}\n{}\n{}", verify.stdout, verify.stderr));
+        (summary, report)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
