@@ -21,6 +21,7 @@ pub mod diagnostic;
 pub mod error;
 pub mod interrupt;
 pub mod journal;
+pub mod progress;
 pub mod remote;
 pub mod repl;
 pub mod sandbox;

@@ -20,14 +20,31 @@ pub enum WaitError {
     Failed { what: String, reason: String },
 }
 
-/// Polls `check` until it is done, fails, or `timeout` passes.
-pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, WaitError>
+/// Polls `check` until it is done, fails, or `timeout` passes; the pause between looks grows
+/// from 50 ms to 1 s.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, check: F) -> Result<T, WaitError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Check<T>, String>>,
+{
+    wait_until_polling(what, timeout, Duration::from_secs(1), check).await
+}
+
+/// [`wait_until`] with the pause between looks growing to `max_pause` at most: for waits
+/// whose end starts more work (a queued op whose partition has a next op to submit).
+pub async fn wait_until_polling<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    max_pause: Duration,
+    mut check: F,
+) -> Result<T, WaitError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Check<T>, String>>,
 {
     let started = Instant::now();
     let mut delay = Duration::from_millis(50);
+    let mut indicator = crate::progress::WaitIndicator::new(what, timeout);
     loop {
         let last = match check().await {
             Ok(Check::Done(value)) => return Ok(value),
@@ -39,8 +56,9 @@ where
             return Err(WaitError::Timeout { what: what.to_string(), waited: timeout, last });
         }
         tracing::trace!(what, ?elapsed, %last, "waiting");
+        indicator.update(&last);
         tokio::time::sleep(delay.min(timeout - elapsed)).await;
-        delay = (delay.mul_f32(1.5)).min(Duration::from_secs(1));
+        delay = (delay.mul_f32(1.5)).min(max_pause);
     }
 }
 

@@ -3,7 +3,10 @@
 //! (C§2) and fixing the hazards of `tools/openmldb_ops.py` (O§5.11, C§6):
 //!
 //! - every move is journalled before it is made, so a killed run can be finished or undone;
-//! - a leader only moves to a replica that has caught up (offsets compared on the tablets);
+//! - a leader only moves to a replica that has caught up (offsets compared on the tablets),
+//!   and the old leader is fenced first (demoted on its tablet, then the candidate's offset
+//!   checked against its final one), so no acknowledged write is lost to the switch (C§6
+//!   hazards 5 and 6); writes refused during the switch are the client's to retry;
 //! - ops are tracked by op id (ids above the `op_index` read before the call), and kFailed and
 //!   kCanceled are failures; every wait has a timeout and polls adaptively;
 //! - partitions move concurrently, bounded by a semaphore; the nameserver's queues
@@ -18,7 +21,10 @@
 //! RecoverEndpoint(need_restore): the bulk ops choose leaders themselves (any follower with the
 //! max offset, C§3.4), mark the tablet's replicas dead, and RecoverEndpoint's restore does not
 //! wait for the returning replica to catch up; per-partition ops let us check offsets first,
-//! record each move, and stay within the queues anyway.
+//! record each move, and stay within the queues anyway. Above all, a bulk op switches leaders
+//! when the nameserver gets to it, so the old leader cannot be fenced just before its own
+//! switch: a tablet-wide fence would refuse writes to every partition it leads for the whole
+//! drain.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Semaphore};
 
-use super::health::{wait_until, Check, WaitError};
+use super::health::{wait_until, wait_until_polling, Check, WaitError};
 use super::nameserver::{NameServerClient, NsError, OpStatus, TableInfo, TablePartition};
 use super::tablet::{TabletClient, TabletError};
 use crate::journal::{Journal, JournalError};
@@ -74,7 +80,7 @@ impl Default for MoveSettings {
             offset_delta: 0,
             catchup_timeout: Duration::from_secs(120),
             op_timeout: Duration::from_secs(600),
-            concurrency: 8,
+            concurrency: 16,
         }
     }
 }
@@ -154,6 +160,9 @@ fn fence_key(tid: u32, pid: u32) -> String {
     format!("fence/{tid}-{pid}")
 }
 
+/// The longest pause between two looks at a partition's ops.
+const OP_POLL_MAX: Duration = Duration::from_millis(200);
+
 /// How many times a fence is tried before the move of that partition is given up.
 const FENCE_ATTEMPTS: u32 = 10;
 /// How long after fencing the candidate may take to receive replication calls already sent.
@@ -162,22 +171,34 @@ const FENCE_SETTLE: Duration = Duration::from_millis(500);
 /// A leader replica demoted on its tablet ahead of a ChangeLeader, journalled before the
 /// demotion so that a killed run can lift it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Fence {
-    db: String,
-    table: String,
-    tid: u32,
-    pid: u32,
+pub struct Fence {
+    pub db: String,
+    pub table: String,
+    pub tid: u32,
+    pub pid: u32,
     /// The fenced leader.
-    endpoint: String,
+    pub endpoint: String,
     /// Its term, to lead again with.
-    term: u64,
+    pub term: u64,
     /// Its followers, to replicate to again.
-    followers: Vec<String>,
+    pub followers: Vec<String>,
 }
 
 impl Upgrader {
     pub fn new(ns: Arc<NameServerClient>, tablets: TabletClient, journal: Arc<Journal>) -> Self {
         Upgrader { ns, tablets, journal }
+    }
+
+    /// The upgrader of the cluster `config` describes, over `zk`; the journal is mirrored
+    /// next to the config file (`.mldb-upgrade/journal.jsonl`).
+    pub fn for_cluster(config: &crate::config::ClusterConfig, zk: Arc<crate::cluster::zk::Zk>) -> Self {
+        let rpc = super::rpc::RpcClient::new(config.credentials.as_ref(), Duration::from_secs(10));
+        let mirror = config.path.parent().map(|d| d.join(".mldb-upgrade/journal.jsonl"));
+        Upgrader::new(
+            Arc::new(NameServerClient::new(zk.clone(), rpc.clone())),
+            TabletClient::new(rpc),
+            Arc::new(Journal::new(zk, mirror)),
+        )
     }
 
     // ------------------------------------------------------------------ auto_failover guard
@@ -229,7 +250,9 @@ impl Upgrader {
         timeout: Duration,
     ) -> Result<Vec<OpStatus>, UpgradeError> {
         let label = format!("{what} on {db}.{table} pid {pid} (ops after #{since})");
-        let ops = wait_until(&label, timeout, || async {
+        // The partition's next op is submitted as soon as this one is seen done, so the
+        // nameserver's queues (C§3.3) never sit idle for long.
+        let ops = wait_until_polling(&label, timeout, OP_POLL_MAX, || async {
             let ops = self.ops_since(since, db, table, pid).await.map_err(|e| e.to_string())?;
             if let Some(bad) = ops.iter().find(|o| o.is_failure()) {
                 return Err(format!(
@@ -362,7 +385,7 @@ impl Upgrader {
     /// promoted again with its own term and the fence is retried once the candidate has caught
     /// up. The fence is journalled before it is made; [`Upgrader::heal_fences`] lifts one a
     /// killed run left behind.
-    async fn fence_leader(
+    pub async fn fence_leader(
         &self,
         table: &TableInfo,
         pid: u32,

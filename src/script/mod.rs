@@ -19,14 +19,10 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Position, AST};
 
-use crate::cluster::nameserver::NameServerClient;
-use crate::cluster::rpc::RpcClient;
-use crate::cluster::tablet::TabletClient;
 use crate::cluster::upgrade::Upgrader;
 use crate::cluster::zk::Zk;
 use crate::config::ClusterConfig;
 use crate::interrupt::Interrupt;
-use crate::journal::Journal;
 use crate::remote::Remotes;
 pub use error::{ScriptError, ScriptErrorKind};
 use resolver::{Resolver, SourceMap};
@@ -52,12 +48,12 @@ impl Output {
                 buf.push_str(text);
                 buf.push('\n');
             }
-            None => {
+            None => crate::progress::suspend(|| {
                 use std::io::Write;
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{text}");
                 let _ = out.flush();
-            }
+            }),
         }
     }
 }
@@ -110,15 +106,7 @@ impl Host {
         output: Output,
     ) -> Self {
         let zk = config.as_ref().map(|c| Arc::new(Zk::new(c.zk.clone())));
-        let upgrader = config.as_ref().zip(zk.as_ref()).map(|(c, zk)| {
-            let rpc = RpcClient::new(c.credentials.as_ref(), std::time::Duration::from_secs(10));
-            let mirror = c.path.parent().map(|d| d.join(".mldb-upgrade/journal.jsonl"));
-            Upgrader::new(
-                Arc::new(NameServerClient::new(zk.clone(), rpc.clone())),
-                TabletClient::new(rpc),
-                Arc::new(Journal::new(zk.clone(), mirror)),
-            )
-        });
+        let upgrader = config.as_ref().zip(zk.as_ref()).map(|(c, zk)| Upgrader::for_cluster(c, zk.clone()));
         Host {
             runtime,
             zk,

@@ -218,3 +218,66 @@ fn dry_run_drain_prints_the_moves_and_makes_none() {
     assert!(out.stdout.contains(&format!("planned {moves}\ntrue\n")), "{}", out.stdout);
     assert!(out.stdout.contains(&format!(" {ep} -> ")), "{}", out.stdout);
 }
+
+/// A leader is fenced before its partition moves (ChangeRole follower, C§3.5): writes to it are
+/// refused rather than acknowledged and lost. A run killed while a fence stands leaves the
+/// partition unwritable; the next run's upgrader lifts the fence from the journal.
+#[test]
+fn a_fence_left_by_a_killed_run_is_lifted_by_the_next_one() {
+    use mldb_upgrade::cluster::upgrade::{MoveSettings, Upgrader};
+    use mldb_upgrade::sandbox::client::{Client, ClientError, ClientOptions, TableName};
+
+    let sb = Sandbox::up(&[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let config = mldb_upgrade::config::ClusterConfig::load(Path::new(&sb.cluster())).unwrap();
+        let connect = || {
+            let zk = std::sync::Arc::new(mldb_upgrade::cluster::zk::Zk::new(config.zk.clone()));
+            Upgrader::for_cluster(&config, zk)
+        };
+        let first = connect();
+        let original_auto_failover = first.disable_auto_failover().await.unwrap();
+        let table = first.ns.show_table("demo", "double").await.unwrap().expect("demo.double");
+        let partition = &table.table_partition[0];
+        let leader = partition.alive_leader().expect("a leader").endpoint.clone();
+        let follower = partition.partition_meta.iter().find(|m| !m.is_leader).expect("a follower").endpoint.clone();
+        let pid = partition.pid;
+
+        let client = Client::connect(ClientOptions {
+            zk_cluster: config.zk.cluster.clone(),
+            zk_root_path: config.zk.root_path.clone(),
+            zk_cert: None,
+        })
+        .await
+        .unwrap();
+        let double = TableName { db: "demo".into(), name: "double".into() };
+        // A key of that partition.
+        let key = (0..)
+            .map(|i| format!("fence-{i}"))
+            .find(|k| mldb_upgrade::sandbox::client::partition_of(k, table.table_partition.len() as u32) == pid)
+            .unwrap();
+        client.put(&double, &key, "before").await.expect("the leader takes writes");
+
+        // The first run fences the leader and is "killed" before the ChangeLeader.
+        let fence = first.fence_leader(&table, pid, &leader, &follower, &MoveSettings::default()).await.unwrap();
+        assert_eq!(fence.endpoint, leader);
+        drop(first);
+        match client.put(&double, &key, "fenced").await {
+            Err(ClientError::Tablet { code: 103, endpoint, .. }) => assert_eq!(endpoint, leader),
+            other => panic!("a fenced leader must refuse writes with 103, got {other:?}"),
+        }
+
+        // The next run lifts it.
+        let next = connect();
+        assert_eq!(next.heal_fences().await.unwrap(), 1);
+        let status = next.tablets.partition_status(&leader, table.tid, pid).await.unwrap().expect("loaded");
+        assert!(status.is_leader(), "{status:?}");
+        let ack = client.put(&double, &key, "after").await.expect("writable again");
+        assert_eq!(ack.endpoint, leader);
+        assert_eq!(next.heal_fences().await.unwrap(), 0, "the fence record is gone");
+        // Nothing moved: the nameserver still names the same leader.
+        let now = next.ns.show_table("demo", "double").await.unwrap().unwrap();
+        assert_eq!(now.table_partition[0].alive_leader().unwrap().endpoint, leader);
+        assert_eq!(next.restore_auto_failover().await.unwrap(), Some(original_auto_failover));
+    });
+}
