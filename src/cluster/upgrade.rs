@@ -26,7 +26,7 @@
 //! switch: a tablet-wide fence would refuse writes to every partition it leads for the whole
 //! drain.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,6 +162,9 @@ fn fence_key(tid: u32, pid: u32) -> String {
 
 /// The longest pause between two looks at a partition's ops.
 const OP_POLL_MAX: Duration = Duration::from_millis(200);
+
+/// RecoverEndpoint's `concurrency`: `name_server_task_max_concurrency`'s default (C§3.3, C§7).
+const RECOVER_ENDPOINT_CONCURRENCY: u32 = 8;
 
 /// How many times a fence is tried before the move of that partition is given up.
 const FENCE_ATTEMPTS: u32 = 10;
@@ -332,6 +335,21 @@ impl Upgrader {
         candidate: &str,
         settings: &MoveSettings,
     ) -> Result<(), UpgradeError> {
+        self.switch_leader(table, pid, old_leader, candidate, settings).await?;
+        self.demote(table, pid, old_leader, settings).await
+    }
+
+    /// The first half of [`Upgrader::move_leader`]: fence, then ChangeLeader. The old leader
+    /// is left marked dead in the nameserver (and a follower on its tablet) until
+    /// [`Upgrader::demote`] or [`Upgrader::demote_replaced`] re-adds it as a follower.
+    async fn switch_leader(
+        &self,
+        table: &TableInfo,
+        pid: u32,
+        old_leader: &str,
+        candidate: &str,
+        settings: &MoveSettings,
+    ) -> Result<(), UpgradeError> {
         let (db, name) = (table.db.as_str(), table.name.as_str());
         let fence = self.fence_leader(table, pid, old_leader, candidate, settings).await?;
         if let Err(e) = self.change_leader(table, pid, candidate, settings).await {
@@ -342,6 +360,18 @@ impl Upgrader {
             return Err(e);
         }
         self.journal.delete(&fence_key(table.tid, pid)).await?;
+        Ok(())
+    }
+
+    /// RecoverTable of a replaced leader: it becomes an alive follower (C§3.5).
+    async fn demote(
+        &self,
+        table: &TableInfo,
+        pid: u32,
+        old_leader: &str,
+        settings: &MoveSettings,
+    ) -> Result<(), UpgradeError> {
+        let (db, name) = (table.db.as_str(), table.name.as_str());
         let since = self.ns.op_index().await?;
         match self.ns.recover_table(db, name, pid, old_leader).await {
             Ok(()) => {
@@ -351,6 +381,102 @@ impl Upgrader {
             Err(e) if e.code() == Some(311) => {}
             Err(e) => return Err(e.into()),
         }
+        Ok(())
+    }
+
+    /// Re-adds as followers the replicas on `endpoint` that leader switches left marked dead;
+    /// `switched` names those partitions as (tid, pid). When they are all the dead replicas
+    /// the endpoint has, one RecoverEndpoint spreads their RecoverTable ops over 8 queues
+    /// instead of the 2 that per-partition RecoverTable shares (C§3.3, C§3.4); when it has
+    /// other dead replicas, which are not ours to touch, each of ours gets its own RecoverTable.
+    /// Either way the op is the same RecoverTable, and the replicas were fenced before the
+    /// switch, so no write reaches them meanwhile.
+    async fn demote_replaced(
+        &self,
+        endpoint: &str,
+        switched: &BTreeSet<(u32, u32)>,
+        settings: &MoveSettings,
+    ) -> Result<(), UpgradeError> {
+        let (ours, others) = self.dead_replicas(endpoint, switched).await?;
+        if ours.len() > 1 && others == 0 {
+            let since = self.ns.op_index().await?;
+            match self.ns.recover_endpoint(endpoint, false, RECOVER_ENDPOINT_CONCURRENCY).await {
+                Ok(()) => {
+                    let mut by_table: BTreeMap<u32, (TableInfo, BTreeSet<u32>)> = BTreeMap::new();
+                    for (table, pid) in &ours {
+                        by_table.entry(table.tid).or_insert_with(|| (table.clone(), BTreeSet::new())).1.insert(*pid);
+                    }
+                    let waits = by_table.values().map(|(table, pids)| self.wait_table_ops(since, table, pids, settings));
+                    for result in futures::future::join_all(waits).await {
+                        result?;
+                    }
+                }
+                Err(e) => tracing::warn!("RecoverEndpoint {endpoint} refused ({e}); recovering its replicas one by one"),
+            }
+        }
+        // Whatever is still dead (all of it when RecoverEndpoint was not used).
+        let (ours, _) = self.dead_replicas(endpoint, switched).await?;
+        let semaphore = Semaphore::new(settings.concurrency.max(1));
+        let results = futures::future::join_all(ours.iter().map(|(table, pid)| async {
+            let _permit = semaphore.acquire().await;
+            self.demote(table, *pid, endpoint, settings).await
+        }))
+        .await;
+        results.into_iter().collect()
+    }
+
+    /// The replicas on `endpoint` marked dead: those of the `switched` partitions, and how many
+    /// others.
+    async fn dead_replicas(
+        &self,
+        endpoint: &str,
+        switched: &BTreeSet<(u32, u32)>,
+    ) -> Result<(Vec<(TableInfo, u32)>, usize), UpgradeError> {
+        let mut ours = Vec::new();
+        let mut others = 0;
+        for table in self.ns.show_all_tables().await? {
+            for p in &table.table_partition {
+                if p.meta(endpoint).is_some_and(|m| !m.is_alive) {
+                    if switched.contains(&(table.tid, p.pid)) {
+                        ours.push((table.clone(), p.pid));
+                    } else {
+                        others += 1;
+                    }
+                }
+            }
+        }
+        Ok((ours, others))
+    }
+
+    /// Waits until every op created after `since` on the `pids` of `table` has finished; fails
+    /// on kFailed/kCanceled.
+    async fn wait_table_ops(
+        &self,
+        since: u64,
+        table: &TableInfo,
+        pids: &BTreeSet<u32>,
+        settings: &MoveSettings,
+    ) -> Result<(), UpgradeError> {
+        let (db, name) = (table.db.as_str(), table.name.as_str());
+        let label = format!("RecoverTable ops of {} partitions of {db}.{name} (ops after #{since})", pids.len());
+        wait_until_polling(&label, settings.op_timeout, OP_POLL_MAX, || async {
+            let ops = self.ns.show_op_status(Some(db), Some(name), None).await.map_err(|e| e.to_string())?;
+            let ops: Vec<OpStatus> =
+                ops.into_iter().filter(|o| o.op_id > since && o.pid.is_some_and(|p| pids.contains(&p))).collect();
+            if let Some(bad) = ops.iter().find(|o| o.is_failure()) {
+                return Err(format!(
+                    "op #{} {} of pid {} is {} at task {}; see `ns::ops()` and the nameserver log",
+                    bad.op_id,
+                    bad.op_type,
+                    bad.pid.unwrap_or_default(),
+                    bad.status,
+                    bad.task_type
+                ));
+            }
+            let pending = ops.iter().filter(|o| !o.is_finished()).count();
+            Ok(if pending == 0 { Check::Done(()) } else { Check::Waiting(format!("{pending} ops not finished")) })
+        })
+        .await?;
         Ok(())
     }
 
@@ -640,7 +766,7 @@ impl Upgrader {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                self.move_leader(&table, m.pid, &m.from, &m.to, settings).await?;
+                self.switch_leader(&table, m.pid, &m.from, &m.to, settings).await?;
                 let mut recorded = recorded.lock().await;
                 if let Some(r) = recorded.iter_mut().find(|r| r.tid == m.tid && r.pid == m.pid) {
                     r.state = "moved".into();
@@ -650,8 +776,15 @@ impl Upgrader {
             }
         }))
         .await;
-        let failures: Vec<String> =
+        // The replaced leaders, all on `tablet`, become followers together (moves of an
+        // interrupted earlier drain included).
+        let switched: BTreeSet<(u32, u32)> = recorded.lock().await.iter().map(|m| (m.tid, m.pid)).collect();
+        let demoted = self.demote_replaced(tablet, &switched, settings).await;
+        let mut failures: Vec<String> =
             results.iter().filter_map(|r| r.as_ref().err().map(|e| format!("  - {e}"))).collect();
+        if let Err(e) = demoted {
+            failures.push(format!("  - re-adding the replaced leaders on {tablet} as followers: {e}"));
+        }
         for (m, r) in report.moves.iter_mut().zip(&results) {
             if r.is_ok() {
                 m.state = "moved".into();
@@ -704,14 +837,30 @@ impl Upgrader {
                 let _permit = semaphore.acquire().await;
                 let Some(table) = table else {
                     // The table was dropped meanwhile: nothing to restore.
-                    return Ok(());
+                    return Ok(None);
                 };
                 self.restore_one(&table, m, settings).await
             }
         }))
         .await;
-        let failures: Vec<String> =
+        // The interim leaders become followers, together per tablet.
+        let mut replaced: BTreeMap<String, BTreeSet<(u32, u32)>> = BTreeMap::new();
+        for (m, r) in moves.iter().zip(&results) {
+            if let Ok(Some(interim)) = r {
+                replaced.entry(interim.clone()).or_default().insert((m.tid, m.pid));
+            }
+        }
+        let demoted = futures::future::join_all(
+            replaced.iter().map(|(interim, switched)| self.demote_replaced(interim, switched, settings)),
+        )
+        .await;
+        let mut failures: Vec<String> =
             results.iter().filter_map(|r| r.as_ref().err().map(|e| format!("  - {e}"))).collect();
+        for (interim, result) in replaced.keys().zip(demoted) {
+            if let Err(e) = result {
+                failures.push(format!("  - re-adding the interim leaders on {interim} as followers: {e}"));
+            }
+        }
         report.moves = moves.clone();
         for (m, r) in report.moves.iter_mut().zip(&results) {
             if r.is_ok() {
@@ -739,12 +888,15 @@ impl Upgrader {
             .ok_or_else(|| partition_err(&table.db, &table.name, pid, "partition not found"))
     }
 
+    /// Moves one recorded leader home. Returns the interim leader it took over from when that
+    /// one is left for [`Upgrader::demote_replaced`] (a temporary replica is demoted and
+    /// deleted here).
     async fn restore_one(
         &self,
         table: &TableInfo,
         m: &LeaderMove,
         settings: &MoveSettings,
-    ) -> Result<(), UpgradeError> {
+    ) -> Result<Option<String>, UpgradeError> {
         let (db, name, pid) = (table.db.as_str(), table.name.as_str(), m.pid);
         let home = m.from.as_str();
         // Ops a killed run left queued (an AddReplica, a ChangeLeader) finish first, so the state
@@ -793,10 +945,25 @@ impl Upgrader {
             })
             .await?;
             let current = leader.ok_or_else(|| partition_err(db, name, pid, "no alive leader to take over from"))?;
+            if !m.temp_replica {
+                self.switch_leader(table, pid, &current, home, settings).await?;
+                return Ok(Some(current));
+            }
             self.move_leader(table, pid, &current, home, settings).await?;
         }
-        if m.temp_replica {
+        if !m.temp_replica {
+            // A run stopped between the switch home and the demotion left the interim leader
+            // marked dead.
             let p = self.partition(table, pid).await?;
+            return Ok(p.meta(&m.to).filter(|meta| !meta.is_alive).map(|_| m.to.clone()));
+        }
+        if m.temp_replica {
+            let mut p = self.partition(table, pid).await?;
+            if p.meta(&m.to).is_some_and(|meta| !meta.is_alive) {
+                // DelReplica refuses a replica flagged leader, even a dead one (C§2.3, 102).
+                self.demote(table, pid, &m.to, settings).await?;
+                p = self.partition(table, pid).await?;
+            }
             if p.meta(&m.to).is_some() {
                 let since = self.ns.op_index().await?;
                 match self.ns.del_replica(db, name, pid, &m.to).await {
@@ -809,7 +976,7 @@ impl Upgrader {
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     // ------------------------------------------------------------------ recover data
