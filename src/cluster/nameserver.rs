@@ -307,9 +307,12 @@ impl NameServerClient {
     /// RecoverEndpoint (C§3.4): a RecoverTable op for every replica on `endpoint` that is not
     /// alive, spread over `concurrency` queues (at most `name_server_task_max_concurrency`, 8).
     pub async fn recover_endpoint(&self, endpoint: &str, need_restore: bool, concurrency: u32) -> Result<(), NsError> {
-        self.call("RecoverEndpoint", json!({"endpoint": endpoint, "need_restore": need_restore, "concurrency": concurrency}))
-            .await
-            .map(|_| ())
+        self.call(
+            "RecoverEndpoint",
+            json!({"endpoint": endpoint, "need_restore": need_restore, "concurrency": concurrency}),
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn add_replica(&self, db: &str, name: &str, pid: u32, endpoint: &str) -> Result<(), NsError> {

@@ -406,12 +406,15 @@ impl Upgrader {
                     for (table, pid) in &ours {
                         by_table.entry(table.tid).or_insert_with(|| (table.clone(), BTreeSet::new())).1.insert(*pid);
                     }
-                    let waits = by_table.values().map(|(table, pids)| self.wait_table_ops(since, table, pids, settings));
+                    let waits =
+                        by_table.values().map(|(table, pids)| self.wait_table_ops(since, table, pids, settings));
                     for result in futures::future::join_all(waits).await {
                         result?;
                     }
                 }
-                Err(e) => tracing::warn!("RecoverEndpoint {endpoint} refused ({e}); recovering its replicas one by one"),
+                Err(e) => {
+                    tracing::warn!("RecoverEndpoint {endpoint} refused ({e}); recovering its replicas one by one")
+                }
             }
         }
         // Whatever is still dead (all of it when RecoverEndpoint was not used).
