@@ -12,6 +12,10 @@ use super::{now_ms, NameServer, NsState};
 use crate::sim::http;
 use crate::sim::proto::{OpStatus, OpType, PartitionMeta, TableMode, TaskStatus, TaskType, TermPair};
 
+/// The placeholder endpoint of RecoverEndpoint(need_restore)'s second RecoverTable op: "the dead
+/// leader of this partition" (C§3.1).
+pub const OFFLINE_LEADER_ENDPOINT: &str = "OFFLINE_LEADER_ENDPOINT";
+
 /// `openmldb.api.OPInfo`, stored as JSON in `<root>/op/op_data/<op_id>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpInfo {
@@ -351,6 +355,7 @@ impl NameServer {
         db: &str,
         pid: u32,
         candidate: Option<String>,
+        need_restore: bool,
         concurrency: u32,
     ) -> Result<Option<u64>, CreateOpError> {
         let Some(table) = state.table(name, db) else {
@@ -359,12 +364,16 @@ impl NameServer {
         let Some(partition) = table.partition(pid) else {
             return Err((308, "pid does not exist".to_string()));
         };
-        let followers: Vec<String> = partition
+        let mut followers: Vec<String> = partition
             .partition_meta
             .iter()
             .filter(|m| m.alive() && !m.is_leader && state.is_healthy(&m.endpoint))
             .map(|m| m.endpoint.clone())
             .collect();
+        // RecoverEndpoint(need_restore) names the recovering replica, not alive yet (C§3.4).
+        if let Some(candidate) = candidate.as_ref().filter(|c| need_restore && !followers.contains(c)) {
+            followers.push(candidate.clone());
+        }
         if followers.is_empty() {
             return Ok(None);
         }
@@ -485,7 +494,7 @@ impl NameServer {
         for (kind, name, db, pid) in todo {
             let result = match kind {
                 OpType::kChangeLeaderOP => {
-                    self.create_change_leader_op(state, &name, &db, pid, None, concurrency).await.map(|_| 0)
+                    self.create_change_leader_op(state, &name, &db, pid, None, false, concurrency).await.map(|_| 0)
                 }
                 OpType::kUpdatePartitionStatusOP => {
                     self.create_simple_op(state, kind, &name, &db, pid, endpoint, concurrency, None, |d| {
@@ -528,8 +537,14 @@ impl NameServer {
                 tracing::warn!("recover {endpoint}: no RecoverTable op for {db}.{name} pid {pid}: {code} {msg}");
             }
             if need_restore && is_leader {
-                let _ =
-                    self.create_change_leader_op(state, &name, &db, pid, Some(endpoint.to_string()), concurrency).await;
+                let _ = self
+                    .create_change_leader_op(state, &name, &db, pid, Some(endpoint.to_string()), true, concurrency)
+                    .await;
+                // The leader replaced by that ChangeLeader, whichever it is then (C§3.4).
+                let delta = self.flags.check_binlog_sync_progress_delta;
+                let _ = self
+                    .create_recover_table_op(state, &name, &db, pid, OFFLINE_LEADER_ENDPOINT, true, delta, concurrency)
+                    .await;
             }
         }
     }
@@ -1050,11 +1065,19 @@ async fn check_binlog_sync(ns: &NameServer, op_id: u64, op_type: OpType, data: &
 /// term; the leader's manifest offset is always 0 (no snapshots are made).
 async fn recover_table(ns: &Arc<NameServer>, op_id: u64, data: &OpData, name: &str, pid: u32) -> bool {
     let tid = data.tid;
-    let endpoint = data.endpoint.clone();
+    let mut endpoint = data.endpoint.clone();
     let (db, has_follower, term_offset) = {
         let state = ns.lock().await;
         let Some(table) = state.tables.get(&tid) else { return false };
         let Some(partition) = table.partition(pid) else { return false };
+        if endpoint == OFFLINE_LEADER_ENDPOINT {
+            // The placeholder stands for the partition's dead leader at the time the task runs;
+            // without one there is no tablet to recover and the task fails (C§3.4).
+            match partition.partition_meta.iter().find(|m| m.is_leader && !m.alive()) {
+                Some(dead_leader) => endpoint = dead_leader.endpoint.clone(),
+                None => return false,
+            }
+        }
         if let Some(leader) = partition.alive_leader() {
             if !state.is_healthy(&leader.endpoint) {
                 return false;

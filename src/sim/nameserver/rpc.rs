@@ -215,7 +215,7 @@ impl NameServer {
         // "auto" means no candidate, but only after the alive-leader check (C§3.5).
         let candidate = request.str("candidate_leader").filter(|c| c != "auto");
         let concurrency = self.flags.name_server_task_concurrency;
-        match self.create_change_leader_op(&mut state, &name, &db, pid, candidate, concurrency).await {
+        match self.create_change_leader_op(&mut state, &name, &db, pid, candidate, false, concurrency).await {
             Ok(_) => Ok(ok()),
             Err((code, msg)) => Ok(general(code, &msg)),
         }
