@@ -348,6 +348,7 @@ impl NameServer {
 
     /// `CreateChangeLeaderOP` (C§3.5): `Ok(None)` when no alive follower sits on a healthy
     /// tablet (the RPC then answers OK without an op).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn create_change_leader_op(
         &self,
         state: &mut NsState,
