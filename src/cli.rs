@@ -562,6 +562,18 @@ fn status(path: &Path) -> Result<(), Error> {
         let pending = ops.iter().filter(|o| !o.is_finished()).count();
         let failed = ops.iter().filter(|o| o.is_failure()).count();
         println!("ops         {} known, {pending} pending, {failed} failed or canceled", ops.len());
+        // The active TaskManager holds `<root>/taskmanager/leader` (C§1.1); a standby listens on
+        // nothing until it takes over (C§3.8), so it cannot be told from a stopped one here.
+        let tm_leader =
+            u.ns.zk().get("taskmanager/leader").await.ok().map(|d| String::from_utf8_lossy(&d).into_owned());
+        let mut leads: BTreeMap<String, usize> = BTreeMap::new();
+        for t in u.ns.show_all_tables().await.map_err(|e| op(e.to_string()))? {
+            for p in &t.table_partition {
+                if let Some(l) = p.alive_leader() {
+                    *leads.entry(l.endpoint.clone()).or_default() += 1;
+                }
+            }
+        }
         let mut table = comfy_table::Table::new();
         table.load_preset(comfy_table::presets::NOTHING);
         table.set_header(["role", "endpoint", "host", "version", "state"]);
@@ -578,10 +590,18 @@ fn status(path: &Path) -> Result<(), Error> {
                 u.tablets.version(&ep).await.unwrap_or_else(|_| "-".into())
             };
             let state = match c.role {
-                crate::cluster::topology::Role::Tablet => {
-                    tablets.iter().find(|t| t.endpoint == ep).map_or("unknown".into(), |t| t.state.clone())
-                }
+                crate::cluster::topology::Role::Tablet => match tablets.iter().find(|t| t.endpoint == ep) {
+                    Some(t) => format!("{}, leads {} partitions", t.state, leads.get(&ep).copied().unwrap_or(0)),
+                    None => "unknown to the nameserver".into(),
+                },
                 crate::cluster::topology::Role::Nameserver if ep == leader => "leader".into(),
+                crate::cluster::topology::Role::Taskmanager if tm_leader.as_deref() == Some(ep.as_str()) => {
+                    "leader".into()
+                }
+                crate::cluster::topology::Role::Taskmanager if version == "-" => match &tm_leader {
+                    Some(active) => format!("standby or stopped (active: {active})"),
+                    None => "not answering; no TaskManager is active".into(),
+                },
                 _ if version == "-" => "not answering".into(),
                 _ => "up".into(),
             };
@@ -613,6 +633,13 @@ fn status(path: &Path) -> Result<(), Error> {
         if !drained.is_empty() {
             println!("            drained, leaders not restored: {}", drained.join(", "));
         }
+        let fences = u.journal.keys("fence").await.map_err(|e| op(e.to_string()))?;
+        if !fences.is_empty() {
+            println!(
+                "            {} leaders fenced by a stopped run (refusing writes): the next run or `abort` lifts them",
+                fences.len()
+            );
+        }
         if let Some(original) = u.journal.get::<bool>("auto_failover").await.map_err(|e| op(e.to_string()))? {
             println!("            auto_failover was {original} before the run turned it off");
         }
@@ -627,6 +654,10 @@ fn abort(path: &Path) -> Result<(), Error> {
     rt.block_on(async {
         let command: Vec<String> = std::env::args().collect();
         u.journal.lock(&command.join(" "), std::time::Duration::from_secs(30)).await.map_err(|e| op(e.to_string()))?;
+        let lifted = u.heal_fences().await.map_err(|e| op(e.to_string()))?;
+        if lifted > 0 {
+            println!("lifted {lifted} fences a stopped run left on leaders");
+        }
         let drained = u.drained_tablets().await.map_err(|e| op(e.to_string()))?;
         let settings = crate::cluster::upgrade::MoveSettings::default();
         if !drained.is_empty() {

@@ -126,3 +126,47 @@ fn version_and_usage_exit_codes() {
     let out = support::run(&["run"]);
     assert_eq!(out.code, 2);
 }
+
+/// `status` shows the cluster (components with versions and states, leaders per tablet,
+/// auto_failover, ops), the active and standby TaskManagers, the lock holder and the journal of
+/// an unfinished run.
+#[test]
+fn status_shows_components_leaders_lock_holder_and_journal() {
+    let sb = crate::support::Sandbox::up(&["--taskmanagers", "2"]);
+    let mut holder =
+        sb.spawn(r#"journal::begin("status rehearsal"); journal::step("first step", || 1); sleep("60s");"#);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let out = loop {
+        let out = support::run(&["status", "--cluster", &sb.cluster()]);
+        if out.stdout.contains("held by") || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let text = out.stdout;
+    assert!(text.contains(&format!("lock        held by pid {} on ", holder.id())), "{text}");
+    assert!(text.contains("journal     unfinished run `status rehearsal`"), "{text}");
+    assert!(text.contains("done     first step"), "{text}");
+    assert!(text.contains("auto_failover true"), "{text}");
+    assert!(text.contains("0 pending, 0 failed or canceled"), "{text}");
+    // Every partition has its leader on one of the three tablets, each shown with its count.
+    let led: usize = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("tablet"))
+        .map(|l| {
+            assert!(l.contains("kHealthy, leads "), "{l}");
+            l.split("leads ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse::<usize>().ok()).unwrap()
+        })
+        .sum();
+    let partitions = sb.run(r#"print(ns::partitions().filter(|r| r.leader && r.alive).len());"#);
+    assert_eq!(led.to_string(), partitions.stdout.trim(), "{text}");
+    let tms: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("taskmanager")).collect();
+    assert_eq!(tms.len(), 2, "{text}");
+    let active = tms.iter().find(|l| l.trim_end().ends_with("leader")).expect("an active TaskManager");
+    let active_ep = active.split_whitespace().nth(1).unwrap();
+    let standby = tms.iter().find(|l| !l.trim_end().ends_with("leader")).unwrap();
+    assert!(standby.contains(&format!("standby or stopped (active: {active_ep})")), "{text}");
+}
