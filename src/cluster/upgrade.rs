@@ -534,33 +534,46 @@ impl Upgrader {
         let term = self.tablets.term_pair(leader, tid, pid).await?.term;
         let fence = Fence { db: db.into(), table: name.into(), tid, pid, endpoint: leader.into(), term, followers };
         self.journal.put(&fence_key(tid, pid), &fence).await?;
-        for attempt in 1..=FENCE_ATTEMPTS {
-            self.wait_caught_up(table, pid, leader, candidate, settings.offset_delta, settings.catchup_timeout).await?;
-            self.tablets.demote(leader, tid, pid).await?;
-            // The leader's offset is final now; replication calls already sent may still land.
-            let what = format!("{candidate} to hold every entry of fenced leader {leader} on {db}.{name} pid {pid}");
-            let caught_up = wait_until(&what, FENCE_SETTLE, || async {
-                let lead = self.replica_offset(leader, tid, pid).await;
-                let follow = self.replica_offset(candidate, tid, pid).await;
-                Ok(match (lead, follow) {
-                    (Some(l), Some(f)) if f + settings.offset_delta >= l => Check::Done(()),
-                    (l, f) => Check::Waiting(format!("leader offset {l:?}, candidate offset {f:?}")),
+        let fenced = async {
+            for attempt in 1..=FENCE_ATTEMPTS {
+                self.wait_caught_up(table, pid, leader, candidate, settings.offset_delta, settings.catchup_timeout)
+                    .await?;
+                self.tablets.demote(leader, tid, pid).await?;
+                // The leader's offset is final now; replication calls already sent may still land.
+                let what =
+                    format!("{candidate} to hold every entry of fenced leader {leader} on {db}.{name} pid {pid}");
+                let caught_up = wait_until(&what, FENCE_SETTLE, || async {
+                    let lead = self.replica_offset(leader, tid, pid).await;
+                    let follow = self.replica_offset(candidate, tid, pid).await;
+                    Ok(match (lead, follow) {
+                        (Some(l), Some(f)) if f + settings.offset_delta >= l => Check::Done(()),
+                        (l, f) => Check::Waiting(format!("leader offset {l:?}, candidate offset {f:?}")),
+                    })
                 })
-            })
-            .await;
-            if caught_up.is_ok() {
-                return Ok(fence);
+                .await;
+                if caught_up.is_ok() {
+                    return Ok(());
+                }
+                tracing::debug!("{db}.{name} pid {pid}: {candidate} was short after fencing {leader} (attempt {attempt}); leading again and retrying");
+                self.lead_again(&fence).await?;
             }
-            tracing::debug!("{db}.{name} pid {pid}: {candidate} was short after fencing {leader} (attempt {attempt}); leading again and retrying");
-            self.lead_again(&fence).await?;
+            Err(partition_err(
+                db,
+                name,
+                pid,
+                format!("{candidate} kept falling behind the writes to {leader} ({FENCE_ATTEMPTS} attempts); the leader is unchanged. Lower the write rate or allow a lag with offset_delta"),
+            ))
+        };
+        match fenced.await {
+            Ok(()) => Ok(fence),
+            Err(e) => {
+                // Whatever failed, the leader keeps leading.
+                if let Err(unfence) = self.heal_fence(&fence).await {
+                    tracing::warn!("{db}.{name} pid {pid}: could not lift the fence on {leader}: {unfence}");
+                }
+                Err(e)
+            }
         }
-        self.journal.delete(&fence_key(tid, pid)).await?;
-        Err(partition_err(
-            db,
-            name,
-            pid,
-            format!("{candidate} kept falling behind the writes to {leader} ({FENCE_ATTEMPTS} attempts); the leader is unchanged. Lower the write rate or allow a lag with offset_delta"),
-        ))
     }
 
     /// ChangeRole(leader) with the fenced replica's own term and followers.
