@@ -31,6 +31,17 @@ fn line<'a>(state: &'a str, key: &str) -> &'a str {
     state.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key} in {state}"))
 }
 
+/// The end state every finished or unwound run must leave: leaders where they were, no
+/// temporary replica, auto_failover back on, no failed op, a healthy cluster, no run recorded.
+fn assert_safe_end_state(before: &str, after: &str) {
+    assert_eq!(line(after, "leaders"), line(before, "leaders"), "leader placement changed");
+    assert_eq!(line(after, "replicas"), line(before, "replicas"), "temporary replicas left");
+    assert_eq!(line(after, "auto_failover"), "auto_failover true");
+    assert_eq!(line(after, "failed_ops"), "failed_ops 0");
+    assert_eq!(line(after, "healthy"), "healthy true");
+    assert_eq!(line(after, "run"), "run ");
+}
+
 fn upgrade_args<'a>(sb: &'a Sandbox, release: &'a str) -> Vec<String> {
     vec![
         "run".into(),
@@ -93,12 +104,7 @@ fn full_upgrade_a_to_b_under_load_restores_placement_and_loses_no_write() {
         line(&after, "versions"),
         "versions [\"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\"]"
     );
-    assert_eq!(line(&after, "leaders"), line(&before, "leaders"), "leader placement changed");
-    assert_eq!(line(&after, "replicas"), line(&before, "replicas"), "temporary replicas left");
-    assert_eq!(line(&after, "auto_failover"), "auto_failover true");
-    assert_eq!(line(&after, "failed_ops"), "failed_ops 0");
-    assert_eq!(line(&after, "healthy"), "healthy true");
-    assert_eq!(line(&after, "run"), "run ");
+    assert_safe_end_state(&before, &after);
     // The Spark distribution was replaced first (O§6.1): the batch version is B too.
     let spark_jar = sb.dir.join("taskmanager-1/spark/jars/openmldb-batch-0.9.3.jar");
     assert!(spark_jar.exists(), "{}", spark_jar.display());
@@ -173,11 +179,7 @@ fn killed_runs_resume_to_the_same_end_state_and_a_second_run_is_refused() {
     assert!(last.stdout.contains("done in an earlier run, skipped"), "{}", last.stdout);
     let after = state(&sb);
     assert_eq!(line(&after, "versions"), "versions [\"0.9.3\", \"0.9.3\", \"0.9.3\"]");
-    assert_eq!(line(&after, "leaders"), line(&before, "leaders"));
-    assert_eq!(line(&after, "replicas"), line(&before, "replicas"));
-    assert_eq!(line(&after, "auto_failover"), "auto_failover true");
-    assert_eq!(line(&after, "failed_ops"), "failed_ops 0");
-    assert_eq!(line(&after, "run"), "run ");
+    assert_safe_end_state(&before, &after);
 }
 
 /// A broken release B: the run stops at the first component with a clear message and leaves
@@ -245,4 +247,36 @@ fn mon_mode_cluster_upgrades() {
         assert!(std::fs::read_link(format!("/proc/{mon}/exe")).unwrap().ends_with("bin/mon"), "{}", c.name);
         assert!(mldb_upgrade::sandbox::is_running(mon), "{}", c.name);
     }
+}
+
+/// `abort` after a run killed mid-drain: leaders back where they were, no temporary replica,
+/// auto_failover as before, no run recorded, and nothing upgraded.
+#[test]
+fn abort_unwinds_a_run_killed_during_a_drain() {
+    let sb = Sandbox::up(&["--tablets", "2"]);
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &[]);
+    let before = state(&sb);
+    let tablet = sb.tablet(1);
+    let args = upgrade_args(&sb, release.to_str().unwrap());
+    let mut child = std::process::Command::new(support::binary())
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_step(&sb.journal_file(), 0, &format!("tablet {tablet}: drain leaders"), "started", Duration::from_secs(120));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = support::run(&["abort", "--cluster", &sb.cluster()]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("auto_failover restored to true"), "{}", out.stdout);
+    let after = state(&sb);
+    assert_safe_end_state(&before, &after);
+    // The nameserver was upgraded before the kill; the tablets stay at A.
+    assert_eq!(line(&before, "versions"), "versions [\"0.9.2\", \"0.9.2\", \"0.9.2\"]");
+    assert_eq!(line(&after, "versions"), "versions [\"0.9.2\", \"0.9.2\", \"0.9.3\"]", "abort upgraded something");
+    let status = support::run(&["status", "--cluster", &sb.cluster()]);
+    assert!(status.stdout.contains("lock        free"), "{}", status.stdout);
+    assert!(!status.stdout.contains("drained, leaders not restored"), "{}", status.stdout);
 }

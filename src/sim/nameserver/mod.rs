@@ -115,6 +115,9 @@ pub struct NameServer {
     state: Mutex<NsState>,
     /// Wakes the op loop early (a new op, a finished task).
     pub(crate) wake_ops: Notify,
+    /// Bumped each time a task's RPC reaches its tablet; a task-status poll that sees it change
+    /// stops applying replies gathered before (`task_rpc_version_`, C§3.2).
+    pub(crate) task_rpc_version: std::sync::atomic::AtomicU64,
     /// Cancelled when leadership is lost; the leader's background loops stop with it.
     leadership: std::sync::Mutex<Option<CancellationToken>>,
     /// The `/nodes` children seen last time.
@@ -391,6 +394,7 @@ pub async fn run_nameserver(
         running: AtomicBool::new(false),
         state: Mutex::new(NsState::default()),
         wake_ops: Notify::new(),
+        task_rpc_version: std::sync::atomic::AtomicU64::new(0),
         leadership: std::sync::Mutex::new(None),
         node_values: Mutex::new(BTreeMap::new()),
         flags,

@@ -1,7 +1,8 @@
 //! The op engine (C§3): ops with task chains in 10 serial queues, tablet tasks polled with
 //! GetTaskStatus, ops persisted in `<root>/op/op_data/<id>` so a new leader resumes them.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -768,6 +769,7 @@ async fn mark_sent(ns: &NameServer, op_id: u64, task_type: TaskType) {
             }
         }
     }
+    ns.task_rpc_version.fetch_add(1, Ordering::AcqRel);
 }
 
 fn tablet_method(task_type: TaskType) -> &'static str {
@@ -1183,30 +1185,27 @@ pub async fn update_task_status_loop(ns: Arc<NameServer>, token: CancellationTok
             _ = tokio::time::sleep(ns.flags.get_task_status_interval) => {}
         }
         let tablets = ns.lock().await.healthy_tablets();
-        let mut reports: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for endpoint in tablets {
-            if let Ok(reply) = ns.call_tablet(&endpoint, "GetTaskStatus", &json!({})).await {
-                reports.insert(endpoint, reply.get("task").and_then(Value::as_array).cloned().unwrap_or_default());
-            }
-        }
-        let mut state = ns.lock().await;
-        let offline_since = state.offline_since.clone();
-        let heartbeat = ns.flags.tablet_heartbeat_timeout.as_millis() as u64;
+        let version = ns.task_rpc_version.load(Ordering::Acquire);
         let mut changed = false;
-        for queue in state.queues.iter_mut() {
-            let Some(op) = queue.front_mut() else { continue };
-            let op_id = op.info.op_id;
-            let Some(task) = op.tasks.front_mut() else { continue };
-            let Some(endpoint) = task.endpoint.clone() else { continue };
-            if task.status != TaskStatus::kDoing {
-                continue;
+        for reporter in tablets {
+            let Ok(reply) = ns.call_tablet(&reporter, "GetTaskStatus", &json!({})).await else { continue };
+            let tasks = reply.get("task").and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut state = ns.lock().await;
+            // A task sent since this round began may be missing from replies gathered before it
+            // reached its tablet: the round stops rather than fail it (C§3.2).
+            if ns.task_rpc_version.load(Ordering::Acquire) != version {
+                break;
             }
-            for (reporter, tasks) in &reports {
+            for queue in state.queues.iter_mut() {
+                let Some(op) = queue.front_mut() else { continue };
+                let op_id = op.info.op_id;
+                let Some(task) = op.tasks.front_mut() else { continue };
+                let Some(endpoint) = task.endpoint.clone() else { continue };
                 if task.status != TaskStatus::kDoing {
-                    break;
+                    continue;
                 }
                 task.check_num += 1;
-                if *reporter != endpoint {
+                if reporter != endpoint {
                     continue;
                 }
                 let found = tasks.iter().find(|t| {
@@ -1228,6 +1227,14 @@ pub async fn update_task_status_loop(ns: Arc<NameServer>, token: CancellationTok
                 }
                 task.after_failover = false;
             }
+        }
+        let mut state = ns.lock().await;
+        let offline_since = state.offline_since.clone();
+        let heartbeat = ns.flags.tablet_heartbeat_timeout.as_millis() as u64;
+        for queue in state.queues.iter_mut() {
+            let Some(op) = queue.front_mut() else { continue };
+            let Some(task) = op.tasks.front_mut() else { continue };
+            let Some(endpoint) = task.endpoint.clone() else { continue };
             if task.status == TaskStatus::kDoing {
                 if let Some(since) = offline_since.get(&endpoint) {
                     if now_ms() >= since + heartbeat {
