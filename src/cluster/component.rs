@@ -676,7 +676,7 @@ impl<'a> Control<'a> {
             let pid = before.main.map(|p| p.to_string()).unwrap_or_default();
             (self.say)(&format!("{} {} already runs on {} (pid {pid}); checking it", c.role, c.endpoint, c.host));
         } else {
-            if c.role == Role::Tablet {
+            if matches!(c.role, Role::Tablet | Role::Nameserver) {
                 self.wait_old_node_gone(c, &step, timeout).await?;
             }
             (self.say)(&format!("starting {} {} on {}", c.role, c.endpoint, c.host));
@@ -750,24 +750,45 @@ impl<'a> Control<'a> {
         Ok(report)
     }
 
+    /// Waits until the ZooKeeper node a previous process of `c` left has expired with its
+    /// session. A tablet started before would exit at once (C§1.3). A nameserver would take the
+    /// leader lock through its own stale `lock_request` node and lose it again when that node
+    /// expires, so two nameservers would run ops for a while (C§1.2).
     async fn wait_old_node_gone(&self, c: &Component, step: &str, timeout: Duration) -> Result<()> {
-        let node = format!("nodes/{}", c.endpoint);
+        let ep = c.endpoint.to_string();
+        let zk_err = |source| ComponentError::Zk { step: step.to_string(), endpoint: ep.clone(), source };
+        let (node, consequence) = match c.role {
+            Role::Nameserver => (
+                self.zk.resolve("leader"),
+                "a nameserver started now would take the leader lock through it and lose it when it expires (C§1.2)",
+            ),
+            _ => (self.zk.resolve(&format!("nodes/{ep}")), "a tablet started now would exit at once (C§1.3)"),
+        };
         let deadline = Instant::now() + timeout;
         let mut said = false;
         loop {
-            let stat = self.zk.stat(&node).await.map_err(|source| ComponentError::Zk {
-                step: step.to_string(),
-                endpoint: c.endpoint.to_string(),
-                source,
-            })?;
-            if stat.is_none() {
-                return Ok(());
-            }
+            let stale = match c.role {
+                Role::Nameserver => {
+                    let children = match self.zk.children("leader").await {
+                        Ok(children) => children,
+                        Err(ZkError::NoNode { .. }) => Vec::new(),
+                        Err(e) => return Err(zk_err(e)),
+                    };
+                    let mut found = None;
+                    for child in children {
+                        match self.zk.get(&format!("leader/{child}")).await {
+                            Ok(data) if String::from_utf8_lossy(&data) == ep => found = Some(child),
+                            Ok(_) | Err(ZkError::NoNode { .. }) => {}
+                            Err(e) => return Err(zk_err(e)),
+                        }
+                    }
+                    found.map(|child| format!("{node}/{child}"))
+                }
+                _ => self.zk.stat(&format!("nodes/{ep}")).await.map_err(zk_err)?.map(|_| node.clone()),
+            };
+            let Some(stale) = stale else { return Ok(()) };
             if !said {
-                (self.say)(&format!(
-                    "waiting for the old ZooKeeper node {} to expire before starting (C§1.3)",
-                    self.zk.resolve(&node)
-                ));
+                (self.say)(&format!("waiting for the old ZooKeeper node {stale} to expire before starting"));
                 said = true;
             }
             if Instant::now() >= deadline {
@@ -775,14 +796,13 @@ impl<'a> Control<'a> {
                     step: step.to_string(),
                     endpoint: c.endpoint.to_string(),
                     host: c.host.clone(),
-                    what: format!(
-                        "the previous session's node {} to expire; a tablet started now would exit at once (C§1.3)",
-                        self.zk.resolve(&node)
-                    ),
+                    what: format!("the previous session's node {stale} to expire; {consequence}"),
                     waited: timeout,
-                    next: "Is another tablet process still running with this endpoint? If not, wait for \
-                           --zk_session_timeout to pass and start again."
-                        .into(),
+                    next: format!(
+                        "Is another {} process still running with this endpoint? If not, wait for \
+                         --zk_session_timeout to pass and start again.",
+                        c.role
+                    ),
                 });
             }
             self.sleep().await?;

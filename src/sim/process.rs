@@ -74,6 +74,11 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
         eprintln!("openmldb: {e}");
         return ExitCode::from(1);
     }
+    // Warnings (failed tasks, refused calls) go to stderr, which start.sh sends to the
+    // component's log; `SIM_LOG` takes a tracing filter for more.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,zookeeper_client=error"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

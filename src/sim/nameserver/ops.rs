@@ -740,6 +740,7 @@ async fn run_task(ns: Arc<NameServer>, op_id: u64, task: Task, op_type: OpType, 
         Some(endpoint) => {
             let request = tablet_request(op_id, &task, op_type, &data, &name, pid, &ns).await;
             let method = tablet_method(task.task_type);
+            tracing::debug!(op_id, %op_type, task_type = %task.task_type, "sending {method} to {endpoint}");
             match ns.call_tablet(endpoint, method, &request).await {
                 Ok(reply) if http::reply_code(&reply) == 0 => {
                     mark_sent(&ns, op_id, task.task_type).await;
@@ -762,6 +763,8 @@ async fn run_task(ns: Arc<NameServer>, op_id: u64, task: Task, op_type: OpType, 
 
 async fn mark_sent(ns: &NameServer, op_id: u64, task_type: TaskType) {
     let mut state = ns.lock().await;
+    // Bumped before the task counts as sent, under the lock the poll checks it under.
+    ns.task_rpc_version.fetch_add(1, Ordering::AcqRel);
     for queue in state.queues.iter_mut() {
         if let Some(op) = queue.front_mut().filter(|o| o.info.op_id == op_id) {
             if let Some(task) = op.tasks.front_mut().filter(|t| t.task_type == task_type) {
@@ -769,7 +772,6 @@ async fn mark_sent(ns: &NameServer, op_id: u64, task_type: TaskType) {
             }
         }
     }
-    ns.task_rpc_version.fetch_add(1, Ordering::AcqRel);
 }
 
 fn tablet_method(task_type: TaskType) -> &'static str {
