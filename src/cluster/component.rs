@@ -757,12 +757,13 @@ impl<'a> Control<'a> {
     async fn wait_old_node_gone(&self, c: &Component, step: &str, timeout: Duration) -> Result<()> {
         let ep = c.endpoint.to_string();
         let zk_err = |source| ComponentError::Zk { step: step.to_string(), endpoint: ep.clone(), source };
-        let (node, consequence) = match c.role {
+        let (node, consequence, section) = match c.role {
             Role::Nameserver => (
                 self.zk.resolve("leader"),
                 "a nameserver started now would take the leader lock through it and lose it when it expires (C§1.2)",
+                "C§1.2",
             ),
-            _ => (self.zk.resolve(&format!("nodes/{ep}")), "a tablet started now would exit at once (C§1.3)"),
+            _ => (self.zk.resolve(&format!("nodes/{ep}")), "a tablet started now would exit at once (C§1.3)", "C§1.3"),
         };
         let deadline = Instant::now() + timeout;
         let mut said = false;
@@ -788,7 +789,9 @@ impl<'a> Control<'a> {
             };
             let Some(stale) = stale else { return Ok(()) };
             if !said {
-                (self.say)(&format!("waiting for the old ZooKeeper node {stale} to expire before starting"));
+                (self.say)(&format!(
+                    "waiting for the old ZooKeeper node {stale} to expire before starting ({section})"
+                ));
                 said = true;
             }
             if Instant::now() >= deadline {

@@ -99,6 +99,9 @@ fn full_upgrade_a_to_b_under_load_restores_placement_and_loses_no_write() {
         .collect();
     assert!(multi_replica_failures.is_empty(), "failed writes on multi-replica tables: {multi_replica_failures:?}");
     assert!(out.stdout.contains("upgrade to 0.9.3-"), "{}", out.stdout);
+    // A restarted nameserver waits out its stale lock node, so only one leader runs ops (C§1.2).
+    assert!(out.stdout.contains("/leader/lock_request"), "{}", out.stdout);
+    assert!(out.stdout.contains("to expire before starting (C§1.2)"), "{}", out.stdout);
     let after = state(&sb);
     assert_eq!(
         line(&after, "versions"),
