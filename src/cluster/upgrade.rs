@@ -141,6 +141,24 @@ pub enum UpgradeError {
     Incomplete { tablet: String, failed: usize, total: usize, details: String },
 }
 
+/// Where a set of ops stands: an error naming the first kFailed/kCanceled op, waiting while
+/// any is unfinished (listing them), done otherwise.
+fn ops_progress(ops: &[OpStatus]) -> Result<Check<()>, String> {
+    if let Some(bad) = ops.iter().find(|o| o.is_failure()) {
+        return Err(format!(
+            "op #{} {} of pid {} is {} at task {}; see `ns::ops()` and the nameserver log",
+            bad.op_id,
+            bad.op_type,
+            bad.pid.unwrap_or_default(),
+            bad.status,
+            bad.task_type
+        ));
+    }
+    let pending: Vec<String> =
+        ops.iter().filter(|o| !o.is_finished()).map(|o| format!("#{} {} {}", o.op_id, o.op_type, o.status)).collect();
+    Ok(if pending.is_empty() { Check::Done(()) } else { Check::Waiting(pending.join(", ")) })
+}
+
 fn partition_err(db: &str, table: &str, pid: u32, reason: impl Into<String>) -> UpgradeError {
     UpgradeError::Partition { db: db.into(), table: table.into(), pid, reason: reason.into() }
 }
@@ -257,18 +275,10 @@ impl Upgrader {
         // nameserver's queues (C§3.3) never sit idle for long.
         let ops = wait_until_polling(&label, timeout, OP_POLL_MAX, || async {
             let ops = self.ops_since(since, db, table, pid).await.map_err(|e| e.to_string())?;
-            if let Some(bad) = ops.iter().find(|o| o.is_failure()) {
-                return Err(format!(
-                    "op #{} {} is {} at task {}; see `ns::ops()` and the nameserver log",
-                    bad.op_id, bad.op_type, bad.status, bad.task_type
-                ));
-            }
-            let pending: Vec<String> = ops
-                .iter()
-                .filter(|o| !o.is_finished())
-                .map(|o| format!("#{} {} {}", o.op_id, o.op_type, o.status))
-                .collect();
-            Ok(if pending.is_empty() { Check::Done(ops) } else { Check::Waiting(pending.join(", ")) })
+            Ok(match ops_progress(&ops)? {
+                Check::Done(()) => Check::Done(ops),
+                Check::Waiting(pending) => Check::Waiting(pending),
+            })
         })
         .await?;
         Ok(ops)
@@ -466,18 +476,7 @@ impl Upgrader {
             let ops = self.ns.show_op_status(Some(db), Some(name), None).await.map_err(|e| e.to_string())?;
             let ops: Vec<OpStatus> =
                 ops.into_iter().filter(|o| o.op_id > since && o.pid.is_some_and(|p| pids.contains(&p))).collect();
-            if let Some(bad) = ops.iter().find(|o| o.is_failure()) {
-                return Err(format!(
-                    "op #{} {} of pid {} is {} at task {}; see `ns::ops()` and the nameserver log",
-                    bad.op_id,
-                    bad.op_type,
-                    bad.pid.unwrap_or_default(),
-                    bad.status,
-                    bad.task_type
-                ));
-            }
-            let pending = ops.iter().filter(|o| !o.is_finished()).count();
-            Ok(if pending == 0 { Check::Done(()) } else { Check::Waiting(format!("{pending} ops not finished")) })
+            ops_progress(&ops)
         })
         .await?;
         Ok(())
@@ -540,17 +539,8 @@ impl Upgrader {
                     .await?;
                 self.tablets.demote(leader, tid, pid).await?;
                 // The leader's offset is final now; replication calls already sent may still land.
-                let what =
-                    format!("{candidate} to hold every entry of fenced leader {leader} on {db}.{name} pid {pid}");
-                let caught_up = wait_until(&what, FENCE_SETTLE, || async {
-                    let lead = self.replica_offset(leader, tid, pid).await;
-                    let follow = self.replica_offset(candidate, tid, pid).await;
-                    Ok(match (lead, follow) {
-                        (Some(l), Some(f)) if f + settings.offset_delta >= l => Check::Done(()),
-                        (l, f) => Check::Waiting(format!("leader offset {l:?}, candidate offset {f:?}")),
-                    })
-                })
-                .await;
+                let caught_up =
+                    self.wait_caught_up(table, pid, leader, candidate, settings.offset_delta, FENCE_SETTLE).await;
                 if caught_up.is_ok() {
                     return Ok(());
                 }
@@ -973,23 +963,22 @@ impl Upgrader {
             let p = self.partition(table, pid).await?;
             return Ok(p.meta(&m.to).filter(|meta| !meta.is_alive).map(|_| m.to.clone()));
         }
-        if m.temp_replica {
-            let mut p = self.partition(table, pid).await?;
-            if p.meta(&m.to).is_some_and(|meta| !meta.is_alive) {
-                // DelReplica refuses a replica flagged leader, even a dead one (C§2.3, 102).
-                self.demote(table, pid, &m.to, settings).await?;
-                p = self.partition(table, pid).await?;
-            }
-            if p.meta(&m.to).is_some() {
-                let since = self.ns.op_index().await?;
-                match self.ns.del_replica(db, name, pid, &m.to).await {
-                    Ok(()) => {
-                        self.wait_partition_ops(since, db, name, pid, "DelReplica", settings.op_timeout).await?;
-                    }
-                    // 308: not on that endpoint any more (a re-run).
-                    Err(e) if e.code() == Some(308) => {}
-                    Err(e) => return Err(e.into()),
+        // A temporary replica: demoted if a stopped run left it marked dead, then deleted.
+        let mut p = self.partition(table, pid).await?;
+        if p.meta(&m.to).is_some_and(|meta| !meta.is_alive) {
+            // DelReplica refuses a replica flagged leader, even a dead one (C§2.3, 102).
+            self.demote(table, pid, &m.to, settings).await?;
+            p = self.partition(table, pid).await?;
+        }
+        if p.meta(&m.to).is_some() {
+            let since = self.ns.op_index().await?;
+            match self.ns.del_replica(db, name, pid, &m.to).await {
+                Ok(()) => {
+                    self.wait_partition_ops(since, db, name, pid, "DelReplica", settings.op_timeout).await?;
                 }
+                // 308: not on that endpoint any more (a re-run).
+                Err(e) if e.code() == Some(308) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(None)
