@@ -74,6 +74,9 @@ enum Command {
     Docs {
         /// Only this function or namespace (e.g. `zk` or `ssh::exec`).
         name: Option<String>,
+        /// Print the Rhai definitions file (`.d.rhai`) for editors instead.
+        #[arg(long, conflicts_with = "name")]
+        definitions: bool,
     },
     /// Script statements interactively against a cluster, with history, completion and :help.
     Repl(ReplArgs),
@@ -291,10 +294,14 @@ fn execute(command: Command) -> Result<(), Error> {
         Command::Status { cluster } => status(&cluster),
         Command::Abort { cluster } => abort(&cluster),
         Command::Check { files, lib_dirs } => check(&files, lib_dirs),
-        Command::Docs { name } => {
+        Command::Docs { name, definitions } => {
             let rt = runtime()?;
             let host = Arc::new(Host::new(rt.handle().clone(), None, BTreeMap::new(), false, Output::stdout()));
             let engine = ScriptEngine::new(host, Vec::new());
+            if definitions {
+                print!("{}", docs::definitions(&engine.engine));
+                return Ok(());
+            }
             let functions = docs::functions(&engine.engine);
             let text = docs::render(&functions, name.as_deref());
             if text.is_empty() {
@@ -548,141 +555,20 @@ fn cluster_host(path: &Path) -> Result<(tokio::runtime::Runtime, Arc<Host>), Err
 
 fn status(path: &Path) -> Result<(), Error> {
     let (rt, host) = cluster_host(path)?;
-    let op = |e: String| Error::Operation(e);
-    let u = host.upgrader("status").map_err(|e| op(format!("{e:?}")))?;
-    let config = host.config.clone().ok_or_else(|| op("no cluster".into()))?;
-    rt.block_on(async {
-        let leader = u.ns.discover_leader().await.map_err(|e| op(e.to_string()))?;
-        let tablets = u.ns.show_tablet().await.map_err(|e| op(e.to_string()))?;
-        let auto_failover = u.ns.auto_failover().await.map_err(|e| op(e.to_string()))?;
-        let ops = u.ns.show_op_status(None, None, None).await.map_err(|e| op(e.to_string()))?;
-        println!("cluster     {} (root {})", config.zk.cluster, config.zk.root_path);
-        println!("nameserver  leader {leader}");
-        println!("auto_failover {auto_failover}");
-        let pending = ops.iter().filter(|o| !o.is_finished()).count();
-        let failed = ops.iter().filter(|o| o.is_failure()).count();
-        println!("ops         {} known, {pending} pending, {failed} failed or canceled", ops.len());
-        // The active TaskManager holds `<root>/taskmanager/leader` (C§1.1); a standby listens on
-        // nothing until it takes over (C§3.8), so it cannot be told from a stopped one here.
-        let tm_leader =
-            u.ns.zk().get("taskmanager/leader").await.ok().map(|d| String::from_utf8_lossy(&d).into_owned());
-        let mut leads: BTreeMap<String, usize> = BTreeMap::new();
-        for t in u.ns.show_all_tables().await.map_err(|e| op(e.to_string()))? {
-            for p in &t.table_partition {
-                if let Some(l) = p.alive_leader() {
-                    *leads.entry(l.endpoint.clone()).or_default() += 1;
-                }
-            }
-        }
-        let mut table = comfy_table::Table::new();
-        table.load_preset(comfy_table::presets::NOTHING);
-        table.set_header(["role", "endpoint", "host", "version", "state"]);
-        for c in &config.components {
-            let ep = c.endpoint.to_string();
-            let version = if c.role == crate::cluster::topology::Role::Taskmanager {
-                let rpc = crate::cluster::rpc::RpcClient::new(None, std::time::Duration::from_secs(3));
-                rpc.call(&ep, "openmldb.taskmanager.TaskManagerServer", "GetVersion", &serde_json::json!({}))
-                    .await
-                    .ok()
-                    .and_then(|v| v["taskmanagerVersion"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| "-".into())
-            } else {
-                u.tablets.version(&ep).await.unwrap_or_else(|_| "-".into())
-            };
-            let state = match c.role {
-                crate::cluster::topology::Role::Tablet => match tablets.iter().find(|t| t.endpoint == ep) {
-                    Some(t) => format!("{}, leads {} partitions", t.state, leads.get(&ep).copied().unwrap_or(0)),
-                    None => "unknown to the nameserver".into(),
-                },
-                crate::cluster::topology::Role::Nameserver if ep == leader => "leader".into(),
-                crate::cluster::topology::Role::Taskmanager if tm_leader.as_deref() == Some(ep.as_str()) => {
-                    "leader".into()
-                }
-                crate::cluster::topology::Role::Taskmanager if version == "-" => match &tm_leader {
-                    Some(active) => format!("standby or stopped (active: {active})"),
-                    None => "not answering; no TaskManager is active".into(),
-                },
-                _ if version == "-" => "not answering".into(),
-                _ => "up".into(),
-            };
-            table.add_row([c.role.to_string(), ep, c.host.clone(), version, state]);
-        }
-        println!("{table}");
-        match u.journal.lock_holder().await.map_err(|e| op(e.to_string()))? {
-            Some(holder) => println!("lock        held by {holder}"),
-            None => println!("lock        free"),
-        }
-        match u.journal.current_run().await.map_err(|e| op(e.to_string()))? {
-            Some(run) => {
-                let done = run.steps.values().filter(|s| s.state == "done").count();
-                println!(
-                    "journal     unfinished run `{}` started {}: {done}/{} steps done",
-                    run.name,
-                    run.started,
-                    run.steps.len()
-                );
-                for step in run.order.iter().rev().take(5).collect::<Vec<_>>().into_iter().rev() {
-                    if let Some(s) = run.steps.get(step) {
-                        println!("              {:<8} {step}", s.state);
-                    }
-                }
-            }
-            None => println!("journal     no unfinished run"),
-        }
-        let drained = u.drained_tablets().await.map_err(|e| op(e.to_string()))?;
-        if !drained.is_empty() {
-            println!("            drained, leaders not restored: {}", drained.join(", "));
-        }
-        let fences = u.journal.keys("fence").await.map_err(|e| op(e.to_string()))?;
-        if !fences.is_empty() {
-            println!(
-                "            {} leaders fenced by a stopped run (refusing writes): the next run or `abort` lifts them",
-                fences.len()
-            );
-        }
-        if let Some(original) = u.journal.get::<bool>("auto_failover").await.map_err(|e| op(e.to_string()))? {
-            println!("            auto_failover was {original} before the run turned it off");
-        }
-        Ok(())
-    })
+    let (config, upgrader) = host.cluster_parts("status").map_err(|e| Error::Operation(e.to_string()))?;
+    let status = rt
+        .block_on(crate::cluster::status::ClusterStatus::read(config, upgrader))
+        .map_err(|e| Error::Operation(e.to_string()))?;
+    print!("{status}");
+    Ok(())
 }
 
 fn abort(path: &Path) -> Result<(), Error> {
     let (rt, host) = cluster_host(path)?;
-    let op = |e: String| Error::Operation(e);
-    let u = host.upgrader("abort").map_err(|e| op(format!("{e:?}")))?;
-    rt.block_on(async {
-        let command: Vec<String> = std::env::args().collect();
-        u.journal.lock(&command.join(" "), std::time::Duration::from_secs(30)).await.map_err(|e| op(e.to_string()))?;
-        let lifted = u.heal_fences().await.map_err(|e| op(e.to_string()))?;
-        if lifted > 0 {
-            println!("lifted {lifted} fences a stopped run left on leaders");
-        }
-        let drained = u.drained_tablets().await.map_err(|e| op(e.to_string()))?;
-        let settings = crate::cluster::upgrade::MoveSettings::default();
-        if !drained.is_empty() {
-            u.disable_auto_failover().await.map_err(|e| op(e.to_string()))?;
-            for tablet in &drained {
-                println!("restoring leaders of {tablet} ...");
-                let report = u.restore_leaders(tablet, &settings).await;
-                match report {
-                    Ok(r) => println!("restored {} leaders of {tablet} in {:.1}s", r.moves.len(), r.duration_ms as f64 / 1000.0),
-                    Err(e) => {
-                        let restored = u.restore_auto_failover().await;
-                        return Err(op(format!(
-                            "{e}\nauto_failover restore: {restored:?}. Fix the cause (is {tablet} up and healthy?) and run abort again"
-                        )));
-                    }
-                }
-            }
-        }
-        match u.restore_auto_failover().await.map_err(|e| op(e.to_string()))? {
-            Some(v) => println!("auto_failover restored to {v}"),
-            None => println!("auto_failover was not changed by a run"),
-        }
-        u.journal.finish_run().await.map_err(|e| op(e.to_string()))?;
-        println!("aborted: no run is recorded any more; the cluster is as the run left it, leaders restored");
-        let _ = u.journal.unlock().await;
-        Ok(())
-    })
+    let (_, upgrader) = host.cluster_parts("abort").map_err(|e| Error::Operation(e.to_string()))?;
+    let command: Vec<String> = std::env::args().collect();
+    let say = |line: &str| println!("{line}");
+    rt.block_on(upgrader.abort(&command.join(" "), &say)).map_err(|e| Error::Operation(e.to_string()))?;
+    println!("aborted: no run is recorded any more; the cluster is as the run left it, leaders restored");
+    Ok(())
 }

@@ -93,7 +93,7 @@ impl Drop for WaitIndicator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::health::{wait_until, Check};
+    use crate::cluster::wait::{wait_until, Check};
     use indicatif::InMemoryTerm;
 
     #[tokio::test]

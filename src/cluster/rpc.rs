@@ -19,6 +19,8 @@ pub enum RpcError {
     Http { endpoint: String, method: String, status: u16, body: String },
     #[error("{endpoint} answered {method} with something that is not JSON: {body}")]
     NotJson { endpoint: String, method: String, body: String },
+    #[error("{endpoint} answered {method} without the expected {field}: {body}")]
+    Incomplete { endpoint: String, method: String, field: String, body: String },
 }
 
 impl RpcError {
@@ -58,6 +60,18 @@ impl RpcClient {
             .build()
             .unwrap_or_default();
         RpcClient { http, authorization: authorization(credentials), timeout, attempts: 3 }
+    }
+
+    /// The same client (connections shared) with another per-call timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The same client (connections shared) making at most `attempts` tries per call.
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
     }
 
     /// Calls `service`.`method` on `endpoint` with `body`; returns the JSON reply.
@@ -128,6 +142,71 @@ impl RpcClient {
         Ok(text)
     }
 }
+
+/// An enum OpenMLDB sends by name (json2pb's default, C§2.1) or, with brpc's
+/// `-pb_enum_as_number`, by number. Values this tool does not know are kept as `Other` and shown
+/// as they came, never a parse failure. Serialized back by name, so scripts see OpenMLDB's words.
+macro_rules! openmldb_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $text:literal / $number:literal ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+            /// A value this tool does not know, as OpenMLDB sent it.
+            Other(String),
+        }
+
+        impl $name {
+            /// OpenMLDB's name of the value.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( $name::$variant => $text, )+
+                    $name::Other(text) => text,
+                }
+            }
+
+            fn from_name(text: &str) -> Self {
+                match text {
+                    $( $text => $name::$variant, )+
+                    other => $name::Other(other.to_string()),
+                }
+            }
+
+            fn from_number(number: i64) -> Self {
+                match number {
+                    $( $number => $name::$variant, )+
+                    other => $name::Other(other.to_string()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Ok(match serde_json::Value::deserialize(deserializer)? {
+                    serde_json::Value::String(text) => $name::from_name(&text),
+                    serde_json::Value::Number(n) => n.as_i64().map_or_else(|| $name::Other(n.to_string()), $name::from_number),
+                    other => $name::Other(other.to_string()),
+                })
+            }
+        }
+    };
+}
+pub(crate) use openmldb_enum;
 
 /// The `code` of a reply; absent means 0 (proto2 default, C§2.1).
 pub fn code(reply: &Value) -> i64 {

@@ -1,9 +1,28 @@
 //! TabletServer RPCs over HTTP+JSON (C§2.4): GetTableStatus, GetTermPair, ChangeRole and LoadTable.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::rpc::{self, RpcClient, RpcError};
+use super::ns::TableInfo;
+use super::rpc::{self, openmldb_enum, RpcClient, RpcError};
+
+openmldb_enum! {
+    /// `TableStatus.mode` (C§4, `tablet.proto` TableMode). Unset reads as the first value,
+    /// kTableLeader (C§4).
+    #[derive(Default)]
+    pub enum TableMode { #[default] Leader = "kTableLeader" / 1, Follower = "kTableFollower" / 2 }
+}
+
+openmldb_enum! {
+    /// `TableStatus.state` (C§4, `tablet.proto` TableState). Unset reads as kTableUndefined.
+    #[derive(Default)]
+    pub enum TableState {
+        #[default] Undefined = "kTableUndefined" / 0, Normal = "kTableNormal" / 1, Loading = "kTableLoading" / 2,
+        MakingSnapshot = "kMakingSnapshot" / 3, SnapshotPaused = "kSnapshotPaused" / 4
+    }
+}
 
 /// `TableStatus` (C§2.4): one loaded partition replica on a tablet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,42 +33,30 @@ pub struct TableStatus {
     pub pid: u32,
     #[serde(default)]
     pub offset: u64,
-    /// `kTableLeader` / `kTableFollower`; unset reads as leader (C§4).
-    #[serde(default = "leader_mode")]
-    pub mode: String,
-    /// `kTableUndefined`, `kTableNormal`, `kTableLoading`, ...
     #[serde(default)]
-    pub state: String,
+    pub mode: TableMode,
+    #[serde(default)]
+    pub state: TableState,
     #[serde(default)]
     pub record_cnt: u64,
     #[serde(default)]
     pub name: String,
 }
 
-fn leader_mode() -> String {
-    "kTableLeader".into()
-}
-
 impl TableStatus {
     pub fn is_normal(&self) -> bool {
-        self.state == "kTableNormal"
+        self.state == TableState::Normal
     }
     pub fn is_leader(&self) -> bool {
-        self.mode == "kTableLeader"
+        self.mode == TableMode::Leader
     }
 }
 
-/// `GetTermPairResponse` (C§2.4).
+/// `GetTermPairResponse` (C§2.4): the term a replica leads with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TermPair {
     #[serde(default)]
-    pub has_table: bool,
-    #[serde(default)]
-    pub is_leader: bool,
-    #[serde(default)]
     pub term: u64,
-    #[serde(default)]
-    pub offset: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,12 +103,24 @@ impl TabletClient {
         Ok(reply)
     }
 
-    /// Every loaded partition on `endpoint` (never an error for unknown tid/pid, C§2.4).
-    pub async fn table_status(&self, endpoint: &str) -> Result<Vec<TableStatus>, TabletError> {
-        let reply = self.call(endpoint, "GetTableStatus", json!({})).await?;
+    /// GetTableStatus with `body` as the filter: the statuses the tablet lists (never an error
+    /// for an unknown tid/pid, C§2.4).
+    async fn get_table_status(&self, endpoint: &str, body: Value) -> Result<Vec<TableStatus>, TabletError> {
+        let method = "GetTableStatus";
+        let reply = self.call(endpoint, method, body).await?;
         serde_json::from_value(reply.get("all_table_status").cloned().unwrap_or(json!([]))).map_err(|e| {
-            TabletError::BadReply { endpoint: endpoint.into(), method: "GetTableStatus".into(), reason: e.to_string() }
+            TabletError::BadReply { endpoint: endpoint.into(), method: method.into(), reason: e.to_string() }
         })
+    }
+
+    /// Every loaded partition on `endpoint`.
+    pub async fn table_status(&self, endpoint: &str) -> Result<Vec<TableStatus>, TabletError> {
+        self.get_table_status(endpoint, json!({})).await
+    }
+
+    /// Every loaded partition on `endpoint`, by (tid, pid).
+    pub async fn loaded_partitions(&self, endpoint: &str) -> Result<HashMap<(u32, u32), TableStatus>, TabletError> {
+        Ok(self.table_status(endpoint).await?.into_iter().map(|s| ((s.tid, s.pid), s)).collect())
     }
 
     /// One partition's status, `None` when it is not loaded there.
@@ -111,29 +130,24 @@ impl TabletClient {
         tid: u32,
         pid: u32,
     ) -> Result<Option<TableStatus>, TabletError> {
-        let reply = self.call(endpoint, "GetTableStatus", json!({"tid": tid, "pid": pid})).await?;
-        let list: Vec<TableStatus> =
-            serde_json::from_value(reply.get("all_table_status").cloned().unwrap_or(json!([]))).map_err(|e| {
-                TabletError::BadReply {
-                    endpoint: endpoint.into(),
-                    method: "GetTableStatus".into(),
-                    reason: e.to_string(),
-                }
-            })?;
+        let list = self.get_table_status(endpoint, json!({"tid": tid, "pid": pid})).await?;
         Ok(list.into_iter().find(|s| s.tid == tid && s.pid == pid))
     }
 
-    /// LoadTable as leader (recover data: the freshest replica is loaded first, C§6 bug 1).
-    pub async fn load_table_as_leader(
-        &self,
-        endpoint: &str,
-        db: &str,
-        name: &str,
-        tid: u32,
-        pid: u32,
-    ) -> Result<(), TabletError> {
-        let meta =
-            json!({"name": name, "db": db, "tid": tid, "pid": pid, "mode": "kTableLeader", "storage_mode": "kMemory"});
+    /// The offset of a replica that is loaded and normal on its tablet (fresher than the copy
+    /// ShowTable has); `None` when it is not, or the tablet does not answer.
+    pub async fn loaded_offset(&self, endpoint: &str, tid: u32, pid: u32) -> Option<u64> {
+        let status = self.partition_status(endpoint, tid, pid).await.ok().flatten()?;
+        status.is_normal().then_some(status.offset)
+    }
+
+    /// LoadTable as leader, from the root path of the table's storage mode (recover data: the
+    /// freshest replica is loaded first, C§6 bug 1).
+    pub async fn load_table_as_leader(&self, endpoint: &str, table: &TableInfo, pid: u32) -> Result<(), TabletError> {
+        let meta = json!({
+            "name": table.name, "db": table.db, "tid": table.tid, "pid": pid,
+            "mode": TableMode::Leader, "storage_mode": table.storage_mode,
+        });
         self.call(endpoint, "LoadTable", json!({"table_meta": meta})).await.map(|_| ())
     }
 
@@ -150,14 +164,14 @@ impl TabletClient {
     /// ChangeRole (C§2.4) to follower: the replica refuses writes from now on (code 103 "table
     /// is follower") and stops replicating to its followers (the tablet drops its replicate
     /// nodes). Code 0 "table is follower" when it already is one.
-    pub async fn demote(&self, endpoint: &str, tid: u32, pid: u32) -> Result<(), TabletError> {
-        let body = json!({"tid": tid, "pid": pid, "mode": "kTableFollower", "term": 0});
+    pub async fn change_role_to_follower(&self, endpoint: &str, tid: u32, pid: u32) -> Result<(), TabletError> {
+        let body = json!({"tid": tid, "pid": pid, "mode": TableMode::Follower, "term": 0});
         self.call(endpoint, "ChangeRole", body).await.map(|_| ())
     }
 
     /// ChangeRole (C§2.4) to leader with `term`, replicating to `followers`. Code 102 "table is
     /// leader" when it already leads.
-    pub async fn promote(
+    pub async fn change_role_to_leader(
         &self,
         endpoint: &str,
         tid: u32,
@@ -165,12 +179,7 @@ impl TabletClient {
         term: u64,
         followers: &[String],
     ) -> Result<(), TabletError> {
-        let body = json!({"tid": tid, "pid": pid, "mode": "kTableLeader", "term": term, "replicas": followers});
+        let body = json!({"tid": tid, "pid": pid, "mode": TableMode::Leader, "term": term, "replicas": followers});
         self.call(endpoint, "ChangeRole", body).await.map(|_| ())
-    }
-
-    /// The running version (`GET /version`, C§1.4).
-    pub async fn version(&self, endpoint: &str) -> Result<String, RpcError> {
-        Ok(self.rpc.get_text(endpoint, "/version").await?.trim().to_string())
     }
 }

@@ -36,7 +36,7 @@ pub enum ZkError {
 }
 
 /// Metadata of a node, as `zk::stat` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NodeStat {
     pub version: i32,
     pub children: i32,

@@ -2,9 +2,15 @@
 //! path of our own (`/mldb-upgrade/<cluster>`, never inside the cluster's root) so any machine
 //! can resume, and mirrored to a local JSON-lines file for the audit trail.
 //!
-//! Keys: `auto_failover` (the value found before we turned it off), `drain/<tablet endpoint>`
-//! (the leader placement recorded before draining that tablet), `run` (the steps of the run in
-//! progress, [`run`]) and `lock` (the ephemeral lock of the run holding the cluster).
+//! Keys:
+//! - `auto_failover`: the value found before a run turned it off (`cluster::upgrade::auto_failover`);
+//! - `drain/<tablet endpoint>`: the leader placement recorded before draining that tablet, as
+//!   `LeaderMove`s (`cluster::upgrade::drain`);
+//! - `fence/<tid>-<pid>`: a leader fenced ahead of its ChangeLeader (`cluster::upgrade::fence`);
+//! - `values/<key>`: what scripts record with `journal::put` (the stock flow: `backup/<endpoint>`,
+//!   `preflight`);
+//! - `run`: the steps of the run in progress ([`run`]);
+//! - `lock`: the ephemeral lock of the run holding the cluster ([`run`]).
 
 pub mod run;
 

@@ -25,11 +25,34 @@ impl std::fmt::Display for LockHolder {
     }
 }
 
+/// Where a step stands. A step that failed or was interrupted stays `started` and runs again
+/// when the command is re-run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    Started,
+    Done,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Started => "started",
+            StepState::Done => "done",
+        }
+    }
+}
+
+impl std::fmt::Display for StepState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// The state of one step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
-    /// `started` or `done`.
-    pub state: String,
+    pub state: StepState,
     pub at: String,
     #[serde(default)]
     pub duration_ms: u64,
@@ -45,6 +68,18 @@ pub struct RunRecord {
     /// Step names in the order they first ran.
     #[serde(default)]
     pub order: Vec<String>,
+}
+
+impl RunRecord {
+    /// True when this run already finished `step`.
+    pub fn is_done(&self, step: &str) -> bool {
+        self.steps.get(step).is_some_and(|s| s.state == StepState::Done)
+    }
+
+    /// How many steps this run finished.
+    pub fn done_count(&self) -> usize {
+        self.steps.values().filter(|s| s.state == StepState::Done).count()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +129,7 @@ impl Journal {
                         return Ok(holder);
                     }
                     // A killed run on this host: its session ends within the session timeout.
-                    let dead_here = holder.host == me.host && !crate::sandbox::is_running(holder.pid);
+                    let dead_here = holder.host == me.host && !crate::process::is_running(holder.pid);
                     if dead_here && std::time::Instant::now() < deadline {
                         tokio::time::sleep(Duration::from_millis(250)).await;
                         continue;
@@ -136,7 +171,12 @@ impl Journal {
     }
 
     /// Records a step's state.
-    pub async fn record_step(&self, step: &str, state: &str, duration: Duration) -> Result<RunRecord, JournalError> {
+    pub async fn record_step(
+        &self,
+        step: &str,
+        state: StepState,
+        duration: Duration,
+    ) -> Result<RunRecord, JournalError> {
         let mut run: RunRecord = self.get("run").await?.unwrap_or_else(|| RunRecord {
             name: "(unnamed)".into(),
             started: now(),
@@ -146,10 +186,7 @@ impl Journal {
         if !run.order.iter().any(|s| s == step) {
             run.order.push(step.to_string());
         }
-        run.steps.insert(
-            step.to_string(),
-            StepRecord { state: state.to_string(), at: now(), duration_ms: duration.as_millis() as u64 },
-        );
+        run.steps.insert(step.to_string(), StepRecord { state, at: now(), duration_ms: duration.as_millis() as u64 });
         self.put("run", &run).await?;
         Ok(run)
     }

@@ -21,28 +21,29 @@ pub fn summary(host: &Host) -> Reply {
     };
     host.interrupt.reset();
     let mut out = String::new();
-    let leader = host.block_on(u.ns.discover_leader()).unwrap_or_else(|e| format!("unavailable: {}", reason(e)));
+    let leader =
+        host.block_on(u.cluster.ns.discover_leader()).unwrap_or_else(|e| format!("unavailable: {}", reason(e)));
     out.push_str(&format!("nameserver leader  {leader}\n"));
-    let failover = match host.block_on(u.ns.auto_failover()) {
+    let failover = match host.block_on(u.cluster.ns.auto_failover()) {
         Ok(true) => "on".to_string(),
         Ok(false) => "off".to_string(),
         Err(e) => format!("unavailable: {}", reason(e)),
     };
     out.push_str(&format!("auto_failover      {failover}\n"));
-    match host.block_on(u.ns.show_tablet()) {
+    match host.block_on(u.cluster.ns.show_tablet()) {
         Ok(tablets) => {
             let healthy = tablets.iter().filter(|t| t.is_healthy()).count();
             out.push_str(&format!("tablets            {} ({healthy} healthy)\n", tablets.len()));
             let rows = tablets
                 .into_iter()
-                .map(|t| vec![t.endpoint, t.state, humantime::format_duration(ms(t.age)).to_string()])
+                .map(|t| vec![t.endpoint, t.state.to_string(), humantime::format_duration(ms(t.age)).to_string()])
                 .collect();
             out.push_str(&grid(vec!["endpoint".into(), "state".into(), "age".into()], rows));
             out.push('\n');
         }
         Err(e) => out.push_str(&format!("tablets            unavailable: {}\n", reason(e))),
     }
-    match host.block_on(u.ns.show_op_status(None, None, None)) {
+    match host.block_on(u.cluster.ns.show_op_status(None, None, None)) {
         Ok(ops) => {
             let failed = ops.iter().filter(|o| o.is_failure()).count();
             let pending: Vec<_> = ops.into_iter().filter(|o| !o.is_finished()).collect();
@@ -54,7 +55,14 @@ pub fn summary(host: &Host) -> Reply {
                     .into_iter()
                     .map(|o| {
                         let pid = o.pid.map_or("-".to_string(), |p| p.to_string());
-                        vec![o.op_id.to_string(), o.op_type, format!("{}.{}", o.db, o.name), pid, o.status, o.task_type]
+                        vec![
+                            o.op_id.to_string(),
+                            o.op_type,
+                            format!("{}.{}", o.db, o.name),
+                            pid,
+                            o.status.to_string(),
+                            o.task_type,
+                        ]
                     })
                     .collect();
                 let header = ["op_id", "op_type", "table", "pid", "status", "task"];

@@ -136,7 +136,7 @@ impl ZooKeeperServer {
     }
 
     /// Lets the server outlive this process (for `sandbox up`); returns its pid. Stop it later
-    /// with [`stop_pid`](crate::sandbox::stop_pid).
+    /// with [`stop_pid`](crate::process::stop_pid).
     pub fn detach(mut self) -> Option<u32> {
         self.child.take().map(|c| c.id())
     }

@@ -21,9 +21,10 @@ use rhai::{Dynamic, Engine, EvalAltResult, Position, AST};
 
 use crate::cluster::upgrade::Upgrader;
 use crate::cluster::zk::Zk;
+use crate::cluster::Cluster;
 use crate::config::ClusterConfig;
 use crate::interrupt::Interrupt;
-use crate::remote::Remotes;
+use crate::ssh::SshClient;
 pub use error::{ScriptError, ScriptErrorKind};
 use resolver::{Resolver, SourceMap};
 
@@ -64,7 +65,7 @@ pub struct Host {
     pub config: Option<Arc<ClusterConfig>>,
     zk: Option<Arc<Zk>>,
     upgrader: Option<Upgrader>,
-    pub remotes: Remotes,
+    pub ssh: SshClient,
     pub interrupt: Interrupt,
     dry_run: AtomicBool,
     pub settings: BTreeMap<String, String>,
@@ -84,6 +85,15 @@ impl From<CallError> for Box<EvalAltResult> {
             // Not catchable by `try`: Ctrl-C must stop the script.
             CallError::Interrupted => EvalAltResult::ErrorTerminated(Dynamic::UNIT, Position::NONE).into(),
             CallError::Failed(msg) => EvalAltResult::ErrorRuntime(msg.into(), Position::NONE).into(),
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Interrupted => f.write_str("interrupted by Ctrl-C"),
+            CallError::Failed(msg) => f.write_str(msg),
         }
     }
 }
@@ -111,7 +121,7 @@ impl Host {
             runtime,
             zk,
             upgrader,
-            remotes: Remotes::new(config.clone()),
+            ssh: SshClient::new(config.clone()),
             config,
             interrupt: Interrupt::new(),
             dry_run: AtomicBool::new(dry_run),
@@ -130,16 +140,23 @@ impl Host {
 
     /// The ZooKeeper client, or an error telling the operator to pass a cluster.
     pub fn zk(&self, function: &str) -> Result<&Zk, CallError> {
-        self.zk.as_deref().ok_or_else(|| {
-            CallError::Failed(format!("{function} needs a cluster: pass --cluster FILE (a cluster.toml)"))
-        })
+        self.zk.as_deref().ok_or_else(|| no_cluster(function))
     }
 
     /// The upgrade operations, or an error telling the operator to pass a cluster.
     pub fn upgrader(&self, function: &str) -> Result<&Upgrader, CallError> {
-        self.upgrader.as_ref().ok_or_else(|| {
-            CallError::Failed(format!("{function} needs a cluster: pass --cluster FILE (a cluster.toml)"))
-        })
+        self.upgrader.as_ref().ok_or_else(|| no_cluster(function))
+    }
+
+    /// The cluster's servers, or an error telling the operator to pass a cluster.
+    pub fn cluster(&self, function: &str) -> Result<&Cluster, CallError> {
+        Ok(&self.upgrader(function)?.cluster)
+    }
+
+    /// The cluster config and its upgrader, or an error telling the operator to pass a cluster.
+    pub fn cluster_parts(&self, function: &str) -> Result<(&ClusterConfig, &Upgrader), CallError> {
+        let config = self.config.as_deref().ok_or_else(|| no_cluster(function))?;
+        Ok((config, self.upgrader(function)?))
     }
 
     /// Runs a future to completion even after Ctrl-C: for clean-up that must happen (putting
@@ -175,6 +192,10 @@ impl Host {
     pub fn say(&self, text: &str) {
         self.output.line(text);
     }
+}
+
+fn no_cluster(function: &str) -> CallError {
+    CallError::Failed(format!("{function} needs a cluster: pass --cluster FILE (a cluster.toml)"))
 }
 
 /// A configured Rhai engine bound to a [`Host`].

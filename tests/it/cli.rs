@@ -138,7 +138,9 @@ fn status_shows_components_leaders_lock_holder_and_journal() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let out = loop {
         let out = support::run(&["status", "--cluster", &sb.cluster()]);
-        if out.stdout.contains("held by") || std::time::Instant::now() > deadline {
+        // The holder records its step right after taking the lock: wait for both.
+        let settled = out.stdout.contains("held by") && out.stdout.contains("done     first step");
+        if settled || std::time::Instant::now() > deadline {
             break out;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));

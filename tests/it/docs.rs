@@ -46,3 +46,26 @@ fn docs_command_lists_every_function_and_filters_by_namespace() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("no function or namespace named `nope`"), "{}", bad.stderr);
 }
+
+/// The committed definitions file is what the registered functions generate: a function added,
+/// renamed or re-documented without regenerating it fails here.
+#[test]
+fn committed_definitions_file_matches_the_registered_functions() {
+    let (_rt, engine) = engine();
+    let generated = docs::definitions(&engine.engine);
+    let path = support::repo().join("definitions/mldb-upgrade.d.rhai");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{} is out of date; regenerate it with `cargo run -- docs --definitions > definitions/mldb-upgrade.d.rhai`",
+        path.display()
+    );
+    for f in docs::functions(&engine.engine) {
+        // Rhai writes functions named like a keyword (`log::debug`) as `op`.
+        let listed = committed.contains(&format!("fn {}(", f.name)) || committed.contains(&format!("op {}(", f.name));
+        assert!(listed, "{} is missing from {}", f.signature, path.display());
+    }
+    let cli = support::run(&["docs", "--definitions"]);
+    assert_eq!(cli.code, 0, "{}", cli.stderr);
+    assert_eq!(cli.stdout, generated);
+}

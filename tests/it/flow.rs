@@ -15,7 +15,7 @@ print("leaders " + leaders);
 print("replicas " + ns::partitions().len());
 print("auto_failover " + ns::auto_failover());
 print("failed_ops " + ns::ops().filter(|o| o.status == "kFailed" || o.status == "kCanceled").len());
-let versions = cluster::components().map(|c| rolling::version_of(c).split("-")[0]);
+let versions = config::components().map(|c| rolling::version_of(c).split("-")[0]);
 print("versions " + versions);
 print("healthy " + upgrade::verify(0).healthy);
 print("run " + journal::run());

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use mldb_upgrade::config::ClusterConfig;
 use mldb_upgrade::interrupt::Interrupt;
-use mldb_upgrade::remote::{PathKind, RemoteError, Remotes};
+use mldb_upgrade::ssh::{PathKind, SshClient, SshError};
 
 use crate::support::sshd::{public_key_fields, Sshd};
 
-fn remotes(sshd: &Sshd, known_hosts: &Path, key: &Path) -> Remotes {
+fn ssh_client(sshd: &Sshd, known_hosts: &Path, key: &Path) -> SshClient {
     let text = format!(
         "zk_cluster = \"127.0.0.1:2181\"\n[ssh]\ntransport = \"ssh2\"\nuser = \"{}\"\nport = {}\n\
          identity_file = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n",
@@ -21,13 +21,13 @@ fn remotes(sshd: &Sshd, known_hosts: &Path, key: &Path) -> Remotes {
     );
     let config = ClusterConfig::parse(&sshd.dir.path().join("cluster.toml"), &text, &std::collections::HashMap::new())
         .expect("config parses");
-    Remotes::new(Some(Arc::new(config)))
+    SshClient::new(Some(Arc::new(config)))
 }
 
 #[tokio::test]
 async fn exec_returns_exit_code_stdout_and_stderr() {
     let sshd = Sshd::start();
-    let r = remotes(&sshd, &sshd.known_hosts, &sshd.client_key);
+    let r = ssh_client(&sshd, &sshd.known_hosts, &sshd.client_key);
     let out = r
         .exec("127.0.0.1", "echo out; echo err >&2; exit 7", Duration::from_secs(20), &Interrupt::new())
         .await
@@ -56,9 +56,9 @@ async fn changed_host_key_is_refused_with_fingerprint_and_fix() {
     let kh = sshd.dir.path().join("known_hosts_changed");
     std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", sshd.port, public_key_fields(&other.with_extension("pub"))))
         .unwrap();
-    let r = remotes(&sshd, &kh, &sshd.client_key);
+    let r = ssh_client(&sshd, &kh, &sshd.client_key);
     let err = r.exec("127.0.0.1", "true", Duration::from_secs(10), &Interrupt::new()).await.unwrap_err();
-    assert!(matches!(err, RemoteError::HostKeyChanged { .. }), "{err}");
+    assert!(matches!(err, SshError::HostKeyChanged { .. }), "{err}");
     let text = err.to_string();
     assert!(text.contains(&format!("HOST KEY CHANGED for [127.0.0.1]:{}", sshd.port)), "{text}");
     assert!(text.contains("ED25519 key SHA256:"), "{text}");
@@ -70,9 +70,9 @@ async fn unknown_host_key_is_refused_with_keyscan_advice() {
     let sshd = Sshd::start();
     let kh = sshd.dir.path().join("known_hosts_empty");
     std::fs::write(&kh, "").unwrap();
-    let r = remotes(&sshd, &kh, &sshd.client_key);
+    let r = ssh_client(&sshd, &kh, &sshd.client_key);
     let err = r.exec("127.0.0.1", "true", Duration::from_secs(10), &Interrupt::new()).await.unwrap_err();
-    assert!(matches!(err, RemoteError::HostKeyUnknown { .. }), "{err}");
+    assert!(matches!(err, SshError::HostKeyUnknown { .. }), "{err}");
     assert!(err.to_string().contains(&format!("ssh-keyscan -p {} 127.0.0.1 >> {}", sshd.port, kh.display())), "{err}");
 }
 
@@ -80,7 +80,7 @@ async fn unknown_host_key_is_refused_with_keyscan_advice() {
 #[tokio::test]
 async fn host_key_type_follows_known_hosts() {
     let sshd = Sshd::start_with_host_keys(&["rsa", "ed25519"]);
-    let r = remotes(&sshd, &sshd.known_hosts, &sshd.client_key);
+    let r = ssh_client(&sshd, &sshd.known_hosts, &sshd.client_key);
     let out = r.exec("127.0.0.1", "echo ok", Duration::from_secs(20), &Interrupt::new()).await.unwrap();
     assert_eq!(out.stdout, "ok\n");
 }
@@ -94,16 +94,16 @@ async fn wrong_key_fails_login_naming_what_was_tried() {
         .arg(&stranger)
         .status()
         .unwrap();
-    let r = remotes(&sshd, &sshd.known_hosts, &stranger);
+    let r = ssh_client(&sshd, &sshd.known_hosts, &stranger);
     let err = r.exec("127.0.0.1", "true", Duration::from_secs(10), &Interrupt::new()).await.unwrap_err();
-    assert!(matches!(err, RemoteError::Auth { .. }), "{err}");
+    assert!(matches!(err, SshError::Auth { .. }), "{err}");
     assert!(err.to_string().contains(&stranger.display().to_string()), "{err}");
 }
 
 #[tokio::test]
 async fn upload_download_and_path_kind() {
     let sshd = Sshd::start();
-    let r = remotes(&sshd, &sshd.known_hosts, &sshd.client_key);
+    let r = ssh_client(&sshd, &sshd.known_hosts, &sshd.client_key);
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("payload.sh");
     std::fs::write(&src, "#!/bin/sh\necho payload\n").unwrap();
@@ -124,9 +124,9 @@ async fn upload_download_and_path_kind() {
 #[tokio::test]
 async fn exec_times_out_with_the_host_and_command() {
     let sshd = Sshd::start();
-    let r = remotes(&sshd, &sshd.known_hosts, &sshd.client_key);
+    let r = ssh_client(&sshd, &sshd.known_hosts, &sshd.client_key);
     let err = r.exec("127.0.0.1", "sleep 30", Duration::from_millis(700), &Interrupt::new()).await.unwrap_err();
-    assert!(matches!(err, RemoteError::Timeout { .. }), "{err}");
+    assert!(matches!(err, SshError::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("on 127.0.0.1 running `sleep 30`"), "{err}");
     // A fresh session works afterwards.
     let ok = r.exec("127.0.0.1", "echo again", Duration::from_secs(10), &Interrupt::new()).await.unwrap();
@@ -135,11 +135,11 @@ async fn exec_times_out_with_the_host_and_command() {
 
 #[tokio::test]
 async fn local_transport_runs_commands_and_times_out() {
-    let r = Remotes::new(None);
+    let r = SshClient::new(None);
     let out = r.exec("127.0.0.1", "echo local; exit 3", Duration::from_secs(10), &Interrupt::new()).await.unwrap();
     assert_eq!((out.exit_code, out.stdout.as_str()), (3, "local\n"));
     let err = r.exec("localhost", "sleep 30", Duration::from_millis(300), &Interrupt::new()).await.unwrap_err();
-    assert!(matches!(err, RemoteError::Timeout { .. }), "{err}");
+    assert!(matches!(err, SshError::Timeout { .. }), "{err}");
 }
 
 #[test]

@@ -224,6 +224,7 @@ fn dry_run_drain_prints_the_moves_and_makes_none() {
 /// partition unwritable; the next run's upgrader lifts the fence from the journal.
 #[test]
 fn a_fence_left_by_a_killed_run_is_lifted_by_the_next_one() {
+    use mldb_upgrade::cluster::ns::Partition;
     use mldb_upgrade::cluster::upgrade::{MoveSettings, Upgrader};
     use mldb_upgrade::sandbox::client::{Client, ClientError, ClientOptions, TableName};
 
@@ -237,7 +238,7 @@ fn a_fence_left_by_a_killed_run_is_lifted_by_the_next_one() {
         };
         let first = connect();
         let original_auto_failover = first.disable_auto_failover().await.unwrap();
-        let table = first.ns.show_table("demo", "double").await.unwrap().expect("demo.double");
+        let table = first.cluster.ns.show_table("demo", "double").await.unwrap().expect("demo.double");
         let partition = &table.table_partition[0];
         let leader = partition.alive_leader().expect("a leader").endpoint.clone();
         let follower = partition.partition_meta.iter().find(|m| !m.is_leader).expect("a follower").endpoint.clone();
@@ -259,7 +260,10 @@ fn a_fence_left_by_a_killed_run_is_lifted_by_the_next_one() {
         client.put(&double, &key, "before").await.expect("the leader takes writes");
 
         // The first run fences the leader and is "killed" before the ChangeLeader.
-        let fence = first.fence_leader(&table, pid, &leader, &follower, &MoveSettings::default()).await.unwrap();
+        let fence = first
+            .fence_leader(Partition::new(&table, pid), &leader, &follower, &MoveSettings::default())
+            .await
+            .unwrap();
         assert_eq!(fence.endpoint, leader);
         drop(first);
         match client.put(&double, &key, "fenced").await {
@@ -269,14 +273,14 @@ fn a_fence_left_by_a_killed_run_is_lifted_by_the_next_one() {
 
         // The next run lifts it.
         let next = connect();
-        assert_eq!(next.heal_fences().await.unwrap(), 1);
-        let status = next.tablets.partition_status(&leader, table.tid, pid).await.unwrap().expect("loaded");
+        assert_eq!(next.lift_stale_fences().await.unwrap(), 1);
+        let status = next.cluster.tablets.partition_status(&leader, table.tid, pid).await.unwrap().expect("loaded");
         assert!(status.is_leader(), "{status:?}");
         let ack = client.put(&double, &key, "after").await.expect("writable again");
         assert_eq!(ack.endpoint, leader);
-        assert_eq!(next.heal_fences().await.unwrap(), 0, "the fence record is gone");
+        assert_eq!(next.lift_stale_fences().await.unwrap(), 0, "the fence record is gone");
         // Nothing moved: the nameserver still names the same leader.
-        let now = next.ns.show_table("demo", "double").await.unwrap().unwrap();
+        let now = next.cluster.ns.show_table("demo", "double").await.unwrap().unwrap();
         assert_eq!(now.table_partition[0].alive_leader().unwrap().endpoint, leader);
         assert_eq!(next.restore_auto_failover().await.unwrap(), Some(original_auto_failover));
     });

@@ -157,20 +157,6 @@ fn pack(base: &Path, name: &str, target: &Path) -> Result<PathBuf, ReleaseError>
     Ok(target.to_path_buf())
 }
 
-/// Unpacks `openmldb-X.Y.Z-linux.tar.gz` into `into`; returns the release directory.
-pub fn unpack(tarball: &Path, into: &Path) -> Result<PathBuf, ReleaseError> {
-    let file = std::fs::File::open(tarball).map_err(io(tarball))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    archive.set_preserve_permissions(true);
-    archive.unpack(into).map_err(io(into))?;
-    let name = tarball
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(".tar.gz").or_else(|| n.strip_suffix(".tgz")))
-        .unwrap_or_default();
-    Ok(into.join(name))
-}
-
 pub mod templates;
 
 #[cfg(test)]

@@ -1,37 +1,39 @@
 //! `log::`: diagnostic messages into the tool's log (stderr, `-v`, `--log-format json`).
 //! User-facing output is `print`.
 
-use rhai::Module;
+use rhai::plugin::*;
 
-use super::{Doc, Effect};
+#[export_module]
+pub mod api {
+    /// Logs an informational message (shown at the default verbosity).
+    ///
+    /// Example: `log::info("draining " + ep);`
+    #[rhai_fn(volatile)]
+    pub fn info(message: &str) {
+        tracing::info!(target: "script", "{message}");
+    }
 
-pub fn module() -> Module {
-    let mut m = Module::new();
-    Doc::new(
-        "info",
-        &["message: string"],
-        "()",
-        Effect::ReadOnly,
-        "Logs an informational message (shown at the default verbosity).\n\nExample: `log::info(\"draining \" + ep);`",
-    )
-    .set_into(&mut m, |msg: &str| tracing::info!(target: "script", "{msg}"));
-    Doc::new(
-        "warn",
-        &["message: string"],
-        "()",
-        Effect::ReadOnly,
-        "Logs a warning.\n\nExample: `log::warn(\"follower lags by \" + lag);`",
-    )
-    .set_into(&mut m, |msg: &str| tracing::warn!(target: "script", "{msg}"));
-    Doc::new("error", &["message: string"], "()", Effect::ReadOnly, "Logs an error without stopping the script (use `throw` to stop).\n\nExample: `log::error(\"tablet \" + ep + \" did not come back\");`")
-        .set_into(&mut m, |msg: &str| tracing::error!(target: "script", "{msg}"));
-    Doc::new(
-        "debug",
-        &["message: string"],
-        "()",
-        Effect::ReadOnly,
-        "Logs a debug message (shown with -v).\n\nExample: `log::debug(\"raw reply: \" + reply);`",
-    )
-    .set_into(&mut m, |msg: &str| tracing::debug!(target: "script", "{msg}"));
-    m
+    /// Logs a warning.
+    ///
+    /// Example: `log::warn("follower lags by " + lag);`
+    #[rhai_fn(volatile)]
+    pub fn warn(message: &str) {
+        tracing::warn!(target: "script", "{message}");
+    }
+
+    /// Logs an error without stopping the script (use `throw` to stop).
+    ///
+    /// Example: `log::error("tablet " + ep + " did not come back");`
+    #[rhai_fn(volatile)]
+    pub fn error(message: &str) {
+        tracing::error!(target: "script", "{message}");
+    }
+
+    /// Logs a debug message (shown with -v).
+    ///
+    /// Example: `log::debug("raw reply: " + reply);`
+    #[rhai_fn(volatile)]
+    pub fn debug(message: &str) {
+        tracing::debug!(target: "script", "{message}");
+    }
 }

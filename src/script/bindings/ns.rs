@@ -1,124 +1,179 @@
-//! `ns::`: the NameServer (C§2.3), always the current leader (found in ZooKeeper, looked up
-//! again after a failover). Lists come back as arrays of uniform maps, which the REPL shows as
-//! tables.
+//! `ns::`: the NameServer ([`crate::cluster::ns`], C§2.3), always the current leader (found in
+//! ZooKeeper, looked up again after a failover). Lists come back as arrays of uniform maps,
+//! which the REPL shows as tables.
 
-use std::sync::Arc;
+use super::{to_array, Call, RhaiResultOf};
+use crate::cluster::ns::{OpState, TabletState};
+use rhai::plugin::*;
+use rhai::Array;
+use serde::Serialize;
 
-use rhai::{Array, Dynamic, EvalAltResult, Map, Module, NativeCallContext};
+const NS: &str = "ns";
 
-use super::{Doc, Effect};
-use crate::script::Host;
-
-type Res<T> = Result<T, Box<EvalAltResult>>;
-
-fn map(pairs: Vec<(&str, Dynamic)>) -> Dynamic {
-    let m: Map = pairs.into_iter().map(|(k, v)| (k.into(), v)).collect();
-    m.into()
+/// One tablet as `ns::tablets` shows it.
+#[derive(Serialize)]
+struct TabletRow {
+    endpoint: String,
+    state: TabletState,
+    age_ms: u64,
 }
 
-pub fn module(host: &Arc<Host>) -> Module {
-    let mut m = Module::new();
-    let h = host.clone();
-    Doc::new("leader", &[], "string", Effect::ReadOnly, "The endpoint of the nameserver leader, from ZooKeeper (first sorted child of <root>/leader).\n\nExample: `print(ns::leader());`")
-        .set_into(&mut m, move |ctx: NativeCallContext| -> Res<String> {
-            let u = h.upgrader("ns::leader").map_err(|e| e.at(&ctx))?;
-            h.block_on(u.ns.discover_leader()).map_err(|e| e.at(&ctx))
-        });
-    let h = host.clone();
-    Doc::new("tablets", &[], "array", Effect::ReadOnly, "Tablets as the leader sees them: #{endpoint, state, age_ms}; state is kHealthy or kOffline.\n\nExample: `for t in ns::tablets() { print(t.endpoint + \" \" + t.state); }`")
-        .set_into(&mut m, move |ctx: NativeCallContext| -> Res<Array> {
-            let u = h.upgrader("ns::tablets").map_err(|e| e.at(&ctx))?;
-            let tablets = h.block_on(u.ns.show_tablet()).map_err(|e| e.at(&ctx))?;
-            Ok(tablets
-                .into_iter()
-                .map(|t| map(vec![("endpoint", t.endpoint.into()), ("state", t.state.into()), ("age_ms", (t.age as i64).into())]))
-                .collect())
-        });
-    let h = host.clone();
-    Doc::new("partitions", &[], "array", Effect::ReadOnly, "Every partition replica of every table (internal databases included), one map per replica:\n#{db, table, tid, pid, endpoint, leader, alive, offset}.\n\nExample: `let led = ns::partitions().filter(|r| r.endpoint == ep && r.leader && r.alive);`")
-        .set_into(&mut m, move |ctx: NativeCallContext| -> Res<Array> {
-            let u = h.upgrader("ns::partitions").map_err(|e| e.at(&ctx))?;
-            let tables = h.block_on(u.ns.show_all_tables()).map_err(|e| e.at(&ctx))?;
-            let mut rows = Array::new();
-            for t in tables {
-                for p in &t.table_partition {
-                    for meta in &p.partition_meta {
-                        rows.push(map(vec![
-                            ("db", t.db.clone().into()),
-                            ("table", t.name.clone().into()),
-                            ("tid", (t.tid as i64).into()),
-                            ("pid", (p.pid as i64).into()),
-                            ("endpoint", meta.endpoint.clone().into()),
-                            ("leader", meta.is_leader.into()),
-                            ("alive", meta.is_alive.into()),
-                            ("offset", meta.offset.map_or(Dynamic::UNIT, |o| (o as i64).into())),
-                        ]));
-                    }
-                }
-            }
-            Ok(rows)
-        });
-    let h = host.clone();
-    Doc::new("ops", &[], "array", Effect::ReadOnly, "Ops the leader knows (finished ones only while it stays leader, C§3.2):\n#{op_id, op_type, db, table, pid, status, task}.\n\nExample: `let failed = ns::ops().filter(|o| o.status == \"kFailed\");`")
-        .set_into(&mut m, move |ctx: NativeCallContext| -> Res<Array> {
-            let u = h.upgrader("ns::ops").map_err(|e| e.at(&ctx))?;
-            let ops = h.block_on(u.ns.show_op_status(None, None, None)).map_err(|e| e.at(&ctx))?;
-            Ok(ops
-                .into_iter()
-                .map(|o| {
-                    map(vec![
-                        ("op_id", (o.op_id as i64).into()),
-                        ("op_type", o.op_type.into()),
-                        ("db", o.db.into()),
-                        ("table", o.name.into()),
-                        ("pid", o.pid.map_or(Dynamic::UNIT, |p| (p as i64).into())),
-                        ("status", o.status.into()),
-                        ("task", o.task_type.into()),
-                    ])
+/// One partition replica as `ns::partitions` shows it.
+#[derive(Serialize)]
+struct ReplicaRow<'a> {
+    db: &'a str,
+    table: &'a str,
+    tid: u32,
+    pid: u32,
+    endpoint: &'a str,
+    leader: bool,
+    alive: bool,
+    offset: Option<u64>,
+}
+
+/// One op as `ns::ops` shows it.
+#[derive(Serialize)]
+struct OpRow {
+    op_id: u64,
+    op_type: String,
+    db: String,
+    table: String,
+    pid: Option<u32>,
+    status: OpState,
+    task: String,
+}
+
+#[export_module]
+pub mod api {
+    use super::*;
+
+    /// The endpoint of the nameserver leader, from ZooKeeper (first sorted child of <root>/leader).
+    ///
+    /// Example: `print(ns::leader());`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn leader(ctx: NativeCallContext) -> RhaiResultOf<String> {
+        let call = Call::new(&ctx, NS)?;
+        call.run(call.cluster()?.ns.discover_leader())
+    }
+
+    /// Tablets as the leader sees them: #{endpoint, state, age_ms}; state is kHealthy or kOffline.
+    ///
+    /// Example: `for t in ns::tablets() { print(t.endpoint + " " + t.state); }`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn tablets(ctx: NativeCallContext) -> RhaiResultOf<Array> {
+        let call = Call::new(&ctx, NS)?;
+        let tablets = call.run(call.cluster()?.ns.show_tablet())?;
+        to_array(tablets.into_iter().map(|t| TabletRow { endpoint: t.endpoint, state: t.state, age_ms: t.age }))
+    }
+
+    /// Every partition replica of every table (internal databases included), one map per replica:
+    /// #{db, table, tid, pid, endpoint, leader, alive, offset}.
+    ///
+    /// Example: `let led = ns::partitions().filter(|r| r.endpoint == ep && r.leader && r.alive);`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn partitions(ctx: NativeCallContext) -> RhaiResultOf<Array> {
+        let call = Call::new(&ctx, NS)?;
+        let tables = call.run(call.cluster()?.ns.show_all_tables())?;
+        to_array(tables.iter().flat_map(|t| {
+            t.table_partition.iter().flat_map(move |p| {
+                p.partition_meta.iter().map(move |meta| ReplicaRow {
+                    db: &t.db,
+                    table: &t.name,
+                    tid: t.tid,
+                    pid: p.pid,
+                    endpoint: &meta.endpoint,
+                    leader: meta.is_leader,
+                    alive: meta.is_alive,
+                    offset: meta.offset,
                 })
-                .collect())
-        });
-    let h = host.clone();
-    Doc::new("op_index", &[], "int", Effect::ReadOnly, "The last op id handed out (<root>/op/op_index); read it before a change to find the ops it made.\n\nExample: `let since = ns::op_index(); ...; wait::ops_done(since, \"10m\");`")
-        .set_into(&mut m, move |ctx: NativeCallContext| -> Res<i64> {
-            let u = h.upgrader("ns::op_index").map_err(|e| e.at(&ctx))?;
-            Ok(h.block_on(u.ns.op_index()).map_err(|e| e.at(&ctx))? as i64)
-        });
-    let h = host.clone();
-    Doc::new("auto_failover", &[], "bool", Effect::ReadOnly, "The leader's auto_failover setting (ConfGet).\n\nExample: `if ns::auto_failover() { print(\"failover is automatic\"); }`")
-        .set_into(&mut m, move |ctx: NativeCallContext| -> Res<bool> {
-            let u = h.upgrader("ns::auto_failover").map_err(|e| e.at(&ctx))?;
-            h.block_on(u.ns.auto_failover()).map_err(|e| e.at(&ctx))
-        });
-    let h = host.clone();
-    Doc::new("set_auto_failover", &["on: bool"], "()", Effect::Changes, "Sets auto_failover (ConfSet; persisted in <root>/config/auto_failover). Prefer\nupgrade::with_auto_failover_off, which records and restores the original value.\n\nExample: `ns::set_auto_failover(true);`")
-        .set_into(&mut m, move |ctx: NativeCallContext, on: bool| -> Res<()> {
-            let u = h.upgrader("ns::set_auto_failover").map_err(|e| e.at(&ctx))?;
-            if h.dry_run() {
-                h.say(&format!("[dry-run] nameserver: would set auto_failover to {on}"));
-                return Ok(());
-            }
-            h.block_on(u.ns.set_auto_failover(on)).map_err(|e| e.at(&ctx))
-        });
-    let h = host.clone();
-    Doc::new("change_leader", &["db: string", "table: string", "pid: int", "candidate: string"], "()", Effect::Changes, "ChangeLeader to an explicit candidate (works on a live leader, C§3.5); does not wait.\nThe old leader keeps is_leader with alive=false until recover_table demotes it.\nupgrade::drain_leaders does this safely (offsets checked, ops awaited).\n\nExample: `ns::change_leader(\"demo\", \"triple\", 0, \"127.0.0.3:10921\");`")
-        .set_into(&mut m, move |ctx: NativeCallContext, db: &str, table: &str, pid: i64, candidate: &str| -> Res<()> {
-            let u = h.upgrader("ns::change_leader").map_err(|e| e.at(&ctx))?;
-            if h.dry_run() {
-                h.say(&format!("[dry-run] nameserver: would change the leader of {db}.{table} pid {pid} to {candidate}"));
-                return Ok(());
-            }
-            h.block_on(u.ns.change_leader(db, table, pid as u32, candidate)).map_err(|e| e.at(&ctx))
-        });
-    let h = host.clone();
-    Doc::new("recover_table", &["db: string", "table: string", "pid: int", "endpoint: string"], "()", Effect::Changes, "RecoverTable: rebuilds a replica that is not alive as a follower (C§3.6); does not wait.\n\nExample: `ns::recover_table(\"demo\", \"triple\", 0, \"127.0.0.2:10921\");`")
-        .set_into(&mut m, move |ctx: NativeCallContext, db: &str, table: &str, pid: i64, endpoint: &str| -> Res<()> {
-            let u = h.upgrader("ns::recover_table").map_err(|e| e.at(&ctx))?;
-            if h.dry_run() {
-                h.say(&format!("[dry-run] nameserver: would recover {db}.{table} pid {pid} on {endpoint}"));
-                return Ok(());
-            }
-            h.block_on(u.ns.recover_table(db, table, pid as u32, endpoint)).map_err(|e| e.at(&ctx))
-        });
-    m
+            })
+        }))
+    }
+
+    /// Ops the leader knows (finished ones only while it stays leader, C§3.2):
+    /// #{op_id, op_type, db, table, pid, status, task}.
+    ///
+    /// Example: `let failed = ns::ops().filter(|o| o.status == "kFailed");`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn ops(ctx: NativeCallContext) -> RhaiResultOf<Array> {
+        let call = Call::new(&ctx, NS)?;
+        let ops = call.run(call.cluster()?.ns.show_op_status(None, None, None))?;
+        to_array(ops.into_iter().map(|o| OpRow {
+            op_id: o.op_id,
+            op_type: o.op_type,
+            db: o.db,
+            table: o.name,
+            pid: o.pid,
+            status: o.status,
+            task: o.task_type,
+        }))
+    }
+
+    /// The last op id handed out (<root>/op/op_index); read it before a change to find the ops it made.
+    ///
+    /// Example: `let since = ns::op_index(); ...; wait::ops_done(since, "10m");`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn op_index(ctx: NativeCallContext) -> RhaiResultOf<i64> {
+        let call = Call::new(&ctx, NS)?;
+        Ok(call.run(call.cluster()?.ns.op_index())? as i64)
+    }
+
+    /// The leader's auto_failover setting (ConfGet).
+    ///
+    /// Example: `if ns::auto_failover() { print("failover is automatic"); }`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn auto_failover(ctx: NativeCallContext) -> RhaiResultOf<bool> {
+        let call = Call::new(&ctx, NS)?;
+        call.run(call.cluster()?.ns.auto_failover())
+    }
+
+    /// Sets auto_failover (ConfSet; persisted in <root>/config/auto_failover). Prefer
+    /// upgrade::with_auto_failover_off, which records and restores the original value.
+    /// Changes the cluster: in --dry-run it prints what it would do and does nothing.
+    ///
+    /// Example: `ns::set_auto_failover(true);`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn set_auto_failover(ctx: NativeCallContext, on: bool) -> RhaiResultOf<()> {
+        let call = Call::new(&ctx, NS)?;
+        let ns = &call.cluster()?.ns;
+        if call.dry_run() {
+            call.say(&format!("[dry-run] nameserver: would set auto_failover to {on}"));
+            return Ok(());
+        }
+        call.run(ns.set_auto_failover(on))
+    }
+
+    /// ChangeLeader to an explicit candidate (works on a live leader, C§3.5); does not wait.
+    /// The old leader keeps is_leader with alive=false until recover_table re-adds it.
+    /// upgrade::drain_leaders does this safely (offsets checked, old leader fenced, ops awaited).
+    /// Changes the cluster: in --dry-run it prints what it would do and does nothing.
+    ///
+    /// Example: `ns::change_leader("demo", "triple", 0, "127.0.0.3:10921");`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn change_leader(ctx: NativeCallContext, db: &str, table: &str, pid: i64, candidate: &str) -> RhaiResultOf<()> {
+        let call = Call::new(&ctx, NS)?;
+        let ns = &call.cluster()?.ns;
+        if call.dry_run() {
+            call.say(&format!(
+                "[dry-run] nameserver: would change the leader of {db}.{table} pid {pid} to {candidate}"
+            ));
+            return Ok(());
+        }
+        call.run(ns.change_leader(db, table, pid as u32, candidate))
+    }
+
+    /// RecoverTable: rebuilds a replica that is not alive as a follower (C§3.6); does not wait.
+    /// Changes the cluster: in --dry-run it prints what it would do and does nothing.
+    ///
+    /// Example: `ns::recover_table("demo", "triple", 0, "127.0.0.2:10921");`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn recover_table(ctx: NativeCallContext, db: &str, table: &str, pid: i64, endpoint: &str) -> RhaiResultOf<()> {
+        let call = Call::new(&ctx, NS)?;
+        let ns = &call.cluster()?.ns;
+        if call.dry_run() {
+            call.say(&format!("[dry-run] nameserver: would recover {db}.{table} pid {pid} on {endpoint}"));
+            return Ok(());
+        }
+        call.run(ns.recover_table(db, table, pid as u32, endpoint))
+    }
 }

@@ -5,8 +5,8 @@
 //! ([`crate::config::HostAccess`]). Every call has a timeout and honours the [`Interrupt`].
 
 pub mod known_hosts;
+mod libssh2;
 mod local;
-mod ssh;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,20 @@ pub struct ExecOutput {
     pub stdout: String,
     pub stderr: String,
     pub duration: Duration,
+}
+
+impl ExecOutput {
+    /// The output of a command that was not run (in `--dry-run`): exit code 0, nothing printed.
+    pub fn not_run(host: &str, command: &str) -> Self {
+        ExecOutput {
+            host: host.to_string(),
+            command: command.to_string(),
+            exit_code: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+            duration: Duration::ZERO,
+        }
+    }
 }
 
 /// What is at a path on a host.
@@ -48,7 +62,7 @@ impl PathKind {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
+pub enum SshError {
     #[error("cannot connect to {host}:{port} over ssh: {source}")]
     Connect {
         host: String,
@@ -97,16 +111,19 @@ pub enum RemoteError {
     },
 }
 
+/// What the transports return.
+type Result<T, E = SshError> = std::result::Result<T, E>;
+
 /// Access to every host of a cluster, with ssh sessions kept open between calls.
-pub struct Remotes {
+pub struct SshClient {
     config: Option<Arc<ClusterConfig>>,
-    sessions: Mutex<HashMap<String, Arc<Mutex<ssh::Connection>>>>,
+    sessions: Mutex<HashMap<String, Arc<Mutex<libssh2::Connection>>>>,
 }
 
-impl Remotes {
+impl SshClient {
     /// Without a config every host is reached with the built-in defaults.
     pub fn new(config: Option<Arc<ClusterConfig>>) -> Self {
-        Remotes { config, sessions: Mutex::new(HashMap::new()) }
+        SshClient { config, sessions: Mutex::new(HashMap::new()) }
     }
 
     /// The ssh settings that apply to `host`.
@@ -132,11 +149,11 @@ impl Remotes {
         }
     }
 
-    fn connection(&self, access: &HostAccess) -> Arc<Mutex<ssh::Connection>> {
+    fn connection(&self, access: &HostAccess) -> Arc<Mutex<libssh2::Connection>> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         sessions
             .entry(access.host.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(ssh::Connection::new(access.clone()))))
+            .or_insert_with(|| Arc::new(Mutex::new(libssh2::Connection::new(access.clone()))))
             .clone()
     }
 
@@ -147,7 +164,7 @@ impl Remotes {
         command: &str,
         timeout: Duration,
         interrupt: &Interrupt,
-    ) -> Result<ExecOutput, RemoteError> {
+    ) -> Result<ExecOutput, SshError> {
         let access = self.access(host);
         tracing::debug!(host, command, ?timeout, transport = ?access.transport, "exec");
         match access.transport {
@@ -165,7 +182,7 @@ impl Remotes {
     }
 
     /// Copies a local file to `remote` on `host`; returns the bytes copied.
-    pub async fn upload(&self, host: &str, local: &Path, remote: &str) -> Result<u64, RemoteError> {
+    pub async fn upload(&self, host: &str, local: &Path, remote: &str) -> Result<u64, SshError> {
         let access = self.access(host);
         match access.transport {
             TransportKind::Local | TransportKind::Auto => local::copy(host, local, Path::new(remote)).await,
@@ -178,7 +195,7 @@ impl Remotes {
     }
 
     /// Copies `remote` on `host` to a local file; returns the bytes copied.
-    pub async fn download(&self, host: &str, remote: &str, local: &Path) -> Result<u64, RemoteError> {
+    pub async fn download(&self, host: &str, remote: &str, local: &Path) -> Result<u64, SshError> {
         let access = self.access(host);
         match access.transport {
             TransportKind::Local | TransportKind::Auto => local::copy(host, Path::new(remote), local).await,
@@ -191,7 +208,7 @@ impl Remotes {
     }
 
     /// What is at `path` on `host` (symlinks followed).
-    pub async fn path_kind(&self, host: &str, path: &str) -> Result<PathKind, RemoteError> {
+    pub async fn path_kind(&self, host: &str, path: &str) -> Result<PathKind, SshError> {
         let access = self.access(host);
         match access.transport {
             TransportKind::Local | TransportKind::Auto => Ok(local::path_kind(Path::new(path))),
@@ -206,9 +223,9 @@ impl Remotes {
 
 async fn blocking<T: Send + 'static>(
     host: &str,
-    f: impl FnOnce() -> Result<T, RemoteError> + Send + 'static,
-) -> Result<T, RemoteError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| RemoteError::Io {
+    f: impl FnOnce() -> Result<T, SshError> + Send + 'static,
+) -> Result<T, SshError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| SshError::Io {
         host: host.to_string(),
         context: "ssh worker thread failed".into(),
         source: std::io::Error::other(e.to_string()),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::rpc::{self, RpcClient, RpcError};
+use super::rpc::{self, openmldb_enum, RpcClient, RpcError};
 use super::zk::{Zk, ZkError};
 
 /// `PartitionMeta` (C§2.2); absent `is_alive` means true.
@@ -21,10 +21,9 @@ pub struct PartitionMeta {
     pub is_leader: bool,
     #[serde(default = "yes")]
     pub is_alive: bool,
+    /// The offset the nameserver last copied from the tablet (C§3.7); absent until reported.
     #[serde(default)]
     pub offset: Option<u64>,
-    #[serde(default)]
-    pub record_cnt: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -36,8 +35,6 @@ pub struct TablePartition {
     pub pid: u32,
     #[serde(default)]
     pub partition_meta: Vec<PartitionMeta>,
-    #[serde(default)]
-    pub record_cnt: Option<u64>,
 }
 
 impl TablePartition {
@@ -50,6 +47,13 @@ impl TablePartition {
     }
 }
 
+openmldb_enum! {
+    /// `TableInfo.storage_mode` (`common.proto` StorageMode): where a table keeps its data, and so
+    /// which root path a tablet loads it from. Unset means kMemory (the proto2 default).
+    #[derive(Default)]
+    pub enum StorageMode { #[default] Memory = "kMemory" / 1, Ssd = "kSSD" / 2, Hdd = "kHDD" / 3 }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableInfo {
     pub name: String,
@@ -58,39 +62,80 @@ pub struct TableInfo {
     #[serde(default)]
     pub tid: u32,
     #[serde(default)]
-    pub partition_num: u32,
-    #[serde(default)]
-    pub replica_num: u32,
+    pub storage_mode: StorageMode,
     #[serde(default)]
     pub table_partition: Vec<TablePartition>,
 }
 
-/// `TabletStatus` (C§2.2): state `kHealthy` or `kOffline`.
+impl TableInfo {
+    /// `db.name`, as messages name a table.
+    pub fn full_name(&self) -> String {
+        format!("{}.{}", self.db, self.name)
+    }
+}
+
+/// One partition of a table, as ops, waits and messages name it: `demo.double pid 3`.
+#[derive(Debug, Clone, Copy)]
+pub struct Partition<'a> {
+    pub table: &'a TableInfo,
+    pub pid: u32,
+}
+
+impl<'a> Partition<'a> {
+    pub fn new(table: &'a TableInfo, pid: u32) -> Self {
+        Partition { table, pid }
+    }
+    pub fn db(&self) -> &'a str {
+        &self.table.db
+    }
+    pub fn name(&self) -> &'a str {
+        &self.table.name
+    }
+    pub fn tid(&self) -> u32 {
+        self.table.tid
+    }
+}
+
+impl std::fmt::Display for Partition<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{} pid {}", self.table.db, self.table.name, self.pid)
+    }
+}
+
+openmldb_enum! {
+    /// `TabletStatus.state` (C§2.2): an `EndpointState` name.
+    pub enum TabletState { Offline = "kOffline" / 1, Healthy = "kHealthy" / 2 }
+}
+
+/// `TabletStatus` (C§2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TabletStatus {
     pub endpoint: String,
-    #[serde(default)]
-    pub state: String,
+    pub state: TabletState,
+    /// Milliseconds since the nameserver last saw the tablet's state change.
     #[serde(default)]
     pub age: u64,
 }
 
 impl TabletStatus {
     pub fn is_healthy(&self) -> bool {
-        self.state == "kHealthy"
+        self.state == TabletState::Healthy
     }
 }
 
-/// `OPStatus` (C§2.2); times in seconds since the epoch, 0 when not started or not finished.
+openmldb_enum! {
+    /// `OPStatus.status` (C§2.2): a `TaskStatus` name (`tablet.proto`).
+    pub enum OpState {
+        Inited = "kInited" / 1, Doing = "kDoing" / 2, Done = "kDone" / 3, Failed = "kFailed" / 4, Canceled = "kCanceled" / 5
+    }
+}
+
+/// `OPStatus` (C§2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpStatus {
     pub op_id: u64,
     pub op_type: String,
-    pub status: String,
-    #[serde(default)]
-    pub start_time: u64,
-    #[serde(default)]
-    pub end_time: u64,
+    pub status: OpState,
     #[serde(default)]
     pub task_type: String,
     #[serde(default)]
@@ -103,11 +148,22 @@ pub struct OpStatus {
 
 impl OpStatus {
     pub fn is_finished(&self) -> bool {
-        matches!(self.status.as_str(), "kDone" | "kFailed" | "kCanceled")
+        matches!(self.status, OpState::Done | OpState::Failed | OpState::Canceled)
     }
     /// kFailed and kCanceled both mean the op did not do its job.
     pub fn is_failure(&self) -> bool {
-        matches!(self.status.as_str(), "kFailed" | "kCanceled")
+        matches!(self.status, OpState::Failed | OpState::Canceled)
+    }
+}
+
+impl std::fmt::Display for OpStatus {
+    /// `#12 kChangeLeaderOP demo.t pid 3 kDoing`, as waits and reports name an op.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{} {} {}.{}", self.op_id, self.op_type, self.db, self.name)?;
+        if let Some(pid) = self.pid {
+            write!(f, " pid {pid}")?;
+        }
+        write!(f, " {}", self.status)
     }
 }
 
@@ -141,7 +197,7 @@ impl NsError {
 pub const NOT_LEADER: i64 = 300;
 
 /// A NameServer client that follows the leader.
-pub struct NameServerClient {
+pub struct NsClient {
     zk: Arc<Zk>,
     rpc: RpcClient,
     leader: Mutex<Option<String>>,
@@ -149,9 +205,9 @@ pub struct NameServerClient {
     pub failover_timeout: Duration,
 }
 
-impl NameServerClient {
+impl NsClient {
     pub fn new(zk: Arc<Zk>, rpc: RpcClient) -> Self {
-        NameServerClient { zk, rpc, leader: Mutex::new(None), failover_timeout: Duration::from_secs(60) }
+        NsClient { zk, rpc, leader: Mutex::new(None), failover_timeout: Duration::from_secs(60) }
     }
 
     pub fn zk(&self) -> &Arc<Zk> {
@@ -248,11 +304,6 @@ impl NameServerClient {
         Ok(tables.into_iter().find(|t| t.db == db && t.name == name))
     }
 
-    pub async fn show_databases(&self) -> Result<Vec<String>, NsError> {
-        let reply = self.call("ShowDatabase", json!({})).await?;
-        Self::parse("ShowDatabase", reply.get("db").cloned().unwrap_or(json!([])))
-    }
-
     /// Ops the leader knows about, optionally filtered (each present field filters, C§2.3).
     pub async fn show_op_status(
         &self,
@@ -272,6 +323,18 @@ impl NameServerClient {
         }
         let reply = self.call("ShowOPStatus", body).await?;
         Self::parse("ShowOPStatus", reply.get("op_status").cloned().unwrap_or(json!([])))
+    }
+
+    /// Ops created after op `since` for one partition (op ids grow, C§3.2).
+    pub async fn ops_since(&self, since: u64, db: &str, name: &str, pid: u32) -> Result<Vec<OpStatus>, NsError> {
+        let ops = self.show_op_status(Some(db), Some(name), Some(pid)).await?;
+        Ok(ops.into_iter().filter(|o| o.op_id > since).collect())
+    }
+
+    /// One partition of a table as the nameserver has it now; `None` when the table or the
+    /// partition is gone.
+    pub async fn partition(&self, db: &str, name: &str, pid: u32) -> Result<Option<TablePartition>, NsError> {
+        Ok(self.show_table(db, name).await?.and_then(|t| t.table_partition.into_iter().find(|p| p.pid == pid)))
     }
 
     /// The last op id handed out (`<root>/op/op_index`, C§1.1); ops created later have larger ids.

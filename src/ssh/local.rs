@@ -4,17 +4,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::{ExecOutput, PathKind, RemoteError};
+use super::{ExecOutput, PathKind, Result, SshError};
 use crate::interrupt::Interrupt;
 
-pub(super) async fn exec(
-    host: &str,
-    command: &str,
-    timeout: Duration,
-    interrupt: &Interrupt,
-) -> Result<ExecOutput, RemoteError> {
+pub(super) async fn exec(host: &str, command: &str, timeout: Duration, stop: &Interrupt) -> Result<ExecOutput> {
     let started = Instant::now();
-    let io = |context: &str, source| RemoteError::Io { host: host.to_string(), context: context.to_string(), source };
+    let io = |context: &str, source| SshError::Io { host: host.to_string(), context: context.to_string(), source };
     // Its own process group, so a timeout or Ctrl-C can stop the whole command, not just `sh`.
     let child = tokio::process::Command::new("sh")
         .arg("-c")
@@ -46,17 +41,17 @@ pub(super) async fn exec(
         }
         _ = tokio::time::sleep(timeout) => {
             kill_group();
-            Err(RemoteError::Timeout { host: host.to_string(), command: command.to_string(), after: timeout })
+            Err(SshError::Timeout { host: host.to_string(), command: command.to_string(), after: timeout })
         }
-        _ = interrupt.raised() => {
+        _ = stop.raised() => {
             kill_group();
-            Err(RemoteError::Interrupted { host: host.to_string(), command: command.to_string() })
+            Err(SshError::Interrupted { host: host.to_string(), command: command.to_string() })
         }
     }
 }
 
-pub(super) async fn copy(host: &str, from: &Path, to: &Path) -> Result<u64, RemoteError> {
-    tokio::fs::copy(from, to).await.map_err(|source| RemoteError::Io {
+pub(super) async fn copy(host: &str, from: &Path, to: &Path) -> Result<u64> {
+    tokio::fs::copy(from, to).await.map_err(|source| SshError::Io {
         host: host.to_string(),
         context: format!("cannot copy {} to {}", from.display(), to.display()),
         source,

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, MethodType, Session};
+use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, MethodType, Session, Sftp};
 
 use super::known_hosts;
-use super::{ExecOutput, PathKind, RemoteError};
+use super::{ExecOutput, PathKind, Result, SshError};
 use crate::config::HostAccess;
 use crate::interrupt::Interrupt;
 
@@ -24,21 +24,21 @@ impl Connection {
         Connection { access, session: None }
     }
 
-    fn ssh_err(&self, context: impl Into<String>) -> impl FnOnce(ssh2::Error) -> RemoteError + '_ {
+    fn ssh_err(&self, context: impl Into<String>) -> impl FnOnce(ssh2::Error) -> SshError + '_ {
         let context = context.into();
-        move |source| RemoteError::Ssh { host: self.access.host.clone(), context, source }
+        move |source| SshError::Ssh { host: self.access.host.clone(), context, source }
     }
 
-    fn session(&mut self) -> Result<&Session, RemoteError> {
+    fn session(&mut self) -> Result<&Session, SshError> {
         if self.session.is_none() {
             self.session = Some(self.open()?);
         }
         Ok(self.session.as_ref().expect("session was just opened"))
     }
 
-    fn open(&self) -> Result<Session, RemoteError> {
+    fn open(&self) -> Result<Session> {
         let a = &self.access;
-        let connect_err = |source| RemoteError::Connect { host: a.host.clone(), port: a.port, source };
+        let connect_err = |source| SshError::Connect { host: a.host.clone(), port: a.port, source };
         let addr =
             (a.host.as_str(), a.port).to_socket_addrs().map_err(connect_err)?.next().ok_or_else(|| {
                 connect_err(std::io::Error::new(ErrorKind::NotFound, "no address for this host name"))
@@ -57,7 +57,7 @@ impl Connection {
         Ok(session)
     }
 
-    fn verify_host_key(&self, session: &Session) -> Result<(), RemoteError> {
+    fn verify_host_key(&self, session: &Session) -> Result<(), SshError> {
         let a = &self.access;
         let mut known = session.known_hosts().map_err(self.ssh_err("cannot read known_hosts"))?;
         if a.known_hosts.exists() {
@@ -65,7 +65,7 @@ impl Connection {
                 .read_file(&a.known_hosts, KnownHostFileKind::OpenSSH)
                 .map_err(self.ssh_err(format!("cannot parse {}", a.known_hosts.display())))?;
         }
-        let (key, key_type) = session.host_key().ok_or_else(|| RemoteError::Io {
+        let (key, key_type) = session.host_key().ok_or_else(|| SshError::Io {
             host: a.host.clone(),
             context: "the server sent no host key".into(),
             source: std::io::Error::other("no host key"),
@@ -86,9 +86,9 @@ impl Connection {
         match known.check_port(&a.host, a.port, key) {
             CheckResult::Match => Ok(()),
             CheckResult::Mismatch => {
-                Err(RemoteError::HostKeyChanged { name, key_type, fingerprint, known_hosts: a.known_hosts.clone() })
+                Err(SshError::HostKeyChanged { name, key_type, fingerprint, known_hosts: a.known_hosts.clone() })
             }
-            CheckResult::NotFound | CheckResult::Failure => Err(RemoteError::HostKeyUnknown {
+            CheckResult::NotFound | CheckResult::Failure => Err(SshError::HostKeyUnknown {
                 host: a.host.clone(),
                 port: a.port,
                 name,
@@ -99,7 +99,7 @@ impl Connection {
         }
     }
 
-    fn authenticate(&self, session: &Session) -> Result<(), RemoteError> {
+    fn authenticate(&self, session: &Session) -> Result<(), SshError> {
         let a = &self.access;
         let mut tried = Vec::new();
         if a.agent {
@@ -114,7 +114,7 @@ impl Connection {
                 return Ok(());
             }
         }
-        Err(RemoteError::Auth {
+        Err(SshError::Auth {
             host: a.host.clone(),
             user: a.user.clone(),
             tried: if tried.is_empty() { "nothing (no agent, no identity_file)".into() } else { tried.join(", ") },
@@ -123,38 +123,24 @@ impl Connection {
 
     /// Runs a closure on the session; a transport failure drops the session so the next call
     /// reconnects.
-    fn with_session<T>(&mut self, f: impl FnOnce(&Self, &Session) -> Result<T, RemoteError>) -> Result<T, RemoteError> {
+    fn with_session<T>(&mut self, f: impl FnOnce(&Self, &Session) -> Result<T>) -> Result<T> {
         self.session()?;
         let session = self.session.take().expect("session open");
         let result = f(self, &session);
         match &result {
             Err(
-                RemoteError::Ssh { .. }
-                | RemoteError::Io { .. }
-                | RemoteError::Timeout { .. }
-                | RemoteError::Interrupted { .. },
+                SshError::Ssh { .. } | SshError::Io { .. } | SshError::Timeout { .. } | SshError::Interrupted { .. },
             ) => {}
             _ => self.session = Some(session),
         }
         result
     }
 
-    pub(super) fn exec(
-        &mut self,
-        command: &str,
-        timeout: Duration,
-        interrupt: &Interrupt,
-    ) -> Result<ExecOutput, RemoteError> {
-        self.with_session(|this, session| this.exec_on(session, command, timeout, interrupt))
+    pub(super) fn exec(&mut self, command: &str, timeout: Duration, stop: &Interrupt) -> Result<ExecOutput> {
+        self.with_session(|this, session| this.exec_on(session, command, timeout, stop))
     }
 
-    fn exec_on(
-        &self,
-        session: &Session,
-        command: &str,
-        timeout: Duration,
-        interrupt: &Interrupt,
-    ) -> Result<ExecOutput, RemoteError> {
+    fn exec_on(&self, session: &Session, command: &str, timeout: Duration, stop: &Interrupt) -> Result<ExecOutput> {
         let started = Instant::now();
         let host = &self.access.host;
         session.set_blocking(true);
@@ -167,11 +153,11 @@ impl Connection {
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let mut buf = [0u8; 16 * 1024];
         let read_result = loop {
-            if interrupt.is_raised() {
-                break Err(RemoteError::Interrupted { host: host.clone(), command: command.to_string() });
+            if stop.is_raised() {
+                break Err(SshError::Interrupted { host: host.clone(), command: command.to_string() });
             }
             if started.elapsed() > timeout {
-                break Err(RemoteError::Timeout { host: host.clone(), command: command.to_string(), after: timeout });
+                break Err(SshError::Timeout { host: host.clone(), command: command.to_string(), after: timeout });
             }
             let mut progressed = false;
             for (stream, sink) in [(0, &mut stdout), (1, &mut stderr)] {
@@ -184,7 +170,7 @@ impl Connection {
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     Err(source) => {
-                        return Err(RemoteError::Io {
+                        return Err(SshError::Io {
                             host: host.clone(),
                             context: format!("reading output of `{command}`"),
                             source,
@@ -215,48 +201,48 @@ impl Connection {
         })
     }
 
-    pub(super) fn upload(&mut self, local: &Path, remote: &str) -> Result<u64, RemoteError> {
+    /// Runs `f` with an sftp channel of the session, `timeout` long at most (0: no limit).
+    fn with_sftp<T>(&mut self, timeout: u32, f: impl FnOnce(&Self, &Sftp) -> Result<T>) -> Result<T> {
         self.with_session(|this, session| {
-            let host = &this.access.host;
-            let io = |context: String| move |source| RemoteError::Io { host: host.clone(), context, source };
             session.set_blocking(true);
-            session.set_timeout(0);
-            let mut src = std::fs::File::open(local).map_err(io(format!("cannot read {}", local.display())))?;
+            session.set_timeout(timeout);
+            let sftp = session.sftp().map_err(this.ssh_err("cannot start sftp"))?;
+            f(this, &sftp)
+        })
+    }
+
+    fn io_err(&self, context: String) -> impl FnOnce(std::io::Error) -> SshError + '_ {
+        move |source| SshError::Io { host: self.access.host.clone(), context, source }
+    }
+
+    pub(super) fn upload(&mut self, local: &Path, remote: &str) -> Result<u64> {
+        self.with_sftp(0, |this, sftp| {
+            let mut src =
+                std::fs::File::open(local).map_err(this.io_err(format!("cannot read {}", local.display())))?;
             let mode =
                 src.metadata().map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions())).unwrap_or(0o644);
-            let sftp = session.sftp().map_err(this.ssh_err("cannot start sftp"))?;
+            let flags = ssh2::OpenFlags::WRITE | ssh2::OpenFlags::CREATE | ssh2::OpenFlags::TRUNCATE;
             let mut dst = sftp
-                .open_mode(
-                    Path::new(remote),
-                    ssh2::OpenFlags::WRITE | ssh2::OpenFlags::CREATE | ssh2::OpenFlags::TRUNCATE,
-                    (mode & 0o777) as i32,
-                    ssh2::OpenType::File,
-                )
+                .open_mode(Path::new(remote), flags, (mode & 0o777) as i32, ssh2::OpenType::File)
                 .map_err(this.ssh_err(format!("cannot create {remote}")))?;
-            let copied = std::io::copy(&mut src, &mut dst).map_err(io(format!("writing {remote}")))?;
-            dst.flush().map_err(io(format!("writing {remote}")))?;
+            let copied = std::io::copy(&mut src, &mut dst).map_err(this.io_err(format!("writing {remote}")))?;
+            dst.flush().map_err(this.io_err(format!("writing {remote}")))?;
             Ok(copied)
         })
     }
 
-    pub(super) fn download(&mut self, remote: &str, local: &Path) -> Result<u64, RemoteError> {
-        self.with_session(|this, session| {
-            let host = &this.access.host;
-            let io = |context: String| move |source| RemoteError::Io { host: host.clone(), context, source };
-            session.set_blocking(true);
-            session.set_timeout(0);
-            let sftp = session.sftp().map_err(this.ssh_err("cannot start sftp"))?;
+    pub(super) fn download(&mut self, remote: &str, local: &Path) -> Result<u64> {
+        self.with_sftp(0, |this, sftp| {
             let mut src = sftp.open(Path::new(remote)).map_err(this.ssh_err(format!("cannot open {remote}")))?;
-            let mut dst = std::fs::File::create(local).map_err(io(format!("cannot create {}", local.display())))?;
-            std::io::copy(&mut src, &mut dst).map_err(io(format!("reading {remote}")))
+            let mut dst =
+                std::fs::File::create(local).map_err(this.io_err(format!("cannot create {}", local.display())))?;
+            std::io::copy(&mut src, &mut dst).map_err(this.io_err(format!("reading {remote}")))
         })
     }
 
-    pub(super) fn path_kind(&mut self, path: &str) -> Result<PathKind, RemoteError> {
-        self.with_session(|this, session| {
-            session.set_blocking(true);
-            session.set_timeout(millis(this.access.connect_timeout));
-            let sftp = session.sftp().map_err(this.ssh_err("cannot start sftp"))?;
+    pub(super) fn path_kind(&mut self, path: &str) -> Result<PathKind> {
+        let timeout = millis(self.access.connect_timeout);
+        self.with_sftp(timeout, |_, sftp| {
             Ok(match sftp.stat(Path::new(path)) {
                 Err(_) => PathKind::Missing,
                 Ok(stat) if stat.is_dir() => PathKind::Dir,

@@ -1,0 +1,308 @@
+//! Stop and start: through the install's own `bin/start.sh`, judged by our own checks (O§1.4,
+//! O§1.5, O§8): a stop ends when every recorded process is gone and the port is free; a start
+//! ends when the process lives, answers its version and is registered in ZooKeeper. A tablet or
+//! nameserver is started only once the ZooKeeper node of its previous process has expired
+//! (C§1.2, C§1.3). A failed start shows the tail of the component's log.
+
+use std::time::{Duration, Instant};
+
+use super::probe::Proc;
+use super::{fenced_tail, q, ComponentError, Control, Result, StartReport, StopOptions, StopReport, SHORT};
+use crate::cluster::topology::Role;
+use crate::config::Component;
+
+/// Time limit of `bin/start.sh` itself: its own waits add up to about 25 s (O§1.4, O§1.5).
+const START_SH: Duration = Duration::from_secs(180);
+/// Lines of the component's log shown when it fails to start.
+const LOG_TAIL_LINES: usize = 30;
+
+impl Control<'_> {
+    fn start_sh(c: &Component, op: &str) -> String {
+        let mut command = format!("cd {} && bash bin/start.sh {op} {}", q(&c.dir), c.role.as_str());
+        if op == "start" && c.daemon {
+            command.push_str(" mon");
+        }
+        command
+    }
+
+    /// Stops a component through its `bin/start.sh stop` and waits until every process in its
+    /// pid files is gone (SIGKILL after `grace`, mon first) and its port is free.
+    pub async fn stop(&self, endpoint: &str, options: StopOptions) -> Result<StopReport> {
+        let started = Instant::now();
+        let c = self.component(endpoint)?;
+        let step = format!("stopping {} {}", c.role, c.endpoint);
+        let pids = self.read_pids(c, &step).await?;
+        let (mon_pid, pid) = pids.split();
+        let recorded: Vec<u32> = [mon_pid, pid].into_iter().flatten().collect();
+        let procs = self.alive(c, &step, &recorded).await?;
+        let mut report = StopReport {
+            endpoint: c.endpoint.to_string(),
+            host: c.host.clone(),
+            mon_pid,
+            pid,
+            stopped: procs.iter().map(|p| p.pid).collect(),
+            dry_run: self.dry_run,
+            ..StopReport::default()
+        };
+        let command = Self::start_sh(c, "stop");
+        if self.dry_run {
+            let alive: Vec<String> = procs.iter().map(|p| p.pid.to_string()).collect();
+            (self.say)(&format!("[dry-run] {}: would run `{command}`", c.host));
+            (self.say)(&format!(
+                "[dry-run] {}: would wait for pids [{}] to exit (SIGKILL after {:?}, mon first), then for port {} to be free",
+                c.host,
+                alive.join(", "),
+                options.grace,
+                c.endpoint.port()
+            ));
+            return Ok(report);
+        }
+        (self.say)(&format!("stopping {} (pids {:?})", c.on_host(), report.stopped));
+        // start.sh stop always exits 0 (O§1.5): its output is kept only for messages.
+        let out = self.exec(c, &step, &command, START_SH).await?;
+        tracing::debug!(endpoint, stdout = %out.stdout, stderr = %out.stderr, "start.sh stop");
+
+        // Wait for the processes, by identity, so a reused pid is not waited on.
+        let still = |now: &[Proc]| procs.iter().filter(|p| now.contains(p)).copied().collect::<Vec<Proc>>();
+        let deadline = Instant::now() + options.grace;
+        let mut remaining = still(&self.alive(c, &step, &recorded).await?);
+        while !remaining.is_empty() && Instant::now() < deadline {
+            self.sleep(c, &step).await?;
+            remaining = still(&self.alive(c, &step, &recorded).await?);
+        }
+        if !remaining.is_empty() {
+            // The mon first, so it cannot restart the child (O§1.8).
+            let mut order: Vec<u32> = remaining.iter().map(|p| p.pid).collect();
+            order.sort_by_key(|p| if Some(*p) == mon_pid { 0 } else { 1 });
+            let kills: Vec<String> = order.iter().map(|p| format!("kill -9 {p} 2>/dev/null")).collect();
+            (self.say)(&format!(
+                "{} {} still running {:?} after SIGTERM; sending SIGKILL to {}",
+                c.role,
+                c.endpoint,
+                options.grace,
+                order.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ));
+            self.exec(c, &step, &format!("{}; true", kills.join("; ")), SHORT).await?;
+            report.killed = true;
+            let deadline = Instant::now() + options.timeout;
+            while !remaining.is_empty() {
+                if Instant::now() >= deadline {
+                    return Err(ComponentError::Timeout {
+                        step,
+                        endpoint: endpoint.to_string(),
+                        host: c.host.clone(),
+                        what: format!(
+                            "processes {:?} to exit after SIGKILL",
+                            remaining.iter().map(|p| p.pid).collect::<Vec<_>>()
+                        ),
+                        waited: options.timeout,
+                        next: "A process stuck in uninterruptible I/O (state D) cannot be killed: check the \
+                               host's disks and `cat /proc/<pid>/stack`"
+                            .into(),
+                    });
+                }
+                self.sleep(c, &step).await?;
+                remaining = still(&self.alive(c, &step, &recorded).await?);
+            }
+        }
+
+        // The port must be free before anything starts there again (O§8).
+        let deadline = Instant::now() + options.timeout;
+        while self.port_in_use(c, &step).await? {
+            if Instant::now() >= deadline {
+                return Err(ComponentError::Timeout {
+                    step,
+                    endpoint: endpoint.to_string(),
+                    host: c.host.clone(),
+                    what: format!("port {} to be free", c.endpoint.port()),
+                    waited: options.timeout,
+                    next: format!(
+                        "another process listens there; find it with `ss -ltnp 'sport = :{}'` on {}",
+                        c.endpoint.port(),
+                        c.host
+                    ),
+                });
+            }
+            self.sleep(c, &step).await?;
+        }
+        report.duration = started.elapsed();
+        let killed = if report.killed { " (SIGKILL needed)" } else { "" };
+        (self.say)(&format!("stopped {} in {:.1}s{killed}", c.on_host(), report.duration.as_secs_f64()));
+        Ok(report)
+    }
+
+    async fn start_failed(&self, c: &Component, reason: String, start_sh: &str) -> ComponentError {
+        let log = self.log_path(c).await;
+        let tail = match self.exec(c, "reading the log", &format!("tail -n {LOG_TAIL_LINES} {}", q(&log)), SHORT).await
+        {
+            Ok(out) if out.exit_code == 0 => out.stdout.trim_end().to_string(),
+            Ok(out) => format!("(cannot read it: {})", out.stderr.trim()),
+            Err(e) => format!("(cannot read it: {e})"),
+        };
+        ComponentError::StartFailed {
+            role: c.role,
+            endpoint: c.endpoint.to_string(),
+            host: c.host.clone(),
+            reason,
+            start_sh: fenced_tail(start_sh, 10),
+            log,
+            log_tail: tail,
+            next: "Fix the cause shown in the log; if the new release is at fault, stop it, restore the \
+                   previous one with component::rollback_install(endpoint, backup_dir) and start again."
+                .into(),
+        }
+    }
+
+    /// Starts a component through `bin/start.sh start <role> [mon]` and waits until it runs,
+    /// answers its version and is registered. A tablet whose previous ZooKeeper node has not
+    /// expired yet is started only once it has (C§1.3).
+    pub async fn start(&self, endpoint: &str, timeout: Duration) -> Result<StartReport> {
+        let started = Instant::now();
+        let c = self.component(endpoint)?;
+        let step = format!("starting {} {}", c.role, c.endpoint);
+        let mut report = StartReport {
+            endpoint: c.endpoint.to_string(),
+            host: c.host.clone(),
+            dry_run: self.dry_run,
+            ..StartReport::default()
+        };
+        let before = self.read_pids(c, &step).await?;
+        let before_alive = self.alive(c, &step, &before.all()).await?;
+        let command = Self::start_sh(c, "start");
+        report.already_running = !before_alive.is_empty();
+        if self.dry_run {
+            // Planned after a (dry-run) stop, the component still runs now: say what a real
+            // start would do either way.
+            if c.role == Role::Tablet {
+                (self.say)(&format!(
+                    "[dry-run] zk: would wait for {} to disappear (C§1.3)",
+                    self.cluster.zk().resolve(&format!("nodes/{}", c.endpoint))
+                ));
+            }
+            (self.say)(&format!("[dry-run] {}: would run `{command}`", c.host));
+            return Ok(report);
+        } else if report.already_running {
+            let pid = before.main.map(|p| p.to_string()).unwrap_or_default();
+            (self.say)(&format!("{} {} already runs on {} (pid {pid}); checking it", c.role, c.endpoint, c.host));
+        } else {
+            if matches!(c.role, Role::Tablet | Role::Nameserver) {
+                self.wait_old_node_gone(c, &step, timeout).await?;
+            }
+            (self.say)(&format!("starting {}", c.on_host()));
+        }
+        let start_sh = if report.already_running || self.dry_run {
+            String::new()
+        } else {
+            // start.sh's exit code and text are not trusted (O§1.4): our checks below decide.
+            let out = self.exec(c, &step, &format!("{command} 2>&1"), START_SH).await?;
+            format!("{}{}", out.stdout, out.stderr)
+        };
+
+        let deadline = Instant::now() + timeout;
+        let mut last;
+        loop {
+            let pids = self.read_pids(c, &step).await?;
+            let (mon_pid, pid) = pids.split();
+            report.mon_pid = mon_pid;
+            report.pid = pid;
+            let alive = self.alive(c, &step, &pids.all()).await?;
+            let is_alive = |p: Option<u32>| p.is_some_and(|p| alive.iter().any(|a| a.pid == p));
+            if c.daemon && mon_pid.is_some() && !is_alive(mon_pid) {
+                return Err(self
+                    .start_failed(c, format!("its mon (pid {}) exited", mon_pid.unwrap_or(0)), &start_sh)
+                    .await);
+            }
+            if !c.daemon && !is_alive(pid) {
+                let reason = match pid {
+                    None => "start.sh wrote no pid file (it does only after a successful start, O§1.3)".to_string(),
+                    Some(p) => format!("its process (pid {p}) exited"),
+                };
+                return Err(self.start_failed(c, reason, &start_sh).await);
+            }
+            if is_alive(pid) {
+                let registered = self.registered(c, &step).await?;
+                let leader_tm = c.role == Role::Taskmanager && registered;
+                let version = if c.role == Role::Taskmanager && !leader_tm {
+                    // A standby TaskManager serves nothing until it becomes the leader (C§3.8).
+                    Ok(String::new())
+                } else {
+                    self.cluster.running_version(c.role, endpoint).await
+                };
+                match version {
+                    Ok(v) if registered || c.role == Role::Taskmanager => {
+                        report.version = v;
+                        report.registered = registered;
+                        break;
+                    }
+                    Ok(_) => last = "it answers its version but is not registered in ZooKeeper yet".into(),
+                    Err(e) => last = format!("its version does not answer yet: {e}"),
+                }
+            } else {
+                last = "its process is not running (mon restarts it after its delay)".into();
+            }
+            if Instant::now() >= deadline {
+                let reason = format!("after {timeout:?}, {last}");
+                return Err(self.start_failed(c, reason, &start_sh).await);
+            }
+            self.sleep(c, &step).await?;
+        }
+        report.duration = started.elapsed();
+        let pid = report.pid.map(|p| p.to_string()).unwrap_or_default();
+        let version = if report.version.is_empty() { "- (standby)" } else { &report.version };
+        let registered = if report.registered { ", registered" } else { "" };
+        (self.say)(&format!("started {}: pid {pid}, version {version}{registered}", c.on_host()));
+        Ok(report)
+    }
+
+    /// Waits until the ZooKeeper node a previous process of `c` left has expired with its
+    /// session. A tablet started before would exit at once (C§1.3). A nameserver would take the
+    /// leader lock through its own stale `lock_request` node and lose it again when that node
+    /// expires, so two nameservers would run ops for a while (C§1.2).
+    async fn wait_old_node_gone(&self, c: &Component, step: &str, timeout: Duration) -> Result<()> {
+        let zk = self.cluster.zk();
+        let ep = c.endpoint.to_string();
+        let (consequence, section) = match c.role {
+            Role::Nameserver => (
+                "a nameserver started now would take the leader lock through it and lose it when it expires (C§1.2)",
+                "C§1.2",
+            ),
+            _ => ("a tablet started now would exit at once (C§1.3)", "C§1.3"),
+        };
+        let deadline = Instant::now() + timeout;
+        let mut said = false;
+        loop {
+            let stale = match c.role {
+                Role::Nameserver => {
+                    self.election_node(c, step).await?.map(|child| zk.resolve(&format!("leader/{child}")))
+                }
+                _ => {
+                    let node = format!("nodes/{ep}");
+                    let zk_err = |source| ComponentError::Zk { step: step.to_string(), endpoint: ep.clone(), source };
+                    zk.stat(&node).await.map_err(zk_err)?.map(|_| zk.resolve(&node))
+                }
+            };
+            let Some(stale) = stale else { return Ok(()) };
+            if !said {
+                (self.say)(&format!(
+                    "waiting for the old ZooKeeper node {stale} to expire before starting ({section})"
+                ));
+                said = true;
+            }
+            if Instant::now() >= deadline {
+                return Err(ComponentError::Timeout {
+                    step: step.to_string(),
+                    endpoint: c.endpoint.to_string(),
+                    host: c.host.clone(),
+                    what: format!("the previous session's node {stale} to expire; {consequence}"),
+                    waited: timeout,
+                    next: format!(
+                        "Is another {} process still running with this endpoint? If not, wait for \
+                         --zk_session_timeout to pass and start again.",
+                        c.role
+                    ),
+                });
+            }
+            self.sleep(c, step).await?;
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Drain: moving every leader off a tablet before it stops (the documented pre-upgrade, O§6.1).
+//! Multi-replica partitions switch to their most caught-up follower on a healthy tablet;
+//! single-replica ones get a temporary replica on the healthy tablet with the fewest replicas
+//! (AddReplica, C§3.3), or stay when the policy allows them to be unavailable. Every move is
+//! journalled before it is made; the replaced leaders are re-added as followers together.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{Mutex, Semaphore};
+
+use super::{
+    drain_key, partition_err, LeaderMove, MoveReport, MoveSettings, MoveState, PartitionOp, SingleReplicaPolicy,
+    Skipped, UpgradeError, Upgrader,
+};
+use crate::cluster::ns::{Partition, TableInfo, TablePartition};
+
+/// Why a single-replica partition cannot be drained: nowhere to put its temporary replica.
+const NO_TABLET_FOR_TEMP_REPLICA: &str = "no other healthy tablet can take a temporary replica";
+
+impl Upgrader {
+    /// The partitions `tablet` leads, with their tables.
+    async fn led_partitions(&self, tablet: &str) -> Result<Vec<(TableInfo, TablePartition)>, UpgradeError> {
+        let mut led = Vec::new();
+        for table in self.cluster.ns.show_all_tables().await? {
+            for p in &table.table_partition {
+                if p.alive_leader().is_some_and(|m| m.endpoint == tablet) {
+                    led.push((table.clone(), p.clone()));
+                }
+            }
+        }
+        Ok(led)
+    }
+
+    /// Plans the moves off `tablet` without making them (dry run, or the first half of drain).
+    pub async fn plan_drain(&self, tablet: &str, settings: &MoveSettings) -> Result<MoveReport, UpgradeError> {
+        let all = self.cluster.ns.show_tablet().await?;
+        if !all.iter().any(|t| t.endpoint == tablet) {
+            let known = all.iter().map(|t| t.endpoint.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(UpgradeError::UnknownTablet { endpoint: tablet.into(), known });
+        }
+        let healthy: Vec<String> =
+            all.iter().filter(|t| t.is_healthy() && t.endpoint != tablet).map(|t| t.endpoint.clone()).collect();
+        // Replica counts per tablet, updated as temporary replicas are planned.
+        let mut load: BTreeMap<String, usize> = healthy.iter().map(|t| (t.clone(), 0)).collect();
+        for table in self.cluster.ns.show_all_tables().await? {
+            for m in table.table_partition.iter().flat_map(|p| &p.partition_meta) {
+                if let Some(n) = load.get_mut(&m.endpoint) {
+                    *n += 1;
+                }
+            }
+        }
+        let mut report = MoveReport { tablet: tablet.into(), ..MoveReport::default() };
+        for (table, p) in self.led_partitions(tablet).await? {
+            let planned = |to: &str, temp_replica: bool| LeaderMove {
+                db: table.db.clone(),
+                table: table.name.clone(),
+                tid: table.tid,
+                pid: p.pid,
+                from: tablet.into(),
+                to: to.into(),
+                temp_replica,
+                state: MoveState::Planned,
+            };
+            let skipped = |reason: &str| Skipped {
+                db: table.db.clone(),
+                table: table.name.clone(),
+                pid: p.pid,
+                reason: reason.into(),
+            };
+            // The follower with the highest offset per the nameserver; re-checked on the tablets
+            // before the move.
+            let best_follower = p
+                .partition_meta
+                .iter()
+                .filter(|m| !m.is_leader && m.is_alive && healthy.contains(&m.endpoint))
+                .max_by_key(|m| m.offset.unwrap_or(0));
+            if let Some(follower) = best_follower {
+                report.moves.push(planned(&follower.endpoint, false));
+                continue;
+            }
+            match settings.single_replica {
+                SingleReplicaPolicy::AllowUnavailable => report
+                    .skipped
+                    .push(skipped("single replica, policy allow_unavailable: unavailable while the tablet is down")),
+                SingleReplicaPolicy::AddReplica => {
+                    let target = load
+                        .iter()
+                        .filter(|(ep, _)| p.meta(ep).is_none())
+                        .min_by_key(|(ep, n)| (**n, (*ep).clone()))
+                        .map(|(ep, _)| ep.clone());
+                    match target {
+                        Some(target) => {
+                            *load.entry(target.clone()).or_default() += 1;
+                            report.moves.push(planned(&target, true));
+                        }
+                        None => report.skipped.push(skipped(NO_TABLET_FOR_TEMP_REPLICA)),
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Moves every leader off `tablet` (pre-upgrade). auto_failover must be off.
+    pub async fn drain_leaders(&self, tablet: &str, settings: &MoveSettings) -> Result<MoveReport, UpgradeError> {
+        let started = Instant::now();
+        self.require_auto_failover_off().await?;
+        self.lift_stale_fences().await?;
+        let mut report = self.plan_drain(tablet, settings).await?;
+        if let Some(s) = report.skipped.iter().find(|s| s.reason == NO_TABLET_FOR_TEMP_REPLICA) {
+            return Err(partition_err(format_args!("{}.{} pid {}", s.db, s.table, s.pid), s.reason.clone()));
+        }
+        // Earlier moves of an interrupted drain stay recorded: the placement to restore is the
+        // one before the first drain.
+        let key = drain_key(tablet);
+        let mut recorded: Vec<LeaderMove> = self.journal.get(&key).await?.unwrap_or_default();
+        for m in &report.moves {
+            if !recorded.iter().any(|r| r.tid == m.tid && r.pid == m.pid) {
+                recorded.push(m.clone());
+            }
+        }
+        self.journal.put(&key, &recorded).await?;
+        let recorded = Arc::new(Mutex::new(recorded));
+        let tables = self.tables_by_tid().await?;
+        let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        let results = futures::future::join_all(report.moves.iter().map(|m| {
+            let semaphore = semaphore.clone();
+            let recorded = recorded.clone();
+            let table = tables.get(&m.tid).cloned();
+            async move {
+                let _permit = semaphore.acquire().await;
+                let Some(table) = table else {
+                    return Err(partition_err(m.partition(), "the table disappeared"));
+                };
+                let part = Partition::new(&table, m.pid);
+                if m.temp_replica {
+                    self.run_op(part, PartitionOp::AddReplica(&m.to), settings.op_timeout).await?;
+                }
+                self.switch_leader(part, &m.from, &m.to, settings).await?;
+                let mut recorded = recorded.lock().await;
+                if let Some(r) = recorded.iter_mut().find(|r| r.tid == m.tid && r.pid == m.pid) {
+                    r.state = MoveState::Moved;
+                }
+                self.journal.put(&drain_key(&m.from), &*recorded).await?;
+                Ok::<(), UpgradeError>(())
+            }
+        }))
+        .await;
+        // The replaced leaders, all on `tablet`, become followers together (moves of an
+        // interrupted earlier drain included).
+        let switched: BTreeSet<(u32, u32)> = recorded.lock().await.iter().map(|m| (m.tid, m.pid)).collect();
+        let readded = self.readd_replaced_leaders(tablet, &switched, settings).await;
+        let readd_failure =
+            readded.err().map(|e| format!("re-adding the replaced leaders on {tablet} as followers: {e}"));
+        let moves = std::mem::take(&mut report.moves);
+        report.settle(moves, &results, MoveState::Moved, readd_failure.into_iter().collect(), started)?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,103 @@
+//! Re-adding replaced leaders as followers. After a ChangeLeader the old leader keeps
+//! `is_leader` with `is_alive=false` until RecoverTable makes it an alive follower again (C§3.5).
+//! When the replaced leaders are all the dead replicas a tablet has, one RecoverEndpoint spreads
+//! their RecoverTable ops over 8 queues instead of the 2 that per-partition RecoverTable shares
+//! (C§3.3, C§3.4); otherwise each gets its own RecoverTable, so replicas that are not ours are
+//! left alone. Either way the op is the same RecoverTable, and the replicas were fenced before
+//! their switch, so no write reaches them meanwhile.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::{MoveSettings, PartitionOp, UpgradeError, Upgrader};
+use crate::cluster::ns::{Partition, TableInfo};
+
+/// RecoverEndpoint's `concurrency`: `name_server_task_max_concurrency`'s default (C§3.3, C§7).
+const RECOVER_ENDPOINT_CONCURRENCY: u32 = 8;
+
+impl Upgrader {
+    /// RecoverTable of a replaced leader: it becomes an alive follower (C§3.5).
+    pub(super) async fn readd_as_follower(
+        &self,
+        part: Partition<'_>,
+        replica: &str,
+        timeout: Duration,
+    ) -> Result<(), UpgradeError> {
+        self.run_op(part, PartitionOp::RecoverTable(replica), timeout).await.map(|_| ())
+    }
+
+    /// Re-adds as followers the replicas on `endpoint` that leader switches left marked dead;
+    /// `switched` names those partitions as (tid, pid).
+    pub(super) async fn readd_replaced_leaders(
+        &self,
+        endpoint: &str,
+        switched: &BTreeSet<(u32, u32)>,
+        settings: &MoveSettings,
+    ) -> Result<(), UpgradeError> {
+        let (ours, others) = self.dead_replicas(endpoint, switched).await?;
+        if ours.len() > 1 && others == 0 {
+            self.recover_endpoint(endpoint, &ours, settings).await?;
+        }
+        // Whatever is still dead (all of it when RecoverEndpoint was not used).
+        let (ours, _) = self.dead_replicas(endpoint, switched).await?;
+        let semaphore = Semaphore::new(settings.concurrency.max(1));
+        let results = futures::future::join_all(ours.iter().map(|(table, pid)| async {
+            let _permit = semaphore.acquire().await;
+            self.readd_as_follower(Partition::new(table, *pid), endpoint, settings.op_timeout).await
+        }))
+        .await;
+        results.into_iter().collect()
+    }
+
+    /// One RecoverEndpoint for `endpoint`, waiting for the RecoverTable ops of `replicas`. A
+    /// refused RecoverEndpoint is not an error: the caller recovers the replicas one by one.
+    async fn recover_endpoint(
+        &self,
+        endpoint: &str,
+        replicas: &[(TableInfo, u32)],
+        settings: &MoveSettings,
+    ) -> Result<(), UpgradeError> {
+        let ns = &self.cluster.ns;
+        let since = ns.op_index().await?;
+        if let Err(e) = ns.recover_endpoint(endpoint, false, RECOVER_ENDPOINT_CONCURRENCY).await {
+            tracing::warn!("RecoverEndpoint {endpoint} refused ({e}); recovering its replicas one by one");
+            return Ok(());
+        }
+        let mut by_table: BTreeMap<u32, (&TableInfo, BTreeSet<u32>)> = BTreeMap::new();
+        for (table, pid) in replicas {
+            by_table.entry(table.tid).or_insert_with(|| (table, BTreeSet::new())).1.insert(*pid);
+        }
+        let waits = by_table.values().map(|(table, pids)| {
+            self.cluster.wait_table_ops(since, table, pids, "RecoverTable ops", settings.op_timeout)
+        });
+        for result in futures::future::join_all(waits).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    /// The replicas on `endpoint` marked dead: those of the `switched` partitions, and how many
+    /// others.
+    async fn dead_replicas(
+        &self,
+        endpoint: &str,
+        switched: &BTreeSet<(u32, u32)>,
+    ) -> Result<(Vec<(TableInfo, u32)>, usize), UpgradeError> {
+        let mut ours = Vec::new();
+        let mut others = 0;
+        for table in self.cluster.ns.show_all_tables().await? {
+            for p in &table.table_partition {
+                if p.meta(endpoint).is_some_and(|m| !m.is_alive) {
+                    if switched.contains(&(table.tid, p.pid)) {
+                        ours.push((table.clone(), p.pid));
+                    } else {
+                        others += 1;
+                    }
+                }
+            }
+        }
+        Ok((ours, others))
+    }
+}

@@ -1,0 +1,347 @@
+//! The operations an upgrade is made of, one file each, named as an operator names them:
+//!
+//! | file | operation | follows |
+//! |---|---|---|
+//! | [`auto_failover`] | the auto_failover guard: turn it off, recorded; put it back | C§3.4, O§5.11 |
+//! | [`drain`] | move every leader off a tablet (pre-upgrade) | O§6.1, C§3.5 |
+//! | [`fence`] | stop an old leader acknowledging writes before its switch | C§2.4, C§6 hazards 5-6 |
+//! | [`switch`] | one leader switch: fence, then ChangeLeader | C§3.5 |
+//! | [`follower`] | re-add replaced leaders as followers (RecoverTable / RecoverEndpoint) | C§3.4, C§3.5 |
+//! | [`restore`] | move leaders back exactly as recorded, drop temporary replicas (post-upgrade) | O§6.1 |
+//! | [`recover`] | the documented `recoverdata`, freshest replica first | O§5.7, C§6 bug 1 |
+//! | [`verify`] | a health report of the cluster | C§6 |
+//! | [`abort`] | unwind a stopped run | DESIGN safety invariants |
+//!
+//! They fix the hazards of `tools/openmldb_ops.py` (O§5.11, C§6):
+//!
+//! - every move is journalled before it is made, so a killed run can be finished or undone;
+//! - a leader only moves to a replica that has caught up (offsets compared on the tablets), and
+//!   the old leader is fenced first, so no acknowledged write is lost to the switch; writes
+//!   refused during the switch are the client's to retry;
+//! - ops are tracked by op id (ids above the `op_index` read before the call), and kFailed and
+//!   kCanceled are failures; every wait has a timeout and polls adaptively ([`super::wait`]);
+//! - partitions move concurrently, bounded by a semaphore; the nameserver's queues
+//!   (`pid % concurrency`, AddReplica in queue 0, C§3.3) decide the real parallelism;
+//! - the temporary replica of a single-replica partition goes to the healthy tablet with the
+//!   fewest replicas, counts updated as choices are made (O§5.11 item 17);
+//! - restoring moves leadership back to exactly the recorded placement, only once the returning
+//!   replica is loaded, alive and caught up, and deletes temporary replicas; a re-run finishes a
+//!   partial run.
+//!
+//! Why per-partition ChangeLeader + RecoverTable and not the bulk OfflineEndpoint /
+//! RecoverEndpoint(need_restore): the bulk ops choose leaders themselves (any follower with the
+//! max offset, C§3.4), mark the tablet's replicas dead, and RecoverEndpoint's restore does not
+//! wait for the returning replica to catch up; per-partition ops let us check offsets first,
+//! record each move, and stay within the queues anyway. Above all, a bulk op switches leaders
+//! when the nameserver gets to it, so the old leader cannot be fenced just before its own
+//! switch: a tablet-wide fence would refuse writes to every partition it leads for the whole
+//! drain.
+//!
+//! The journal keys these operations write: `auto_failover` (the value found before turning it
+//! off), `drain/<tablet>` (the leader placement recorded before draining it, [`LeaderMove`]) and
+//! `fence/<tid>-<pid>` (a fenced leader, [`fence::Fence`]).
+
+pub mod abort;
+pub mod auto_failover;
+pub mod drain;
+pub mod fence;
+pub mod follower;
+pub mod recover;
+pub mod restore;
+pub mod switch;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ns::{NsError, OpStatus, Partition, TableInfo, TablePartition};
+use super::tablet::TabletError;
+use super::wait::WaitError;
+use super::zk::Zk;
+use super::Cluster;
+use crate::journal::run::RunError;
+use crate::journal::{Journal, JournalError};
+
+/// What to do with a single-replica partition whose tablet is about to stop (O§6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SingleReplicaPolicy {
+    /// Add a temporary replica elsewhere and move the leader to it.
+    AddReplica,
+    /// Leave it: the partition is unavailable while the tablet is down.
+    AllowUnavailable,
+}
+
+impl std::str::FromStr for SingleReplicaPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "add_replica" => Ok(SingleReplicaPolicy::AddReplica),
+            "allow_unavailable" => Ok(SingleReplicaPolicy::AllowUnavailable),
+            other => Err(format!("single-replica policy `{other}`: expected add_replica or allow_unavailable")),
+        }
+    }
+}
+
+/// Knobs of drain and restore.
+#[derive(Debug, Clone)]
+pub struct MoveSettings {
+    pub single_replica: SingleReplicaPolicy,
+    /// How far (in log entries) a follower may lag and still take over; 0 means equal offsets.
+    pub offset_delta: u64,
+    /// How long to wait for a replica to catch up before giving up on that partition.
+    pub catchup_timeout: Duration,
+    /// How long one nameserver op may take.
+    pub op_timeout: Duration,
+    /// Partitions handled at once.
+    pub concurrency: usize,
+}
+
+impl Default for MoveSettings {
+    fn default() -> Self {
+        MoveSettings {
+            single_replica: SingleReplicaPolicy::AddReplica,
+            offset_delta: 0,
+            catchup_timeout: Duration::from_secs(120),
+            op_timeout: Duration::from_secs(600),
+            concurrency: 16,
+        }
+    }
+}
+
+/// Where a recorded leader move stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MoveState {
+    /// Recorded, not made yet.
+    Planned,
+    /// The leader is on `to`.
+    Moved,
+    /// The leader is back on `from`.
+    Restored,
+}
+
+/// One leader moved off a tablet, as recorded in the journal before it is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderMove {
+    pub db: String,
+    pub table: String,
+    pub tid: u32,
+    pub pid: u32,
+    /// The tablet the leader was on (and returns to).
+    pub from: String,
+    /// The replica that leads while `from` is away.
+    pub to: String,
+    /// Set when `to` is a temporary replica added for a single-replica partition.
+    pub temp_replica: bool,
+    pub state: MoveState,
+}
+
+/// A partition that stays on the drained tablet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub db: String,
+    pub table: String,
+    pub pid: u32,
+    pub reason: String,
+}
+
+/// What drain or restore did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MoveReport {
+    pub tablet: String,
+    pub moves: Vec<LeaderMove>,
+    pub skipped: Vec<Skipped>,
+    pub duration_ms: u64,
+    pub dry_run: bool,
+}
+
+impl MoveReport {
+    /// Ends a drain or restore of `moves` with one result each: the moves that succeeded get
+    /// `done`, the time taken is set, and any failure (a move's, or one of `more_failures`)
+    /// makes the whole an [`UpgradeError::Incomplete`] that lists them all.
+    fn settle<T>(
+        &mut self,
+        moves: Vec<LeaderMove>,
+        results: &[Result<T, UpgradeError>],
+        done: MoveState,
+        more_failures: Vec<String>,
+        started: std::time::Instant,
+    ) -> Result<(), UpgradeError> {
+        self.moves = moves;
+        for (m, r) in self.moves.iter_mut().zip(results) {
+            if r.is_ok() {
+                m.state = done;
+            }
+        }
+        self.duration_ms = started.elapsed().as_millis() as u64;
+        let mut failures: Vec<String> =
+            results.iter().filter_map(|r| r.as_ref().err()).map(|e| format!("  - {e}")).collect();
+        failures.extend(more_failures.into_iter().map(|f| format!("  - {f}")));
+        if failures.is_empty() {
+            return Ok(());
+        }
+        Err(UpgradeError::Incomplete {
+            tablet: self.tablet.clone(),
+            failed: failures.len(),
+            total: self.moves.len(),
+            details: failures.join("\n"),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    #[error("{0}")]
+    Ns(#[from] NsError),
+    #[error("{0}")]
+    Tablet(#[from] TabletError),
+    #[error("{0}")]
+    Journal(#[from] JournalError),
+    #[error("{0}")]
+    Wait(#[from] WaitError),
+    #[error("{0}")]
+    Run(#[from] RunError),
+    #[error("auto_failover is on: the nameserver refuses leader moves while it is (code 301, C§2.3). Run the moves inside upgrade::with_auto_failover_off(...)")]
+    AutoFailoverOn,
+    #[error("{endpoint} is not a tablet the nameserver knows; known tablets: {known}")]
+    UnknownTablet { endpoint: String, known: String },
+    #[error("{partition}: {reason}")]
+    Partition { partition: String, reason: String },
+    #[error("{failed} of {total} partitions could not be moved:\n{details}\nMoves already made are in the journal; run upgrade::restore_leaders(\"{tablet}\") to undo them, or fix the cause and drain again")]
+    Incomplete { tablet: String, failed: usize, total: usize, details: String },
+    #[error("restoring the leaders of {tablet} failed: {source}\n{auto_failover}\nFix the cause (is {tablet} up and healthy?) and run abort again")]
+    AbortRestore {
+        tablet: String,
+        #[source]
+        source: Box<UpgradeError>,
+        /// What became of auto_failover on the way out.
+        auto_failover: String,
+    },
+}
+
+/// An error about one partition (`demo.double pid 3`).
+fn partition_err(partition: impl std::fmt::Display, reason: impl Into<String>) -> UpgradeError {
+    UpgradeError::Partition { partition: partition.to_string(), reason: reason.into() }
+}
+
+impl LeaderMove {
+    /// `db.table pid N`, as messages name the partition.
+    pub fn partition(&self) -> String {
+        format!("{}.{} pid {}", self.db, self.table, self.pid)
+    }
+}
+
+/// A change to one partition that the nameserver carries out as an op (C§3.3-3.5).
+#[derive(Debug, Clone, Copy)]
+enum PartitionOp<'a> {
+    /// AddReplicaNS: a new replica on the endpoint (queue 0).
+    AddReplica(&'a str),
+    /// DelReplicaNS: the replica on the endpoint goes.
+    DelReplica(&'a str),
+    /// RecoverTable: the replica on the endpoint, marked dead, becomes an alive follower.
+    RecoverTable(&'a str),
+    /// ChangeLeader with the endpoint as candidate.
+    ChangeLeader(&'a str),
+}
+
+impl PartitionOp<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            PartitionOp::AddReplica(_) => "AddReplica",
+            PartitionOp::DelReplica(_) => "DelReplica",
+            PartitionOp::RecoverTable(_) => "RecoverTable",
+            PartitionOp::ChangeLeader(_) => "ChangeLeader",
+        }
+    }
+
+    /// The code the nameserver refuses the change with when it is already made (C§2.3): the
+    /// replica is there (317), is not there (308), is already an alive follower (311).
+    fn already_made(&self) -> Option<i64> {
+        match self {
+            PartitionOp::AddReplica(_) => Some(317),
+            PartitionOp::DelReplica(_) => Some(308),
+            PartitionOp::RecoverTable(_) => Some(311),
+            PartitionOp::ChangeLeader(_) => None,
+        }
+    }
+}
+
+/// The journal key of the leader placement recorded before draining `tablet`.
+fn drain_key(tablet: &str) -> String {
+    format!("drain/{tablet}")
+}
+
+/// The upgrade operations of one cluster: its servers and the run journal.
+pub struct Upgrader {
+    pub cluster: Cluster,
+    pub journal: Arc<Journal>,
+}
+
+impl Upgrader {
+    pub fn new(cluster: Cluster, journal: Arc<Journal>) -> Self {
+        Upgrader { cluster, journal }
+    }
+
+    /// The upgrader of the cluster `config` describes, over `zk`; the journal is mirrored
+    /// next to the config file (`.mldb-upgrade/journal.jsonl`).
+    pub fn for_cluster(config: &crate::config::ClusterConfig, zk: Arc<Zk>) -> Self {
+        let mirror = config.path.parent().map(|d| d.join(".mldb-upgrade/journal.jsonl"));
+        Upgrader::new(Cluster::for_config(config, zk.clone()), Arc::new(Journal::new(zk, mirror)))
+    }
+
+    /// One partition as the nameserver has it now.
+    async fn partition(&self, part: Partition<'_>) -> Result<TablePartition, UpgradeError> {
+        self.cluster
+            .ns
+            .partition(part.db(), part.name(), part.pid)
+            .await?
+            .ok_or_else(|| partition_err(part, "partition not found"))
+    }
+
+    /// The endpoints of the tablets the nameserver shows `kHealthy`.
+    async fn healthy_tablets(&self) -> Result<Vec<String>, UpgradeError> {
+        Ok(self.cluster.ns.show_tablet().await?.into_iter().filter(|t| t.is_healthy()).map(|t| t.endpoint).collect())
+    }
+
+    /// Every table by tid.
+    async fn tables_by_tid(&self) -> Result<std::collections::HashMap<u32, TableInfo>, UpgradeError> {
+        Ok(self.cluster.ns.show_all_tables().await?.into_iter().map(|t| (t.tid, t)).collect())
+    }
+
+    /// Submits `op` for one partition and waits for the ops it creates: op ids above the
+    /// `op_index` read before the call (C§3.2); kFailed or kCanceled fail. A change the
+    /// nameserver says is already made (a re-run) has nothing to wait for. Returns the ops.
+    async fn run_op(
+        &self,
+        part: Partition<'_>,
+        op: PartitionOp<'_>,
+        timeout: Duration,
+    ) -> Result<Vec<OpStatus>, UpgradeError> {
+        let ns = &self.cluster.ns;
+        let since = ns.op_index().await?;
+        let (db, name, pid) = (part.db(), part.name(), part.pid);
+        let submitted = match op {
+            PartitionOp::AddReplica(ep) => ns.add_replica(db, name, pid, ep).await,
+            PartitionOp::DelReplica(ep) => ns.del_replica(db, name, pid, ep).await,
+            PartitionOp::RecoverTable(ep) => ns.recover_table(db, name, pid, ep).await,
+            PartitionOp::ChangeLeader(ep) => ns.change_leader(db, name, pid, ep).await,
+        };
+        match submitted {
+            Ok(()) => Ok(self.cluster.wait_partition_ops(since, part, op.name(), timeout).await?),
+            Err(e) if e.code().is_some() && e.code() == op.already_made() => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Leader moves and restores need auto_failover off: with it on the nameserver refuses them
+    /// (code 301, C§2.3) and would start its own failover when a tablet stops (C§3.4).
+    async fn require_auto_failover_off(&self) -> Result<(), UpgradeError> {
+        if self.cluster.ns.auto_failover().await? {
+            return Err(UpgradeError::AutoFailoverOn);
+        }
+        Ok(())
+    }
+}

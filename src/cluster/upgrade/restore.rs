@@ -1,0 +1,139 @@
+//! Restore: moving leadership back to a tablet exactly as recorded before its drain, once each
+//! returning replica is loaded, alive and caught up, and deleting the temporary replicas (the
+//! documented post-upgrade, O§6.1). Idempotent: a re-run finishes a partial run, and a run
+//! killed anywhere between the switch and the clean-up is finished here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use super::{
+    drain_key, partition_err, LeaderMove, MoveReport, MoveSettings, MoveState, PartitionOp, UpgradeError, Upgrader,
+};
+use crate::cluster::ns::{Partition, TableInfo};
+
+impl Upgrader {
+    /// The moves recorded for `tablet` (empty when it was never drained or is restored).
+    pub async fn recorded_moves(&self, tablet: &str) -> Result<Vec<LeaderMove>, UpgradeError> {
+        Ok(self.journal.get(&drain_key(tablet)).await?.unwrap_or_default())
+    }
+
+    /// Tablets with a recorded drain that is not restored yet.
+    pub async fn drained_tablets(&self) -> Result<Vec<String>, UpgradeError> {
+        Ok(self.journal.keys("drain").await?)
+    }
+
+    /// Moves leadership back to `tablet` exactly as recorded and removes temporary replicas
+    /// (post-upgrade). Idempotent. auto_failover must be off.
+    pub async fn restore_leaders(&self, tablet: &str, settings: &MoveSettings) -> Result<MoveReport, UpgradeError> {
+        let started = Instant::now();
+        let moves = self.recorded_moves(tablet).await?;
+        let mut report = MoveReport { tablet: tablet.into(), ..MoveReport::default() };
+        if moves.is_empty() {
+            return Ok(report);
+        }
+        self.require_auto_failover_off().await?;
+        self.lift_stale_fences().await?;
+        let tables = self.tables_by_tid().await?;
+        let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        let results = futures::future::join_all(moves.iter().map(|m| {
+            let semaphore = semaphore.clone();
+            let table = tables.get(&m.tid).cloned();
+            async move {
+                let _permit = semaphore.acquire().await;
+                let Some(table) = table else {
+                    // The table was dropped meanwhile: nothing to restore.
+                    return Ok(None);
+                };
+                self.restore_one(&table, m, settings).await
+            }
+        }))
+        .await;
+        // The interim leaders become followers, together per tablet.
+        let mut replaced: BTreeMap<String, BTreeSet<(u32, u32)>> = BTreeMap::new();
+        for (m, r) in moves.iter().zip(&results) {
+            if let Ok(Some(interim)) = r {
+                replaced.entry(interim.clone()).or_default().insert((m.tid, m.pid));
+            }
+        }
+        let readded = futures::future::join_all(
+            replaced.iter().map(|(interim, switched)| self.readd_replaced_leaders(interim, switched, settings)),
+        )
+        .await;
+        let readd_failures = replaced
+            .keys()
+            .zip(readded)
+            .filter_map(|(interim, r)| {
+                r.err().map(|e| format!("re-adding the interim leaders on {interim} as followers: {e}"))
+            })
+            .collect();
+        report.settle(moves, &results, MoveState::Restored, readd_failures, started)?;
+        self.journal.delete(&drain_key(tablet)).await?;
+        Ok(report)
+    }
+
+    /// Moves one recorded leader home. Returns the interim leader it took over from when that
+    /// one is left for [`Upgrader::readd_replaced_leaders`] (a temporary replica is re-added,
+    /// then deleted here).
+    async fn restore_one(
+        &self,
+        table: &TableInfo,
+        m: &LeaderMove,
+        settings: &MoveSettings,
+    ) -> Result<Option<String>, UpgradeError> {
+        let (part, home) = (Partition::new(table, m.pid), m.from.as_str());
+        // Ops a killed run left queued (an AddReplica, a ChangeLeader) finish first, so the state
+        // looked at below is final and no temporary replica appears after it was checked.
+        self.cluster.wait_partition_idle(part, settings.op_timeout).await?;
+        let mut p = self.partition(part).await?;
+        let mut leader = p.alive_leader().map(|l| l.endpoint.clone());
+        // A run killed between ChangeLeader and RecoverTable left the old leader marked dead
+        // (C§3.5): finish re-adding it first.
+        if leader.as_deref().is_some_and(|l| l != home) && p.meta(home).is_some_and(|m| !m.is_alive) {
+            self.readd_as_follower(part, home, settings.op_timeout).await?;
+            p = self.partition(part).await?;
+            leader = p.alive_leader().map(|l| l.endpoint.clone());
+        }
+        if leader.as_deref() != Some(home) {
+            // The returning replica must be alive in the nameserver's view and loaded (C§3.6).
+            self.cluster.wait_replica_ready(home, part, true, settings.catchup_timeout).await?;
+            let current = leader.ok_or_else(|| partition_err(part, "no alive leader to take over from"))?;
+            self.switch_leader(part, &current, home, settings).await?;
+            if !m.temp_replica {
+                return Ok(Some(current));
+            }
+            // The temporary replica follows again before it is deleted.
+            self.readd_as_follower(part, &current, settings.op_timeout).await?;
+        }
+        if !m.temp_replica {
+            // A run stopped between the switch home and the re-add left the interim leader
+            // marked dead.
+            let p = self.partition(part).await?;
+            return Ok(p.meta(&m.to).filter(|meta| !meta.is_alive).map(|_| m.to.clone()));
+        }
+        self.delete_temp_replica(part, &m.to, settings.op_timeout).await?;
+        Ok(None)
+    }
+
+    /// Deletes the temporary replica on `endpoint`, re-adding it as a follower first if a
+    /// stopped run left it marked dead: DelReplica refuses a replica flagged leader, even a dead
+    /// one (C§2.3, 102).
+    async fn delete_temp_replica(
+        &self,
+        part: Partition<'_>,
+        endpoint: &str,
+        timeout: Duration,
+    ) -> Result<(), UpgradeError> {
+        let mut p = self.partition(part).await?;
+        if p.meta(endpoint).is_some_and(|meta| !meta.is_alive) {
+            self.readd_as_follower(part, endpoint, timeout).await?;
+            p = self.partition(part).await?;
+        }
+        if p.meta(endpoint).is_none() {
+            return Ok(());
+        }
+        self.run_op(part, PartitionOp::DelReplica(endpoint), timeout).await.map(|_| ())
+    }
+}

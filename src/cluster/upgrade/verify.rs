@@ -1,0 +1,88 @@
+//! Verify: a structured health report of the cluster, the checks the documented procedure asks
+//! for after each tablet (O§6.1, C§6 "upgrade done"): tablets healthy, every replica alive and
+//! loaded in the mode the nameserver expects, a leader for every partition, no op failed or
+//! still pending.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::{UpgradeError, Upgrader};
+use crate::cluster::tablet::TableStatus;
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub healthy: bool,
+    pub failed_ops: Vec<String>,
+    pub pending_ops: Vec<String>,
+    pub partitions_not_alive: Vec<String>,
+    pub partitions_without_leader: Vec<String>,
+    /// Leader/follower or load-state disagreements between the nameserver and the tablets.
+    pub mismatches: Vec<String>,
+    pub unhealthy_tablets: Vec<String>,
+    /// Rows per table (`db.table`), counted on the leaders.
+    pub rows: BTreeMap<String, u64>,
+}
+
+impl Upgrader {
+    /// Checks the cluster; ops count from `since_op`.
+    pub async fn verify(&self, since_op: u64) -> Result<VerifyReport, UpgradeError> {
+        let (ns, tablets) = (&self.cluster.ns, &self.cluster.tablets);
+        let mut report = VerifyReport::default();
+        let all = ns.show_tablet().await?;
+        report.unhealthy_tablets = all.iter().filter(|t| !t.is_healthy()).map(|t| t.endpoint.clone()).collect();
+        let mut statuses: HashMap<String, HashMap<(u32, u32), TableStatus>> = HashMap::new();
+        for t in all.iter().filter(|t| t.is_healthy()) {
+            if let Ok(loaded) = tablets.loaded_partitions(&t.endpoint).await {
+                statuses.insert(t.endpoint.clone(), loaded);
+            }
+        }
+        for table in ns.show_all_tables().await? {
+            let full = table.full_name();
+            let mut rows = 0;
+            for p in &table.table_partition {
+                for m in &p.partition_meta {
+                    if !m.is_alive {
+                        report.partitions_not_alive.push(format!("{full} pid {} on {}", p.pid, m.endpoint));
+                        continue;
+                    }
+                    let Some(on_tablet) = statuses.get(&m.endpoint) else { continue };
+                    match on_tablet.get(&(table.tid, p.pid)) {
+                        None => report.mismatches.push(format!("{full} pid {} not loaded on {}", p.pid, m.endpoint)),
+                        Some(s) if s.is_leader() != m.is_leader => report.mismatches.push(format!(
+                            "{full} pid {} on {}: nameserver says {}, tablet says {}",
+                            p.pid,
+                            m.endpoint,
+                            if m.is_leader { "leader" } else { "follower" },
+                            s.mode
+                        )),
+                        Some(s) if !s.is_normal() => {
+                            report.mismatches.push(format!("{full} pid {} on {} is {}", p.pid, m.endpoint, s.state))
+                        }
+                        Some(s) if m.is_leader => rows += s.record_cnt,
+                        Some(_) => {}
+                    }
+                }
+                if p.alive_leader().is_none() {
+                    report.partitions_without_leader.push(format!("{full} pid {}", p.pid));
+                }
+            }
+            report.rows.insert(full, rows);
+        }
+        for op in ns.show_op_status(None, None, None).await?.into_iter().filter(|o| o.op_id > since_op) {
+            if op.is_failure() {
+                report.failed_ops.push(op.to_string());
+            } else if !op.is_finished() {
+                report.pending_ops.push(op.to_string());
+            }
+        }
+        report.healthy = report.unhealthy_tablets.is_empty()
+            && report.partitions_not_alive.is_empty()
+            && report.partitions_without_leader.is_empty()
+            && report.mismatches.is_empty()
+            && report.failed_ops.is_empty()
+            && report.pending_ops.is_empty();
+        Ok(report)
+    }
+}
