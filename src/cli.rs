@@ -14,7 +14,7 @@ use crate::config::ClusterConfig;
 use crate::error::Error;
 use crate::repl;
 use crate::sandbox;
-use crate::script::{docs, Host, Output, ScriptEngine};
+use crate::script::{self, docs, Host, Output, ScriptEngine};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,7 +72,8 @@ enum Command {
     },
     /// Print every function scripts can call, with its documentation.
     Docs {
-        /// Only this function or namespace (e.g. `zk` or `ssh::exec`).
+        /// Only this function, namespace or stock module (e.g. `zk`, `ssh::exec`, `rolling`), or
+        /// a script file (`scripts/upgrade.rhai`) for the settings it declares.
         name: Option<String>,
         /// Print the Rhai definitions file (`.d.rhai`) for editors instead.
         #[arg(long, conflicts_with = "name")]
@@ -265,7 +266,10 @@ fn init_tracing(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MLDB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| crate::progress::Stderr);
+    // Colours only for a terminal, and never with NO_COLOR set (https://no-color.org).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(|| crate::progress::Stderr);
     let _ = match cli.log_format {
         LogFormat::Text => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -302,11 +306,20 @@ fn execute(command: Command) -> Result<(), Error> {
                 print!("{}", docs::definitions(&engine.engine));
                 return Ok(());
             }
-            let functions = docs::functions(&engine.engine);
-            let text = docs::render(&functions, name.as_deref());
+            // A script file: the settings it and its modules declare.
+            if let Some(path) = name.as_deref().map(Path::new).filter(|p| p.extension().is_some_and(|e| e == "rhai")) {
+                let script = engine.compile_file(path)?;
+                println!("settings of {} (`--set name=value`, checked before a run starts):\n", path.display());
+                print!("{}", docs::render_settings(&script.settings));
+                if !script.settings_read.is_empty() {
+                    println!("also read, undeclared: {}", script.settings_read.join(", "));
+                }
+                return Ok(());
+            }
+            let text = docs::render(&docs::all(&engine.engine), name.as_deref());
             if text.is_empty() {
                 return Err(Error::Usage(format!(
-                    "no function or namespace named `{}`; run `mldb-upgrade docs` for the full list",
+                    "no function or namespace named `{}` (stock modules and script files work too); run `mldb-upgrade docs` for the full list",
                     name.unwrap_or_default()
                 )));
             }
@@ -327,17 +340,33 @@ fn load_config(path: Option<&Path>) -> Result<Option<Arc<ClusterConfig>>, Error>
 
 fn run_script(args: RunArgs) -> Result<(), Error> {
     let config = load_config(args.cluster.as_deref())?;
-    let mut settings = BTreeMap::new();
-    for (k, v) in args.settings {
-        settings.insert(k, v);
-    }
-    if args.yes {
-        settings.entry("yes".into()).or_insert_with(|| "true".into());
-    }
+    let settings: BTreeMap<String, String> = args.settings.into_iter().collect();
     let rt = runtime()?;
-    let host = Arc::new(Host::new(rt.handle().clone(), config, settings, args.dry_run, Output::stdout()));
+    let host =
+        Arc::new(Host::new(rt.handle().clone(), config.clone(), settings.clone(), args.dry_run, Output::stdout()));
+    host.set_yes(args.yes);
     let engine = ScriptEngine::new(host.clone(), args.lib_dirs);
-    let ast = engine.compile_file(&args.script)?;
+    let script = engine.compile_file(&args.script)?;
+    // Everything below is checked before the script runs: nothing has changed yet.
+    if let (None, Some(call)) = (&config, &script.needs_cluster) {
+        return Err(Error::Usage(format!(
+            "{} works on a cluster ({call}): pass --cluster FILE, the cluster config (or set MLDB_CLUSTER)",
+            args.script.display()
+        )));
+    }
+    let context = script::settings::Context {
+        config: config.as_deref(),
+        can_confirm: args.yes || std::io::stdin().is_terminal(),
+    };
+    if let Err(problems) = script::settings::validate(&script.settings, &script.settings_read, &settings, &context) {
+        return Err(Error::Usage(format!(
+            "bad --set values for {}; nothing was changed:\n{}\n  = help: `mldb-upgrade docs {}` lists its settings",
+            args.script.display(),
+            problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"),
+            args.script.display()
+        )));
+    }
+    let ast = script.ast;
     // First Ctrl-C stops the script cleanly; a second one ends the process.
     let interrupt = host.interrupt.clone();
     rt.spawn(async move {
@@ -565,10 +594,19 @@ fn status(path: &Path) -> Result<(), Error> {
 
 fn abort(path: &Path) -> Result<(), Error> {
     let (rt, host) = cluster_host(path)?;
-    let (_, upgrader) = host.cluster_parts("abort").map_err(|e| Error::Operation(e.to_string()))?;
-    let command: Vec<String> = std::env::args().collect();
     let say = |line: &str| println!("{line}");
-    rt.block_on(upgrader.abort(&command.join(" "), &say)).map_err(|e| Error::Operation(e.to_string()))?;
-    println!("aborted: no run is recorded any more; the cluster is as the run left it, leaders restored");
+    let (_, upgrader) = host.cluster_parts("abort").map_err(|e| Error::Operation(e.to_string()))?;
+    let control = host.control("abort", &say).map_err(|e| Error::Operation(e.to_string()))?;
+    let command: Vec<String> = std::env::args().collect();
+    let report =
+        rt.block_on(upgrader.abort(&control, &command.join(" "), &say)).map_err(|e| Error::Operation(e.to_string()))?;
+    if !report.left.is_empty() {
+        let left: Vec<String> = report.left.iter().map(|l| format!("  - {l}")).collect();
+        return Err(Error::Operation(format!(
+            "abort could not undo everything; the run stays recorded so that abort can be run again:\n{}",
+            left.join("\n")
+        )));
+    }
+    println!("aborted: no run is recorded any more; components the run replaced stay replaced, leaders are restored");
     Ok(())
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::component::records::Stopped;
 use super::ns::TabletState;
 use super::topology::Role;
 use super::upgrade::{UpgradeError, Upgrader};
@@ -79,6 +80,8 @@ pub struct ClusterStatus {
     pub run: Option<RunRecord>,
     pub drained: Vec<String>,
     pub fences: usize,
+    /// Components a run stopped and did not start again, with when.
+    pub stopped: Vec<(String, String)>,
     /// The value auto_failover had before a run turned it off and did not put it back.
     pub recorded_auto_failover: Option<bool>,
 }
@@ -137,8 +140,26 @@ impl ClusterStatus {
             run: upgrader.journal.current_run().await?,
             drained: upgrader.drained_tablets().await?,
             fences: upgrader.stale_fences().await?.len(),
+            stopped: stopped_components(upgrader).await?,
             recorded_auto_failover: upgrader.recorded_auto_failover().await?,
         })
+    }
+}
+
+/// The `stopped/<endpoint>` records component control leaves until a component starts again.
+async fn stopped_components(upgrader: &Upgrader) -> Result<Vec<(String, String)>, UpgradeError> {
+    let mut stopped = Vec::new();
+    for endpoint in upgrader.journal.keys("stopped").await? {
+        let record: Option<Stopped> = upgrader.journal.get(&format!("stopped/{endpoint}")).await?;
+        stopped.push((endpoint, record.map(|r| r.at).unwrap_or_default()));
+    }
+    Ok(stopped)
+}
+
+impl ClusterStatus {
+    /// True when the lock holder is a run in progress (not a process that is gone).
+    fn run_is_live(&self) -> bool {
+        self.lock.as_ref().is_some_and(|holder| !holder.is_gone())
     }
 }
 
@@ -166,15 +187,31 @@ impl fmt::Display for ClusterStatus {
         }
         writeln!(f, "{table}")?;
         match &self.lock {
-            Some(holder) => writeln!(f, "lock        held by {holder}")?,
+            Some(holder) if holder.is_gone() => writeln!(
+                f,
+                "lock        held by {holder}, a process that is gone; the lock goes when its ZooKeeper session expires"
+            )?,
+            Some(holder) => {
+                let step = self
+                    .run
+                    .as_ref()
+                    .and_then(|r| r.current_step())
+                    .map_or(String::new(), |s| format!(", now at `{s}`"));
+                writeln!(f, "lock        held by {holder}: running{step}")?
+            }
             None => writeln!(f, "lock        free")?,
         }
         match &self.run {
             Some(run) => {
                 let done = run.done_count();
+                let state = if self.run_is_live() {
+                    "in progress"
+                } else {
+                    "stopped: re-run the same command to resume it, or `mldb-upgrade abort` to unwind it"
+                };
                 writeln!(
                     f,
-                    "journal     unfinished run `{}` started {}: {done}/{} steps done",
+                    "journal     unfinished run `{}` started {}: {done}/{} steps done ({state})",
                     run.name,
                     run.started,
                     run.steps.len()
@@ -191,12 +228,22 @@ impl fmt::Display for ClusterStatus {
         if !self.drained.is_empty() {
             writeln!(f, "            drained, leaders not restored: {}", self.drained.join(", "))?;
         }
-        if self.fences > 0 {
+        if self.fences > 0 && self.run_is_live() {
+            writeln!(
+                f,
+                "            {} leaders fenced by the running run: their leader switches are in progress",
+                self.fences
+            )?;
+        } else if self.fences > 0 {
             writeln!(
                 f,
                 "            {} leaders fenced by a stopped run (refusing writes): the next run or `abort` lifts them",
                 self.fences
             )?;
+        }
+        for (endpoint, since) in &self.stopped {
+            let who = if self.run_is_live() { "the running run" } else { "a stopped run; `abort` starts it" };
+            writeln!(f, "            {endpoint} stopped since {since} by {who}")?;
         }
         if let Some(original) = self.recorded_auto_failover {
             writeln!(f, "            auto_failover was {original} before the run turned it off")?;

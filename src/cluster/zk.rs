@@ -14,10 +14,10 @@ use crate::config::ZkSettings;
 #[derive(Debug, thiserror::Error)]
 pub enum ZkError {
     #[error(
-        "cannot reach ZooKeeper at {cluster} within {timeout:?}: {reason}. Check that ZooKeeper is \
+        "cannot reach ZooKeeper at {cluster} (gave up after {waited:.1?}): {reason}. Check that ZooKeeper is \
          running and that zk_cluster in the cluster config is right"
     )]
-    Unreachable { cluster: String, timeout: Duration, reason: String },
+    Unreachable { cluster: String, waited: Duration, reason: String },
     #[error("ZooKeeper node {path} does not exist")]
     NoNode { path: String },
     #[error("ZooKeeper node {path} already exists")]
@@ -103,8 +103,9 @@ impl Zk {
         if let Some(cert) = &s.cert {
             connector = connector.with_auth("digest", cert.expose().as_bytes());
         }
+        let started = std::time::Instant::now();
         let unreachable =
-            |reason: String| ZkError::Unreachable { cluster: s.cluster.clone(), timeout: s.connect_timeout, reason };
+            |reason: String| ZkError::Unreachable { cluster: s.cluster.clone(), waited: started.elapsed(), reason };
         let client = tokio::time::timeout(s.connect_timeout + Duration::from_secs(1), connector.connect(&s.cluster))
             .await
             .map_err(|_| unreachable("no answer".into()))?

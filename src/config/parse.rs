@@ -111,16 +111,58 @@ impl Source<'_> {
         self.error_at(value.span(), key, message, help)
     }
 
-    /// A TOML syntax or schema error (unknown key, wrong type).
+    /// A TOML syntax or schema error (unknown key, wrong type). An unknown key is pointed at
+    /// itself (serde reports the header of a table with flattened keys, like `[ssh]`) and the
+    /// closest known key is suggested.
     fn toml_error(&self, e: toml::de::Error) -> ConfigError {
         let message = e.message().trim().to_string();
-        let mut err = self.error_at(e.span().unwrap_or(0..0), "", format!("invalid cluster config: {message}"), None);
-        err.key = None;
-        if message.starts_with("unknown field") {
-            err.help = Some("check the spelling; README.md lists every key".into());
+        let mut span = e.span().unwrap_or(0..0);
+        let unknown = message.strip_prefix("unknown field `").and_then(|rest| rest.split('`').next());
+        let mut help = None;
+        if let Some(field) = unknown {
+            if let Some(at) = key_position(self.text, span.start, field) {
+                span = at..at + field.len();
+            }
+            let expected: Vec<&str> = match message.split_once("expected one of ") {
+                Some((_, list)) => list.split(", ").map(|k| k.trim_matches('`')).collect(),
+                None => SSH_KEYS.to_vec(),
+            };
+            help = Some(match closest_key(&expected, field) {
+                Some(k) => format!("did you mean `{k}`? README.md lists every key"),
+                None => format!("the keys here are {}; README.md lists every key", expected.join(", ")),
+            });
         }
+        let mut err = self.error_at(span, "", format!("invalid cluster config: {message}"), None);
+        err.key = None;
+        err.help = help;
         err
     }
+}
+
+/// The keys of `[ssh]` and `[ssh.host."<host>"]` (serde cannot list them: they are flattened).
+const SSH_KEYS: [&str; 8] =
+    ["user", "port", "identity_file", "known_hosts", "agent", "transport", "connect_timeout", "host"];
+
+/// The known key `field` was probably meant to be: one it is the start of, else the nearest.
+fn closest_key<'a>(known: &[&'a str], field: &str) -> Option<&'a str> {
+    if let Some(longer) = known.iter().find(|k| k.starts_with(field)) {
+        return Some(longer);
+    }
+    known.iter().map(|k| (strsim::levenshtein(k, field), *k)).filter(|(d, _)| *d <= 3).min().map(|(_, k)| k)
+}
+
+/// Where the line that sets `key` starts, at or after `from`.
+fn key_position(text: &str, from: usize, key: &str) -> Option<usize> {
+    let mut offset = text[..from].rfind('\n').map_or(0, |i| i + 1);
+    for line in text[offset..].split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let rest = trimmed.strip_prefix(key).map(str::trim_start);
+        if rest.is_some_and(|r| r.starts_with('=')) {
+            return Some(offset + (line.len() - trimmed.len()));
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// Components and ZooKeeper servers imported from OpenMLDB's `conf/hosts`.
@@ -192,7 +234,7 @@ fn import_hosts(
         err
     };
     let entries = hosts::parse(&hosts_text)
-        .map_err(|e| at_line(e.line, e.message, "the format is OpenMLDB's conf/hosts (reference O§2.2)"))?;
+        .map_err(|e| at_line(e.line, e.message, "the format is OpenMLDB's conf/hosts: [tablet], [nameserver], [apiserver], [taskmanager], [zookeeper] sections of `host[:port] [WORKDIR]` lines"))?;
     let mut inventory = Inventory::default();
     for entry in entries {
         let port = entry.port;

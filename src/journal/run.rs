@@ -19,6 +19,20 @@ pub struct LockHolder {
     pub command: String,
 }
 
+impl LockHolder {
+    /// True when the holder is a process of this host that no longer runs: its lock goes when
+    /// its ZooKeeper session expires. A holder on another host is taken to run as long as its
+    /// lock (an ephemeral node) exists.
+    pub fn is_gone(&self) -> bool {
+        self.host == hostname() && !crate::process::is_running(self.pid)
+    }
+
+    /// True when the holder is this process.
+    pub fn is_me(&self) -> bool {
+        self.host == hostname() && self.pid == std::process::id()
+    }
+}
+
 impl std::fmt::Display for LockHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "pid {} on {} since {} ({})", self.pid, self.host, self.started, self.command)
@@ -76,6 +90,16 @@ impl RunRecord {
         self.steps.get(step).is_some_and(|s| s.state == StepState::Done)
     }
 
+    /// The step running now (or that was running when the run stopped): the latest started and
+    /// not done.
+    pub fn current_step(&self) -> Option<&str> {
+        self.order
+            .iter()
+            .rev()
+            .find(|s| self.steps.get(*s).is_some_and(|r| r.state == StepState::Started))
+            .map(String::as_str)
+    }
+
     /// How many steps this run finished.
     pub fn done_count(&self) -> usize {
         self.steps.values().filter(|s| s.state == StepState::Done).count()
@@ -125,12 +149,11 @@ impl Journal {
                 Ok(_) => return Ok(me),
                 Err(ZkError::NodeExists { .. }) => {
                     let Some(holder) = self.lock_holder().await? else { continue };
-                    if holder.pid == me.pid && holder.host == me.host {
+                    if holder.is_me() {
                         return Ok(holder);
                     }
                     // A killed run on this host: its session ends within the session timeout.
-                    let dead_here = holder.host == me.host && !crate::process::is_running(holder.pid);
-                    if dead_here && std::time::Instant::now() < deadline {
+                    if holder.is_gone() && std::time::Instant::now() < deadline {
                         tokio::time::sleep(Duration::from_millis(250)).await;
                         continue;
                     }

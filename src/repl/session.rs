@@ -122,7 +122,7 @@ impl Session {
         }
         self.pending.clear();
         self.inputs += 1;
-        match self.engine.compile_text(&label, &text) {
+        match self.engine.compile_input(&label, &text, &self.functions) {
             Ok(ast) => self.run(ast, &label),
             Err(e) => Reply::Error(e.to_string()),
         }
@@ -168,7 +168,8 @@ impl Session {
     }
 
     fn help(&self, name: &str) -> Reply {
-        let functions = docs::functions(&self.engine.engine);
+        let docs = docs::all(&self.engine.engine);
+        let functions = &docs.functions;
         if name.is_empty() {
             let mut out = String::from("Type Rhai statements; their values are printed. Commands:\n");
             out.push_str(&commands_list());
@@ -183,7 +184,7 @@ impl Session {
             out.push_str("\nTab completes namespaces, functions, variables and map keys; Ctrl-C stops a running\nstatement and keeps the session; Ctrl-D or :quit leaves.");
             return Reply::Output(out);
         }
-        let text = docs::render(&functions, Some(name));
+        let text = docs::render(&docs, Some(name));
         if !text.is_empty() {
             return Reply::Output(text.trim_end().to_string());
         }
@@ -206,10 +207,10 @@ impl Session {
         }
         let path = Path::new(path);
         match self.engine.compile_file(path) {
-            Ok(ast) => {
+            Ok(script) => {
                 self.inputs += 1;
                 let label = path.display().to_string();
-                self.run(ast, &label)
+                self.run(script.ast, &label)
             }
             Err(e) => Reply::Error(e.to_string()),
         }

@@ -1,7 +1,12 @@
 //! The script API as documentation, read back from the engine's own metadata so it can never
-//! drift from what is registered. Used by `mldb-upgrade docs` and the REPL's `:help`.
+//! drift from what is registered: the native functions, and the stock modules (`rolling`,
+//! `version`, `remote`) with their `///` function docs, `//!` header and declared settings.
+//! Used by `mldb-upgrade docs` and the REPL's `:help`.
 
 use rhai::Engine;
+
+use super::resolver;
+use super::settings::{self, Setting};
 
 /// One script-visible function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +36,64 @@ impl FunctionDoc {
     }
 }
 
+/// A stock module: what its `//!` header says and the settings it declares.
+#[derive(Debug, Clone)]
+pub struct ModuleDoc {
+    pub name: String,
+    pub about: String,
+    pub settings: Vec<Setting>,
+}
+
+/// Everything `docs` shows: functions (native and of the stock modules) and the stock modules.
+#[derive(Debug, Clone)]
+pub struct Docs {
+    pub functions: Vec<FunctionDoc>,
+    pub modules: Vec<ModuleDoc>,
+}
+
+/// The native functions and the stock modules.
+pub fn all(engine: &Engine) -> Docs {
+    let mut functions = functions(engine);
+    let mut modules = Vec::new();
+    for name in resolver::stdlib_modules() {
+        let Some(text) = resolver::stdlib_source(&name) else { continue };
+        // A stock module that does not compile fails its own test; here it is just left out.
+        let Ok(ast) = engine.compile(text) else { continue };
+        // Closures compile to functions named `anon$...`: not part of the module's API.
+        let public =
+            ast.iter_functions().filter(|f| f.access != rhai::FnAccess::Private && !f.name.starts_with("anon$"));
+        for f in public {
+            let params: Vec<&str> = f.params.to_vec();
+            functions.push(FunctionDoc {
+                namespace: name.clone(),
+                name: f.name.to_string(),
+                signature: format!("{name}::{}({})", f.name, params.join(", ")),
+                doc: strip_markers(f.comments.iter().map(|c| c.as_ref()), "///"),
+            });
+        }
+        let settings = ast
+            .iter_literal_variables(true, false)
+            .find(|(n, ..)| *n == "SETTINGS")
+            .and_then(|(_, _, value)| settings::parse_declarations(&value, &format!("stdlib/{name}.rhai")).ok())
+            .unwrap_or_default();
+        modules.push(ModuleDoc { about: strip_markers(ast.doc().lines(), "//!"), name, settings });
+    }
+    functions.sort_by(|a, b| (&a.namespace, &a.name, &a.signature).cmp(&(&b.namespace, &b.name, &b.signature)));
+    Docs { functions, modules }
+}
+
+/// Comment text without its markers (`///`, `//!`) and the one space after them.
+fn strip_markers<'a>(lines: impl Iterator<Item = &'a str>, marker: &str) -> String {
+    lines
+        .flat_map(|c| c.lines())
+        .map(|l| {
+            let l = l.trim_start().trim_start_matches(marker);
+            l.strip_prefix(' ').unwrap_or(l).to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Every function registered by mldb-upgrade (not Rhai's standard library), sorted.
 pub fn functions(engine: &Engine) -> Vec<FunctionDoc> {
     let mut docs = engine.collect_fn_metadata(
@@ -42,21 +105,7 @@ pub fn functions(engine: &Engine) -> Vec<FunctionDoc> {
             let prefix = if namespace.is_empty() { String::new() } else { format!("{namespace}::") };
             let returns = script_type(&meta.return_type);
             let signature = format!("{prefix}{}({}) -> {returns}", meta.name, params.join(", "));
-            let doc = meta
-                .comments
-                .iter()
-                .flat_map(|c| {
-                    c.lines()
-                        .map(|l| {
-                            l.trim_start_matches("///")
-                                .strip_prefix(' ')
-                                .unwrap_or(l.trim_start_matches("///"))
-                                .to_string()
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+            let doc = strip_markers(meta.comments.iter().map(|c| c.as_ref()), "///");
             Some(FunctionDoc { namespace, name: meta.name.to_string(), signature, doc })
         },
         false,
@@ -110,21 +159,31 @@ fn script_type(rust: &str) -> String {
 }
 
 /// Renders the docs for a terminal; `filter` keeps functions whose qualified name or namespace
-/// matches.
-pub fn render(functions: &[FunctionDoc], filter: Option<&str>) -> String {
+/// matches (a stock module's namespace also shows its header and settings).
+pub fn render(docs: &Docs, filter: Option<&str>) -> String {
+    let filter = filter.map(|f| f.trim_end_matches("::"));
     let mut out = String::new();
     let mut last_ns: Option<&str> = None;
-    for f in functions {
+    for f in &docs.functions {
         if let Some(filter) = filter {
-            let filter = filter.trim_end_matches("::");
             if f.namespace != filter && f.qualified_name() != filter && f.name != filter {
                 continue;
             }
         }
         if last_ns != Some(f.namespace.as_str()) {
-            let title =
-                if f.namespace.is_empty() { "global functions".to_string() } else { format!("{}::", f.namespace) };
+            if let Some(previous) = last_ns {
+                write_settings(&mut out, docs, previous);
+            }
+            let module = docs.modules.iter().find(|m| m.name == f.namespace);
+            let title = match module {
+                _ if f.namespace.is_empty() => "global functions".to_string(),
+                Some(m) => format!("{}:: (stock module: import \"{}\" as {};)", m.name, m.name, m.name),
+                None => format!("{}::", f.namespace),
+            };
             out.push_str(&format!("\n## {title}\n\n"));
+            if let Some(m) = module.filter(|m| !m.about.is_empty() && filter == Some(m.name.as_str())) {
+                out.push_str(&format!("{}\n\n", m.about.trim_end()));
+            }
             last_ns = Some(f.namespace.as_str());
         }
         out.push_str(&format!("{}\n", f.signature));
@@ -134,5 +193,27 @@ pub fn render(functions: &[FunctionDoc], filter: Option<&str>) -> String {
         }
         out.push('\n');
     }
+    if let Some(last) = last_ns {
+        write_settings(&mut out, docs, last);
+    }
     out.trim_start().to_string()
+}
+
+/// The settings a stock module declares, after its functions.
+fn write_settings(out: &mut String, docs: &Docs, namespace: &str) {
+    let Some(module) = docs.modules.iter().find(|m| m.name == namespace && !m.settings.is_empty()) else { return };
+    out.push_str(&format!("settings of {} (`--set name=value`, checked before a run starts):\n\n", module.name));
+    out.push_str(&render_settings(&module.settings));
+}
+
+/// Declared settings, one per entry: name, what values fit, default, doc.
+pub fn render_settings(settings: &[Setting]) -> String {
+    let mut out = String::new();
+    for s in settings {
+        for line in s.to_string().lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out.push('\n');
+    out
 }

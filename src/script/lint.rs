@@ -1,5 +1,7 @@
-//! Checks a compiled script before it runs: every namespaced call (`zk::children(..)`,
-//! `version::parse(..)`) must name a function that exists with that many arguments.
+//! Checks a program before it runs: every call must name a function that exists with that
+//! many arguments: namespaced ones (`zk::children(..)`, `version::parse(..)`) against the
+//! engine's namespaces and the imported modules, global ones (`sleep(..)`, `frobnicate(..)`)
+//! against the engine's functions, Rhai's own and the functions the file defines.
 //!
 //! Rhai only finds an unknown function when the call runs, possibly after the script has
 //! already changed the cluster; this check rejects the typo up front (DESIGN: bad input is
@@ -7,114 +9,129 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rhai::{ASTNode, Engine, Expr, Position, Stmt, AST};
+use rhai::{Engine, Position};
 
-use super::resolver::Resolver;
+use super::program::{CallSite, Program};
 
 /// A call that cannot succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadCall {
+    /// The unit of the program it is in.
+    pub unit: usize,
     pub message: String,
     pub position: Position,
 }
 
-/// `namespace -> {(name, arity)}` for the engine's static namespaces (`zk`, `ssh`, ...).
-pub fn registered_namespaces(engine: &Engine) -> BTreeMap<String, BTreeSet<(String, usize)>> {
-    let mut map: BTreeMap<String, BTreeSet<(String, usize)>> = BTreeMap::new();
+/// Functions Rhai itself provides as keywords (any number of arguments).
+const RHAI_KEYWORDS: [&str; 10] =
+    ["print", "debug", "type_of", "Fn", "call", "curry", "is_def_fn", "is_def_var", "is_shared", "eval"];
+
+type Functions = BTreeSet<(String, usize)>;
+
+/// `namespace -> {(name, arity)}` for everything the engine registers; global functions,
+/// Rhai's standard library included, under "".
+pub fn registered_functions(engine: &Engine) -> BTreeMap<String, Functions> {
+    let mut map: BTreeMap<String, Functions> = BTreeMap::new();
     for (ns, name, arity) in engine.collect_fn_metadata(
         None,
         |info| Some((info.namespace.to_string(), info.metadata.name.to_string(), info.metadata.num_params)),
-        false,
+        true,
     ) {
-        if !ns.is_empty() {
-            map.entry(ns).or_default().insert((name, arity));
-        }
+        map.entry(ns).or_default().insert((name, arity));
     }
     map
 }
 
-/// Functions a module file offers to importers.
-fn module_functions(engine: &Engine, resolver: &Resolver, path: &str) -> Option<BTreeSet<(String, usize)>> {
-    let (_, text) = resolver.locate(path)?;
-    let ast = engine.compile(&text).ok()?;
-    Some(
-        ast.iter_functions()
-            .filter(|f| f.access != rhai::FnAccess::Private)
-            .map(|f| (f.name.to_string(), f.params.len()))
-            .collect(),
-    )
+/// The functions a unit defines that other units may call (not `private`).
+fn public_functions(program: &Program, unit: usize) -> Functions {
+    program.units[unit]
+        .ast
+        .iter_functions()
+        .filter(|f| f.access != rhai::FnAccess::Private)
+        .map(|f| (f.name.to_string(), f.params.len()))
+        .collect()
 }
 
-pub fn check(engine: &Engine, resolver: &Resolver, ast: &AST) -> Vec<BadCall> {
-    let mut namespaces = registered_namespaces(engine);
-    let statics: BTreeSet<String> = namespaces.keys().cloned().collect();
-    // Import aliases, wherever they appear.
-    let mut unresolved_aliases = BTreeSet::new();
-    ast.walk(&mut |path: &[ASTNode]| {
-        if let Some(ASTNode::Stmt(Stmt::Import(import, _))) = path.last() {
-            let (expr, alias) = &**import;
-            if let Expr::StringConstant(module, _) = expr {
-                match module_functions(engine, resolver, module) {
-                    Some(fns) => {
-                        namespaces.insert(alias.name.to_string(), fns);
-                    }
-                    // A missing module is reported by the import itself when it runs.
-                    None => {
-                        unresolved_aliases.insert(alias.name.to_string());
-                    }
-                }
-            }
-        }
-        true
-    });
+/// Every call in `program` that cannot succeed, in order. `session` holds functions defined
+/// earlier (the REPL's), callable too.
+pub fn check(engine: &Engine, program: &Program, session: Option<&rhai::AST>) -> Vec<BadCall> {
+    let registered = registered_functions(engine);
+    let empty = Functions::new();
+    let globals = registered.get("").unwrap_or(&empty);
+    let statics: Vec<String> = registered.keys().filter(|k| !k.is_empty()).map(|k| format!("{k}::")).collect();
     let mut bad = Vec::new();
-    ast.walk(&mut |path: &[ASTNode]| {
-        // A call is an expression, or a statement when its value is unused.
-        let (call, pos) = match path.last() {
-            Some(ASTNode::Expr(Expr::FnCall(call, pos))) => (call, pos),
-            Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) => (call, pos),
-            _ => return true,
-        };
-        if call.namespace.is_empty() {
-            return true;
-        }
-        let ns = call.namespace.to_string();
-        let name = call.name.to_string();
-        let arity = call.args.len();
-        let Some(functions) = namespaces.get(&ns) else {
-            if !unresolved_aliases.contains(&ns) {
-                bad.push(BadCall {
-                    message: format!(
-                        "unknown namespace `{ns}::`; the built-in ones are {}, and a module needs `import \"{ns}\" as {ns};`",
-                        statics.iter().map(|s| format!("{s}::")).collect::<Vec<_>>().join(", ")
-                    ),
-                    position: *pos,
-                });
+    for call in program.calls() {
+        let unit = &program.units[call.unit];
+        let message = if call.namespace.is_empty() {
+            let own: Functions = unit
+                .ast
+                .iter_functions()
+                .chain(session.into_iter().flat_map(|s| s.iter_functions()))
+                .map(|f| (f.name.to_string(), f.params.len()))
+                .collect();
+            if RHAI_KEYWORDS.contains(&call.name.as_str()) {
+                continue;
             }
-            return true;
-        };
-        if functions.contains(&(name.clone(), arity)) {
-            return true;
-        }
-        let arities: Vec<usize> = functions.iter().filter(|(n, _)| *n == name).map(|(_, a)| *a).collect();
-        let message = if arities.is_empty() {
-            let closest = functions
-                .iter()
-                .map(|(n, _)| (strsim::levenshtein(n, &name), n))
-                .filter(|(d, _)| *d <= 3)
-                .min();
-            match closest {
-                Some((_, n)) => format!("unknown function {ns}::{name}; did you mean {ns}::{n}?"),
-                None => format!("unknown function {ns}::{name}; `mldb-upgrade docs {ns}` lists what {ns}:: offers"),
-            }
+            unknown(&call, &[globals, &own], Some(""), "`mldb-upgrade docs` lists the functions scripts can call")
+        } else if let Some(functions) = registered.get(&call.namespace) {
+            let ns = &call.namespace;
+            unknown(&call, &[functions], Some(ns), &format!("`mldb-upgrade docs {ns}` lists what {ns}:: offers"))
+        } else if let Some(module) = unit.imports.get(&call.namespace) {
+            let functions = public_functions(program, *module);
+            let label = &program.units[*module].label;
+            // A stock module is documented under its own name, whatever the alias.
+            let stock = label.strip_prefix("stdlib/").and_then(|l| l.strip_suffix(".rhai"));
+            let hint = match stock {
+                Some(name) => format!("`mldb-upgrade docs {name}` lists what it offers"),
+                None => format!("{label} lists what it offers"),
+            };
+            unknown(&call, &[&functions], stock, &hint)
         } else {
-            let takes = arities.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" or ");
-            format!("{ns}::{name} takes {takes} arguments, not {arity}; see `mldb-upgrade docs {ns}::{name}`")
+            Some(format!(
+                "unknown namespace `{ns}::`; the built-in ones are {}, and a module needs `import \"{ns}\" as {ns};`",
+                statics.join(", "),
+                ns = call.namespace
+            ))
         };
-        bad.push(BadCall { message, position: *pos });
-        true
-    });
+        if let Some(message) = message {
+            bad.push(BadCall { unit: call.unit, message, position: call.position });
+        }
+    }
     bad
+}
+
+/// Why `call` names nothing in `sets`, or `None` when it names something there. `docs` is the
+/// name `mldb-upgrade docs` knows the namespace by ("" for global functions), if it does.
+fn unknown(call: &CallSite, sets: &[&Functions], docs: Option<&str>, hint: &str) -> Option<String> {
+    let qualified = |name: &str| {
+        if call.namespace.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}::{name}", call.namespace)
+        }
+    };
+    let all = || sets.iter().flat_map(|s| s.iter());
+    if all().any(|(n, a)| *n == call.name && *a == call.args) {
+        return None;
+    }
+    let mut arities: Vec<usize> = all().filter(|(n, _)| *n == call.name).map(|(_, a)| *a).collect();
+    arities.sort();
+    arities.dedup();
+    let name = qualified(&call.name);
+    if !arities.is_empty() {
+        let takes = arities.iter().map(usize::to_string).collect::<Vec<_>>().join(" or ");
+        let see = match docs {
+            Some("") => format!("; see `mldb-upgrade docs {}`", call.name),
+            Some(ns) => format!("; see `mldb-upgrade docs {ns}::{}`", call.name),
+            None => String::new(),
+        };
+        return Some(format!("{name} takes {takes} arguments, not {}{see}", call.args));
+    }
+    let closest = all().map(|(n, _)| (strsim::levenshtein(n, &call.name), n)).filter(|(d, _)| *d <= 3).min();
+    Some(match closest {
+        Some((_, n)) => format!("unknown function {name}; did you mean {}?", qualified(n)),
+        None => format!("unknown function {name}; {hint}"),
+    })
 }
 
 #[cfg(test)]

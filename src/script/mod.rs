@@ -9,7 +9,9 @@ pub mod bindings;
 pub mod docs;
 pub mod error;
 pub mod lint;
+pub mod program;
 pub mod resolver;
+pub mod settings;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Position, AST};
 
+use crate::cluster::component::Control;
 use crate::cluster::upgrade::Upgrader;
 use crate::cluster::zk::Zk;
 use crate::cluster::Cluster;
@@ -26,6 +29,7 @@ use crate::config::ClusterConfig;
 use crate::interrupt::Interrupt;
 use crate::ssh::SshClient;
 pub use error::{ScriptError, ScriptErrorKind};
+use program::Program;
 use resolver::{Resolver, SourceMap};
 
 /// Where `print` and progress lines go: stdout, or a buffer in tests and the REPL.
@@ -68,7 +72,15 @@ pub struct Host {
     pub ssh: SshClient,
     pub interrupt: Interrupt,
     dry_run: AtomicBool,
+    /// `--yes`: confirmation gates are answered yes.
+    yes: AtomicBool,
+    /// The `--set` values.
     pub settings: BTreeMap<String, String>,
+    /// What the running script declares ([`settings`]): defaults for `setting(name)`.
+    declared: Mutex<Vec<settings::Setting>>,
+    /// In a plan (`--dry-run`), the unfinished run of the same name it continues: its done steps
+    /// are shown as skipped.
+    pub planned_run: Mutex<Option<crate::journal::run::RunRecord>>,
     pub output: Output,
 }
 
@@ -125,7 +137,10 @@ impl Host {
             config,
             interrupt: Interrupt::new(),
             dry_run: AtomicBool::new(dry_run),
+            yes: AtomicBool::new(false),
             settings,
+            declared: Mutex::new(Vec::new()),
+            planned_run: Mutex::new(None),
             output,
         }
     }
@@ -136,6 +151,33 @@ impl Host {
 
     pub fn set_dry_run(&self, on: bool) {
         self.dry_run.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether `--yes` was given: gates are answered yes.
+    pub fn yes(&self) -> bool {
+        self.yes.load(Ordering::SeqCst)
+    }
+
+    pub fn set_yes(&self, on: bool) {
+        self.yes.store(on, Ordering::SeqCst);
+    }
+
+    /// Records settings a compiled script or module declares, for `setting(name)`'s defaults.
+    pub fn declare_settings(&self, settings: &[settings::Setting]) {
+        let mut declared = self.declared.lock().unwrap_or_else(|p| p.into_inner());
+        for setting in settings {
+            declared.retain(|s| s.name != setting.name);
+            declared.push(setting.clone());
+        }
+    }
+
+    /// The value of setting `name`: given with `--set`, else its declared default.
+    pub fn setting(&self, name: &str) -> Option<String> {
+        if let Some(value) = self.settings.get(name) {
+            return Some(value.clone());
+        }
+        let declared = self.declared.lock().unwrap_or_else(|p| p.into_inner());
+        declared.iter().find(|s| s.name == name).and_then(|s| s.default.clone())
     }
 
     /// The ZooKeeper client, or an error telling the operator to pass a cluster.
@@ -151,6 +193,24 @@ impl Host {
     /// The cluster's servers, or an error telling the operator to pass a cluster.
     pub fn cluster(&self, function: &str) -> Result<&Cluster, CallError> {
         Ok(&self.upgrader(function)?.cluster)
+    }
+
+    /// Component control over the cluster for `function`; `say` prints its progress lines.
+    pub fn control<'a>(
+        &'a self,
+        function: &str,
+        say: &'a (dyn Fn(&str) + Send + Sync),
+    ) -> Result<Control<'a>, CallError> {
+        let (config, upgrader) = self.cluster_parts(function)?;
+        Ok(Control {
+            config,
+            ssh: &self.ssh,
+            cluster: &upgrader.cluster,
+            interrupt: &self.interrupt,
+            dry_run: self.dry_run(),
+            say,
+            journal: Some(&upgrader.journal),
+        })
     }
 
     /// The cluster config and its upgrader, or an error telling the operator to pass a cluster.
@@ -198,6 +258,20 @@ fn no_cluster(function: &str) -> CallError {
     CallError::Failed(format!("{function} needs a cluster: pass --cluster FILE (a cluster.toml)"))
 }
 
+/// Namespaces whose functions need the cluster config (`--cluster`).
+const CLUSTER_NAMESPACES: [&str; 8] = ["zk", "ns", "tablet", "wait", "upgrade", "component", "journal", "config"];
+
+/// A script compiled and checked, with what it declares.
+pub struct Script {
+    pub ast: AST,
+    /// The settings the script and its modules declare.
+    pub settings: Vec<settings::Setting>,
+    /// Settings read with a literal `setting("name", ...)` that no declaration names.
+    pub settings_read: Vec<String>,
+    /// The first call that needs a cluster, as `zk::children at s.rhai:3`, if any.
+    pub needs_cluster: Option<String>,
+}
+
 /// A configured Rhai engine bound to a [`Host`].
 pub struct ScriptEngine {
     pub engine: Engine,
@@ -230,8 +304,8 @@ impl ScriptEngine {
         ScriptEngine { engine, host, sources, resolver }
     }
 
-    /// Compiles a script file; imports are resolved when it runs.
-    pub fn compile_file(&self, path: &Path) -> Result<AST, ScriptError> {
+    /// Compiles a script file and every module it imports, and checks them ([`Program`]).
+    pub fn compile_file(&self, path: &Path) -> Result<Script, ScriptError> {
         let label = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ScriptError::plain(ScriptErrorKind::Input, format!("cannot read script {label}: {e}")))?;
@@ -239,27 +313,48 @@ impl ScriptEngine {
         self.compile_text(&label, &text)
     }
 
-    /// Compiles script text labelled `label` in errors, and rejects calls to namespaced
-    /// functions that do not exist ([`lint`]).
-    pub fn compile_text(&self, label: &str, text: &str) -> Result<AST, ScriptError> {
+    /// Compiles script text labelled `label` in errors, with every module it imports, and
+    /// rejects what cannot run: a missing module, a call to a function that does not exist
+    /// ([`lint`]), a bad settings declaration ([`settings`]).
+    pub fn compile_text(&self, label: &str, text: &str) -> Result<Script, ScriptError> {
+        let program = self.load_program(label, text, None)?;
+        let declared = program.declared_settings(&self.sources)?;
+        self.host.declare_settings(&declared);
+        let settings_read =
+            program.settings_read().into_iter().filter(|name| !declared.iter().any(|s| &s.name == name)).collect();
+        let needs_cluster =
+            program.calls().into_iter().find(|c| CLUSTER_NAMESPACES.contains(&c.namespace.as_str())).map(|c| {
+                let unit = &program.units[c.unit].label;
+                let line = c.position.line().map_or(String::new(), |l| format!(":{l}"));
+                format!("{}::{} at {unit}{line}", c.namespace, c.name)
+            });
+        let ast = program.units.into_iter().next().map(|u| u.ast).unwrap_or_default();
+        Ok(Script { ast, settings: declared, settings_read, needs_cluster })
+    }
+
+    /// Compiles one REPL input: like [`ScriptEngine::compile_text`], with the functions earlier
+    /// inputs defined (`session`) counted as defined.
+    pub fn compile_input(&self, label: &str, text: &str, session: &AST) -> Result<AST, ScriptError> {
+        let program = self.load_program(label, text, Some(session))?;
+        self.host.declare_settings(&program.declared_settings(&self.sources)?);
+        Ok(program.units.into_iter().next().map(|u| u.ast).unwrap_or_default())
+    }
+
+    fn load_program(&self, label: &str, text: &str, session: Option<&AST>) -> Result<Program, ScriptError> {
         self.sources.insert(label, text);
         let mut ast = self.engine.compile(text).map_err(|e| ScriptError::from_parse(&e, label, &self.sources))?;
         ast.set_source(label);
-        if let Some(bad) = lint::check(&self.engine, &self.resolver, &ast).into_iter().next() {
-            return Err(ScriptError::at(ScriptErrorKind::Input, bad.message, label, bad.position, &self.sources));
+        let program = Program::load(&self.engine, &self.resolver, &self.sources, label, ast)?;
+        if let Some(bad) = lint::check(&self.engine, &program, session).into_iter().next() {
+            let unit = &program.units[bad.unit].label;
+            return Err(ScriptError::at(ScriptErrorKind::Input, bad.message, unit, bad.position, &self.sources));
         }
-        Ok(ast)
+        Ok(program)
     }
 
     /// Compiles a file and every module it imports, without running anything (`check`).
     pub fn check_file(&self, path: &Path) -> Result<(), ScriptError> {
-        self.compile_file(path)?;
-        let label = path.display().to_string();
-        let text = self.sources.get(&label).unwrap_or_default();
-        self.engine
-            .compile_into_self_contained(&rhai::Scope::new(), &*text)
-            .map(|_| ())
-            .map_err(|e| ScriptError::from_eval(&e, &label, &self.sources))
+        self.compile_file(path).map(|_| ())
     }
 
     /// Runs a compiled script to the end.
@@ -273,8 +368,8 @@ impl ScriptEngine {
 
     /// Compiles and runs a script file.
     pub fn run_file(&self, path: &Path) -> Result<Dynamic, ScriptError> {
-        let ast = self.compile_file(path)?;
-        self.run_ast(&ast)
+        let script = self.compile_file(path)?;
+        self.run_ast(&script.ast)
     }
 }
 

@@ -173,7 +173,11 @@ fn stop_then_start_tablet_normal_mode_with_dry_run_first() {
     assert_eq!(value(&out, "node"), "true");
     assert_eq!(value(&out, "version"), full_version("0.9.2"));
     assert_eq!(value(&out, "running"), full_version("0.9.2"));
-    assert!(out.stdout.contains("to expire before starting (C§1.3)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("to expire before starting: a tablet started now would exit at once"),
+        "{}",
+        out.stdout
+    );
 
     // TaskManager versions: the jar name installed, GetVersion running (O§4.3).
     let tm = sb.endpoint("taskmanager", 0);

@@ -69,3 +69,44 @@ fn committed_definitions_file_matches_the_registered_functions() {
     assert_eq!(cli.code, 0, "{}", cli.stderr);
     assert_eq!(cli.stdout, generated);
 }
+
+/// Every `mldb-upgrade docs ...` the tool suggests in an error exists: a wrong argument count
+/// to a native function, a global one and a stock module's (under an alias), an unknown
+/// function, and a bad setting.
+#[test]
+fn every_docs_hint_leads_somewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        "zk::get();",
+        "sleep();",
+        "import \"rolling\" as r; r::upgrade_tablet(1);",
+        "import \"version\" as v; v::parse();",
+        "zk::frob(1);",
+    ];
+    let mut hints = Vec::new();
+    for (i, text) in cases.iter().enumerate() {
+        let script = support::write(dir.path(), &format!("h{i}.rhai"), text);
+        let out = support::run(&["check", &script]);
+        assert_eq!(out.code, 2, "{text}: {}", out.stderr);
+        hints.extend(docs_hints(&out.stderr));
+    }
+    // Settings are checked before anything connects: no cluster needs to answer.
+    let cluster = support::write(dir.path(), "c.toml", "zk_cluster = \"127.0.0.1:1\"\n[ssh]\ntransport = \"local\"\n");
+    let upgrade = support::repo().join("scripts/upgrade.rhai").display().to_string();
+    let out = support::run(&["run", &upgrade, "--cluster", &cluster, "--set", "timeout=abc", "--set", "release=/nope"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    hints.extend(docs_hints(&out.stderr));
+    assert!(hints.iter().any(|h| h.ends_with("scripts/upgrade.rhai")), "{hints:?}");
+    assert!(hints.len() >= 5, "too few hints found: {hints:?}");
+    assert!(hints.iter().any(|h| h == "rolling::upgrade_tablet"), "{hints:?}");
+    for hint in hints {
+        let out = support::run(&["docs", &hint]);
+        assert_eq!(out.code, 0, "`mldb-upgrade docs {hint}` is a dead end: {}", out.stderr);
+        assert!(!out.stdout.trim().is_empty(), "`mldb-upgrade docs {hint}` prints nothing");
+    }
+}
+
+/// The NAME of every "`mldb-upgrade docs NAME`" in `text`.
+fn docs_hints(text: &str) -> Vec<String> {
+    text.split("`mldb-upgrade docs ").skip(1).filter_map(|rest| rest.split('`').next()).map(str::to_string).collect()
+}

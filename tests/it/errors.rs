@@ -80,7 +80,11 @@ fn unknown_config_key_is_named_with_the_expected_ones() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.ends_with("  = help: check the spelling; README.md lists every key\n"), "{}", out.stderr);
+    assert!(
+        out.stderr.ends_with("  = help: did you mean `zk_root_path`? README.md lists every key\n"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

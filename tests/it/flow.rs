@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::support::{self, Sandbox};
 
 /// Versions, leader placement, replicas, auto_failover and failed ops, printed for comparison.
-const STATE: &str = r#"
+pub(crate) const STATE: &str = r#"
 import "rolling" as rolling;
 let leaders = ns::partitions().filter(|r| r.leader && r.alive).map(|r| `${r.db}.${r.table}/${r.pid}@${r.endpoint}`);
 leaders.sort();
@@ -21,19 +21,19 @@ print("healthy " + upgrade::verify(0).healthy);
 print("run " + journal::run());
 "#;
 
-fn state(sb: &Sandbox) -> String {
+pub(crate) fn state(sb: &Sandbox) -> String {
     let out = sb.run(STATE);
     assert_eq!(out.code, 0, "{}", out.stderr);
     out.stdout
 }
 
-fn line<'a>(state: &'a str, key: &str) -> &'a str {
+pub(crate) fn line<'a>(state: &'a str, key: &str) -> &'a str {
     state.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key} in {state}"))
 }
 
 /// The end state every finished or unwound run must leave: leaders where they were, no
 /// temporary replica, auto_failover back on, no failed op, a healthy cluster, no run recorded.
-fn assert_safe_end_state(before: &str, after: &str) {
+pub(crate) fn assert_safe_end_state(before: &str, after: &str) {
     assert_eq!(line(after, "leaders"), line(before, "leaders"), "leader placement changed");
     assert_eq!(line(after, "replicas"), line(before, "replicas"), "temporary replicas left");
     assert_eq!(line(after, "auto_failover"), "auto_failover true");
@@ -42,7 +42,7 @@ fn assert_safe_end_state(before: &str, after: &str) {
     assert_eq!(line(after, "run"), "run ");
 }
 
-fn upgrade_args<'a>(sb: &'a Sandbox, release: &'a str) -> Vec<String> {
+pub(crate) fn upgrade_args<'a>(sb: &'a Sandbox, release: &'a str) -> Vec<String> {
     vec![
         "run".into(),
         support::repo().join("scripts/upgrade.rhai").display().to_string(),
@@ -53,7 +53,26 @@ fn upgrade_args<'a>(sb: &'a Sandbox, release: &'a str) -> Vec<String> {
     ]
 }
 
-fn run_upgrade(sb: &Sandbox, release: &str, extra: &[&str]) -> support::Run {
+/// The stock upgrade to `release`, started in the background (its output dropped).
+fn spawn_upgrade(sb: &Sandbox, release: &str) -> std::process::Child {
+    std::process::Command::new(support::binary())
+        .args(upgrade_args(sb, release))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs the stock upgrade in the background and kills it (SIGKILL) once the journal records
+/// `step` as `state`.
+fn kill_upgrade_at(sb: &Sandbox, release: &str, step: &str, state: &str) {
+    let mut child = spawn_upgrade(sb, release);
+    wait_step(&sb.journal_file(), 0, step, state, Duration::from_secs(180));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+pub(crate) fn run_upgrade(sb: &Sandbox, release: &str, extra: &[&str]) -> support::Run {
     let mut args = upgrade_args(sb, release);
     args.extend(extra.iter().map(|s| s.to_string()));
     support::run(&args.iter().map(String::as_str).collect::<Vec<_>>())
@@ -101,7 +120,11 @@ fn full_upgrade_a_to_b_under_load_restores_placement_and_loses_no_write() {
     assert!(out.stdout.contains("upgrade to 0.9.3-"), "{}", out.stdout);
     // A restarted nameserver waits out its stale lock node, so only one leader runs ops (C§1.2).
     assert!(out.stdout.contains("/leader/lock_request"), "{}", out.stdout);
-    assert!(out.stdout.contains("to expire before starting (C§1.2)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("to expire before starting: a nameserver started now would take the leader lock"),
+        "{}",
+        out.stdout
+    );
     let after = state(&sb);
     assert_eq!(
         line(&after, "versions"),
@@ -115,7 +138,7 @@ fn full_upgrade_a_to_b_under_load_restores_placement_and_loses_no_write() {
 
 /// Waits until the journal mirror, past `from`, records step `step` in `state`; returns the
 /// offset after that record.
-fn wait_step(file: &Path, from: usize, step: &str, state: &str, timeout: Duration) -> usize {
+pub(crate) fn wait_step(file: &Path, from: usize, step: &str, state: &str, timeout: Duration) -> usize {
     let key = format!("\"{step}\":{{");
     let deadline = Instant::now() + timeout;
     loop {
@@ -146,15 +169,7 @@ fn killed_runs_resume_to_the_same_end_state_and_a_second_run_is_refused() {
     let before = state(&sb);
     let tablet = sb.tablet(1);
     let journal = sb.journal_file();
-    let args = upgrade_args(&sb, release);
-    let spawn = || {
-        std::process::Command::new(support::binary())
-            .args(&args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || spawn_upgrade(&sb, release);
     let mut offset = 0;
     let kill_points = [
         (format!("tablet {tablet}: drain leaders"), "started"),
@@ -261,16 +276,7 @@ fn abort_unwinds_a_run_killed_during_a_drain() {
     let release = support::release(rel.path(), "0.9.3", &[]);
     let before = state(&sb);
     let tablet = sb.tablet(1);
-    let args = upgrade_args(&sb, release.to_str().unwrap());
-    let mut child = std::process::Command::new(support::binary())
-        .args(&args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_step(&sb.journal_file(), 0, &format!("tablet {tablet}: drain leaders"), "started", Duration::from_secs(120));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_upgrade_at(&sb, release.to_str().unwrap(), &format!("tablet {tablet}: drain leaders"), "started");
     let out = support::run(&["abort", "--cluster", &sb.cluster()]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("auto_failover restored to true"), "{}", out.stdout);
@@ -282,4 +288,124 @@ fn abort_unwinds_a_run_killed_during_a_drain() {
     let status = support::run(&["status", "--cluster", &sb.cluster()]);
     assert!(status.stdout.contains("lock        free"), "{}", status.stdout);
     assert!(!status.stdout.contains("drained, leaders not restored"), "{}", status.stdout);
+}
+
+/// `abort` after a run killed while a tablet was stopped: abort starts the tablet again,
+/// recovers its data and restores its leaders; nothing stays down or drained.
+#[test]
+fn abort_after_a_kill_while_a_tablet_was_stopped_starts_it_and_restores_everything() {
+    let sb = Sandbox::up(&["--tablets", "2"]);
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &[]);
+    let before = state(&sb);
+    let tablet = sb.tablet(1);
+    kill_upgrade_at(&sb, release.to_str().unwrap(), &format!("tablet {tablet}: stop"), "done");
+    let status = support::run(&["status", "--cluster", &sb.cluster()]);
+    assert!(status.stdout.contains(&format!("{tablet} stopped since")), "{}", status.stdout);
+    let out = support::run(&["abort", "--cluster", &sb.cluster()]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains(&format!("starting tablet {tablet} on ")), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("restoring leaders of {tablet}")), "{}", out.stdout);
+    assert!(!out.stdout.contains("Some(") && !out.stdout.contains("Ok("), "debug formatting: {}", out.stdout);
+    let after = state(&sb);
+    assert_safe_end_state(&before, &after);
+    // The kill came before the install: the tablet runs A again; the nameserver was upgraded.
+    assert_eq!(line(&after, "versions"), "versions [\"0.9.2\", \"0.9.2\", \"0.9.3\"]");
+    let status = support::run(&["status", "--cluster", &sb.cluster()]);
+    assert!(!status.stdout.contains("stopped since"), "{}", status.stdout);
+}
+
+/// While a run holds the cluster, `status` says it is running and where, with fences its own,
+/// and `plan` warns that the lock is taken and plans from the journal's unfinished run, with no
+/// raw map in its output.
+#[test]
+fn status_and_plan_during_a_live_run_tell_the_truth() {
+    let sb = Sandbox::up(&["--tablets", "2"]);
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &[]);
+    let before = state(&sb);
+    let tablet = sb.tablet(1);
+    let mut child = spawn_upgrade(&sb, release.to_str().unwrap());
+    wait_step(&sb.journal_file(), 0, &format!("tablet {tablet}: drain leaders"), "started", Duration::from_secs(180));
+    let status = support::run(&["status", "--cluster", &sb.cluster()]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(status.stdout.contains(&format!("lock        held by pid {} on ", child.id())), "{}", status.stdout);
+    assert!(status.stdout.contains(": running"), "{}", status.stdout);
+    assert!(status.stdout.contains("(in progress)"), "{}", status.stdout);
+    assert!(!status.stdout.contains("fenced by a stopped run"), "{}", status.stdout);
+    let mut plan_args = upgrade_args(&sb, release.to_str().unwrap());
+    plan_args[0] = "plan".into();
+    let plan = support::run(&plan_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout.contains(&format!("NOTE: the cluster's upgrade lock is held by pid {}", child.id())),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("it continues the unfinished run"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("(done in the unfinished run, skipped)"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("#{"), "a raw map in the plan: {}", plan.stdout);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = support::run(&["abort", "--cluster", &sb.cluster()]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_safe_end_state(&before, &state(&sb));
+}
+
+/// The rollback returns what the upgrade changed, the Spark distribution included, and its plan
+/// shows the versions it returns to.
+#[test]
+fn rollback_returns_spark_and_the_plan_shows_the_versions() {
+    let sb = Sandbox::up(&["--tablets", "2", "--taskmanagers", "1"]);
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &[]);
+    let spark = rel.path().join("spark-3.2.1-bin-openmldbspark-0.9.3");
+    let before = state(&sb);
+    let jars = sb.dir.join("taskmanager-1/spark/jars");
+    assert!(jars.join("openmldb-batch-0.9.2.jar").exists(), "{}", jars.display());
+    let out = run_upgrade(&sb, release.to_str().unwrap(), &["--set", &format!("spark_release={}", spark.display())]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(jars.join("openmldb-batch-0.9.3.jar").exists(), "{}", jars.display());
+    let rollback = support::repo().join("scripts/rollback.rhai").display().to_string();
+    let plan = support::run(&["plan", &rollback, "--cluster", &sb.cluster()]);
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    assert!(plan.stdout.contains("put back spark openmldb-batch 0.9.2"), "{}", plan.stdout);
+    let tm_row = plan.stdout.lines().find(|l| l.trim_start().starts_with("taskmanager ")).unwrap_or_default();
+    assert!(tm_row.contains("0.9.3") && tm_row.contains("0.9.2"), "the plan shows what it returns to: {}", plan.stdout);
+    let out = support::run(&["run", &rollback, "--cluster", &sb.cluster()]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(jars.join("openmldb-batch-0.9.2.jar").exists(), "Spark was not put back: {}", jars.display());
+    assert!(!jars.join("openmldb-batch-0.9.3.jar").exists(), "{}", jars.display());
+    let after = state(&sb);
+    assert_eq!(line(&after, "versions"), line(&before, "versions"));
+    assert_safe_end_state(&before, &after);
+}
+
+/// confirm=true asks before each phase on a terminal; "n" stops the run before the phase, with
+/// nothing of it changed.
+#[test]
+fn confirm_asks_on_a_terminal_and_no_stops_before_the_phase() {
+    use crate::support::tmux::{shell_quote, Tmux};
+    let sb = Sandbox::up(&["--tablets", "2"]);
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &[]);
+    let before = state(&sb);
+    let args: Vec<String> =
+        upgrade_args(&sb, release.to_str().unwrap()).iter().map(|a| shell_quote(Path::new(a))).collect();
+    // The shell prints the exit code: tmux does not always collect it before the pane closes.
+    let command =
+        format!("{} {} --set confirm=true; echo exit code $?", shell_quote(&support::binary()), args.join(" "));
+    let tmux = Tmux::start(&command, &[("NO_COLOR", "1".into())]);
+    let question = "upgrade the nameservers now? [y/N]";
+    tmux.wait_for("the question", Duration::from_secs(60), |s| s.contains(question));
+    tmux.line("n");
+    tmux.wait_for("the run to end", Duration::from_secs(60), |s| s.contains("exit code "));
+    let transcript = tmux.transcript();
+    assert!(transcript.contains("exit code 1"), "{transcript}");
+    assert!(transcript.contains("stopped before the nameservers: the operator answered no"), "{transcript}");
+    assert!(!transcript.contains(": stop ..."), "something was stopped: {transcript}");
+    // The run is recorded (pre-flight done); nothing else changed. abort drops the record.
+    let out = support::run(&["abort", "--cluster", &sb.cluster()]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(state(&sb), before);
 }

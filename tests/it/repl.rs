@@ -1,13 +1,13 @@
 //! The REPL as an operator uses it: the real binary in a real terminal (tmux) against a sandbox.
 //! Tables print, Ctrl-C stops a long wait and keeps the session, `:help` works, `:quit` leaves.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mldb_upgrade::sandbox;
 
 use crate::support;
+use crate::support::tmux::{last_line, shell_quote, Tmux};
 
 /// A fast sandbox with one nameserver and two tablets, stopped when dropped.
 struct Sandbox {
@@ -48,94 +48,17 @@ impl Drop for Sandbox {
     }
 }
 
-/// A tmux session on a private socket running one command, killed when dropped.
-struct Tmux {
-    socket: String,
+/// What the REPL tests need of the terminal beyond the generic harness.
+trait Repl {
+    fn wait_prompt(&self, timeout: Duration) -> String;
+    fn output_of(&self, command: &str, timeout: Duration) -> String;
+    fn run(&self, command: &str, timeout: Duration) -> String;
 }
 
-impl Tmux {
-    fn start(command: &str, env: &[(&str, String)]) -> Tmux {
-        let socket = format!("mldb-repl-test-{}", std::process::id());
-        let tmux = Tmux { socket };
-        let mut args: Vec<String> =
-            ["-f", "/dev/null", "new-session", "-d", "-x", "200", "-y", "50"].map(String::from).to_vec();
-        for (k, v) in env {
-            args.push("-e".into());
-            args.push(format!("{k}={v}"));
-        }
-        args.push(command.into());
-        // Keep the pane after the REPL ends, so the test sees how it ended.
-        args.extend([";", "set-option", "remain-on-exit", "on"].map(String::from));
-        let out = tmux.tmux(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
-        tmux
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
-    }
-
-    /// Once the REPL has ended, how: `status 0`, or `signal 2`, or `status ` when tmux saw the
-    /// terminal close before it collected the exit status.
-    fn exit_status(&self) -> Option<String> {
-        let format = "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}";
-        let out = self.tmux(&["display-message", "-p", "-t", "0", format]);
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        match text.split('|').collect::<Vec<_>>()[..] {
-            ["1", status, ""] => Some(format!("status {status}")),
-            ["1", _, signal] => Some(format!("signal {signal}")),
-            _ => None,
-        }
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "0"]).stdout).into_owned()
-    }
-
+impl Repl for Tmux {
     /// Waits until the last non-empty line of the screen is the prompt.
     fn wait_prompt(&self, timeout: Duration) -> String {
         self.wait_for("the prompt", timeout, |s| last_line(s).trim_end() == "mldb>")
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
-        let started = Instant::now();
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return screen;
-            }
-            if started.elapsed() > timeout {
-                let capture = self.tmux(&["capture-pane", "-p", "-t", "0"]);
-                panic!(
-                    "waited {timeout:?} for {what}; the screen:\n{screen}\nthe REPL ended: {:?}; tmux: {}",
-                    self.exit_status(),
-                    String::from_utf8_lossy(&capture.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Types `text` and Enter (the prompt must be showing).
-    fn line(&self, text: &str) {
-        // tmux reads a trailing `;` as its own command separator.
-        let escaped = match text.strip_suffix(';') {
-            Some(head) => format!("{head}\\;"),
-            None => text.to_string(),
-        };
-        let out = self.tmux(&["send-keys", "-t", "0", "-l", &escaped]);
-        assert!(out.status.success(), "send-keys: {}", String::from_utf8_lossy(&out.stderr));
-        self.keys("Enter");
-    }
-
-    fn keys(&self, key: &str) {
-        let out = self.tmux(&["send-keys", "-t", "0", key]);
-        assert!(out.status.success(), "send-keys {key}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    /// Everything the pane has shown, scrollback included.
-    fn transcript(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-J", "-S", "-", "-t", "0"]).stdout).into_owned()
     }
 
     /// What `command` printed, once the prompt is back after it: the text after the last line
@@ -170,20 +93,6 @@ impl Tmux {
         self.line(command);
         self.output_of(command, timeout)
     }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
-    }
-}
-
-fn last_line(screen: &str) -> &str {
-    screen.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
-}
-
-fn shell_quote(path: &Path) -> String {
-    shlex::try_quote(&path.display().to_string()).unwrap().into_owned()
 }
 
 #[test]

@@ -66,6 +66,8 @@ fn zk_without_cluster_says_to_pass_one() {
     let dir = tempfile::tempdir().unwrap();
     let script = support::write(dir.path(), "z.rhai", "zk::children(\"nodes\");");
     let out = support::run(&["run", &script]);
-    assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("zk::children needs a cluster: pass --cluster FILE"), "{}", out.stderr);
+    // Found before the script runs: bad input.
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("(zk::children at "), "{}", out.stderr);
+    assert!(out.stderr.contains("pass --cluster FILE"), "{}", out.stderr);
 }

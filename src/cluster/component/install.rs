@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::probe::property_value;
+use super::records::{Backup, SparkSwap};
 use super::{fenced_tail, join, q, ssh_error, ComponentError, Control, InstallReport, Parts, Result, SHORT};
 use crate::cluster::topology::Role;
 use crate::config::Component;
@@ -114,6 +115,9 @@ impl Control<'_> {
         let copies: Vec<String> = quoted.iter().map(|d| format!("cp -a {d} {}/", q(&path))).collect();
         let command = format!("cd {} && mkdir -p {} && {}", q(&c.dir), q(&path), copies.join(" && "));
         self.change(c, &step, &command, COPY, &format!("remove the partial backup {path} and retry")).await?;
+        let dirs: Vec<String> = dirs.iter().map(|d| d.to_string()).collect();
+        let record = Backup { path: path.clone(), version: version.clone(), dirs: dirs.clone() };
+        self.record(c, &step, "backups", &record).await?;
         if !self.dry_run {
             (self.say)(&format!("backed up {} of {} on {} to {path}", dirs.join(" and "), c.endpoint, c.host));
         }
@@ -348,65 +352,27 @@ impl Control<'_> {
     }
 
     /// Replaces a TaskManager's Spark distribution at its `spark.home` (O§6.1: before the
-    /// TaskManager itself). The old one is kept beside it as `<spark.home>.previous-<time>`.
+    /// TaskManager itself). The old one is kept beside it as `<spark.home>.previous-<time>`, and
+    /// recorded (`spark/<endpoint>`) for [`Control::rollback_spark`].
     pub async fn install_spark(&self, endpoint: &str, spark_dir: &str) -> Result<InstallReport> {
-        let c = self.component(endpoint)?;
-        if c.role != Role::Taskmanager {
-            return Err(ComponentError::WrongRole {
-                function: "component::install_spark",
-                endpoint: endpoint.to_string(),
-                role: c.role,
-                expected: "taskmanagers",
-            });
-        }
+        let c = self.taskmanager(endpoint, "component::install_spark")?;
         let step = format!("installing Spark {spark_dir} for taskmanager {}", c.endpoint);
-        let props = self
-            .run(
-                c,
-                &step,
-                &format!("cat {}", q(&join(&c.dir, "conf/taskmanager.properties"))),
-                SHORT,
-                "the TaskManager needs conf/taskmanager.properties (O§3.4)",
-            )
-            .await?;
-        let spark_home = property_value(&props.stdout, "spark.home").filter(|v| !v.is_empty()).ok_or_else(|| {
-            ComponentError::Other {
-                step: step.clone(),
-                endpoint: endpoint.to_string(),
-                reason: "spark.home is empty in conf/taskmanager.properties, so the TaskManager uses its \
-                         SPARK_HOME environment variable, which this tool cannot see; set spark.home (O§3.4)"
-                    .into(),
-            }
-        })?;
-        let spark_home = join(&c.dir, &spark_home);
+        let spark_home = self.spark_home(c, &step).await?;
         let (dir, staging) = self.stage(c, &step, spark_dir).await?;
-        let check = format!("ls {} | grep -E '^openmldb-batch-.*\\.jar$'", q(&join(&dir, "jars")));
-        let out = self.exec(c, &step, &check, SHORT).await?;
         // In dry-run an archive is not unpacked, so there is nothing to check yet.
-        if (!self.dry_run || staging.is_none()) && out.exit_code != 0 {
-            return Err(ComponentError::BadRelease {
-                step,
-                endpoint: endpoint.to_string(),
-                host: c.host.clone(),
-                path: dir,
-                reason: "no jars/openmldb-batch-*.jar: not an OpenMLDB Spark distribution (O§4.3)".into(),
-            });
-        }
-        let version = out
-            .stdout
-            .lines()
-            .next()
-            .and_then(|n| n.trim().strip_prefix("openmldb-batch-")?.strip_suffix(".jar").map(str::to_string))
-            .unwrap_or_default();
+        let version = match self.spark_version(c, &step, &dir).await {
+            Ok(version) => version,
+            Err(_) if self.dry_run && staging.is_some() => "(checked after unpacking)".to_string(),
+            Err(e) => return Err(e),
+        };
+        let previous_version = self.spark_version(c, &step, &spark_home).await.unwrap_or_default();
         let stamp = self.exec(c, &step, "date +%Y%m%d-%H%M%S", SHORT).await?.stdout.trim().to_string();
         let previous = format!("{}.previous-{stamp}", spark_home.trim_end_matches('/'));
-        let (parent, target) = match spark_home.trim_end_matches('/').rsplit_once('/') {
-            Some(("", t)) => ("/".to_string(), t.to_string()),
-            Some((p, t)) => (p.to_string(), t.to_string()),
-            None => (".".to_string(), spark_home.clone()),
-        };
+        let (parent, target) = split_parent(&spark_home);
         let command = Self::swap_command(&parent, &target, &dir, Some(&previous), None);
         self.change(c, &step, &command, COPY, &format!("{spark_home} is unchanged or restored; retry")).await?;
+        let swap = SparkSwap { spark_home: spark_home.clone(), previous: previous.clone(), previous_version };
+        self.record(c, &step, "spark", &swap).await?;
         if let Some(staging) = staging {
             self.change(c, &step, &format!("rm -rf {}", q(&staging)), SHORT, "remove it by hand").await?;
         }
@@ -422,6 +388,94 @@ impl Control<'_> {
             previous: Some(previous),
             dry_run: self.dry_run,
         })
+    }
+
+    /// Puts back the Spark distribution [`Control::install_spark`] replaced (its record
+    /// `spark/<endpoint>`); the one it replaces is kept as `<spark.home>.rolled-back-<time>`.
+    /// Returns `None` when no replacement is recorded.
+    pub async fn rollback_spark(&self, endpoint: &str) -> Result<Option<InstallReport>> {
+        let c = self.taskmanager(endpoint, "component::rollback_spark")?;
+        let Some(swap) = self.recorded::<SparkSwap>("spark", endpoint).await? else { return Ok(None) };
+        let step = format!("putting back the previous Spark {} for taskmanager {}", swap.previous, c.endpoint);
+        let version = self.spark_version(c, &step, &swap.previous).await?;
+        let stamp = self.exec(c, &step, "date +%Y%m%d-%H%M%S", SHORT).await?.stdout.trim().to_string();
+        let replaced = format!("{}.rolled-back-{stamp}", swap.spark_home.trim_end_matches('/'));
+        let (parent, target) = split_parent(&swap.spark_home);
+        let command = Self::swap_command(&parent, &target, &swap.previous, Some(&replaced), None);
+        let next = format!("{} is unchanged or restored; retry", swap.spark_home);
+        self.change(c, &step, &command, COPY, &next).await?;
+        self.change(c, &step, &format!("rm -rf {}", q(&swap.previous)), SHORT, "remove it by hand").await?;
+        self.forget(c, &step, "spark").await?;
+        if !self.dry_run {
+            (self.say)(&format!("put back Spark with openmldb-batch {version} at {} on {}", swap.spark_home, c.host));
+        }
+        Ok(Some(InstallReport {
+            endpoint: endpoint.to_string(),
+            host: c.host.clone(),
+            path: swap.spark_home,
+            dirs: vec![target],
+            version,
+            previous: Some(replaced),
+            dry_run: self.dry_run,
+        }))
+    }
+
+    fn taskmanager(&self, endpoint: &str, function: &'static str) -> Result<&Component> {
+        let c = self.component(endpoint)?;
+        if c.role != Role::Taskmanager {
+            return Err(ComponentError::WrongRole {
+                function,
+                endpoint: endpoint.to_string(),
+                role: c.role,
+                expected: "taskmanagers",
+            });
+        }
+        Ok(c)
+    }
+
+    /// The TaskManager's `spark.home` (O§3.4), as an absolute path on its host.
+    async fn spark_home(&self, c: &Component, step: &str) -> Result<String> {
+        let properties = join(&c.dir, "conf/taskmanager.properties");
+        let next = "the TaskManager needs conf/taskmanager.properties";
+        let props = self.run(c, step, &format!("cat {}", q(&properties)), SHORT, next).await?;
+        let spark_home = property_value(&props.stdout, "spark.home").filter(|v| !v.is_empty()).ok_or_else(|| {
+            ComponentError::Other {
+                step: step.to_string(),
+                endpoint: c.endpoint.to_string(),
+                reason: "spark.home is empty in conf/taskmanager.properties, so the TaskManager uses its \
+                         SPARK_HOME environment variable, which this tool cannot see; set spark.home"
+                    .into(),
+            }
+        })?;
+        Ok(join(&c.dir, &spark_home))
+    }
+
+    /// The openmldb-batch version of the Spark distribution at `dir`: its
+    /// `jars/openmldb-batch-<version>.jar` (O§4.3).
+    async fn spark_version(&self, c: &Component, step: &str, dir: &str) -> Result<String> {
+        let check = format!("ls {} | grep -E '^openmldb-batch-.*\\.jar$'", q(&join(dir, "jars")));
+        let out = self.exec(c, step, &check, SHORT).await?;
+        let version = out
+            .stdout
+            .lines()
+            .next()
+            .and_then(|n| n.trim().strip_prefix("openmldb-batch-")?.strip_suffix(".jar").map(str::to_string));
+        version.ok_or_else(|| ComponentError::BadRelease {
+            step: step.to_string(),
+            endpoint: c.endpoint.to_string(),
+            host: c.host.clone(),
+            path: dir.to_string(),
+            reason: "no jars/openmldb-batch-*.jar: not an OpenMLDB Spark distribution".into(),
+        })
+    }
+}
+
+/// `/opt/spark` → (`/opt`, `spark`): the directory a swap runs in and the name it swaps.
+fn split_parent(path: &str) -> (String, String) {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", name)) => ("/".to_string(), name.to_string()),
+        Some((parent, name)) => (parent.to_string(), name.to_string()),
+        None => (".".to_string(), path.to_string()),
     }
 }
 

@@ -7,7 +7,10 @@
 use std::time::{Duration, Instant};
 
 use super::probe::Proc;
-use super::{fenced_tail, q, ComponentError, Control, Result, StartReport, StopOptions, StopReport, SHORT};
+use super::records::{Backup, Stopped};
+use super::{
+    fenced_tail, q, ComponentError, Control, Result, StartAgainReport, StartReport, StopOptions, StopReport, SHORT,
+};
 use crate::cluster::topology::Role;
 use crate::config::Component;
 
@@ -58,6 +61,9 @@ impl Control<'_> {
             return Ok(report);
         }
         (self.say)(&format!("stopping {} (pids {:?})", c.on_host(), report.stopped));
+        // Recorded first: whatever happens next, the journal says this component was stopped.
+        let version = self.cluster.running_version(c.role, endpoint).await.ok();
+        self.record(c, &step, "stopped", &Stopped { at: crate::journal::run::now(), version }).await?;
         // start.sh stop always exits 0 (O§1.5): its output is kept only for messages.
         let out = self.exec(c, &step, &command, START_SH).await?;
         tracing::debug!(endpoint, stdout = %out.stdout, stderr = %out.stderr, "start.sh stop");
@@ -147,8 +153,9 @@ impl Control<'_> {
             start_sh: fenced_tail(start_sh, 10),
             log,
             log_tail: tail,
-            next: "Fix the cause shown in the log; if the new release is at fault, stop it, restore the \
-                   previous one with component::rollback_install(endpoint, backup_dir) and start again."
+            next: "Fix the cause shown in the log. If the new release is at fault, component::start_again(endpoint) \
+                   puts the last backup back and starts it (component::rollback_install(endpoint, backup_dir) \
+                   puts back a given one)."
                 .into(),
         }
     }
@@ -175,7 +182,7 @@ impl Control<'_> {
             // start would do either way.
             if c.role == Role::Tablet {
                 (self.say)(&format!(
-                    "[dry-run] zk: would wait for {} to disappear (C§1.3)",
+                    "[dry-run] zk: would wait for {} to disappear (a tablet started before it has exits at once)",
                     self.cluster.zk().resolve(&format!("nodes/{}", c.endpoint))
                 ));
             }
@@ -214,7 +221,7 @@ impl Control<'_> {
             }
             if !c.daemon && !is_alive(pid) {
                 let reason = match pid {
-                    None => "start.sh wrote no pid file (it does only after a successful start, O§1.3)".to_string(),
+                    None => "start.sh wrote no pid file (it writes one only after a successful start)".to_string(),
                     Some(p) => format!("its process (pid {p}) exited"),
                 };
                 return Err(self.start_failed(c, reason, &start_sh).await);
@@ -246,12 +253,56 @@ impl Control<'_> {
             }
             self.sleep(c, &step).await?;
         }
+        self.forget(c, &step, "stopped").await?;
         report.duration = started.elapsed();
         let pid = report.pid.map(|p| p.to_string()).unwrap_or_default();
         let version = if report.version.is_empty() { "- (standby)" } else { &report.version };
         let registered = if report.registered { ", registered" } else { "" };
         (self.say)(&format!("started {}: pid {pid}, version {version}{registered}", c.on_host()));
         Ok(report)
+    }
+
+    /// Starts a component a failed step or a stopped run left down: as installed, and when that
+    /// does not start and a backup of it is recorded (`backups/<endpoint>`), from the backup, the
+    /// version it ran before. When neither starts, the error says it is down and how to bring it
+    /// back by hand.
+    pub async fn start_again(&self, endpoint: &str, timeout: Duration) -> Result<StartAgainReport> {
+        let c = self.component(endpoint)?;
+        let as_installed = match self.start(endpoint, timeout).await {
+            Ok(started) => return Ok(StartAgainReport { started, from_backup: None }),
+            Err(e) => e,
+        };
+        let down = |tried: String| ComponentError::Down {
+            role: c.role,
+            endpoint: c.endpoint.to_string(),
+            host: c.host.clone(),
+            tried,
+            by_hand: format!("ssh {} {}", c.host, q(&Self::start_sh(c, "start"))),
+        };
+        let Some(backup) = self.recorded::<Backup>("backups", endpoint).await? else {
+            return Err(down(format!(
+                "it does not start as installed, and no backup of it is recorded:\n{as_installed}"
+            )));
+        };
+        (self.say)(&format!(
+            "{} does not start as installed; putting back its backup {} ({}) and starting that",
+            c.on_host(),
+            backup.path,
+            backup.version
+        ));
+        let from_backup = async {
+            // A mon may still be restarting the new binary: stop before replacing it.
+            self.stop(endpoint, StopOptions::default()).await?;
+            self.rollback_install(endpoint, &backup.path).await?;
+            self.start(endpoint, timeout).await
+        };
+        match from_backup.await {
+            Ok(started) => Ok(StartAgainReport { started, from_backup: Some(backup.path) }),
+            Err(e) => Err(down(format!(
+                "it does not start as installed:\n{as_installed}\nnor from its backup {}:\n{e}",
+                backup.path
+            ))),
+        }
     }
 
     /// Waits until the ZooKeeper node a previous process of `c` left has expired with its
@@ -261,12 +312,13 @@ impl Control<'_> {
     async fn wait_old_node_gone(&self, c: &Component, step: &str, timeout: Duration) -> Result<()> {
         let zk = self.cluster.zk();
         let ep = c.endpoint.to_string();
-        let (consequence, section) = match c.role {
-            Role::Nameserver => (
-                "a nameserver started now would take the leader lock through it and lose it when it expires (C§1.2)",
-                "C§1.2",
-            ),
-            _ => ("a tablet started now would exit at once (C§1.3)", "C§1.3"),
+        // C§1.2 (a nameserver takes the lock through its own stale node) and C§1.3 (a tablet
+        // cannot register while its old node exists).
+        let consequence = match c.role {
+            Role::Nameserver => {
+                "a nameserver started now would take the leader lock through it and lose it when it expires"
+            }
+            _ => "a tablet started now would exit at once",
         };
         let deadline = Instant::now() + timeout;
         let mut said = false;
@@ -284,7 +336,7 @@ impl Control<'_> {
             let Some(stale) = stale else { return Ok(()) };
             if !said {
                 (self.say)(&format!(
-                    "waiting for the old ZooKeeper node {stale} to expire before starting ({section})"
+                    "waiting for the old ZooKeeper node {stale} to expire before starting: {consequence}"
                 ));
                 said = true;
             }

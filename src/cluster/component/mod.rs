@@ -18,6 +18,7 @@
 pub mod install;
 pub mod lifecycle;
 pub mod probe;
+pub mod records;
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ use crate::cluster::zk::ZkError;
 use crate::cluster::Cluster;
 use crate::config::{ClusterConfig, Component};
 use crate::interrupt::Interrupt;
+use crate::journal::Journal;
 use crate::ssh::{ExecOutput, SshClient, SshError};
 
 pub use install::{parse_taskmanager_jar, parse_version_output};
@@ -92,6 +94,11 @@ pub enum ComponentError {
          component::stop(\"{endpoint}\") so nothing runs from a half-replaced directory"
     )]
     StillRunning { step: String, endpoint: String, host: String, pid: u32 },
+    #[error(
+        "{role} {endpoint} on {host} is DOWN: {tried}\nOnce the cause is fixed, start it with `{by_hand}`, or run \
+         `mldb-upgrade abort`, which starts what a run left stopped"
+    )]
+    Down { role: Role, endpoint: String, host: String, tried: String, by_hand: String },
     #[error("{step} for {endpoint}: interrupted by Ctrl-C")]
     Interrupted { step: String, endpoint: String },
     #[error("{step} for {endpoint}: {reason}")]
@@ -194,6 +201,15 @@ pub struct StartReport {
     pub dry_run: bool,
 }
 
+/// What `start_again` did: the start, and the backup it came from when the installed version
+/// did not start.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StartAgainReport {
+    #[serde(flatten)]
+    pub started: StartReport,
+    pub from_backup: Option<String>,
+}
+
 /// What `backup`, `install`, `install_spark` and `rollback_install` did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct InstallReport {
@@ -226,15 +242,40 @@ pub struct Control<'a> {
     pub dry_run: bool,
     /// User-facing progress and dry-run lines.
     pub say: &'a (dyn Fn(&str) + Send + Sync),
+    /// Where stops, backups and replaced Spark distributions are recorded ([`records`]).
+    pub journal: Option<&'a Journal>,
 }
 
 fn q(text: &str) -> String {
     shlex::try_quote(text).map(|c| c.into_owned()).unwrap_or_else(|_| format!("'{}'", text.replace('\0', "")))
 }
 
+/// The last `lines` lines of a command's output, without terminal colour codes (start.sh
+/// colours its messages).
 fn fenced_tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.trim_end().lines().collect();
+    let plain = strip_colours(text);
+    let all: Vec<&str> = plain.trim_end().lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... m` and the like).
+fn strip_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates, then one final byte in @..~.
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The error of an ssh call made for `step` on `c`'s host.

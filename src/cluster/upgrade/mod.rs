@@ -204,7 +204,7 @@ pub enum UpgradeError {
     Wait(#[from] WaitError),
     #[error("{0}")]
     Run(#[from] RunError),
-    #[error("auto_failover is on: the nameserver refuses leader moves while it is (code 301, C§2.3). Run the moves inside upgrade::with_auto_failover_off(...)")]
+    #[error("auto_failover is on: the nameserver refuses leader moves while it is (code 301). Run the moves inside upgrade::with_auto_failover_off(...)")]
     AutoFailoverOn,
     #[error("{endpoint} is not a tablet the nameserver knows; known tablets: {known}")]
     UnknownTablet { endpoint: String, known: String },
@@ -212,14 +212,6 @@ pub enum UpgradeError {
     Partition { partition: String, reason: String },
     #[error("{failed} of {total} partitions could not be moved:\n{details}\nMoves already made are in the journal; run upgrade::restore_leaders(\"{tablet}\") to undo them, or fix the cause and drain again")]
     Incomplete { tablet: String, failed: usize, total: usize, details: String },
-    #[error("restoring the leaders of {tablet} failed: {source}\n{auto_failover}\nFix the cause (is {tablet} up and healthy?) and run abort again")]
-    AbortRestore {
-        tablet: String,
-        #[source]
-        source: Box<UpgradeError>,
-        /// What became of auto_failover on the way out.
-        auto_failover: String,
-    },
 }
 
 /// An error about one partition (`demo.double pid 3`).

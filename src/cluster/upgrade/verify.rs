@@ -23,6 +23,35 @@ pub struct VerifyReport {
     pub unhealthy_tablets: Vec<String>,
     /// Rows per table (`db.table`), counted on the leaders.
     pub rows: BTreeMap<String, u64>,
+    /// What is wrong, as a short list for messages: one line per kind of problem, with the
+    /// first few cases; empty when healthy.
+    pub summary: String,
+}
+
+impl VerifyReport {
+    fn summarize(&self) -> String {
+        let kinds: [(&str, &Vec<String>); 6] = [
+            ("tablets not healthy", &self.unhealthy_tablets),
+            ("failed ops", &self.failed_ops),
+            ("ops in progress", &self.pending_ops),
+            ("replicas not alive", &self.partitions_not_alive),
+            ("partitions without a leader", &self.partitions_without_leader),
+            ("nameserver and tablets disagree", &self.mismatches),
+        ];
+        let lines: Vec<String> = kinds
+            .iter()
+            .filter(|(_, items)| !items.is_empty())
+            .map(|(kind, items)| {
+                let more = if items.len() > 3 { format!(" and {} more", items.len() - 3) } else { String::new() };
+                format!(
+                    "  - {} {kind}: {}{more}",
+                    items.len(),
+                    items.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+                )
+            })
+            .collect();
+        lines.join("\n")
+    }
 }
 
 impl Upgrader {
@@ -83,6 +112,7 @@ impl Upgrader {
             && report.mismatches.is_empty()
             && report.failed_ops.is_empty()
             && report.pending_ops.is_empty();
+        report.summary = report.summarize();
         Ok(report)
     }
 }

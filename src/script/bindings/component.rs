@@ -3,9 +3,10 @@
 //! their endpoint as written in the cluster config.
 
 use super::{to_map, Call, Options, RhaiResultOf};
+use crate::cluster::component::records::{Backup, SparkSwap};
 use crate::cluster::component::{Control, Parts, StopOptions};
 use rhai::plugin::*;
-use rhai::Map;
+use rhai::{Dynamic, Map};
 use std::time::Duration;
 
 const NS: &str = "component";
@@ -85,7 +86,31 @@ pub mod api {
         to_map(&with_control!(&call, |c| c.start(endpoint, timeout))?)
     }
 
-    /// Copies the component's bin/ (and taskmanager/ for a TaskManager, O§6.1) to a dated
+    /// Starts a component a failed step or a stopped run left down: as installed, and when that
+    /// does not start and a backup of it is recorded (component::backup records its last one),
+    /// from that backup, the version it ran before. Throws, saying the component is DOWN and the
+    /// command to start it by hand, when neither starts. Returns start's map plus `from_backup`
+    /// (the backup path, or ()). Changes the host: in --dry-run it prints what it would do.
+    ///
+    /// Example: `try { component::install(ep, release); } catch (e) { component::start_again(ep); throw e; }`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn start_again(ctx: NativeCallContext, endpoint: &str) -> RhaiResultOf<Map> {
+        let call = Call::new(&ctx, NS)?;
+        to_map(&with_control!(&call, |c| c.start_again(endpoint, DEFAULT_START_TIMEOUT))?)
+    }
+
+    /// The last backup component::backup made of a component: #{path, version, dirs}, or () when
+    /// there is none.
+    ///
+    /// Example: `let saved = component::last_backup(ep); if saved != () { print(saved.version); }`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn last_backup(ctx: NativeCallContext, endpoint: &str) -> RhaiResultOf<Dynamic> {
+        let call = Call::new(&ctx, NS)?;
+        let backup = with_control!(&call, |c| c.recorded::<Backup>("backups", endpoint))?;
+        backup.map_or(Ok(Dynamic::UNIT), |b| to_map(&b).map(Dynamic::from))
+    }
+
+    /// Copies the component's bin/ (and taskmanager/ for a TaskManager) to a dated
     /// <install>/backup/<YYYYmmdd-HHMMSS>/ and returns that path. Refuses when `df` shows too little
     /// room. Changes the host: in --dry-run it prints what it would do and does nothing.
     ///
@@ -136,7 +161,7 @@ pub mod api {
         to_map(&with_control!(&call, |c| c.install(endpoint, release, parts))?)
     }
 
-    /// Replaces a TaskManager's OpenMLDB Spark distribution at its spark.home (O§6.1: do this before
+    /// Replaces a TaskManager's OpenMLDB Spark distribution at its spark.home (do this before
     /// replacing the TaskManager). `spark_dir` is a directory or .tgz on the host, or a local path.
     /// It must hold jars/openmldb-batch-*.jar. The old distribution is kept beside it; its path is in
     /// `previous`. Changes the host: in --dry-run it prints what it would do and does nothing.
@@ -146,6 +171,30 @@ pub mod api {
     pub fn install_spark(ctx: NativeCallContext, endpoint: &str, spark_dir: &str) -> RhaiResultOf<Map> {
         let call = Call::new(&ctx, NS)?;
         to_map(&with_control!(&call, |c| c.install_spark(endpoint, spark_dir))?)
+    }
+
+    /// Puts back the Spark distribution component::install_spark replaced on a TaskManager (the
+    /// one it kept beside spark.home); the replaced one is kept as <spark.home>.rolled-back-<time>.
+    /// Returns the same map as install (`version` is the openmldb-batch version put back), or ()
+    /// when no replacement is recorded. Changes the host: in --dry-run it prints what it would do.
+    ///
+    /// Example: `component::rollback_spark(tm);`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn rollback_spark(ctx: NativeCallContext, endpoint: &str) -> RhaiResultOf<Dynamic> {
+        let call = Call::new(&ctx, NS)?;
+        let report = with_control!(&call, |c| c.rollback_spark(endpoint))?;
+        report.map_or(Ok(Dynamic::UNIT), |r| to_map(&r).map(Dynamic::from))
+    }
+
+    /// The Spark replacement component::install_spark recorded for a TaskManager:
+    /// #{spark_home, previous, previous_version}, or () when there is none.
+    ///
+    /// Example: `let swap = component::spark_replaced(tm);`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn spark_replaced(ctx: NativeCallContext, endpoint: &str) -> RhaiResultOf<Dynamic> {
+        let call = Call::new(&ctx, NS)?;
+        let swap = with_control!(&call, |c| c.recorded::<SparkSwap>("spark", endpoint))?;
+        swap.map_or(Ok(Dynamic::UNIT), |s| to_map(&s).map(Dynamic::from))
     }
 
     /// Restores bin/ (and taskmanager/, when the backup has it) from a directory made by
@@ -161,7 +210,7 @@ pub mod api {
     }
 
     /// The version installed on the component's host: `bin/openmldb --version` as "X.Y.Z-hash"
-    /// (O§4.1), or for a TaskManager "X.Y.Z" from taskmanager/lib/openmldb-taskmanager-X.Y.Z.jar.
+    ///, or for a TaskManager "X.Y.Z" from taskmanager/lib/openmldb-taskmanager-X.Y.Z.jar.
     ///
     /// Example: `print(component::installed_version(ep));`
     #[rhai_fn(volatile, return_raw)]
@@ -171,7 +220,7 @@ pub mod api {
     }
 
     /// The version the running component reports: GET /version (tablet, nameserver, apiserver;
-    /// C§1.4) or GetVersion's taskmanagerVersion (the active TaskManager; O§4.3), as "X.Y.Z-hash".
+    /// ) or GetVersion's taskmanagerVersion (the active TaskManager), as "X.Y.Z-hash".
     /// Throws when it does not answer.
     ///
     /// Example: `if !component::running_version(ep).starts_with("0.9.3-") { throw "not upgraded"; }`
@@ -184,17 +233,10 @@ pub mod api {
 
 /// The component control of the call's cluster; `say` prints its progress lines.
 fn control<'a>(call: &'a Call, say: &'a (dyn Fn(&str) + Send + Sync)) -> RhaiResultOf<Control<'a>> {
-    Ok(Control {
-        config: call.config()?,
-        ssh: &call.host.ssh,
-        cluster: call.cluster()?,
-        interrupt: &call.host.interrupt,
-        dry_run: call.dry_run(),
-        say,
-    })
+    call.host.control(&call.name, say).map_err(|e| call.error(e))
 }
 
-/// What the documented procedure replaces for the component's role (O§6.1).
+/// What the documented procedure replaces for the component's role.
 fn default_parts(call: &Call, endpoint: &str) -> RhaiResultOf<Parts> {
     let role = call.config()?.component(endpoint).map(|c| c.role);
     Ok(role.map_or(Parts { bin: true, taskmanager: false }, Parts::default_for))

@@ -1,9 +1,13 @@
-//! Global functions: waiting, durations, settings (`--set`), environment, dry-run.
+//! Global functions: waiting, durations, settings (`--set`), environment, dry-run, asking the
+//! operator, tables.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, Map};
 
 use super::{Call, RhaiResultOf};
-use rhai::plugin::*;
-use rhai::{Dynamic, Map};
-use std::time::Duration;
 
 #[export_module]
 pub mod api {
@@ -60,14 +64,16 @@ pub mod api {
         Ok(Call::new(&ctx, "")?.dry_run())
     }
 
-    /// The value given with --set name=value; throws, naming the flag to pass, when it was not given.
+    /// The value given with --set name=value, or the default the script declares for it (its
+    /// SETTINGS constant); throws, naming the flag to pass, when there is neither.
     ///
     /// Example: `let release = setting("release");`
     #[rhai_fn(volatile, return_raw)]
     pub fn setting(ctx: NativeCallContext, name: &str) -> RhaiResultOf<String> {
         let call = Call::new(&ctx, "")?;
-        let value = call.host.settings.get(name).cloned();
-        value.ok_or_else(|| format!("setting `{name}` is not set: pass --set {name}=VALUE").into())
+        call.host
+            .setting(name)
+            .ok_or_else(|| call.fail(format!("setting `{name}` is not set: pass --set {name}=VALUE")))
     }
 
     /// The value given with --set name=value, or `default`.
@@ -78,6 +84,48 @@ pub mod api {
         let call = Call::new(&ctx, "")?;
         let value = call.host.settings.get(name).cloned();
         Ok(value.unwrap_or_else(|| default.to_string()))
+    }
+
+    /// Asks the operator a yes/no question on the terminal and returns the answer (yes only for
+    /// "y" or "yes"). With --yes it answers yes without asking; in --dry-run it says what it
+    /// would ask and answers yes. Throws when there is no terminal to ask on (pass --yes).
+    ///
+    /// Example: `if !confirm("upgrade the tablets now?") { throw "stopped by the operator"; }`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn confirm(ctx: NativeCallContext, question: &str) -> RhaiResultOf<bool> {
+        let call = Call::new(&ctx, "")?;
+        if call.dry_run() {
+            call.say(&format!("[dry-run] would ask: {question} [y/N]"));
+            return Ok(true);
+        }
+        if call.host.yes() {
+            call.say(&format!("{question} yes (--yes)"));
+            return Ok(true);
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(
+                call.fail(format!("cannot ask \"{question}\": there is no terminal; run it from one, or pass --yes"))
+            );
+        }
+        let answer = call.run(ask(question))?;
+        Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    }
+
+    /// An array of maps as an aligned table of the given columns, in that order (a missing key
+    /// shows as -).
+    ///
+    /// Example: `print(table([#{name: "ns", version: "0.9.2"}], ["name", "version"]));`
+    #[rhai_fn(volatile)]
+    pub fn table(rows: Array, columns: Array) -> String {
+        let columns: Vec<String> = columns.into_iter().map(|c| c.to_string()).collect();
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::NOTHING);
+        table.set_header(columns.iter());
+        for row in rows {
+            let row = row.try_cast::<Map>().unwrap_or_default();
+            table.add_row(columns.iter().map(|c| row.get(c.as_str()).map_or("-".to_string(), |v| v.to_string())));
+        }
+        table.to_string()
     }
 
     /// All --set values as a map.
@@ -96,4 +144,19 @@ fn pause(call: &Call, duration: Duration) -> RhaiResultOf<()> {
         tokio::time::sleep(duration).await;
         Ok::<_, String>(())
     })
+}
+
+/// Reads one line from the terminal after printing `question`; Ctrl-C ends the wait.
+async fn ask(question: &str) -> Result<String, String> {
+    crate::progress::suspend(|| {
+        eprint!("{question} [y/N] ");
+        let _ = std::io::Write::flush(&mut std::io::stderr());
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = std::io::stdin().read_line(&mut line).map(|_| line).map_err(|e| e.to_string());
+        let _ = tx.send(read);
+    });
+    rx.await.map_err(|_| "the terminal closed".to_string())?
 }

@@ -6,6 +6,7 @@
 
 use super::{to_map, Call, RhaiResultOf};
 use crate::journal::run::StepState;
+use crate::journal::Journal;
 use rhai::plugin::*;
 use rhai::{Dynamic, FnPtr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,8 +40,7 @@ pub mod api {
         let call = Call::new(&ctx, NS)?;
         let journal = &call.upgrader()?.journal;
         if call.dry_run() {
-            call.say(&format!("plan for `{run_name}` (dry run: no lock taken, nothing recorded)"));
-            return Ok(Dynamic::UNIT);
+            return plan_begin(&call, journal, run_name);
         }
         let holder = call.run(journal.lock(&this_command(), STALE_LOCK_WAIT))?;
         let run = call.run(journal.begin_run(run_name))?;
@@ -48,7 +48,7 @@ pub mod api {
         if done > 0 {
             call.say(&format!("resuming `{run_name}` started {}: {done} steps already done", run.started));
         } else {
-            call.say(&format!("run `{run_name}` (lock held by {holder})"));
+            call.say(&format!("run `{run_name}` started; this process holds the cluster's upgrade lock ({holder})"));
         }
         Ok(to_map(&run)?.into())
     }
@@ -79,6 +79,11 @@ pub mod api {
         let call = Call::new(&ctx, NS)?;
         let number = STEPS.fetch_add(1, Ordering::SeqCst) + 1;
         if call.dry_run() {
+            let planned = call.host.planned_run.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if planned.is_some_and(|run| run.is_done(name)) {
+                call.say(&format!("step {number:>3}: {name} (done in the unfinished run, skipped)"));
+                return Ok(Dynamic::UNIT);
+            }
             call.say(&format!("step {number:>3}: {name}"));
             return block.call_within_context(&ctx, ());
         }
@@ -173,4 +178,35 @@ pub mod api {
         }
         call.run(journal.finish_run())
     }
+}
+
+/// `journal::begin` in a plan: takes nothing, records nothing, and says what the journal holds:
+/// a run that holds the lock now, and an unfinished run the plan continues.
+fn plan_begin(call: &Call, journal: &Journal, run_name: &str) -> RhaiResultOf<Dynamic> {
+    if let Some(holder) = call.run(journal.lock_holder())?.filter(|h| !h.is_me()) {
+        let state = if holder.is_gone() { "a process that is gone" } else { "running now" };
+        call.say(&format!(
+            "NOTE: the cluster's upgrade lock is held by {holder} ({state}); `run` would be refused until it is released"
+        ));
+    }
+    let recorded = call.run(journal.current_run())?;
+    match &recorded {
+        Some(run) if run.name == run_name => {
+            let now = run.current_step().map_or(String::new(), |s| format!(", last at `{s}`"));
+            call.say(&format!(
+                "plan for `{run_name}`: it continues the unfinished run started {} ({} steps done{now}); done steps are skipped",
+                run.started,
+                run.done_count()
+            ));
+        }
+        Some(run) => call.say(&format!(
+            "plan for `{run_name}`; NOTE: another run is recorded (`{}` started {}): `run` would be refused until \
+             that one finishes or `mldb-upgrade abort` unwinds it",
+            run.name, run.started
+        )),
+        None => call.say(&format!("plan for `{run_name}` (dry run: no lock taken, nothing recorded)")),
+    }
+    let continues = recorded.filter(|r| r.name == run_name);
+    *call.host.planned_run.lock().unwrap_or_else(|p| p.into_inner()) = continues;
+    Ok(Dynamic::UNIT)
 }

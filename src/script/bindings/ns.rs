@@ -90,7 +90,7 @@ pub mod api {
         }))
     }
 
-    /// Ops the leader knows (finished ones only while it stays leader, C§3.2):
+    /// Ops the leader knows (finished ones only while it stays leader):
     /// #{op_id, op_type, db, table, pid, status, task}.
     ///
     /// Example: `let failed = ns::ops().filter(|o| o.status == "kFailed");`
@@ -143,7 +143,7 @@ pub mod api {
         call.run(ns.set_auto_failover(on))
     }
 
-    /// ChangeLeader to an explicit candidate (works on a live leader, C§3.5); does not wait.
+    /// ChangeLeader to an explicit candidate (works on a live leader); does not wait.
     /// The old leader keeps is_leader with alive=false until recover_table re-adds it.
     /// upgrade::drain_leaders does this safely (offsets checked, old leader fenced, ops awaited).
     /// Changes the cluster: in --dry-run it prints what it would do and does nothing.
@@ -162,7 +162,7 @@ pub mod api {
         call.run(ns.change_leader(db, table, pid as u32, candidate))
     }
 
-    /// RecoverTable: rebuilds a replica that is not alive as a follower (C§3.6); does not wait.
+    /// RecoverTable: rebuilds a replica that is not alive as a follower; does not wait.
     /// Changes the cluster: in --dry-run it prints what it would do and does nothing.
     ///
     /// Example: `ns::recover_table("demo", "triple", 0, "127.0.0.2:10921");`

@@ -1,6 +1,7 @@
 //! Test support: the real binary, a real ZooKeeper and a real sshd, all on 127.0.0.1.
 
 pub mod sshd;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
