@@ -5,11 +5,30 @@
 //! - `bin/openmldb` (the `openmldb-sim` binary), `bin/openmldb.version`, `bin/start.sh` (the
 //!   real script's behaviour, O§1), `bin/mon` (the simulator acting as mon, O§1.8);
 //! - `conf/{nameserver,tablet,apiserver}.flags.template`, `conf/taskmanager.properties.template`,
-//!   `conf/hosts`, `conf/openmldb-env.sh`;
+//!   `conf/hosts` (the real default inventory, O§2.2) and `conf/openmldb-env.sh` (the real
+//!   variables and defaults, O§2.1, with `export OPENMLDB_VERSION=X.Y.Z`: like the real file it
+//!   records the release's version);
+//! - `sbin/`: stand-ins of OpenMLDB's `release/sbin/*.sh` ([`SBIN`]), written anew with the real
+//!   scripts' behaviour and quirks, so a sandbox cluster can be laid out and run from a
+//!   `conf/hosts` the way an operator does it: `sbin/deploy-all.sh` (rsync to each WORKDIR,
+//!   `sbin/deploy.sh` regenerating `conf/<role>.flags` from the templates), `sbin/start-all.sh`,
+//!   `sbin/stop-all.sh`, the per-role start/stop scripts, `clear-all.sh`, `openmldb-cli.sh` (O§2).
+//!   Each script's header says what it does differently; in short:
+//!   - nothing is downloaded (the sandbox has no network): where the real `deploy-all.sh` would
+//!     fetch `spark-3.2.1-bin-openmldbspark.tgz` or `zookeeper-3.4.14.tar.gz`, the stand-in exits
+//!     1 with an error; [`place_spark_tgz`] puts the release's Spark distribution where it looks;
+//!   - `SANDBOX_SLEEP_SCALE` scales the scripts' fixed sleeps, as it scales `bin/start.sh`'s;
+//!   - `clear-all.sh` deletes nothing when a ZooKeeper WORKDIR has no `data/` (the real one then
+//!     deletes every directory where its command started);
+//!   - `init_env.sh` (as root: limits.conf, swapoff, THP) is not shipped;
+//!   - there is no `tools/openmldb_ops.py`, so `start-all.sh`'s recoverdata step reports a failure
+//!     (and, as in the real script, carries on).
+//!
+//!   `mldb-upgrade sandbox up` does not use them: it lays its cluster out itself.
 //! - `taskmanager/bin/taskmanager.sh`, `taskmanager/conf/`, `taskmanager/lib/` with
 //!   `openmldb-taskmanager-X.Y.Z.jar` (a placeholder whose content is the version) and the
 //!   simulator binary the script runs;
-//! - `tools/`, `udf/`, `sbin/` (no deploy scripts: the sandbox deploys itself).
+//! - `tools/`, `udf/`.
 //!
 //! Beside it, `spark-3.2.1-bin-openmldbspark-X.Y.Z/` stands for the OpenMLDB Spark distribution:
 //! `jars/openmldb-batch-X.Y.Z.jar` carries the batch version the TaskManager reports.
@@ -23,6 +42,26 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub const START_SH: &str = include_str!("start.sh");
+/// `sbin/` of a sandbox release: the stand-ins of OpenMLDB's `release/sbin/` scripts, by name.
+pub const SBIN: [(&str, &str); 17] = [
+    ("init.sh", include_str!("sbin/init.sh")),
+    ("deploy-all.sh", include_str!("sbin/deploy-all.sh")),
+    ("deploy.sh", include_str!("sbin/deploy.sh")),
+    ("start-all.sh", include_str!("sbin/start-all.sh")),
+    ("stop-all.sh", include_str!("sbin/stop-all.sh")),
+    ("start-tablets.sh", include_str!("sbin/start-tablets.sh")),
+    ("stop-tablets.sh", include_str!("sbin/stop-tablets.sh")),
+    ("start-nameservers.sh", include_str!("sbin/start-nameservers.sh")),
+    ("stop-nameservers.sh", include_str!("sbin/stop-nameservers.sh")),
+    ("start-apiservers.sh", include_str!("sbin/start-apiservers.sh")),
+    ("stop-apiservers.sh", include_str!("sbin/stop-apiservers.sh")),
+    ("start-taskmanagers.sh", include_str!("sbin/start-taskmanagers.sh")),
+    ("stop-taskmanagers.sh", include_str!("sbin/stop-taskmanagers.sh")),
+    ("start-zks.sh", include_str!("sbin/start-zks.sh")),
+    ("stop-zks.sh", include_str!("sbin/stop-zks.sh")),
+    ("clear-all.sh", include_str!("sbin/clear-all.sh")),
+    ("openmldb-cli.sh", include_str!("sbin/openmldb-cli.sh")),
+];
 /// The Spark distribution's base name (O§2.4).
 pub const SPARK_DIST: &str = "spark-3.2.1-bin-openmldbspark";
 
@@ -122,13 +161,16 @@ pub fn build(version: &str, out: &Path, broken: bool, tar: bool) -> Result<Relea
     for (name, text) in templates::ALL {
         write(&dir.join("conf").join(name), text, 0o644)?;
     }
+    write(&dir.join("conf/openmldb-env.sh"), &templates::openmldb_env(version), 0o644)?;
     write(&dir.join("taskmanager/bin/taskmanager.sh"), templates::TASKMANAGER_SH, 0o755)?;
     write(&dir.join("taskmanager/conf/log4j.properties"), "log4j.rootLogger=INFO, stdout\n", 0o644)?;
     write(&dir.join(format!("taskmanager/lib/openmldb-taskmanager-{version}.jar")), &format!("{full}\n"), 0o644)?;
     copy_binary(&sim, &dir.join("taskmanager/lib/openmldb-taskmanager-sim"))?;
     write(&dir.join("tools/README"), templates::TOOLS_README, 0o644)?;
     std::fs::create_dir_all(dir.join("udf")).map_err(io(&dir))?;
-    std::fs::create_dir_all(dir.join("sbin")).map_err(io(&dir))?;
+    for (name, text) in SBIN {
+        write(&dir.join("sbin").join(name), text, 0o755)?;
+    }
     write(&spark_dir.join(format!("jars/openmldb-batch-{version}.jar")), &format!("{full}\n"), 0o644)?;
     write(&spark_dir.join("RELEASE"), &format!("Spark 3.2.1 built for OpenMLDB {full}\n"), 0o644)?;
     if broken {
@@ -138,21 +180,29 @@ pub fn build(version: &str, out: &Path, broken: bool, tar: bool) -> Result<Relea
     }
     let mut tarballs = Vec::new();
     if tar {
-        tarballs.push(pack(
-            out,
-            &release_dir_name(version),
-            &out.join(format!("{}.tar.gz", release_dir_name(version))),
-        )?);
-        tarballs.push(pack(out, &format!("{SPARK_DIST}-{version}"), &out.join(format!("{SPARK_DIST}-{version}.tgz")))?);
+        let name = release_dir_name(version);
+        tarballs.push(pack(&dir, &name, &out.join(format!("{name}.tar.gz")))?);
+        let name = format!("{SPARK_DIST}-{version}");
+        tarballs.push(pack(&spark_dir, &name, &out.join(format!("{name}.tgz")))?);
     }
     Ok(Release { version: version.to_string(), full_version: full, dir, spark_dir, tarballs })
 }
 
-fn pack(base: &Path, name: &str, target: &Path) -> Result<PathBuf, ReleaseError> {
+/// Puts the Spark distribution `spark_dir` (a release's `spark_dir`) where `sbin/deploy-all.sh`
+/// looks for it before it would download it (O§2.4): `<release_dir>/spark-3.2.1-bin-openmldbspark.tgz`,
+/// unpacking to `spark-3.2.1-bin-openmldbspark/` as the real one does. `deploy-all.sh` untars it
+/// in the release directory and symlinks it as `$SPARK_HOME` when that does not exist. Returns
+/// the tarball's path.
+pub fn place_spark_tgz(release_dir: &Path, spark_dir: &Path) -> Result<PathBuf, ReleaseError> {
+    pack(spark_dir, SPARK_DIST, &release_dir.join(format!("{SPARK_DIST}.tgz")))
+}
+
+/// Writes `target`, a .tar.gz of directory `dir` under the name `name`.
+fn pack(dir: &Path, name: &str, target: &Path) -> Result<PathBuf, ReleaseError> {
     let file = std::fs::File::create(target).map_err(io(target))?;
     let encoder = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
     let mut archive = tar::Builder::new(encoder);
-    archive.append_dir_all(name, base.join(name)).map_err(io(target))?;
+    archive.append_dir_all(name, dir).map_err(io(target))?;
     archive.into_inner().and_then(|gz| gz.finish()).map_err(io(target))?;
     Ok(target.to_path_buf())
 }

@@ -60,10 +60,16 @@ spark.master=local[*]
 offline.data.prefix=file:///tmp/openmldb_offline_storage/
 ";
 
+/// `conf/hosts` as OpenMLDB ships it (O§2.2): the entries are the real file's; the header
+/// comment says the same in other words.
 pub const HOSTS: &str = "\
+# one instance per line: host[:port[:zk_peer_port:zk_election_port]] [WORKDIR]
+# only the host is required: a missing port is the role's default from conf/openmldb-env.sh,
+# a missing WORKDIR is $OPENMLDB_HOME ($OPENMLDB_ZK_HOME for [zookeeper]); zk ports: [zookeeper]
+
 [tablet]
-localhost:10921 ./tablet
-localhost:10922 ./tablet2
+localhost:10921 /tmp/openmldb/tablet-1
+localhost:10922 /tmp/openmldb/tablet-2
 
 [nameserver]
 localhost:7527
@@ -78,10 +84,55 @@ localhost:9902
 localhost:2181:2888:3888 /tmp/openmldb/zk-1
 ";
 
-pub const OPENMLDB_ENV: &str = "\
-export OPENMLDB_VERSION=${OPENMLDB_VERSION:-}
-export OPENMLDB_MODE=${OPENMLDB_MODE:=cluster}
-";
+/// `conf/openmldb-env.sh` of release `version`, shaped like OpenMLDB's (O§2.1): the same
+/// variables in the same order with the same values, `OPENMLDB_VERSION` set to the release's
+/// version (the real file is where a release records it). Every sbin script sources it, so
+/// its assignments override the environment, except `OPENMLDB_MODE`.
+pub fn openmldb_env(version: &str) -> String {
+    format!(
+        "\
+#! /usr/bin/env bash
+# Sourced by every script in sbin/. Edit the values here: an empty value takes the default.
+export OPENMLDB_VERSION={version}
+# standalone or cluster
+export OPENMLDB_MODE=${{OPENMLDB_MODE:=cluster}}
+# where OpenMLDB is installed on this host; empty: the directory above sbin/
+export OPENMLDB_HOME=
+# the OpenMLDB Spark distribution; empty: $OPENMLDB_HOME/spark, made by sbin/deploy-all.sh
+# from spark-3.2.1-bin-openmldbspark.tgz when missing
+export SPARK_HOME=
+export RUNNER_EXISTING_SPARK_HOME=
+# true: use the ZooKeeper cluster in OPENMLDB_ZK_CLUSTER; the sbin scripts neither deploy,
+# start nor stop one
+export OPENMLDB_USE_EXISTING_ZK_CLUSTER=false
+# the ZooKeeper distribution; empty: $OPENMLDB_HOME/zookeeper
+export OPENMLDB_ZK_HOME=
+# host:port,... of ZooKeeper; empty: the [zookeeper] entries of conf/hosts
+export OPENMLDB_ZK_CLUSTER=
+# the cluster's root node in ZooKeeper
+export OPENMLDB_ZK_ROOT_PATH=/openmldb
+
+export OPENMLDB_FORCE_LOCAL=false
+
+export RUNNER_JAVA_HOME=
+
+# true: sbin/clear-all.sh deletes each instance's whole WORKDIR
+export CLEAR_OPENMLDB_INSTALL_DIR=false
+
+# default ports of the roles, for conf/hosts entries without one
+export OPENMLDB_TABLET_PORT=10921
+export OPENMLDB_NAMESERVER_PORT=7527
+export OPENMLDB_TASKMANAGER_PORT=9902
+export OPENMLDB_APISERVER_PORT=9080
+
+# ZooKeeper's client port (clientPort in zoo.cfg)
+export OPENMLDB_ZK_CLUSTER_CLIENT_PORT=2181
+# ZooKeeper's peer and election ports (server.N=host:peer:election in zoo.cfg)
+export OPENMLDB_ZK_CLUSTER_PEER_PORT=2888
+export OPENMLDB_ZK_CLUSTER_ELECTION_PORT=3888
+"
+    )
+}
 
 /// The TaskManager launcher, run from `taskmanager/bin` (O§1.2). The real one starts the JVM.
 pub const TASKMANAGER_SH: &str = "\
@@ -94,13 +145,13 @@ pub const TOOLS_README: &str = "\
 This sandbox release ships no ops tools; mldb-upgrade drives the cluster itself.
 ";
 
-pub const ALL: [(&str, &str); 6] = [
+/// The fixed files of `conf/` (`openmldb-env.sh` carries the version: [`openmldb_env`]).
+pub const ALL: [(&str, &str); 5] = [
     ("nameserver.flags.template", NAMESERVER_FLAGS),
     ("tablet.flags.template", TABLET_FLAGS),
     ("apiserver.flags.template", APISERVER_FLAGS),
     ("taskmanager.properties.template", TASKMANAGER_PROPERTIES),
     ("hosts", HOSTS),
-    ("openmldb-env.sh", OPENMLDB_ENV),
 ];
 
 /// `conf/<role>.flags` from a template: keys in `set` are commented out where they appear and
