@@ -11,6 +11,7 @@ mod errors;
 mod flow;
 mod repl;
 mod sandbox;
+mod sbin;
 mod scripts;
 mod ssh;
 mod upgrade;
