@@ -29,6 +29,10 @@
 //!   process.rs:144] start tablet on endpoint ...`). A failed start (a `--broken` release, an
 //!   endpoint that cannot be bound, ZooKeeper trouble) is logged there before the exit. An
 //!   empty `--openmldb_log_dir` writes no files.
+//! * taskmanager ([`taskmanager`], [`log4j`]): `./logs/taskmanager.log` under its working
+//!   directory `taskmanager/bin`, appended in the shipped `log4j.properties` layout
+//!   (`2024-12-02 13:05:01,123 INFO [com._4paradigm...TaskManagerServer] - ...`), with a copy on
+//!   stdout unless stdout already is that file.
 //!
 //! # What is faithful
 //!
@@ -102,13 +106,16 @@
 //!   connection per call.
 //! * Logs: a glog line's `file:line` is the simulator's own source location; there are no
 //!   glog ERROR/FATAL files in glog's default directory, no size rollover and no
-//!   `--log_overdue_days` cleaner. Details in [`glog`].
+//!   `--log_overdue_days` cleaner; the TaskManager does not read
+//!   `taskmanager/conf/log4j.properties` (it always acts as the shipped one) and does not roll
+//!   its file daily. Details in [`glog`] and [`log4j`].
 
 pub mod apiserver;
 pub mod cli;
 pub mod flags;
 pub mod glog;
 pub mod http;
+pub mod log4j;
 pub mod mon;
 pub mod nameserver;
 pub mod process;

@@ -18,6 +18,8 @@
 //!   endpoint cannot be bound, `Fail to init` for a nameserver or apiserver that cannot use
 //!   ZooKeeper, `fail to init tablet` / `Fail to register zk` for a tablet), or an `F` line
 //!   with the reason for a `--broken` sandbox release.
+//! * A TaskManager (`--role=taskmanager`, run by `taskmanager.sh`) logs with log4j's layout
+//!   instead; see [`super::taskmanager`] and [`super::log4j`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,7 +37,7 @@ use super::flags::{Role, SimFlags};
 use super::glog::{self, glog, GlogLayer, Severity};
 use super::nameserver::{run_nameserver, NameServerError};
 use super::tablet::{run_tablet, TabletError};
-use super::taskmanager::run_taskmanager;
+use super::taskmanager::{log_start_failure, run_taskmanager};
 use super::zk::ZkError;
 
 /// The file next to the executable that names the installed release's version.
@@ -68,11 +70,7 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
         .filter(|_| is_server)
         .map(|reason| reason.trim().to_string());
     if args.iter().any(|a| a == "--role=taskmanager") {
-        if let Some(reason) = broken {
-            eprintln!("openmldb: fatal: {reason}");
-            return ExitCode::from(1);
-        }
-        return run_taskmanager_process(&cwd);
+        return run_taskmanager_process(&cwd, broken.as_deref());
     }
     let parsed = SimFlags::parse(&args, &cwd);
     if let Some(reason) = broken {
@@ -211,7 +209,14 @@ fn setup_tracing(flags: &SimFlags) {
 }
 
 /// `taskmanager/bin/taskmanager.sh` runs this from inside `taskmanager/bin` (O§1.2).
-fn run_taskmanager_process(cwd: &Path) -> ExitCode {
+fn run_taskmanager_process(cwd: &Path, broken: Option<&str>) -> ExitCode {
+    if let Some(reason) = broken {
+        // stderr first: start.sh may have pointed it at the log file itself (`job.log.path`
+        // `./logs/`), and the log appends after it.
+        eprintln!("openmldb: fatal: {reason}");
+        log_start_failure(cwd, reason);
+        return ExitCode::from(1);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -226,12 +231,11 @@ fn run_taskmanager_process(cwd: &Path) -> ExitCode {
                 std::process::exit(0);
             }
         });
+        // The log (file and stdout) tells why a start failed; nothing else goes to stderr,
+        // which may be that same file.
         match run_taskmanager(cwd, CancellationToken::new()).await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("taskmanager: {e}");
-                ExitCode::from(1)
-            }
+            Err(_) => ExitCode::from(1),
         }
     })
 }

@@ -13,3 +13,4 @@ mod cli_compat;
 mod glog_wrapper;
 mod in_process;
 mod support;
+mod taskmanager;
