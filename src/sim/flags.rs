@@ -59,6 +59,12 @@ pub struct SimFlags {
     pub zk_keep_alive_check_interval: Duration,
     pub db_root_path: PathBuf,
     pub enable_status_service: bool,
+    /// `--openmldb_log_dir` (default `./logs`, relative to the working directory): where a
+    /// server's glog files go; empty means stderr (`src/base/glog_wrapper.h`, see `glog`).
+    pub openmldb_log_dir: String,
+    /// `--log_level` (default `debug`; the release templates say `info`): `debug` lets
+    /// `DEBUGLOG` lines into the log.
+    pub log_level: String,
     pub skip_grant_tables: bool,
     pub auto_failover: bool,
     pub system_table_replica_num: u32,
@@ -102,6 +108,8 @@ impl Default for SimFlags {
             zk_keep_alive_check_interval: Duration::from_millis(15000),
             db_root_path: PathBuf::from("/tmp/"),
             enable_status_service: false,
+            openmldb_log_dir: "./logs".to_string(),
+            log_level: "debug".to_string(),
             skip_grant_tables: true,
             auto_failover: false,
             system_table_replica_num: 1,
@@ -220,6 +228,8 @@ impl SimFlags {
                 self.db_root_path = cwd.join(first);
             }
             "enable_status_service" => self.enable_status_service = boolean(&text)?,
+            "openmldb_log_dir" => self.openmldb_log_dir = value.unwrap_or_default(),
+            "log_level" => self.log_level = text,
             "skip_grant_tables" => self.skip_grant_tables = boolean(&text)?,
             "auto_failover" => self.auto_failover = boolean(&text)?,
             "system_table_replica_num" => self.system_table_replica_num = num(&text)? as u32,

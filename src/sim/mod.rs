@@ -18,6 +18,22 @@
 //! `--interactive`, `--database`), the binary prints what OpenMLDB's CLI prints (C§5, O§5.8),
 //! always with exit code 0; see [`cli`].
 //!
+//! # Logs (what a process writes where)
+//!
+//! * nameserver, tablet, apiserver ([`process`], [`glog`]): stderr as before (start.sh's
+//!   `<log_dir>/<role>.log`), plus glog files under `--openmldb_log_dir` (default `./logs`,
+//!   relative to the working directory, i.e. the install dir under start.sh):
+//!   `<role>.info.log.<YYYYMMDD-HHMMSS>.<pid>` (every line) and `<role>.warning.log.<...>`
+//!   (WARNING and above), each created with its first line, behind the symlinks `<role>.INFO`
+//!   and `<role>.WARNING`, lines in glog v0.6.0's format (`I20241202 13:05:01.123456  4242
+//!   process.rs:144] start tablet on endpoint ...`). A failed start (a `--broken` release, an
+//!   endpoint that cannot be bound, ZooKeeper trouble) is logged there before the exit. An
+//!   empty `--openmldb_log_dir` writes no files.
+//! * taskmanager ([`taskmanager`], [`log4j`]): `./logs/taskmanager.log` under its working
+//!   directory `taskmanager/bin`, appended in the shipped `log4j.properties` layout
+//!   (`2024-12-02 13:05:01,123 INFO [com._4paradigm...TaskManagerServer] - ...`), with a copy on
+//!   stdout unless stdout already is that file.
+//!
 //! # What is faithful
 //!
 //! ZooKeeper layout and election (C§1), RPC names, URL forms, JSON shapes, error codes and
@@ -88,11 +104,18 @@
 //!   the "not connected to leader" warning (the simulated tablet has no GetTableFollower).
 //! * The nameserver calls tablets over HTTP+JSON with `Authorization: sdefault`, one
 //!   connection per call.
+//! * Logs: a glog line's `file:line` is the simulator's own source location; there are no
+//!   glog ERROR/FATAL files in glog's default directory, no size rollover and no
+//!   `--log_overdue_days` cleaner; the TaskManager does not read
+//!   `taskmanager/conf/log4j.properties` (it always acts as the shipped one) and does not roll
+//!   its file daily. Details in [`glog`] and [`log4j`].
 
 pub mod apiserver;
 pub mod cli;
 pub mod flags;
+pub mod glog;
 pub mod http;
+pub mod log4j;
 pub mod mon;
 pub mod nameserver;
 pub mod process;

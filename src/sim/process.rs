@@ -1,6 +1,25 @@
 //! What `bin/openmldb` does with its command line: `--version`, or start a server of
 //! `--role` on `--endpoint` (O§1.2, C§1.4). The binary `openmldb-sim` is a thin shell over
 //! [`main_with_args`].
+//!
+//! # Where a server process writes
+//!
+//! * stderr: short lines (`start <role> on endpoint ...`, `openmldb: <error>`, tracing
+//!   warnings, `SIM_LOG` for more); start.sh sends it to `<log_dir>/<role>.log`.
+//! * glog files (see [`super::glog`]), set up right after the flags are read, as
+//!   `src/cmd/openmldb.cc` calls `SetupLog()` first: under `--openmldb_log_dir` (default
+//!   `./logs`, relative to the working directory) `<role>.info.log.<YYYYMMDD-HHMMSS>.<pid>`
+//!   with every line and `<role>.warning.log.<...>` with WARNING and above, behind the
+//!   symlinks `<role>.INFO` and `<role>.WARNING`. The INFO file gets the startup line
+//!   (`start <role> on endpoint <ep> with version <ver>`, as `openmldb.cc` words it), the
+//!   simulator's tracing events (INFO and up; DEBUG too with `--log_level=debug`, the flag's
+//!   default), and the reason of a failed start before the process exits: the simulator's own
+//!   message followed by `openmldb.cc`'s line for that step (`Fail to start server` when the
+//!   endpoint cannot be bound, `Fail to init` for a nameserver or apiserver that cannot use
+//!   ZooKeeper, `fail to init tablet` / `Fail to register zk` for a tablet), or an `F` line
+//!   with the reason for a `--broken` sandbox release.
+//! * A TaskManager (`--role=taskmanager`, run by `taskmanager.sh`) logs with log4j's layout
+//!   instead; see [`super::taskmanager`] and [`super::log4j`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,11 +27,18 @@ use std::process::ExitCode;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
 use super::apiserver::run_apiserver;
 use super::flags::{Role, SimFlags};
-use super::nameserver::run_nameserver;
-use super::tablet::run_tablet;
-use super::taskmanager::run_taskmanager;
+use super::glog::{self, glog, GlogLayer, Severity};
+use super::nameserver::{run_nameserver, NameServerError};
+use super::tablet::{run_tablet, TabletError};
+use super::taskmanager::{log_start_failure, run_taskmanager};
+use super::zk::ZkError;
 
 /// The file next to the executable that names the installed release's version.
 pub const VERSION_FILE: &str = "openmldb.version";
@@ -37,19 +63,29 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let executable = std::env::current_exe().ok();
     let is_server = !args.iter().any(|a| a == "--version" || a == "--version=true");
-    if let Some(reason) = executable
+    let broken = executable
         .as_deref()
         .and_then(Path::parent)
         .and_then(|dir| std::fs::read_to_string(dir.join(BROKEN_FILE)).ok())
         .filter(|_| is_server)
-    {
-        eprintln!("openmldb: fatal: {}", reason.trim());
+        .map(|reason| reason.trim().to_string());
+    if args.iter().any(|a| a == "--role=taskmanager") {
+        return run_taskmanager_process(&cwd, broken.as_deref());
+    }
+    let parsed = SimFlags::parse(&args, &cwd);
+    if let Some(reason) = broken {
+        // A bad build dies at start. As a server it gets as far as its log setup, so the
+        // reason also ends its INFO log.
+        if let Ok(flags) = &parsed {
+            if let Some(role) = flags.role {
+                setup_glog(role, flags, &cwd);
+                glog!(Severity::Fatal, "{reason}");
+            }
+        }
+        eprintln!("openmldb: fatal: {reason}");
         return ExitCode::from(1);
     }
-    if args.iter().any(|a| a == "--role=taskmanager") {
-        return run_taskmanager_process(&cwd);
-    }
-    let flags = match SimFlags::parse(&args, &cwd) {
+    let flags = match parsed {
         Ok(flags) => flags,
         Err(e) => {
             eprintln!("openmldb: {e}");
@@ -70,18 +106,17 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
         eprintln!("openmldb: --role must be nameserver or tablet");
         return ExitCode::from(1);
     };
+    setup_glog(role, &flags, &cwd);
     if let Err(e) = flags.validate_server() {
+        glog!(Severity::Warning, "{e}");
         eprintln!("openmldb: {e}");
         return ExitCode::from(1);
     }
-    // Warnings (failed tasks, refused calls) go to stderr, which start.sh sends to the
-    // component's log; `SIM_LOG` takes a tracing filter for more.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SIM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,zookeeper_client=error"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
+    setup_tracing(&flags);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
+            glog!(Severity::Warning, "cannot start the runtime: {e}");
             eprintln!("openmldb: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
@@ -90,6 +125,8 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
         let listener = match TcpListener::bind(&flags.endpoint).await {
             Ok(listener) => listener,
             Err(e) => {
+                glog!(Severity::Warning, "cannot listen on {}: {e}", flags.endpoint);
+                glog!(Severity::Warning, "Fail to start server");
                 eprintln!("openmldb: cannot listen on {}: {e}", flags.endpoint);
                 return ExitCode::from(1);
             }
@@ -103,20 +140,39 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
                 std::process::exit(0);
             }
         });
-        let role_name = match role {
-            Role::NameServer => "nameserver",
-            Role::Tablet => "tablet",
-            Role::ApiServer => "apiserver",
-        };
+        let role_name = role_name(role);
+        glog!(Severity::Info, "start {role_name} on endpoint {} with version {version}", flags.endpoint);
         eprintln!("start {role_name} on endpoint {} with version {version}", flags.endpoint);
         let result = match role {
-            Role::NameServer => run_nameserver(listener, flags, version, shutdown).await.map_err(|e| e.to_string()),
-            Role::Tablet => run_tablet(listener, flags, version, shutdown).await.map_err(|e| e.to_string()),
-            Role::ApiServer => run_apiserver(listener, flags, version, shutdown).await.map_err(|e| e.to_string()),
+            Role::NameServer => run_nameserver(listener, flags, version, shutdown).await.map_err(|e| {
+                let step = match e {
+                    // `LOG(ERROR)` and exit(1) in `NameServerImpl::OnLocked` (C§1.2).
+                    NameServerError::TooFewTablets { .. } => None,
+                    _ => Some("Fail to init"),
+                };
+                (e.to_string(), step)
+            }),
+            Role::Tablet => run_tablet(listener, flags, version, shutdown).await.map_err(|e| {
+                let step = match e {
+                    TabletError::DbRoot { .. } | TabletError::Zk(ZkError::Connect { .. }) => "fail to init tablet",
+                    _ => "Fail to register zk",
+                };
+                (e.to_string(), Some(step))
+            }),
+            Role::ApiServer => run_apiserver(listener, flags, version, shutdown)
+                .await
+                .map_err(|e| (e.to_string(), Some("Fail to init"))),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
+            Err((e, step)) => {
+                match step {
+                    Some(step) => {
+                        glog!(Severity::Warning, "{e}");
+                        glog!(Severity::Warning, "{step}");
+                    }
+                    None => glog!(Severity::Error, "{e}"),
+                }
                 eprintln!("openmldb: {e}");
                 ExitCode::from(1)
             }
@@ -124,8 +180,43 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
     })
 }
 
+/// `--role`'s name, the glog program name.
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::NameServer => "nameserver",
+        Role::Tablet => "tablet",
+        Role::ApiServer => "apiserver",
+    }
+}
+
+/// `SetupLog()` (`src/cmd/openmldb.cc`): glog under `--openmldb_log_dir`.
+fn setup_glog(role: Role, flags: &SimFlags, cwd: &Path) {
+    if let Err(e) = glog::init(role_name(role), &flags.openmldb_log_dir, cwd) {
+        eprintln!("openmldb: cannot create --openmldb_log_dir {}: {e}", flags.openmldb_log_dir);
+    }
+}
+
+/// Tracing events: to stderr as before (warnings; `SIM_LOG` takes a filter for more), and to
+/// glog from INFO, or DEBUG with `--log_level=debug`.
+fn setup_tracing(flags: &SimFlags) {
+    let stderr_filter = tracing_subscriber::EnvFilter::try_from_env("SIM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,zookeeper_client=error"));
+    let glog_level = if flags.log_level == "debug" { tracing::Level::DEBUG } else { tracing::Level::INFO };
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false).with_filter(stderr_filter))
+        .with(GlogLayer.with_filter(Targets::new().with_target("mldb_upgrade", glog_level)))
+        .try_init();
+}
+
 /// `taskmanager/bin/taskmanager.sh` runs this from inside `taskmanager/bin` (O§1.2).
-fn run_taskmanager_process(cwd: &Path) -> ExitCode {
+fn run_taskmanager_process(cwd: &Path, broken: Option<&str>) -> ExitCode {
+    if let Some(reason) = broken {
+        // stderr first: start.sh may have pointed it at the log file itself (`job.log.path`
+        // `./logs/`), and the log appends after it.
+        eprintln!("openmldb: fatal: {reason}");
+        log_start_failure(cwd, reason);
+        return ExitCode::from(1);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -140,12 +231,11 @@ fn run_taskmanager_process(cwd: &Path) -> ExitCode {
                 std::process::exit(0);
             }
         });
+        // The log (file and stdout) tells why a start failed; nothing else goes to stderr,
+        // which may be that same file.
         match run_taskmanager(cwd, CancellationToken::new()).await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("taskmanager: {e}");
-                ExitCode::from(1)
-            }
+            Err(_) => ExitCode::from(1),
         }
     })
 }

@@ -8,6 +8,10 @@
 //! Data plane: `Put` appends to a leader replica's log, `Get`/`Scan` read any loaded
 //! replica's log (C§2.5 codes from `CheckTable`), and per-follower workers replicate the log
 //! with `AppendEntries` after `--sim_replication_delay_ms` (see the `sim` module docs).
+//!
+//! Log: when its ZooKeeper session has expired, the keep-alive check writes `TabletImpl::
+//! CheckZkClient`'s `reconnect zk` (WARNING) and `reconnect zk ok` (INFO) to the process's glog
+//! files only (`super::glog`); warnings it already printed to stderr stay there too.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -21,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use zookeeper_client as zkc;
 
 use super::flags::SimFlags;
+use super::glog::{glog, Severity};
 use super::http::{self, Authenticator, HttpConfig, RpcError, RpcFuture, RpcService};
 use super::proto::{general, ok, Body, TableMode, TableState, TableStatus, TaskInfo, TaskStatus};
 use super::zk::{Zk, ZkError, ZkPaths};
@@ -1097,10 +1102,12 @@ async fn register_and_keep_alive(flags: &SimFlags, shutdown: CancellationToken) 
             _ = tokio::time::sleep(flags.zk_keep_alive_check_interval) => {}
         }
         if zk.is_dead() {
+            // `TabletImpl::CheckZkClient`'s log lines go to glog only; stderr stays as it was.
+            glog!(Severity::Warning, "reconnect zk");
             if let Ok(fresh) = Zk::connect(flags).await {
                 zk = fresh;
                 match register(flags, &zk, false).await {
-                    Ok(()) | Err(TabletError::AlreadyRegistered { .. }) => {}
+                    Ok(()) | Err(TabletError::AlreadyRegistered { .. }) => glog!(Severity::Info, "reconnect zk ok"),
                     Err(e) => tracing::warn!("re-registration failed: {e}"),
                 }
             }

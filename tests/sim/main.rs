@@ -1,5 +1,6 @@
 //! Integration tests of the simulated OpenMLDB cluster against a real ZooKeeper. Each test
-//! is named after the section of `reference/openmldb-cluster.md` (C§) it checks.
+//! is named after the section of `reference/openmldb-cluster.md` (C§) or the OpenMLDB source
+//! file it checks.
 
 mod c1_3_reload;
 mod c1_zookeeper;
@@ -9,5 +10,7 @@ mod c3_4_load;
 mod c3_5_replication;
 mod c3_ops;
 mod cli_compat;
+mod glog_wrapper;
 mod in_process;
 mod support;
+mod taskmanager;

@@ -102,6 +102,7 @@ impl SimCluster {
             .arg(format!("--role={role}"))
             .arg(format!("--endpoint={endpoint}"))
             .arg(format!("--db_root_path={}", db.display()))
+            .arg(format!("--openmldb_log_dir={}", self.glog_dir(endpoint).display()))
             .args(self.common_flags())
             .args(extra)
             .stdin(Stdio::null())
@@ -110,6 +111,11 @@ impl SimCluster {
         let child = command.spawn().expect("spawn openmldb-sim");
         self.procs.insert(endpoint.to_string(), SimProcess { child, log });
         self.procs.get_mut(endpoint).expect("just inserted")
+    }
+
+    /// Where a process spawned on `endpoint` keeps its glog files (`--openmldb_log_dir`).
+    pub fn glog_dir(&self, endpoint: &str) -> PathBuf {
+        self.dir.path().join(format!("logs-{}", endpoint.replace(':', "_")))
     }
 
     /// Starts a tablet and waits until ZooKeeper shows it registered.
