@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # Debian packages the tests and the sandbox need (see reference/tooling.md).
 APT_PACKAGES := zookeeper openssh-server openssh-client default-jre-headless libslf4j-java \
-                netcat-openbsd tmux curl libssl-dev pkg-config
+                netcat-openbsd tmux curl rsync libssl-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build test demo bench lint clean

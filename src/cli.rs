@@ -215,6 +215,15 @@ struct SandboxUpArgs {
     /// Start with auto_failover off.
     #[arg(long)]
     no_auto_failover: bool,
+    /// `separate`: each component in its own directory on its own address. `deploy`: laid out
+    /// and started by the release's sbin/deploy-all.sh and sbin/start-*.sh from a conf/hosts,
+    /// so a host's nameserver, apiserver and taskmanager share one directory.
+    #[arg(long, value_enum, default_value_t = sandbox::Layout::Separate)]
+    layout: sandbox::Layout,
+    /// Reach every sandbox host through a real sshd (key auth, strict host keys) instead of
+    /// running commands locally.
+    #[arg(long)]
+    ssh: bool,
 }
 
 fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
@@ -379,7 +388,7 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
         }
     });
     let result = engine.run_ast(&ast);
-    host.release();
+    host.release(result.is_err());
     result.map(|_| ())?;
     Ok(())
 }
@@ -460,6 +469,8 @@ fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
                 daemon: args.daemon,
                 fast: args.fast,
                 auto_failover: !args.no_auto_failover,
+                layout: args.layout,
+                ssh: args.ssh,
             };
             let started = std::time::Instant::now();
             let rt = runtime()?;

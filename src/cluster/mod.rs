@@ -44,17 +44,27 @@ pub struct Cluster {
     pub tablets: TabletClient,
     /// For version probes: one attempt, a short timeout.
     probe: RpcClient,
+    /// The tablets the cluster config lists, when there is one: a tablet the nameserver still
+    /// shows that is not among them was scaled in earlier ([`upgrade::verify`]).
+    pub configured_tablets: Option<Vec<String>>,
 }
 
 impl Cluster {
     pub fn new(zk: Arc<Zk>, rpc: RpcClient) -> Self {
         let probe = rpc.clone().with_timeout(PROBE_TIMEOUT).with_attempts(1);
-        Cluster { ns: Arc::new(NsClient::new(zk, rpc.clone())), tablets: TabletClient::new(rpc), probe }
+        Cluster {
+            ns: Arc::new(NsClient::new(zk, rpc.clone())),
+            tablets: TabletClient::new(rpc),
+            probe,
+            configured_tablets: None,
+        }
     }
 
     /// The cluster `config` describes, over `zk`, with its credentials (C§2.1).
     pub fn for_config(config: &ClusterConfig, zk: Arc<Zk>) -> Self {
-        Cluster::new(zk, RpcClient::new(config.credentials.as_ref(), RPC_TIMEOUT))
+        let mut cluster = Cluster::new(zk, RpcClient::new(config.credentials.as_ref(), RPC_TIMEOUT));
+        cluster.configured_tablets = Some(config.components_of(Role::Tablet).map(|c| c.endpoint.to_string()).collect());
+        cluster
     }
 
     pub fn zk(&self) -> &Arc<Zk> {

@@ -11,6 +11,7 @@ use super::component::records::Stopped;
 use super::ns::TabletState;
 use super::topology::Role;
 use super::upgrade::{UpgradeError, Upgrader};
+use crate::cluster::component::taskmanagers::{self, LeaderMatch};
 use crate::config::ClusterConfig;
 use crate::journal::run::{LockHolder, RunRecord};
 
@@ -95,9 +96,17 @@ impl ClusterStatus {
         let tablets = ns.show_tablet().await?;
         let auto_failover = ns.auto_failover().await?;
         let ops = ns.show_op_status(None, None, None).await?;
-        // The active TaskManager holds `<root>/taskmanager/leader` (C§1.1).
-        let active_taskmanager =
-            cluster.zk().get("taskmanager/leader").await.ok().map(|d| String::from_utf8_lossy(&d).into_owned());
+        // The active TaskManager holds `<root>/taskmanager/leader` (C§1.1), as server.host:port,
+        // which may be 0.0.0.0 or a hostname ([`taskmanagers`]).
+        let taskmanagers: Vec<_> = config.components_of(Role::Taskmanager).map(|c| c.endpoint.clone()).collect();
+        let active_taskmanager = match cluster.zk().get("taskmanager/leader").await {
+            Ok(data) => Some(match taskmanagers::match_leader(&String::from_utf8_lossy(&data), &taskmanagers) {
+                LeaderMatch::Is(endpoint) => endpoint,
+                LeaderMatch::OneOf(candidates) => format!("one of {}", candidates.join(", ")),
+                LeaderMatch::Unknown(value) => format!("{value}, not in the cluster config"),
+            }),
+            Err(_) => None,
+        };
         let mut leads: BTreeMap<String, usize> = BTreeMap::new();
         for t in ns.show_all_tables().await? {
             for l in t.table_partition.iter().filter_map(|p| p.alive_leader()) {

@@ -6,6 +6,7 @@
 //! ZooKeeper cert) are wrapped in [`Secret`], which never prints its value.
 
 pub mod hosts;
+pub mod openmldb_env;
 mod parse;
 
 use std::collections::{BTreeMap, HashMap};
@@ -86,7 +87,16 @@ pub struct HostAccess {
     pub known_hosts: PathBuf,
     pub agent: bool,
     pub connect_timeout: Duration,
+    /// Start and stop run in a login shell (`bash -lc`), so `/etc/profile` and the user's
+    /// profile set the environment (JAVA_HOME, HADOOP_CONF_DIR, ...).
+    pub login_shell: bool,
+    /// Where releases are uploaded and unpacked on the host, once per release (by checksum);
+    /// a relative path is under the ssh user's home directory.
+    pub staging_dir: String,
 }
+
+/// Where releases are staged on a host unless `staging_dir` says otherwise.
+pub const DEFAULT_STAGING_DIR: &str = ".mldb-upgrade/staging";
 
 /// One OpenMLDB server process and where it is installed.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,12 +111,24 @@ pub struct Component {
     pub daemon: bool,
     /// Where it was declared, for messages: `cluster.toml:12` or `conf/hosts:4`.
     pub origin: String,
+    /// Exported before `bin/start.sh` runs (the `[env]` table, the component's `env`, and for a
+    /// TaskManager of a `hosts` import what `sbin/start-taskmanagers.sh` passes, O§2.1). Values
+    /// are expanded by the host's shell inside double quotes, so `"$PATH"` works.
+    pub env: Vec<(String, String)>,
 }
 
 impl Component {
     /// `tablet 10.0.0.5:10921 on 10.0.0.5`, as progress lines name a component.
     pub fn on_host(&self) -> String {
         format!("{} {} on {}", self.role, self.endpoint, self.host)
+    }
+
+    /// True when `other` runs from the same directory on the same host (components of
+    /// `conf/hosts` lines without a WORKDIR share `$OPENMLDB_HOME`, O§2.2).
+    pub fn shares_dir_with(&self, other: &Component) -> bool {
+        self.endpoint != other.endpoint
+            && self.host == other.host
+            && self.dir.trim_end_matches('/') == other.dir.trim_end_matches('/')
     }
 }
 
@@ -119,6 +141,8 @@ pub struct ClusterConfig {
     ssh_defaults: RawSshCommon,
     ssh_hosts: BTreeMap<String, RawSshCommon>,
     pub components: Vec<Component>,
+    /// `conf/openmldb-env.sh` as read (beside an imported `hosts`, or `openmldb_env`).
+    pub openmldb_env: Option<openmldb_env::OpenmldbEnv>,
 }
 
 /// A config problem, with everything needed to point at it.
@@ -251,6 +275,8 @@ impl ClusterConfig {
             connect_timeout: pick(|c| c.connect_timeout.clone())
                 .and_then(|t| parse_duration(&t).ok())
                 .unwrap_or(Duration::from_secs(10)),
+            login_shell: over.and_then(|o| o.login_shell).or(self.ssh_defaults.login_shell).unwrap_or(false),
+            staging_dir: pick(|c| c.staging_dir.clone()).unwrap_or_else(|| DEFAULT_STAGING_DIR.to_string()),
         }
     }
 
@@ -262,6 +288,26 @@ impl ClusterConfig {
     /// The component with this endpoint.
     pub fn component(&self, endpoint: &str) -> Option<&Component> {
         self.components.iter().find(|c| c.endpoint.to_string() == endpoint)
+    }
+
+    /// The other components that run from `c`'s directory on its host.
+    pub fn sharing(&self, c: &Component) -> Vec<&Component> {
+        self.components.iter().filter(|other| c.shares_dir_with(other)).collect()
+    }
+
+    /// Directories more than one component runs from: `(host, dir, components)`, in config order.
+    pub fn shared_dirs(&self) -> Vec<(String, String, Vec<&Component>)> {
+        let mut shared: Vec<(String, String, Vec<&Component>)> = Vec::new();
+        for c in &self.components {
+            if self.sharing(c).is_empty() {
+                continue;
+            }
+            match shared.iter_mut().find(|(_, _, list)| list[0].shares_dir_with(c)) {
+                Some((_, _, list)) => list.push(c),
+                None => shared.push((c.host.clone(), c.dir.trim_end_matches('/').to_string(), vec![c])),
+            }
+        }
+        shared
     }
 }
 

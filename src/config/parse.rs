@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::openmldb_env::OpenmldbEnv;
 use super::{
     hosts, parse_duration, ClusterConfig, Component, ConfigError, Credentials, Environment, HostAccess, Secret,
     TransportKind, ZkSettings, DEFAULT_PASSWORD_ENV, DEFAULT_ZK_ROOT_PATH,
@@ -29,6 +30,8 @@ struct RawConfig {
     password_env: Option<Spanned<String>>,
     hosts: Option<Spanned<String>>,
     openmldb_home: Option<Spanned<String>>,
+    openmldb_env: Option<Spanned<String>>,
+    env: Option<Spanned<BTreeMap<String, String>>>,
     #[serde(default)]
     daemon: bool,
     #[serde(default)]
@@ -56,6 +59,8 @@ pub(super) struct RawSshCommon {
     pub agent: Option<bool>,
     pub transport: Option<TransportKind>,
     pub connect_timeout: Option<String>,
+    pub login_shell: Option<bool>,
+    pub staging_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +87,7 @@ struct RawComponent {
     host: Option<Spanned<String>>,
     dir: Spanned<String>,
     daemon: Option<bool>,
+    env: Option<Spanned<BTreeMap<String, String>>>,
 }
 
 /// The text being parsed, for errors that point into it.
@@ -140,8 +146,18 @@ impl Source<'_> {
 }
 
 /// The keys of `[ssh]` and `[ssh.host."<host>"]` (serde cannot list them: they are flattened).
-const SSH_KEYS: [&str; 8] =
-    ["user", "port", "identity_file", "known_hosts", "agent", "transport", "connect_timeout", "host"];
+const SSH_KEYS: [&str; 10] = [
+    "user",
+    "port",
+    "identity_file",
+    "known_hosts",
+    "agent",
+    "transport",
+    "connect_timeout",
+    "login_shell",
+    "staging_dir",
+    "host",
+];
 
 /// The known key `field` was probably meant to be: one it is the start of, else the nearest.
 fn closest_key<'a>(known: &[&'a str], field: &str) -> Option<&'a str> {
@@ -178,15 +194,22 @@ impl ClusterConfig {
         let source = Source { path, text };
         let raw: RawConfig = toml::from_str(text).map_err(|e| source.toml_error(e))?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let openmldb_env = openmldb_env_file(&source, &raw, &base, env)?;
+        let common_env = env_table(&source, raw.env.as_ref(), "env")?;
         let inventory = match &raw.hosts {
-            Some(hosts_path) => import_hosts(&source, hosts_path, &raw, &base, env)?,
+            Some(hosts_path) => import_hosts(&source, hosts_path, &raw, &base, env, openmldb_env.as_ref())?,
             None => Inventory::default(),
         };
-        let zk = zk_settings(&source, &raw, &inventory.zookeepers)?;
+        let zk = zk_settings(&source, &raw, &inventory.zookeepers, openmldb_env.as_ref())?;
         let credentials = credentials(&source, &raw, env)?;
         check_ssh_durations(path, &raw.ssh)?;
         let mut components = declared_components(&source, &raw)?;
         components.extend(inventory.components);
+        for c in &mut components {
+            // The common table first: a component's own values (and the TaskManager's from
+            // openmldb-env.sh) are exported after it and win.
+            c.env.splice(0..0, common_env.iter().cloned());
+        }
         check_unique_endpoints(path, &components)?;
         let config = ClusterConfig {
             path: path.to_path_buf(),
@@ -195,6 +218,7 @@ impl ClusterConfig {
             ssh_defaults: raw.ssh.common,
             ssh_hosts: raw.ssh.host,
             components,
+            openmldb_env,
         };
         // Every host that will be reached over ssh2 must have usable key material now, not
         // halfway through an upgrade.
@@ -208,14 +232,71 @@ impl ClusterConfig {
     }
 }
 
-/// The components and ZooKeeper servers of OpenMLDB's `conf/hosts` (O§2.2). Lines without a
-/// WORKDIR get `openmldb_home`.
+/// `conf/openmldb-env.sh` (O§2.1): the file `openmldb_env` names, else the one beside an
+/// imported `conf/hosts` when it exists.
+fn openmldb_env_file(
+    source: &Source,
+    raw: &RawConfig,
+    base: &Path,
+    env: &dyn Environment,
+) -> Result<Option<OpenmldbEnv>, ConfigError> {
+    let help =
+        "point `openmldb_env` at the release's conf/openmldb-env.sh (relative paths start at this file's directory)";
+    if let Some(value) = &raw.openmldb_env {
+        let file = super::expand_path(value.get_ref(), base, env);
+        if !file.is_file() {
+            return Err(source.value_error(
+                value,
+                "openmldb_env",
+                format!("{} does not exist", file.display()),
+                Some(help),
+            ));
+        }
+        return OpenmldbEnv::read(&file)
+            .map(Some)
+            .map_err(|m| source.value_error(value, "openmldb_env", m, Some(help)));
+    }
+    let Some(hosts_path) = &raw.hosts else { return Ok(None) };
+    let beside = super::expand_path(hosts_path.get_ref(), base, env).with_file_name("openmldb-env.sh");
+    if !beside.is_file() {
+        return Ok(None);
+    }
+    OpenmldbEnv::read(&beside).map(Some).map_err(|m| source.value_error(hosts_path, "hosts", m, Some(help)))
+}
+
+/// An `env` table: names must be shell variable names.
+fn env_table(
+    source: &Source,
+    table: Option<&Spanned<BTreeMap<String, String>>>,
+    key: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let Some(table) = table else { return Ok(Vec::new()) };
+    for name in table.get_ref().keys() {
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(source.value_error(
+                table,
+                key,
+                format!("`{name}` is not an environment variable name"),
+                Some("names are letters, digits and _, not starting with a digit, e.g. JAVA_HOME"),
+            ));
+        }
+    }
+    Ok(table.get_ref().iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// The components and ZooKeeper servers of OpenMLDB's `conf/hosts` (O§2.2), read as
+/// `parse_host` in `release/sbin/init.sh` reads them: a line without a port gets the role's
+/// port from openmldb-env.sh, a line without a WORKDIR gets `$OPENMLDB_HOME` (`openmldb_home`,
+/// else openmldb-env.sh's, else the release root the `conf/` directory is in).
 fn import_hosts(
     source: &Source,
     hosts_path: &Spanned<String>,
     raw: &RawConfig,
     base: &Path,
     env: &dyn Environment,
+    openmldb_env: Option<&OpenmldbEnv>,
 ) -> Result<Inventory, ConfigError> {
     let file = super::expand_path(hosts_path.get_ref(), base, env);
     let hosts_text = std::fs::read_to_string(&file).map_err(|e| {
@@ -235,6 +316,17 @@ fn import_hosts(
     };
     let entries = hosts::parse(&hosts_text)
         .map_err(|e| at_line(e.line, e.message, "the format is OpenMLDB's conf/hosts: [tablet], [nameserver], [apiserver], [taskmanager], [zookeeper] sections of `host[:port] [WORKDIR]` lines"))?;
+    let release_root = file
+        .parent()
+        .filter(|conf| conf.file_name().is_some_and(|n| n == "conf"))
+        .and_then(Path::parent)
+        .map(|root| root.display().to_string());
+    let home = raw
+        .openmldb_home
+        .as_ref()
+        .map(|h| h.get_ref().clone())
+        .or_else(|| openmldb_env.and_then(|e| e.get("OPENMLDB_HOME")).map(str::to_string))
+        .or(release_root);
     let mut inventory = Inventory::default();
     for entry in entries {
         let port = entry.port;
@@ -245,9 +337,9 @@ fn import_hosts(
             }
             hosts::Section::Server(role) => role,
         };
-        let dir = match (&entry.workdir, &raw.openmldb_home) {
+        let dir = match (&entry.workdir, &home) {
             (Some(dir), _) => dir.clone(),
-            (None, Some(home)) => home.get_ref().clone(),
+            (None, Some(home)) => home.clone(),
             (None, None) => {
                 return Err(at_line(
                     entry.line,
@@ -256,13 +348,21 @@ fn import_hosts(
                 ))
             }
         };
+        let default_port = openmldb_env.and_then(|e| e.port(role)).unwrap_or(role.default_port());
+        let env = match (role, openmldb_env) {
+            (Role::Taskmanager, Some(openmldb_env)) => {
+                openmldb_env.taskmanager_env(home.as_deref().unwrap_or(dir.as_str()))
+            }
+            _ => Vec::new(),
+        };
         inventory.components.push(Component {
             role,
-            endpoint: Endpoint::new(entry.host.clone(), port.unwrap_or(role.default_port())),
+            endpoint: Endpoint::new(entry.host.clone(), port.unwrap_or(default_port)),
             host: entry.host,
             dir,
             daemon: raw.daemon,
             origin: format!("{}:{}", file.display(), entry.line),
+            env,
         });
     }
     Ok(inventory)
@@ -270,11 +370,29 @@ fn import_hosts(
 
 /// ZooKeeper: `zk_cluster` (or the `[zookeeper]` servers of conf/hosts), root path, cert and
 /// timeouts, as the cluster's own `--zk_*` flags give them (C§1.1).
-fn zk_settings(source: &Source, raw: &RawConfig, from_hosts: &[String]) -> Result<ZkSettings, ConfigError> {
+fn zk_settings(
+    source: &Source,
+    raw: &RawConfig,
+    from_hosts: &[String],
+    openmldb_env: Option<&OpenmldbEnv>,
+) -> Result<ZkSettings, ConfigError> {
+    let from_env = |name: &str| openmldb_env.and_then(|e| e.get(name)).map(str::to_string);
     let cluster = match &raw.zk_cluster {
         Some(value) => {
             validate_zk_cluster(value.get_ref()).map_err(|m| source.value_error(value, "zk_cluster", m, None))?;
             value.get_ref().clone()
+        }
+        // init.sh: OPENMLDB_ZK_CLUSTER when set, else the [zookeeper] lines of conf/hosts.
+        None if from_env("OPENMLDB_ZK_CLUSTER").is_some() => {
+            let value = from_env("OPENMLDB_ZK_CLUSTER").unwrap_or_default();
+            validate_zk_cluster(&value).map_err(|m| {
+                ConfigError::whole_file(
+                    source.path,
+                    format!("OPENMLDB_ZK_CLUSTER in openmldb-env.sh: {m}"),
+                    Some("fix it there, or set zk_cluster in the cluster config".into()),
+                )
+            })?;
+            value
         }
         None if !from_hosts.is_empty() => from_hosts.join(","),
         None => {
@@ -298,7 +416,7 @@ fn zk_settings(source: &Source, raw: &RawConfig, from_hosts: &[String]) -> Resul
             }
             v.clone()
         }
-        None => DEFAULT_ZK_ROOT_PATH.to_string(),
+        None => from_env("OPENMLDB_ZK_ROOT_PATH").unwrap_or_else(|| DEFAULT_ZK_ROOT_PATH.to_string()),
     };
     let cert = match &raw.zk_cert {
         Some(value) if !value.get_ref().contains(':') => {
@@ -383,6 +501,7 @@ fn declared_components(source: &Source, raw: &RawConfig) -> Result<Vec<Component
             dir: dir.clone(),
             daemon: c.daemon.unwrap_or(raw.daemon),
             origin: format!("{}:{line}", source.path.display()),
+            env: env_table(source, c.env.as_ref(), &format!("component[{index}].env"))?,
         });
     }
     Ok(components)

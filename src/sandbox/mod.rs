@@ -15,8 +15,11 @@
 //! start.sh's fixed waits (`conf/sandbox.env`) so rehearsals run in seconds.
 
 pub mod client;
+mod deploy;
 pub mod load;
 pub mod release;
+pub mod sshd;
+mod status;
 pub mod zookeeper;
 
 use std::net::TcpListener;
@@ -30,6 +33,7 @@ use serde_json::{json, Value};
 use crate::cluster::topology::Role;
 pub use crate::process::{is_running, stop_pid};
 use release::templates;
+pub use status::{component_pid, down, processes_inside, status, ComponentStatus};
 use zookeeper::ZooKeeperServer;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +56,24 @@ pub enum SandboxError {
     NotReady { what: String, condition: String, waited: Duration, log: PathBuf, dir: PathBuf },
     #[error("setting up tables failed: {0}")]
     Tables(String),
+    #[error("sbin/{script} failed ({status}); the last lines of {log}:\n{tail}")]
+    Deploy { script: String, status: String, tail: String, log: PathBuf },
+    #[error("{0}")]
+    Sshd(#[from] sshd::SshdError),
     #[error("bad sandbox option: {0}")]
     Option(String),
+}
+
+/// How a sandbox's components are laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Every component in its own directory on its own address, installed by the sandbox.
+    #[default]
+    Separate,
+    /// As OpenMLDB's `sbin/deploy-all.sh` lays a cluster out from `conf/hosts`: nameserver,
+    /// apiserver and taskmanager of a host share one directory ([`deploy`]).
+    Deploy,
 }
 
 /// How to build a sandbox.
@@ -69,6 +89,9 @@ pub struct UpOptions {
     /// Shrink timing flags and start.sh waits (for tests and demos).
     pub fast: bool,
     pub auto_failover: bool,
+    pub layout: Layout,
+    /// Start an sshd on every sandbox address and reach the hosts through it ([`sshd`]).
+    pub ssh: bool,
 }
 
 impl Default for UpOptions {
@@ -82,6 +105,8 @@ impl Default for UpOptions {
             daemon: false,
             fast: false,
             auto_failover: true,
+            layout: Layout::Separate,
+            ssh: false,
         }
     }
 }
@@ -122,12 +147,30 @@ pub struct SandboxState {
     pub components: Vec<SandboxComponent>,
     pub cluster_toml: PathBuf,
     pub releases: PathBuf,
+    #[serde(default)]
+    pub layout: Layout,
+    /// `$OPENMLDB_HOME` of a deploy layout.
+    #[serde(default)]
+    pub home: Option<PathBuf>,
+    /// The sandbox's sshd (`--ssh`).
+    #[serde(default)]
+    pub sshd: Option<SshdState>,
+}
+
+/// The sandbox's sshd, as `sandbox down` and the cluster config need it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SshdState {
+    pub pid: u32,
+    pub port: u16,
+    pub user: String,
+    pub client_key: PathBuf,
+    pub known_hosts: PathBuf,
 }
 
 const STATE_FILE: &str = "sandbox.json";
 const ROOT_PATH: &str = "/openmldb";
 
-fn io_err(dir: &Path) -> impl FnOnce(std::io::Error) -> SandboxError + '_ {
+pub(super) fn io_err(dir: &Path) -> impl FnOnce(std::io::Error) -> SandboxError + '_ {
     move |source| SandboxError::Io { dir: dir.to_path_buf(), source }
 }
 
@@ -145,7 +188,7 @@ fn save_state(state: &SandboxState) -> Result<(), SandboxError> {
 }
 
 /// A free port on a loopback address.
-fn free_port_on(address: &str) -> std::io::Result<u16> {
+pub(super) fn free_port_on(address: &str) -> std::io::Result<u16> {
     Ok(TcpListener::bind((address, 0))?.local_addr()?.port())
 }
 
@@ -165,8 +208,11 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The `--fast` flags a tablet takes.
+pub(super) const TABLET_FAST_FLAGS: [&str; 2] = ["zk_session_timeout", "zk_keep_alive_check_interval"];
+
 /// Timing flags of a `--fast` sandbox: OpenMLDB's flags scaled down (C§7).
-fn fast_flags() -> Vec<(&'static str, String)> {
+pub(super) fn fast_flags() -> Vec<(&'static str, String)> {
     vec![
         ("zk_session_timeout", "3000".into()),
         ("tablet_heartbeat_timeout", "8000".into()),
@@ -200,7 +246,87 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
     let zk_cluster = zk.connect_string();
     let zookeeper_pid = zk.detach().unwrap_or_default();
 
-    // One loopback address per component, as if each ran on its own host.
+    let (components, home) = match options.layout {
+        Layout::Separate => (separate_layout(&dir, options)?, None),
+        Layout::Deploy => {
+            let layout = deploy::plan(&dir, options)?;
+            (layout.components, Some(layout.home))
+        }
+    };
+    let mut state = SandboxState {
+        cluster_toml: dir.join("cluster.toml"),
+        dir: dir.clone(),
+        zk_cluster: zk_cluster.clone(),
+        zk_root_path: ROOT_PATH.into(),
+        zookeeper_pid,
+        version: options.version.clone(),
+        daemon: options.daemon,
+        components,
+        releases,
+        layout: options.layout,
+        home: home.clone(),
+        sshd: None,
+    };
+    save_state(&state)?;
+    if options.ssh {
+        let mut addresses: Vec<String> = state.components.iter().map(|c| c.host.clone()).collect();
+        addresses.dedup();
+        let sshd = sshd::start(&dir, &addresses)?;
+        state.sshd = Some(SshdState {
+            pid: sshd.pid,
+            port: sshd.port,
+            user: sshd.user,
+            client_key: sshd.client_key,
+            known_hosts: sshd.known_hosts,
+        });
+        save_state(&state)?;
+    }
+    match &home {
+        None => {
+            for component in &state.components {
+                install(component, &release, &state, options)?;
+            }
+        }
+        Some(home) => {
+            let layout = deploy::Layout { home: home.clone(), components: state.components.clone() };
+            deploy::lay_out(&dir, &layout, &release, &zk_cluster, ROOT_PATH, options).await?;
+        }
+    }
+    write_cluster_toml(&state, options.fast)?;
+
+    let of = |role: Role| state.components.iter().filter(move |c| c.role == role).cloned().collect::<Vec<_>>();
+    // Tablets first: a nameserver that wins the election with too few tablets exits (C§1.2).
+    start_role(&state, Role::Tablet, options.daemon).await?;
+    for tablet in of(Role::Tablet) {
+        let node = format!("nodes/{}", tablet.endpoint);
+        wait_for(&state, &tablet, "register in ZooKeeper", || zk_has_node(&state, &node)).await?;
+    }
+    start_role(&state, Role::Nameserver, options.daemon).await?;
+    let first_ns = of(Role::Nameserver)[0].clone();
+    let tablets: Vec<String> = of(Role::Tablet).iter().map(|t| t.endpoint.clone()).collect();
+    wait_for(&state, &first_ns, "elect a leader that sees every tablet healthy", || {
+        leader_sees_tablets(&state, tablets.clone())
+    })
+    .await?;
+    create_tables(&state, options.tablets).await?;
+    start_role(&state, Role::Apiserver, options.daemon).await?;
+    start_role(&state, Role::Taskmanager, options.daemon).await?;
+    for api in of(Role::Apiserver) {
+        let endpoint = api.endpoint.clone();
+        wait_for(&state, &api, "answer /health", || {
+            let endpoint = endpoint.clone();
+            async move { http_get(&endpoint, "/health").await.is_some_and(|body| body.trim() == "OK") }
+        })
+        .await?;
+    }
+    if let Some(tm) = of(Role::Taskmanager).first() {
+        wait_for(&state, tm, "become the active TaskManager", || zk_has_node(&state, "taskmanager/leader")).await?;
+    }
+    Ok(state)
+}
+
+/// One loopback address and directory per component, as if each ran on its own host.
+fn separate_layout(dir: &Path, options: &UpOptions) -> Result<Vec<SandboxComponent>, SandboxError> {
     let mut components = Vec::new();
     let plan = [
         (Role::Tablet, options.tablets),
@@ -211,7 +337,9 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
     for (role, count) in plan {
         for i in 1..=count {
             let host = format!("127.0.0.{}", components.len() + 2);
-            let port = free_port_on(&host).map_err(io_err(&dir))?;
+            // A TaskManager binds its port on every interface (TaskManagerServer.java).
+            let port = if role == Role::Taskmanager { free_port_on("0.0.0.0") } else { free_port_on(&host) }
+                .map_err(io_err(dir))?;
             let name = format!("{role}-{i}");
             components.push(SandboxComponent {
                 role,
@@ -222,52 +350,24 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
             });
         }
     }
-    let state = SandboxState {
-        cluster_toml: dir.join("cluster.toml"),
-        dir: dir.clone(),
-        zk_cluster: zk_cluster.clone(),
-        zk_root_path: ROOT_PATH.into(),
-        zookeeper_pid,
-        version: options.version.clone(),
-        daemon: options.daemon,
-        components,
-        releases,
-    };
-    save_state(&state)?;
-    for component in &state.components {
-        install(component, &release, &state, options)?;
-    }
-    write_cluster_toml(&state, options.fast)?;
+    Ok(components)
+}
 
-    let started = |role: Role| state.components.iter().filter(move |c| c.role == role).cloned().collect::<Vec<_>>();
-    // Tablets first: a nameserver that wins the election with too few tablets exits (C§1.2).
-    start_all(&started(Role::Tablet), options.daemon).await;
-    for tablet in started(Role::Tablet) {
-        let node = format!("nodes/{}", tablet.endpoint);
-        wait_for(&state, &tablet, "register in ZooKeeper", || zk_has_node(&state, &node)).await?;
+/// Starts every component of `role`: the deploy layout through the release's
+/// `sbin/start-<role>s.sh`, the separate layout through each install's `bin/start.sh`.
+async fn start_role(state: &SandboxState, role: Role, daemon: bool) -> Result<(), SandboxError> {
+    match &state.home {
+        Some(home) => {
+            let mon: &[&str] = if daemon { &["mon"] } else { &[] };
+            deploy::run_sbin(&state.dir, home, deploy::start_script(role), mon).await
+        }
+        None => {
+            let components: Vec<SandboxComponent> =
+                state.components.iter().filter(|c| c.role == role).cloned().collect();
+            start_all(&components, daemon).await;
+            Ok(())
+        }
     }
-    start_all(&started(Role::Nameserver), options.daemon).await;
-    let first_ns = started(Role::Nameserver)[0].clone();
-    let tablets: Vec<String> = started(Role::Tablet).iter().map(|t| t.endpoint.clone()).collect();
-    wait_for(&state, &first_ns, "elect a leader that sees every tablet healthy", || {
-        leader_sees_tablets(&state, tablets.clone())
-    })
-    .await?;
-    create_tables(&state, options.tablets).await?;
-    start_all(&started(Role::Apiserver), options.daemon).await;
-    start_all(&started(Role::Taskmanager), options.daemon).await;
-    for api in started(Role::Apiserver) {
-        let endpoint = api.endpoint.clone();
-        wait_for(&state, &api, "answer /health", || {
-            let endpoint = endpoint.clone();
-            async move { http_get(&endpoint, "/health").await.is_some_and(|body| body.trim() == "OK") }
-        })
-        .await?;
-    }
-    if let Some(tm) = started(Role::Taskmanager).first() {
-        wait_for(&state, tm, "become the active TaskManager", || zk_has_node(&state, "taskmanager/leader")).await?;
-    }
-    Ok(state)
 }
 
 fn install(
@@ -298,11 +398,7 @@ fn install(
         }
         Role::Tablet => {
             if options.fast {
-                set.extend(
-                    fast_flags()
-                        .into_iter()
-                        .filter(|(k, _)| *k == "zk_session_timeout" || *k == "zk_keep_alive_check_interval"),
-                );
+                set.extend(fast_flags().into_iter().filter(|(k, _)| TABLET_FAST_FLAGS.contains(k)));
             }
             ("tablet.flags", templates::render_flags(templates::TABLET_FLAGS, &set))
         }
@@ -326,20 +422,53 @@ fn install(
 fn write_cluster_toml(state: &SandboxState, fast: bool) -> Result<(), SandboxError> {
     // The tool's own session: its lock outlives a killed run by this long.
     let session = if fast { "4s" } else { "10s" };
-    let mut text = format!(
-        "# Written by `mldb-upgrade sandbox up`. Every host of the sandbox is this machine.\n\
-         zk_cluster = \"{}\"\nzk_root_path = \"{}\"\nzk_session_timeout = \"{session}\"\n\n[ssh]\ntransport = \"local\"\n",
-        state.zk_cluster, state.zk_root_path
-    );
-    for c in &state.components {
-        text.push_str(&format!(
-            "\n[[component]]\nrole = \"{}\"\nendpoint = \"{}\"\nhost = \"{}\"\ndir = \"{}\"\ndaemon = {}\n",
-            c.role,
-            c.endpoint,
-            c.host,
-            c.dir.display(),
+    let mut text = match &state.home {
+        None => format!(
+            "# Written by `mldb-upgrade sandbox up`: each component in its own directory on its own address.\n\
+             zk_cluster = \"{}\"\nzk_root_path = \"{}\"\n",
+            state.zk_cluster, state.zk_root_path
+        ),
+        // ZooKeeper, the components, their directories and the TaskManagers' SPARK_HOME come
+        // from conf/hosts and the conf/openmldb-env.sh beside it, as the sbin scripts read them.
+        Some(home) => format!(
+            "# Written by `mldb-upgrade sandbox up --layout deploy`: the cluster sbin/deploy-all.sh laid out.\n\
+             hosts = \"{}\"\ndaemon = {}\n",
+            home.join("conf/hosts").display(),
             state.daemon
+        ),
+    };
+    text.push_str(&format!("zk_session_timeout = \"{session}\"\n\n[ssh]\n"));
+    match &state.sshd {
+        None => text.push_str("# Every host of the sandbox is this machine.\ntransport = \"local\"\n"),
+        Some(sshd) => text.push_str(&format!(
+            "# Every host through the sandbox's sshd, strict host keys.\ntransport = \"ssh2\"\nuser = \"{}\"\n\
+             port = {}\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"5s\"\n",
+            sshd.user,
+            sshd.port,
+            sshd.client_key.display(),
+            sshd.known_hosts.display()
+        )),
+    }
+    // Each host stages releases in a directory of its own, as separate machines would.
+    let mut hosts: Vec<&str> = state.components.iter().map(|c| c.host.as_str()).collect();
+    hosts.dedup();
+    for host in hosts {
+        text.push_str(&format!(
+            "\n[ssh.host.\"{host}\"]\nstaging_dir = \"{}\"\n",
+            state.dir.join("hosts").join(host).join("staging").display()
         ));
+    }
+    if state.home.is_none() {
+        for c in &state.components {
+            text.push_str(&format!(
+                "\n[[component]]\nrole = \"{}\"\nendpoint = \"{}\"\nhost = \"{}\"\ndir = \"{}\"\ndaemon = {}\n",
+                c.role,
+                c.endpoint,
+                c.host,
+                c.dir.display(),
+                state.daemon
+            ));
+        }
     }
     std::fs::write(&state.cluster_toml, text).map_err(io_err(&state.dir))
 }
@@ -472,130 +601,4 @@ async fn create_tables(state: &SandboxState, tablets: usize) -> Result<(), Sandb
 /// A plain HTTP GET; `None` when the server does not answer 200.
 pub async fn http_get(endpoint: &str, path: &str) -> Option<String> {
     crate::cluster::rpc::RpcClient::new(None, Duration::from_secs(3)).get_text(endpoint, path).await.ok()
-}
-
-/// One line of `sandbox status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ComponentStatus {
-    pub name: String,
-    pub role: Role,
-    pub endpoint: String,
-    pub pid: Option<u32>,
-    pub running: bool,
-    /// Running version (`/version`, or GetVersion for a TaskManager).
-    pub version: Option<String>,
-    /// `leader`/`standby` for nameservers and taskmanagers, `kHealthy`/`kOffline` for tablets.
-    pub detail: String,
-}
-
-fn read_pid(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim_matches(|c: char| c.is_whitespace() || c == '\0').parse().ok()
-}
-
-/// The pid of the component process itself (the `.pid.child` in mon mode, O§1.3).
-pub fn component_pid(c: &SandboxComponent) -> Option<u32> {
-    let pid_file = c.dir.join(format!("bin/{}.pid", c.start_sh_name()));
-    read_pid(&pid_file.with_extension("pid.child")).or_else(|| read_pid(&pid_file))
-}
-
-/// What runs in the sandbox now.
-pub async fn status(dir: &Path) -> Result<(SandboxState, bool, Vec<ComponentStatus>), SandboxError> {
-    let state = load_state(dir)?;
-    let zk_running = is_running(state.zookeeper_pid);
-    let leader = if zk_running { nameserver_leader(&state).await } else { None };
-    let tablets = if leader.is_some() { ns_call(&state, "ShowTablet", json!({})).await.ok() } else { None };
-    let tm_leader = if zk_running {
-        match zk_client(&state).await {
-            Some(zk) => zk.get("taskmanager/leader").await.ok().and_then(|d| String::from_utf8(d).ok()),
-            None => None,
-        }
-    } else {
-        None
-    };
-    let mut lines = Vec::new();
-    for c in &state.components {
-        let pid = component_pid(c);
-        let running = pid.is_some_and(is_running);
-        let version = if !running {
-            None
-        } else if c.role == Role::Taskmanager {
-            crate::sim::http::call(
-                &c.endpoint,
-                "/openmldb.taskmanager.TaskManagerServer/GetVersion",
-                &json!({}),
-                Duration::from_secs(3),
-            )
-            .await
-            .ok()
-            .and_then(|v| v["taskmanagerVersion"].as_str().map(str::to_string))
-        } else {
-            http_get(&c.endpoint, "/version").await.map(|v| v.trim().to_string())
-        };
-        let detail = match c.role {
-            Role::Nameserver if leader.as_deref() == Some(c.endpoint.as_str()) => "leader".into(),
-            Role::Nameserver if running => "standby".into(),
-            Role::Taskmanager if tm_leader.as_deref() == Some(c.endpoint.as_str()) => "leader".into(),
-            Role::Taskmanager if running => "standby".into(),
-            Role::Tablet => tablets
-                .as_ref()
-                .and_then(|t| t["tablets"].as_array())
-                .and_then(|ts| ts.iter().find(|t| t["endpoint"] == c.endpoint.as_str()))
-                .and_then(|t| t["state"].as_str())
-                .unwrap_or("-")
-                .to_string(),
-            _ => "-".into(),
-        };
-        lines.push(ComponentStatus {
-            name: c.name.clone(),
-            role: c.role,
-            endpoint: c.endpoint.clone(),
-            pid,
-            running,
-            version,
-            detail,
-        });
-    }
-    Ok((state, zk_running, lines))
-}
-
-/// Stops everything the sandbox in `dir` started; returns the pids stopped.
-pub fn down(dir: &Path) -> Result<Vec<u32>, SandboxError> {
-    let state = load_state(dir)?;
-    let mut stopped = Vec::new();
-    for c in state.components.iter().rev() {
-        let pid_file = c.dir.join(format!("bin/{}.pid", c.start_sh_name()));
-        // The mon pid first, so it does not restart the component (O§1.8).
-        for file in [pid_file.clone(), pid_file.with_extension("pid.child")] {
-            if let Some(pid) = read_pid(&file).filter(|p| is_running(*p)) {
-                stop_pid(pid, Duration::from_secs(5));
-                stopped.push(pid);
-            }
-            let _ = std::fs::remove_file(&file);
-        }
-    }
-    let inside = state.dir.canonicalize().unwrap_or(state.dir.clone());
-    for pid in processes_inside(&inside) {
-        stop_pid(pid, Duration::from_secs(2));
-        stopped.push(pid);
-    }
-    if is_running(state.zookeeper_pid) {
-        stop_pid(state.zookeeper_pid, Duration::from_secs(10));
-        stopped.push(state.zookeeper_pid);
-    }
-    Ok(stopped)
-}
-
-/// Live processes whose executable or working directory lies inside `dir` (not this one).
-pub fn processes_inside(dir: &Path) -> Vec<u32> {
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me && is_running(*pid))
-        .filter(|pid| {
-            ["exe", "cwd"].iter().any(|link| {
-                std::fs::read_link(format!("/proc/{pid}/{link}")).is_ok_and(|target| target.starts_with(dir))
-            })
-        })
-        .collect()
 }

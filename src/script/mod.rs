@@ -81,6 +81,8 @@ pub struct Host {
     /// In a plan (`--dry-run`), the unfinished run of the same name it continues: its done steps
     /// are shown as skipped.
     pub planned_run: Mutex<Option<crate::journal::run::RunRecord>>,
+    /// Releases staged on hosts and what a plan installs, for every component call of the run.
+    pub staging: crate::cluster::component::staging::StagingMemory,
     pub output: Output,
 }
 
@@ -141,6 +143,7 @@ impl Host {
             settings,
             declared: Mutex::new(Vec::new()),
             planned_run: Mutex::new(None),
+            staging: Default::default(),
             output,
         }
     }
@@ -210,6 +213,7 @@ impl Host {
             dry_run: self.dry_run(),
             say,
             journal: Some(&upgrader.journal),
+            memory: &self.staging,
         })
     }
 
@@ -240,8 +244,20 @@ impl Host {
     }
 
     /// Lets go of what this process holds in the cluster: the upgrade lock.
-    pub fn release(&self) {
+    /// Releases the cluster's lock. After a failed script, first drops the run record when
+    /// the run changed nothing ([`Upgrader::forget_untouched_run`]), saying so.
+    pub fn release(&self, failed: bool) {
         if let Some(u) = &self.upgrader {
+            let holds_lock =
+                self.runtime.block_on(u.journal.lock_holder()).ok().flatten().is_some_and(|holder| holder.is_me());
+            if failed && holds_lock && !self.dry_run() {
+                let forgotten = self.runtime.block_on(async {
+                    tokio::time::timeout(std::time::Duration::from_secs(10), u.forget_untouched_run()).await
+                });
+                if let Ok(Ok(true)) = forgotten {
+                    self.say("nothing was changed: the run is not kept, so the next one starts afresh");
+                }
+            }
             let _ = self
                 .runtime
                 .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), u.journal.unlock()).await });

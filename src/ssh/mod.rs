@@ -145,6 +145,8 @@ impl SshClient {
                     .unwrap_or_default(),
                 agent: true,
                 connect_timeout: Duration::from_secs(10),
+                login_shell: false,
+                staging_dir: crate::config::DEFAULT_STAGING_DIR.to_string(),
             },
         }
     }

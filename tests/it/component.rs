@@ -143,10 +143,17 @@ fn stop_then_start_tablet_normal_mode_with_dry_run_first() {
     for expected in [
         format!("[dry-run] {host}: would run `cd {d} && bash bin/start.sh stop tablet`"),
         format!("[dry-run] {host}: would run `cd {d} && mkdir -p {d}/backup/"),
-        format!(
-            "[dry-run] {host}: would run `cd {d} && rm -rf bin.installing && cp -a {release_dir}/bin bin.installing && \
-             rm -rf bin.old && if [ -e bin ]; then mv bin bin.old; fi && {{ mv bin.installing bin || {{ mv bin.old bin; exit 1; }}; }} && rm -rf bin.old`"
-        ),
+        // A local release directory is packed and staged on the host once (checked by its sha256).
+        format!("[dry-run] {host}: would upload "),
+        "/openmldb-0.9.3-linux.tar.gz and check its checksum".to_string(),
+        format!("[dry-run] {host}: would unpack it into {}/hosts/{host}/staging/", sb.state.dir.display()),
+        // The swap: copy, then the running sharers' pid files along (none here), then the swap.
+        format!("[dry-run] {host}: would run `cd {d} && rm -rf bin.installing && cp -a {}/hosts/{host}/staging/", sb.state.dir.display()),
+        "/openmldb-0.9.3-linux/bin bin.installing && rm -f bin.installing/*.pid bin.installing/*.pid.child && for f in bin/*.pid"
+            .to_string(),
+        "case \"${f##*/}\" in tablet.pid|tablet.pid.child) ;; *) cp -p \"$f\" bin.installing/ ;; esac; done && rm -rf bin.old && \
+         if [ -e bin ]; then mv bin bin.old; fi && { mv bin.installing bin || { mv bin.old bin; exit 1; }; } && rm -rf bin.old`"
+            .to_string(),
         format!("[dry-run] {host}: would run `cd {d} && bash bin/start.sh start tablet`"),
     ] {
         assert!(out.stdout.contains(&expected), "missing {expected:?} in:\n{}", out.stdout);
@@ -280,6 +287,9 @@ print(`old=${{component::running_version(ep)}}`);
     let host = ep.split(':').next().unwrap();
     for expected in [
         format!("tablet {ep} did not start on {host}"),
+        // glog's INFO log first (src/base/glog_wrapper.h), then start.sh's redirect of stderr.
+        format!("last lines of {}/logs/tablet.INFO on {host}:\n```\n", dir.display()),
+        "] sandbox release 0.9.4 was built with --broken".to_string(),
         format!("last lines of {}/logs/tablet.log on {host}:\n```\n", dir.display()),
         "openmldb: fatal: sandbox release 0.9.4 was built with --broken\n```".to_string(),
         "component::rollback_install".to_string(),

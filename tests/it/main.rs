@@ -6,6 +6,7 @@ mod support;
 mod bad_input;
 mod cli;
 mod component;
+mod deploy;
 mod docs;
 mod errors;
 mod flow;

@@ -1,20 +1,28 @@
-//! Install: staging a release on the component's host (a directory or tarball there, or a local
-//! path uploaded first), backing up `bin/` (and `taskmanager/`), swapping directories in so a
-//! failed copy never leaves a half-replaced one, rolling back from a backup, and replacing a
-//! TaskManager's Spark distribution (O§6.1). The component must be stopped first.
+//! Install: backing up `bin/` (and `taskmanager/`), swapping directories in from a staged release
+//! ([`super::staging`]) so a failed copy never leaves a half-replaced one, rolling back from a
+//! backup, and replacing a TaskManager's Spark distribution (O§6.1). The component must be
+//! stopped first.
+//!
+//! Shared directories: a cluster laid out by `sbin/deploy-all.sh` runs the nameserver, apiserver
+//! and taskmanager of a host from one directory (`conf/hosts` lines without a WORKDIR,
+//! O§2.2). The directory is installed once, with the first of them: a part that already holds the
+//! target version is not replaced again. Replacing `bin/` under a running sharer is safe (the
+//! process keeps the binary it loaded; it runs the new one once restarted in its own phase) as
+//! long as its pid files move into the new `bin/` with it, which every swap does. `taskmanager/`
+//! is never replaced while a TaskManager runs from it (the JVM loads jars lazily). A backup is
+//! made once per directory and run: a sharer's later backup reuses it, adding only parts not yet
+//! in it.
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::probe::property_value;
 use super::records::{Backup, SparkSwap};
-use super::{fenced_tail, join, q, ssh_error, ComponentError, Control, InstallReport, Parts, Result, SHORT};
+use super::{fenced_tail, join, q, ComponentError, Control, InstallReport, Parts, Result, SHORT};
 use crate::cluster::topology::Role;
 use crate::config::Component;
-use crate::ssh::PathKind;
 
 /// Time limit of copying a `bin/`, `taskmanager/` or Spark distribution.
-const COPY: Duration = Duration::from_secs(900);
+pub(super) const COPY: Duration = Duration::from_secs(900);
 
 /// `openmldb version 0.9.3-c5ffa75` → `0.9.3-c5ffa75` (O§4.1).
 pub fn parse_version_output(text: &str) -> Option<String> {
@@ -45,7 +53,7 @@ impl Control<'_> {
     }
 
     /// The version of the release rooted at `dir` on the component's host.
-    async fn version_in(&self, c: &Component, dir: &str, taskmanager: bool, step: &str) -> Result<String> {
+    pub(super) async fn version_in(&self, c: &Component, dir: &str, taskmanager: bool, step: &str) -> Result<String> {
         let bad = |reason: String| ComponentError::BadRelease {
             step: step.to_string(),
             endpoint: c.endpoint.to_string(),
@@ -77,32 +85,89 @@ impl Control<'_> {
     }
 
     /// Copies `bin/` (and `taskmanager/`) to `<install>/backup/<YYYYmmdd-HHMMSS>/`, after
-    /// checking with `df` that the disk has room.
+    /// checking with `df` that the disk has room. In a directory shared with other components,
+    /// the backup a sharer made earlier in the same run is reused (parts it lacks are added to
+    /// it), so the backup holds the directory as it was before the run changed it.
     pub async fn backup(&self, endpoint: &str, parts: Parts) -> Result<InstallReport> {
         let c = self.component(endpoint)?;
         let step = format!("backing up {} {}", c.role, c.endpoint);
-        let dirs = parts.dirs();
+        let run = self.run_id().await;
+        let mut earlier = None;
+        if run.is_some() {
+            for sharer in self.config.sharing(c) {
+                let recorded = self.recorded::<Backup>("backups", &sharer.endpoint.to_string()).await?;
+                if let Some(backup) = recorded.filter(|b| b.run.is_some() && b.run == run) {
+                    earlier = Some((sharer, backup));
+                    break;
+                }
+            }
+        }
+        let (path, version, mut dirs) = match &earlier {
+            Some((_, backup)) => (backup.path.clone(), backup.version.clone(), backup.dirs.clone()),
+            None => {
+                // The host's clock names the backup.
+                let name = format!(
+                    "cd {} && ts=$(date +%Y%m%d-%H%M%S) && d=backup/$ts && n=1 && \
+                     while [ -e \"$d\" ]; do d=backup/$ts-$n; n=$((n+1)); done && echo \"$d\"",
+                    q(&c.dir)
+                );
+                let rel = self.run(c, &step, &name, SHORT, &format!("check that {} exists", c.dir)).await?;
+                let version = self.installed_version(endpoint).await.unwrap_or_default();
+                (join(&c.dir, rel.stdout.trim()), version, Vec::new())
+            }
+        };
+        let missing: Vec<&str> = parts.dirs().into_iter().filter(|d| !dirs.iter().any(|have| have == d)).collect();
+        if !missing.is_empty() {
+            self.check_space(c, &step, &missing).await?;
+            let copies: Vec<String> = missing.iter().map(|d| format!("cp -a {} {}/", q(d), q(&path))).collect();
+            let command = format!("cd {} && mkdir -p {} && {}", q(&c.dir), q(&path), copies.join(" && "));
+            self.change(c, &step, &command, COPY, &format!("remove the partial backup {path} and retry")).await?;
+            dirs.extend(missing.iter().map(|d| d.to_string()));
+        }
+        let record = Backup { path: path.clone(), version: version.clone(), dirs: dirs.clone(), run };
+        self.record(c, &step, "backups", &record).await?;
+        if !self.dry_run {
+            let reused = match &earlier {
+                Some((sharer, _)) => format!(
+                    " (the directory is shared with {} {}, backed up earlier in this run{})",
+                    sharer.role,
+                    sharer.endpoint,
+                    if missing.is_empty() { String::new() } else { format!("; added {}", missing.join(" and ")) }
+                ),
+                None => String::new(),
+            };
+            (self.say)(&format!("backed up {} of {} on {} to {path}{reused}", dirs.join(" and "), c.endpoint, c.host));
+        }
+        Ok(InstallReport {
+            endpoint: endpoint.to_string(),
+            host: c.host.clone(),
+            path,
+            dirs,
+            version,
+            dry_run: self.dry_run,
+            ..InstallReport::default()
+        })
+    }
+
+    /// Fails unless the disk holding the install has room for copies of `dirs`, with a margin
+    /// so a backup does not fill the disk the component writes its logs to.
+    async fn check_space(&self, c: &Component, step: &str, dirs: &[&str]) -> Result<()> {
         let quoted: Vec<String> = dirs.iter().map(|d| q(d)).collect();
-        // Name and sizes in one read-only command: the host's clock names the backup.
         let probe = format!(
-            "cd {dir} && ts=$(date +%Y%m%d-%H%M%S) && d=backup/$ts && n=1 && \
-             while [ -e \"$d\" ]; do d=backup/$ts-$n; n=$((n+1)); done && echo \"$d\" && \
-             du -sk {parts} | awk '{{s+=$1}} END {{print s}}' && df -Pk . | awk 'NR==2 {{print $4}}'",
+            "cd {dir} && du -sk {parts} | awk '{{s+=$1}} END {{print s}}' && df -Pk . | awk 'NR==2 {{print $4}}'",
             dir = q(&c.dir),
             parts = quoted.join(" ")
         );
         let out =
-            self.run(c, &step, &probe, SHORT, &format!("check that {} holds {}", c.dir, dirs.join(" and "))).await?;
+            self.run(c, step, &probe, SHORT, &format!("check that {} holds {}", c.dir, dirs.join(" and "))).await?;
         let mut lines = out.stdout.lines().map(str::trim);
-        let rel = lines.next().unwrap_or_default().to_string();
         let needed: u64 = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
         let free: u64 = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
-        // A margin so the backup does not fill the disk the component writes its logs to.
         let with_margin = needed + needed / 10 + 64 * 1024;
         if free < with_margin {
             return Err(ComponentError::NoSpace {
-                step,
-                endpoint: endpoint.to_string(),
+                step: step.to_string(),
+                endpoint: c.endpoint.to_string(),
                 host: c.host.clone(),
                 dir: c.dir.clone(),
                 free_kib: free,
@@ -110,186 +175,178 @@ impl Control<'_> {
                 next: format!("free space on {} (old backups are in {}/backup)", c.host, c.dir),
             });
         }
-        let path = join(&c.dir, &rel);
-        let version = self.installed_version(endpoint).await.unwrap_or_default();
-        let copies: Vec<String> = quoted.iter().map(|d| format!("cp -a {d} {}/", q(&path))).collect();
-        let command = format!("cd {} && mkdir -p {} && {}", q(&c.dir), q(&path), copies.join(" && "));
-        self.change(c, &step, &command, COPY, &format!("remove the partial backup {path} and retry")).await?;
-        let dirs: Vec<String> = dirs.iter().map(|d| d.to_string()).collect();
-        let record = Backup { path: path.clone(), version: version.clone(), dirs: dirs.clone() };
-        self.record(c, &step, "backups", &record).await?;
-        if !self.dry_run {
-            (self.say)(&format!("backed up {} of {} on {} to {path}", dirs.join(" and "), c.endpoint, c.host));
-        }
-        Ok(InstallReport {
-            endpoint: endpoint.to_string(),
-            host: c.host.clone(),
-            path,
-            dirs: dirs.iter().map(|d| d.to_string()).collect(),
-            version,
-            previous: None,
-            dry_run: self.dry_run,
-        })
-    }
-
-    /// Makes `source` (a directory on the host, a `.tar.gz`/`.tgz` on the host, or a local path)
-    /// available as a directory on the component's host; returns it and the staging dir to
-    /// remove afterwards.
-    async fn stage(&self, c: &Component, step: &str, source: &str) -> Result<(String, Option<String>)> {
-        let kind = self.ssh.path_kind(&c.host, source).await.map_err(ssh_error(c, step))?;
-        let staging = join(&c.dir, ".mldb-staging");
-        let bad = |reason: String| ComponentError::BadRelease {
-            step: step.to_string(),
-            endpoint: c.endpoint.to_string(),
-            host: c.host.clone(),
-            path: source.to_string(),
-            reason,
-        };
-        let name = Path::new(source).file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        let unpacked_name = |n: &str| n.strip_suffix(".tar.gz").or_else(|| n.strip_suffix(".tgz")).map(str::to_string);
-        match kind {
-            PathKind::Dir => Ok((source.trim_end_matches('/').to_string(), None)),
-            PathKind::File => {
-                let dir_name =
-                    unpacked_name(&name).ok_or_else(|| bad("expected a directory, a .tar.gz or a .tgz".to_string()))?;
-                self.unpack(c, step, source, &staging, &dir_name).await.map(|d| (d, Some(staging)))
-            }
-            PathKind::Missing | PathKind::Other => {
-                let local = Path::new(source);
-                if local.is_file() {
-                    let dir_name = unpacked_name(&name)
-                        .ok_or_else(|| bad("expected a directory, a .tar.gz or a .tgz".to_string()))?;
-                    let remote = join(&staging, &name);
-                    self.upload(c, step, &staging, local, &remote).await?;
-                    return self.unpack(c, step, &remote, &staging, &dir_name).await.map(|d| (d, Some(staging)));
-                }
-                if local.is_dir() {
-                    // Pack the local directory, upload it, unpack it on the host.
-                    let archive =
-                        std::env::temp_dir().join(format!("mldb-upgrade-{}-{name}.tar.gz", std::process::id()));
-                    let packed = crate::release::pack_dir(local, &name, &archive)
-                        .map_err(|e| bad(format!("cannot pack it: {e}")));
-                    let result = async {
-                        packed?;
-                        let remote = join(&staging, &format!("{name}.tar.gz"));
-                        self.upload(c, step, &staging, &archive, &remote).await?;
-                        self.unpack(c, step, &remote, &staging, &name).await
-                    }
-                    .await;
-                    let _ = std::fs::remove_file(&archive);
-                    return result.map(|d| (d, Some(staging)));
-                }
-                Err(bad(format!("it exists neither on {} nor on this machine", c.host)))
-            }
-        }
-    }
-
-    async fn upload(&self, c: &Component, step: &str, staging: &str, local: &Path, remote: &str) -> Result<()> {
-        if self.dry_run {
-            (self.say)(&format!("[dry-run] {}: would upload {} to {remote}", c.host, local.display()));
-            return Ok(());
-        }
-        self.run(c, step, &format!("mkdir -p {}", q(staging)), SHORT, "check permissions of the install dir").await?;
-        (self.say)(&format!("uploading {} to {}:{remote}", local.display(), c.host));
-        self.ssh.upload(&c.host, local, remote).await.map(|_| ()).map_err(ssh_error(c, step))
-    }
-
-    async fn unpack(&self, c: &Component, step: &str, tarball: &str, staging: &str, dir_name: &str) -> Result<String> {
-        let target = join(staging, dir_name);
-        let command = format!(
-            "mkdir -p {s} && rm -rf {t} && tar xzf {tb} -C {s} && test -d {t}",
-            s = q(staging),
-            t = q(&target),
-            tb = q(tarball)
-        );
-        if self.dry_run {
-            (self.say)(&format!("[dry-run] {}: would run `{command}`", c.host));
-            return Ok(target);
-        }
-        self.run(c, step, &command, COPY, &format!("the archive must unpack to a directory named {dir_name}")).await?;
-        Ok(target)
+        Ok(())
     }
 
     /// `rm -rf X.installing && cp -a SRC X.installing && mv X X.old && mv X.installing X && rm -rf X.old`:
     /// a failed copy never leaves a half-replaced `X`; a failed swap puts the old one back.
-    /// `keep_old` keeps the replaced directory under that name instead of deleting it; `carry`
-    /// is a subdirectory copied from the old `X` into the new one (logs).
-    fn swap_command(root: &str, target: &str, source: &str, keep_old: Option<&str>, carry: Option<&str>) -> String {
+    fn swap_command(root: &str, target: &str, source: &str, keep: Keep) -> String {
         let t = q(target);
         let new = q(&format!("{target}.installing"));
-        let old_name = keep_old.map(str::to_string).unwrap_or_else(|| format!("{target}.old"));
+        let old_name = keep.old_as.map(str::to_string).unwrap_or_else(|| format!("{target}.old"));
         let old = q(&old_name);
-        let mut command = format!(
-            "cd {root} && rm -rf {new} && cp -a {src} {new} && rm -rf {old} && \
-             if [ -e {t} ]; then mv {t} {old}; fi && {{ mv {new} {t} || {{ mv {old} {t}; exit 1; }}; }}",
-            root = q(root),
-            src = q(source),
-        );
-        if let Some(sub) = carry {
+        let mut command = format!("cd {root} && rm -rf {new} && cp -a {src} {new}", root = q(root), src = q(source));
+        if let Some(role) = keep.pid_files_except {
+            // The running sharers' pid files move into the new bin/; stale ones (from a backup or
+            // the release) and the stopped component's own do not (O§1.3).
+            let own = role.as_str();
+            command.push_str(&format!(
+                " && rm -f {new}/*.pid {new}/*.pid.child && for f in {t}/*.pid {t}/*.pid.child; do \
+                 [ -f \"$f\" ] || continue; case \"${{f##*/}}\" in {own}.pid|{own}.pid.child) ;; \
+                 *) cp -p \"$f\" {new}/ ;; esac; done"
+            ));
+        }
+        command.push_str(&format!(
+            " && rm -rf {old} && if [ -e {t} ]; then mv {t} {old}; fi && {{ mv {new} {t} || {{ mv {old} {t}; exit 1; }}; }}"
+        ));
+        if let Some(sub) = keep.logs {
             let from = q(&format!("{old_name}/{sub}"));
             let into = q(&format!("{target}/{}", sub.rsplit_once('/').map_or("", |(p, _)| p)));
             command.push_str(&format!(" && if [ -d {from} ]; then cp -a {from} {into}; fi"));
         }
-        if keep_old.is_none() {
+        if keep.old_as.is_none() {
             command.push_str(&format!(" && rm -rf {old}"));
         }
         command
     }
 
-    /// Replaces `bin/` (and `taskmanager/`) from a release: a release dir or a
-    /// `openmldb-X.Y.Z-linux.tar.gz` on the host, or a local path uploaded first. The release is
-    /// checked (its `bin/openmldb --version` must run) before anything is touched.
+    /// How a swap of `part` in `c`'s directory treats what lives in it.
+    fn keep_for(c: &Component, part: &str) -> Keep<'static> {
+        match part {
+            "bin" => Keep { pid_files_except: Some(c.role), ..Keep::default() },
+            // The TaskManager's logs live under taskmanager/bin (job.log.path, O§1.2).
+            "taskmanager" => Keep { logs: Some("bin/logs"), ..Keep::default() },
+            _ => Keep::default(),
+        }
+    }
+
+    /// Refuses to replace `taskmanager/` while a TaskManager sharing the directory runs from it.
+    async fn require_no_running_taskmanager(&self, c: &Component, step: &str) -> Result<()> {
+        for sharer in self.config.sharing(c).into_iter().filter(|s| s.role == Role::Taskmanager) {
+            let found = self.look(sharer, step).await?;
+            if let Some(p) = found.ours.first() {
+                if !self.dry_run {
+                    return Err(ComponentError::StillRunning {
+                        step: step.to_string(),
+                        endpoint: sharer.endpoint.to_string(),
+                        host: sharer.host.clone(),
+                        pid: p.pid,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `(part, version it holds)` for `part` of the directory `dir` on `c`'s host.
+    async fn part_version(&self, c: &Component, dir: &str, part: &str, step: &str) -> Result<String> {
+        self.version_in(c, dir, part == "taskmanager", step).await
+    }
+
+    /// What `part` of `c`'s directory holds now, or in a plan what an earlier planned install
+    /// put there.
+    async fn holds(&self, c: &Component, part: &str, step: &str) -> Option<String> {
+        let key = format!("{}:{}/{part}", c.host, c.dir.trim_end_matches('/'));
+        if self.dry_run {
+            if let Some(planned) = self.memory.planned.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+                return Some(planned.clone());
+            }
+        }
+        self.part_version(c, &c.dir, part, step).await.ok()
+    }
+
+    fn plan_install(&self, c: &Component, part: &str, version: &str) {
+        if self.dry_run {
+            let key = format!("{}:{}/{part}", c.host, c.dir.trim_end_matches('/'));
+            self.memory.planned.lock().unwrap_or_else(|p| p.into_inner()).insert(key, version.to_string());
+        }
+    }
+
+    /// ` (shared with apiserver h:9080, taskmanager h:9902)`, or nothing.
+    fn shared_note(&self, c: &Component) -> String {
+        let sharers: Vec<String> =
+            self.config.sharing(c).iter().map(|s| format!("{} {}", s.role, s.endpoint)).collect();
+        if sharers.is_empty() {
+            String::new()
+        } else {
+            format!(" (shared with {})", sharers.join(", "))
+        }
+    }
+
+    /// Replaces `bin/` (and `taskmanager/`) from a release: a local `openmldb-X.Y.Z-linux`
+    /// directory or `.tar.gz` (staged on the host once, [`super::staging`]), or one on the host.
+    /// The release is checked on the host (its `bin/openmldb --version` must run there) before
+    /// anything is touched. A part that already holds the release's version (a shared directory
+    /// installed with another component) is left as it is.
     pub async fn install(&self, endpoint: &str, release: &str, parts: Parts) -> Result<InstallReport> {
         let c = self.component(endpoint)?;
         let step = format!("installing {release} on {} {}", c.role, c.endpoint);
         self.require_stopped(c, &step).await?;
-        let (dir, staging) = self.stage(c, &step, release).await?;
-        let version = if self.dry_run && staging.is_some() {
-            String::from("(checked after unpacking)")
-        } else {
-            let v = self.version_in(c, &dir, false, &step).await?;
-            if parts.taskmanager {
-                self.version_in(c, &dir, true, &step).await?;
-            }
-            v
-        };
-        for d in parts.dirs() {
-            let source = join(&dir, d);
-            // The TaskManager's logs live under taskmanager/bin (job.log.path, O§1.2): keep them.
-            let carry = (d == "taskmanager").then_some("bin/logs");
-            let command = Self::swap_command(&c.dir, d, &source, None, carry);
-            self.change(
-                c,
-                &step,
-                &command,
-                COPY,
-                &format!("{}/{d} is unchanged or restored; fix the cause and retry", c.dir),
-            )
-            .await?;
+        if parts.taskmanager {
+            self.require_no_running_taskmanager(c, &step).await?;
         }
-        let path = match staging {
-            Some(staging) => {
-                self.change(c, &step, &format!("rm -rf {}", q(&staging)), SHORT, "remove it by hand").await?;
-                release.to_string()
-            }
-            None => dir,
-        };
-        if !self.dry_run {
-            (self.say)(&format!("installed {version} ({}) on {} {}", parts.dirs().join(" and "), c.role, c.endpoint));
-        }
-        Ok(InstallReport {
+        let dir = self.stage(c, &step, release).await?;
+        let mut report = InstallReport {
             endpoint: endpoint.to_string(),
             host: c.host.clone(),
-            path,
+            path: release.to_string(),
             dirs: parts.dirs().iter().map(|d| d.to_string()).collect(),
-            version,
-            previous: None,
+            shared_with: self.config.sharing(c).iter().map(|s| s.endpoint.to_string()).collect(),
             dry_run: self.dry_run,
-        })
+            ..InstallReport::default()
+        };
+        for part in parts.dirs() {
+            // In a plan an archive is not unpacked yet, so there is nothing to check.
+            let wanted = match self.part_version(c, &dir, part, &step).await {
+                Ok(version) => version,
+                Err(_) if self.dry_run => "(checked after unpacking)".to_string(),
+                Err(e) => return Err(e),
+            };
+            if report.version.is_empty() || part == "bin" {
+                report.version = wanted.clone();
+            }
+            if self.holds(c, part, &step).await.as_deref() == Some(wanted.as_str()) {
+                (self.say)(&format!(
+                    "{part}/ in {} on {} already holds {wanted}{}: not replaced",
+                    c.dir,
+                    c.host,
+                    self.shared_note(c)
+                ));
+                report.skipped.push(part.to_string());
+                continue;
+            }
+            let command = Self::swap_command(&c.dir, part, &join(&dir, part), Self::keep_for(c, part));
+            let next = format!("{}/{part} is unchanged or restored; fix the cause and retry", c.dir);
+            self.change(c, &step, &command, COPY, &next).await?;
+            self.plan_install(c, part, &wanted);
+        }
+        if !self.dry_run {
+            let done: Vec<&str> = parts.dirs().into_iter().filter(|d| !report.skipped.iter().any(|s| s == d)).collect();
+            if !done.is_empty() {
+                let running = if report.shared_with.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} share {} and run their loaded binary until restarted",
+                        report.shared_with.join(", "),
+                        c.dir
+                    )
+                };
+                (self.say)(&format!(
+                    "installed {} ({}) on {} {}{running}",
+                    report.version,
+                    done.join(" and "),
+                    c.role,
+                    c.endpoint
+                ));
+            }
+        }
+        Ok(report)
     }
 
-    /// Restores `bin/` (and `taskmanager/`, when the backup has it) from a backup made by
-    /// [`backup`](Self::backup).
+    /// Restores the parts of a backup made by [`backup`](Self::backup) that the component's
+    /// role uses (`bin/`, and `taskmanager/` for a TaskManager). A part that already holds the
+    /// backup's version (a shared directory restored with another component) is left as it is.
     pub async fn rollback_install(&self, endpoint: &str, backup_dir: &str) -> Result<InstallReport> {
         let c = self.component(endpoint)?;
         let step = format!("restoring {backup_dir} on {} {}", c.role, c.endpoint);
@@ -307,48 +364,59 @@ impl Control<'_> {
                 &format!("give a directory made by component::backup (under {}/backup)", c.dir),
             )
             .await?;
-        let dirs: Vec<String> = out.stdout.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+        let uses = Parts::default_for(c.role).dirs();
+        let dirs: Vec<String> =
+            out.stdout.lines().map(str::trim).filter(|d| uses.contains(d)).map(str::to_string).collect();
         if dirs.is_empty() {
             return Err(ComponentError::BadRelease {
                 step,
                 endpoint: endpoint.to_string(),
                 host: c.host.clone(),
                 path: backup,
-                reason: "it holds neither bin/ nor taskmanager/".into(),
+                reason: format!("it holds none of {} (what a {} runs from)", uses.join(", "), c.role),
             });
         }
-        if dirs.iter().any(|d| d == "bin") {
-            self.version_in(c, &backup, false, &step).await?;
+        if dirs.iter().any(|d| d == "taskmanager") {
+            self.require_no_running_taskmanager(c, &step).await?;
         }
-        for d in &dirs {
-            let carry = (d == "taskmanager").then_some("bin/logs");
-            let mut command = Self::swap_command(&c.dir, d, &join(&backup, d), None, carry);
-            if d == "bin" {
-                // A backup taken while the component ran holds its pid files: stale ones would
-                // make start.sh think it still runs (O§1.4).
-                let role = c.role.as_str();
-                command.push_str(&format!(" && rm -f bin/{role}.pid bin/{role}.pid.child"));
-            }
-            self.change(c, &step, &command, COPY, &format!("{}/{d} is unchanged or restored; retry", c.dir)).await?;
-        }
-        let version = if self.dry_run {
-            String::new()
-        } else {
-            self.version_in(c, &c.dir, c.role == Role::Taskmanager && dirs.iter().any(|d| d == "taskmanager"), &step)
-                .await?
-        };
-        if !self.dry_run {
-            (self.say)(&format!("restored {} of {} from {backup} ({version})", dirs.join(" and "), c.endpoint));
-        }
-        Ok(InstallReport {
+        let mut report = InstallReport {
             endpoint: endpoint.to_string(),
             host: c.host.clone(),
-            path: backup,
-            dirs,
-            version,
-            previous: None,
+            path: backup.clone(),
+            dirs: dirs.clone(),
+            shared_with: self.config.sharing(c).iter().map(|s| s.endpoint.to_string()).collect(),
             dry_run: self.dry_run,
-        })
+            ..InstallReport::default()
+        };
+        for d in &dirs {
+            let wanted = self.part_version(c, &backup, d, &step).await?;
+            if d == "bin" || report.version.is_empty() {
+                report.version = wanted.clone();
+            }
+            if self.holds(c, d, &step).await.as_deref() == Some(wanted.as_str()) {
+                (self.say)(&format!(
+                    "{d}/ in {} on {} already holds {wanted}{}: not replaced",
+                    c.dir,
+                    c.host,
+                    self.shared_note(c)
+                ));
+                report.skipped.push(d.clone());
+                continue;
+            }
+            let command = Self::swap_command(&c.dir, d, &join(&backup, d), Self::keep_for(c, d));
+            self.change(c, &step, &command, COPY, &format!("{}/{d} is unchanged or restored; retry", c.dir)).await?;
+            self.plan_install(c, d, &wanted);
+        }
+        let restored: Vec<&str> = dirs.iter().filter(|d| !report.skipped.contains(d)).map(String::as_str).collect();
+        if !self.dry_run && !restored.is_empty() {
+            (self.say)(&format!(
+                "restored {} of {} from {backup} ({})",
+                restored.join(" and "),
+                c.endpoint,
+                report.version
+            ));
+        }
+        Ok(report)
     }
 
     /// Replaces a TaskManager's Spark distribution at its `spark.home` (O§6.1: before the
@@ -358,24 +426,22 @@ impl Control<'_> {
         let c = self.taskmanager(endpoint, "component::install_spark")?;
         let step = format!("installing Spark {spark_dir} for taskmanager {}", c.endpoint);
         let spark_home = self.spark_home(c, &step).await?;
-        let (dir, staging) = self.stage(c, &step, spark_dir).await?;
+        let dir = self.stage(c, &step, spark_dir).await?;
         // In dry-run an archive is not unpacked, so there is nothing to check yet.
         let version = match self.spark_version(c, &step, &dir).await {
             Ok(version) => version,
-            Err(_) if self.dry_run && staging.is_some() => "(checked after unpacking)".to_string(),
+            Err(_) if self.dry_run => "(checked after unpacking)".to_string(),
             Err(e) => return Err(e),
         };
         let previous_version = self.spark_version(c, &step, &spark_home).await.unwrap_or_default();
         let stamp = self.exec(c, &step, "date +%Y%m%d-%H%M%S", SHORT).await?.stdout.trim().to_string();
         let previous = format!("{}.previous-{stamp}", spark_home.trim_end_matches('/'));
         let (parent, target) = split_parent(&spark_home);
-        let command = Self::swap_command(&parent, &target, &dir, Some(&previous), None);
+        let keep = Keep { old_as: Some(&previous), ..Keep::default() };
+        let command = Self::swap_command(&parent, &target, &dir, keep);
         self.change(c, &step, &command, COPY, &format!("{spark_home} is unchanged or restored; retry")).await?;
         let swap = SparkSwap { spark_home: spark_home.clone(), previous: previous.clone(), previous_version };
         self.record(c, &step, "spark", &swap).await?;
-        if let Some(staging) = staging {
-            self.change(c, &step, &format!("rm -rf {}", q(&staging)), SHORT, "remove it by hand").await?;
-        }
         if !self.dry_run {
             (self.say)(&format!("installed Spark with openmldb-batch {version} at {spark_home} on {}", c.host));
         }
@@ -387,6 +453,7 @@ impl Control<'_> {
             version,
             previous: Some(previous),
             dry_run: self.dry_run,
+            ..InstallReport::default()
         })
     }
 
@@ -401,7 +468,8 @@ impl Control<'_> {
         let stamp = self.exec(c, &step, "date +%Y%m%d-%H%M%S", SHORT).await?.stdout.trim().to_string();
         let replaced = format!("{}.rolled-back-{stamp}", swap.spark_home.trim_end_matches('/'));
         let (parent, target) = split_parent(&swap.spark_home);
-        let command = Self::swap_command(&parent, &target, &swap.previous, Some(&replaced), None);
+        let keep = Keep { old_as: Some(&replaced), ..Keep::default() };
+        let command = Self::swap_command(&parent, &target, &swap.previous, keep);
         let next = format!("{} is unchanged or restored; retry", swap.spark_home);
         self.change(c, &step, &command, COPY, &next).await?;
         self.change(c, &step, &format!("rm -rf {}", q(&swap.previous)), SHORT, "remove it by hand").await?;
@@ -417,6 +485,7 @@ impl Control<'_> {
             version,
             previous: Some(replaced),
             dry_run: self.dry_run,
+            ..InstallReport::default()
         }))
     }
 
@@ -433,20 +502,25 @@ impl Control<'_> {
         Ok(c)
     }
 
-    /// The TaskManager's `spark.home` (O§3.4), as an absolute path on its host.
+    /// The TaskManager's `spark.home` (O§3.4), as an absolute path on its host; when the
+    /// property is empty the TaskManager uses `SPARK_HOME` from its environment, which is known
+    /// when the config gives it (`env`, or openmldb-env.sh for a `hosts` import, O§2.1).
     async fn spark_home(&self, c: &Component, step: &str) -> Result<String> {
         let properties = join(&c.dir, "conf/taskmanager.properties");
         let next = "the TaskManager needs conf/taskmanager.properties";
         let props = self.run(c, step, &format!("cat {}", q(&properties)), SHORT, next).await?;
-        let spark_home = property_value(&props.stdout, "spark.home").filter(|v| !v.is_empty()).ok_or_else(|| {
-            ComponentError::Other {
+        let from_env = || c.env.iter().rev().find(|(name, _)| name == "SPARK_HOME").map(|(_, v)| v.clone());
+        let spark_home = property_value(&props.stdout, "spark.home")
+            .filter(|v| !v.is_empty())
+            .or_else(from_env)
+            .ok_or_else(|| ComponentError::Other {
                 step: step.to_string(),
                 endpoint: c.endpoint.to_string(),
                 reason: "spark.home is empty in conf/taskmanager.properties, so the TaskManager uses its \
-                         SPARK_HOME environment variable, which this tool cannot see; set spark.home"
+                             SPARK_HOME environment variable, which the cluster config does not give; set spark.home, \
+                             or SPARK_HOME in [env]"
                     .into(),
-            }
-        })?;
+            })?;
         Ok(join(&c.dir, &spark_home))
     }
 
@@ -468,6 +542,17 @@ impl Control<'_> {
             reason: "no jars/openmldb-batch-*.jar: not an OpenMLDB Spark distribution".into(),
         })
     }
+}
+
+/// How a swap treats what lives in the directory it replaces.
+#[derive(Debug, Default, Clone, Copy)]
+struct Keep<'s> {
+    /// Keep the replaced directory under this name instead of deleting it.
+    old_as: Option<&'s str>,
+    /// A subdirectory copied from the replaced directory into the new one (logs).
+    logs: Option<&'s str>,
+    /// `bin/`: pid files move into the new directory, except those of this role (it is stopped).
+    pid_files_except: Option<Role>,
 }
 
 /// `/opt/spark` → (`/opt`, `spark`): the directory a swap runs in and the name it swaps.
@@ -500,7 +585,7 @@ mod tests {
 
     #[test]
     fn swap_keeps_the_old_dir_until_the_new_one_is_in_place() {
-        let cmd = Control::swap_command("/srv/t", "bin", "/rel/bin", None, None);
+        let cmd = Control::swap_command("/srv/t", "bin", "/rel/bin", Keep::default());
         assert_eq!(
             cmd,
             "cd /srv/t && rm -rf bin.installing && cp -a /rel/bin bin.installing && rm -rf bin.old && \

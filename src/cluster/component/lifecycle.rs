@@ -9,21 +9,45 @@ use std::time::{Duration, Instant};
 use super::probe::Proc;
 use super::records::{Backup, Stopped};
 use super::{
-    fenced_tail, q, ComponentError, Control, Result, StartAgainReport, StartReport, StopOptions, StopReport, SHORT,
+    fenced_tail, q, strip_colours, ComponentError, Control, Result, StartAgainReport, StartReport, StopOptions,
+    StopReport, SHORT,
 };
 use crate::cluster::topology::Role;
 use crate::config::Component;
 
 /// Time limit of `bin/start.sh` itself: its own waits add up to about 25 s (O§1.4, O§1.5).
 const START_SH: Duration = Duration::from_secs(180);
-/// Lines of the component's log shown when it fails to start.
-const LOG_TAIL_LINES: usize = 30;
+/// Lines of each of the component's logs shown when it fails to start.
+const LOG_TAIL_LINES: usize = 15;
+
+/// `value` in double quotes: the host's shell expands `$VAR` in it, nothing else.
+fn double_quoted(value: &str) -> String {
+    let mut out = String::from("\"");
+    for ch in value.chars() {
+        if matches!(ch, '"' | '\\' | '`') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('"');
+    out
+}
 
 impl Control<'_> {
-    fn start_sh(c: &Component, op: &str) -> String {
-        let mut command = format!("cd {} && bash bin/start.sh {op} {}", q(&c.dir), c.role.as_str());
+    /// `bin/start.sh <op> <role> [mon]` in the install root, with the component's environment
+    /// exported first (O§2.1: what `sbin/start-*.sh` give it), in a login shell when the host's
+    /// ssh settings ask for one.
+    fn start_sh(&self, c: &Component, op: &str) -> String {
+        let mut command = format!("cd {}", q(&c.dir));
+        for (name, value) in &c.env {
+            command.push_str(&format!(" && export {name}={}", double_quoted(value)));
+        }
+        command.push_str(&format!(" && bash bin/start.sh {op} {}", c.role.as_str()));
         if op == "start" && c.daemon {
             command.push_str(" mon");
+        }
+        if self.ssh.access(&c.host).login_shell {
+            command = format!("bash -lc {}", q(&command));
         }
         command
     }
@@ -34,10 +58,11 @@ impl Control<'_> {
         let started = Instant::now();
         let c = self.component(endpoint)?;
         let step = format!("stopping {} {}", c.role, c.endpoint);
-        let pids = self.read_pids(c, &step).await?;
-        let (mon_pid, pid) = pids.split();
-        let recorded: Vec<u32> = [mon_pid, pid].into_iter().flatten().collect();
-        let procs = self.alive(c, &step, &recorded).await?;
+        let found = self.look(c, &step).await?;
+        // A pid file pointing at an unrelated process would make start.sh `kill` it.
+        self.set_aside_foreign(c, &step, &found).await?;
+        let (mon_pid, pid) = found.pids.split();
+        let procs = found.ours;
         let mut report = StopReport {
             endpoint: c.endpoint.to_string(),
             host: c.host.clone(),
@@ -47,7 +72,8 @@ impl Control<'_> {
             dry_run: self.dry_run,
             ..StopReport::default()
         };
-        let command = Self::start_sh(c, "stop");
+        let recorded: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+        let command = self.start_sh(c, "stop");
         if self.dry_run {
             let alive: Vec<String> = procs.iter().map(|p| p.pid.to_string()).collect();
             (self.say)(&format!("[dry-run] {}: would run `{command}`", c.host));
@@ -69,7 +95,8 @@ impl Control<'_> {
         tracing::debug!(endpoint, stdout = %out.stdout, stderr = %out.stderr, "start.sh stop");
 
         // Wait for the processes, by identity, so a reused pid is not waited on.
-        let still = |now: &[Proc]| procs.iter().filter(|p| now.contains(p)).copied().collect::<Vec<Proc>>();
+        let still =
+            |now: &[Proc]| procs.iter().filter(|p| now.iter().any(|n| n.same(p))).cloned().collect::<Vec<Proc>>();
         let deadline = Instant::now() + options.grace;
         let mut remaining = still(&self.alive(c, &step, &recorded).await?);
         while !remaining.is_empty() && Instant::now() < deadline {
@@ -138,12 +165,23 @@ impl Control<'_> {
     }
 
     async fn start_failed(&self, c: &Component, reason: String, start_sh: &str) -> ComponentError {
-        let log = self.log_path(c).await;
-        let tail = match self.exec(c, "reading the log", &format!("tail -n {LOG_TAIL_LINES} {}", q(&log)), SHORT).await
-        {
-            Ok(out) if out.exit_code == 0 => out.stdout.trim_end().to_string(),
-            Ok(out) => format!("(cannot read it: {})", out.stderr.trim()),
-            Err(e) => format!("(cannot read it: {e})"),
+        let files = self.log_files(c).await;
+        let quoted: Vec<String> = files.iter().map(|f| q(f)).collect();
+        let command = format!(
+            "for f in {}; do if [ -r \"$f\" ]; then printf '\\036%s\\n' \"$f\"; tail -n {LOG_TAIL_LINES} \"$f\"; fi; done",
+            quoted.join(" ")
+        );
+        let logs = match self.exec(c, "reading the logs", &command, SHORT).await {
+            Ok(out) if !out.stdout.trim().is_empty() => out
+                .stdout
+                .split('\u{1e}')
+                .filter_map(|section| section.split_once('\n'))
+                .map(|(file, tail)| {
+                    format!("last lines of {file} on {}:\n```\n{}\n```\n", c.host, strip_colours(tail.trim_end()))
+                })
+                .collect(),
+            Ok(_) => format!("none of its logs exists yet on {}: {}\n", c.host, files.join(", ")),
+            Err(e) => format!("its logs cannot be read on {}: {e}\n", c.host),
         };
         ComponentError::StartFailed {
             role: c.role,
@@ -151,8 +189,7 @@ impl Control<'_> {
             host: c.host.clone(),
             reason,
             start_sh: fenced_tail(start_sh, 10),
-            log,
-            log_tail: tail,
+            logs,
             next: "Fix the cause shown in the log. If the new release is at fault, component::start_again(endpoint) \
                    puts the last backup back and starts it (component::rollback_install(endpoint, backup_dir) \
                    puts back a given one)."
@@ -173,10 +210,10 @@ impl Control<'_> {
             dry_run: self.dry_run,
             ..StartReport::default()
         };
-        let before = self.read_pids(c, &step).await?;
-        let before_alive = self.alive(c, &step, &before.all()).await?;
-        let command = Self::start_sh(c, "start");
-        report.already_running = !before_alive.is_empty();
+        let before = self.look(c, &step).await?;
+        self.set_aside_foreign(c, &step, &before).await?;
+        let command = self.start_sh(c, "start");
+        report.already_running = !before.ours.is_empty();
         if self.dry_run {
             // Planned after a (dry-run) stop, the component still runs now: say what a real
             // start would do either way.
@@ -189,7 +226,7 @@ impl Control<'_> {
             (self.say)(&format!("[dry-run] {}: would run `{command}`", c.host));
             return Ok(report);
         } else if report.already_running {
-            let pid = before.main.map(|p| p.to_string()).unwrap_or_default();
+            let pid = before.pids.split().1.map(|p| p.to_string()).unwrap_or_default();
             (self.say)(&format!("{} {} already runs on {} (pid {pid}); checking it", c.role, c.endpoint, c.host));
         } else {
             if matches!(c.role, Role::Tablet | Role::Nameserver) {
@@ -208,12 +245,11 @@ impl Control<'_> {
         let deadline = Instant::now() + timeout;
         let mut last;
         loop {
-            let pids = self.read_pids(c, &step).await?;
-            let (mon_pid, pid) = pids.split();
+            let now = self.look(c, &step).await?;
+            let (mon_pid, pid) = now.pids.split();
             report.mon_pid = mon_pid;
             report.pid = pid;
-            let alive = self.alive(c, &step, &pids.all()).await?;
-            let is_alive = |p: Option<u32>| p.is_some_and(|p| alive.iter().any(|a| a.pid == p));
+            let is_alive = |p: Option<u32>| now.is_alive(p);
             if c.daemon && mon_pid.is_some() && !is_alive(mon_pid) {
                 return Err(self
                     .start_failed(c, format!("its mon (pid {}) exited", mon_pid.unwrap_or(0)), &start_sh)
@@ -277,7 +313,7 @@ impl Control<'_> {
             endpoint: c.endpoint.to_string(),
             host: c.host.clone(),
             tried,
-            by_hand: format!("ssh {} {}", c.host, q(&Self::start_sh(c, "start"))),
+            by_hand: format!("ssh {} {}", c.host, q(&self.start_sh(c, "start"))),
         };
         let Some(backup) = self.recorded::<Backup>("backups", endpoint).await? else {
             return Err(down(format!(

@@ -19,6 +19,9 @@ pub mod install;
 pub mod lifecycle;
 pub mod probe;
 pub mod records;
+pub mod staging;
+pub mod status;
+pub mod taskmanagers;
 
 use std::time::Duration;
 
@@ -73,7 +76,7 @@ pub enum ComponentError {
     #[error("{step} for {endpoint} on {host}: waited {waited:?} for {what}, in vain. {next}")]
     Timeout { step: String, endpoint: String, host: String, what: String, waited: Duration, next: String },
     #[error(
-        "{role} {endpoint} did not start on {host}: {reason}.\nstart.sh said:\n```\n{start_sh}\n```\nlast lines of {log} on {host}:\n```\n{log_tail}\n```\n{next}"
+        "{role} {endpoint} did not start on {host}: {reason}.\nstart.sh said:\n```\n{start_sh}\n```\n{logs}{next}"
     )]
     StartFailed {
         role: Role,
@@ -81,8 +84,8 @@ pub enum ComponentError {
         host: String,
         reason: String,
         start_sh: String,
-        log: String,
-        log_tail: String,
+        /// The tails of its log files, each fenced under `last lines of <file> on <host>:`.
+        logs: String,
         next: String,
     },
     #[error("{step} for {endpoint}: {host} has {free_kib} KiB free under {dir} but needs {needed_kib} KiB. {next}")]
@@ -224,6 +227,11 @@ pub struct InstallReport {
     pub version: String,
     /// Where the replaced directory was kept (install_spark only).
     pub previous: Option<String>,
+    /// Parts left as they were because they already held the version (install and
+    /// rollback_install: a shared directory done with another component, or a resumed run).
+    pub skipped: Vec<String>,
+    /// Components that run from the same directory (install and rollback_install).
+    pub shared_with: Vec<String>,
     pub dry_run: bool,
 }
 
@@ -244,6 +252,8 @@ pub struct Control<'a> {
     pub say: &'a (dyn Fn(&str) + Send + Sync),
     /// Where stops, backups and replaced Spark distributions are recorded ([`records`]).
     pub journal: Option<&'a Journal>,
+    /// Staged releases and dry-run plans, kept for the whole run ([`staging`]).
+    pub memory: &'a staging::StagingMemory,
 }
 
 fn q(text: &str) -> String {

@@ -33,6 +33,10 @@ pub struct Backup {
     pub version: String,
     /// Directories it holds, relative to the install root.
     pub dirs: Vec<String>,
+    /// The run that made it (its start time): components sharing a directory reuse the backup
+    /// made earlier in the same run.
+    #[serde(default)]
+    pub run: Option<String>,
 }
 
 /// A replaced Spark distribution.
@@ -82,6 +86,12 @@ impl Control<'_> {
             }
             None => Ok(None),
         }
+    }
+
+    /// The run in progress (its start time), when there is one.
+    pub(super) async fn run_id(&self) -> Option<String> {
+        let journal = self.journal?;
+        journal.current_run().await.ok().flatten().map(|run| run.started)
     }
 
     /// The endpoints recorded under `key` (e.g. the components left stopped).

@@ -35,6 +35,25 @@ pub struct AbortReport {
 }
 
 impl Upgrader {
+    /// Drops the run record of a run that failed before it changed anything: no step done, and
+    /// nothing recorded that `abort` would have to undo (auto_failover, drains, fences, stopped
+    /// components; every change is recorded before it is made, design invariant 3). Returns
+    /// whether it did. Such a run has nothing to resume, and keeping it would make `status`
+    /// show an unfinished run and refuse another command until `abort`.
+    pub async fn forget_untouched_run(&self) -> Result<bool, UpgradeError> {
+        let Some(run) = self.journal.current_run().await? else { return Ok(false) };
+        if run.done_count() > 0 || self.journal.get::<serde_json::Value>("auto_failover").await?.is_some() {
+            return Ok(false);
+        }
+        for kind in ["drain", "fence", "stopped"] {
+            if !self.journal.keys(kind).await?.is_empty() {
+                return Ok(false);
+            }
+        }
+        self.journal.finish_run().await?;
+        Ok(true)
+    }
+
     /// Unwinds a stopped run; `control` starts components, `say` gets a line per step. Holds the
     /// cluster's lock while it works (`command` names the holder) and releases it at the end.
     pub async fn abort(

@@ -112,7 +112,8 @@ pub mod api {
 
     /// Copies the component's bin/ (and taskmanager/ for a TaskManager) to a dated
     /// <install>/backup/<YYYYmmdd-HHMMSS>/ and returns that path. Refuses when `df` shows too little
-    /// room. Changes the host: in --dry-run it prints what it would do and does nothing.
+    /// room. In a directory shared with other components the backup made earlier in the same run
+    /// is reused. Changes the host: in --dry-run it prints what it would do and does nothing.
     ///
     /// Example: `let saved = component::backup(ep);`
     #[rhai_fn(volatile, return_raw)]
@@ -133,13 +134,15 @@ pub mod api {
         Ok(with_control!(&call, |c| c.backup(endpoint, parts))?.path)
     }
 
-    /// Replaces the component's bin/ (and taskmanager/ for a TaskManager) from a release: a release
-    /// directory or an openmldb-X.Y.Z-linux.tar.gz on the component's host, or a local path that is
-    /// uploaded first. The release is checked first (its bin/openmldb --version must run); each
-    /// directory is copied to <dir>.installing and then swapped in, so a failed copy never leaves a
-    /// half-replaced bin/. The component must be stopped. Returns #{endpoint, host, path, dirs,
-    /// version, previous, dry_run}. Changes the host: in --dry-run it prints what it would do and
-    /// does nothing.
+    /// Replaces the component's bin/ (and taskmanager/ for a TaskManager) from a release: a local
+    /// openmldb-X.Y.Z-linux directory or .tar.gz (staged on the host once, see release::stage), or
+    /// one on the component's host. The release is checked on the host first (its
+    /// bin/openmldb --version must run there); each directory is copied to <dir>.installing and
+    /// then swapped in, so a failed copy never leaves a half-replaced bin/. A directory that
+    /// already holds the release's version (shared with a component installed earlier) is left
+    /// as it is; running components sharing it keep their pid files. The component must be
+    /// stopped. Returns #{endpoint, host, path, dirs, version, skipped, shared_with, dry_run}.
+    /// Changes the host: in --dry-run it prints what it would do and does nothing.
     ///
     /// Example: `component::install(ep, "/opt/openmldb-0.9.3-linux.tar.gz");`
     #[rhai_fn(volatile, return_raw)]
@@ -197,8 +200,9 @@ pub mod api {
         swap.map_or(Ok(Dynamic::UNIT), |s| to_map(&s).map(Dynamic::from))
     }
 
-    /// Restores bin/ (and taskmanager/, when the backup has it) from a directory made by
-    /// component::backup, the same copy-then-swap way as install. The component must be stopped.
+    /// Restores bin/ (and taskmanager/ for a TaskManager) from a directory made by
+    /// component::backup, the same copy-then-swap way as install; a part that already holds the
+    /// backup's version is left as it is. The component must be stopped.
     /// Returns the same map as install; `version` is the version restored. Changes the host: in
     /// --dry-run it prints what it would do and does nothing.
     ///
@@ -209,8 +213,33 @@ pub mod api {
         to_map(&with_control!(&call, |c| c.rollback_install(endpoint, backup_dir))?)
     }
 
-    /// The version installed on the component's host: `bin/openmldb --version` as "X.Y.Z-hash"
-    ///, or for a TaskManager "X.Y.Z" from taskmanager/lib/openmldb-taskmanager-X.Y.Z.jar.
+    /// One component as its host sees it, changing nothing: #{endpoint, role, host, dir,
+    /// shared_with (endpoints running from the same directory), has_start_sh, running, pid,
+    /// mon_pid, stale_pid_files (pid files pointing at an unrelated process), installed_version,
+    /// running_version, binary_replaced (it runs a binary its directory no longer holds: restart
+    /// it to run what is installed)}.
+    ///
+    /// Example: `let s = component::status(ep); if s.running_version != s.installed_version { print("restart it"); }`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn status(ctx: NativeCallContext, endpoint: &str) -> RhaiResultOf<Map> {
+        let call = Call::new(&ctx, NS)?;
+        to_map(&with_control!(&call, |c| c.status(endpoint))?)
+    }
+
+    /// The endpoint of the active TaskManager, or "" when none of the configured ones is. The
+    /// leader node in ZooKeeper holds server.host:server.port, which may be 0.0.0.0 or a host
+    /// name: it is matched by port and address, and when that leaves several, by which one's
+    /// process listens on its port.
+    ///
+    /// Example: `let active = component::active_taskmanager();`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn active_taskmanager(ctx: NativeCallContext) -> RhaiResultOf<String> {
+        let call = Call::new(&ctx, NS)?;
+        Ok(with_control!(&call, |c| c.active_taskmanager())?.unwrap_or_default())
+    }
+
+    /// The version installed on the component's host: `bin/openmldb --version` as "X.Y.Z-hash",
+    /// or for a TaskManager "X.Y.Z" from taskmanager/lib/openmldb-taskmanager-X.Y.Z.jar.
     ///
     /// Example: `print(component::installed_version(ep));`
     #[rhai_fn(volatile, return_raw)]
