@@ -672,4 +672,49 @@ mod tests {
         assert_eq!(c.components[2].endpoint.to_string(), "127.0.0.1:7527");
         assert_eq!(c.components[2].role, Role::Nameserver);
     }
+
+    #[test]
+    fn deploy_all_layout_takes_home_ports_zk_and_spark_home_from_openmldb_env_o2_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let release = dir.path().join("openmldb-0.9.2-linux");
+        std::fs::create_dir_all(release.join("conf")).unwrap();
+        std::fs::write(
+            release.join("conf/hosts"),
+            "[tablet]\n10.0.0.2 /data/tablet\n[nameserver]\n10.0.0.5\n[taskmanager]\n10.0.0.5\n",
+        )
+        .unwrap();
+        std::fs::write(
+            release.join("conf/openmldb-env.sh"),
+            "export OPENMLDB_HOME=\nexport SPARK_HOME=\nexport RUNNER_JAVA_HOME=/opt/jdk\n\
+             export OPENMLDB_ZK_CLUSTER=10.0.0.9:2181\nexport OPENMLDB_ZK_ROOT_PATH=/prod\n\
+             export OPENMLDB_TABLET_PORT=20921\nexport OPENMLDB_NAMESERVER_PORT=8527\n",
+        )
+        .unwrap();
+        let text = format!(
+            "hosts = \"{}\"\n[env]\nHADOOP_CONF_DIR = \"/etc/hadoop\"\n[ssh]\ntransport = \"local\"\nlogin_shell = true\n",
+            release.join("conf/hosts").display()
+        );
+        let c = ClusterConfig::parse(&dir.path().join("cluster.toml"), &text, &env(&[])).unwrap();
+        let home = release.display().to_string();
+        assert_eq!((c.zk.cluster.as_str(), c.zk.root_path.as_str()), ("10.0.0.9:2181", "/prod"));
+        assert_eq!(c.components[0].endpoint.to_string(), "10.0.0.2:20921");
+        assert_eq!(c.components[1].endpoint.to_string(), "10.0.0.5:8527");
+        assert_eq!(c.components[1].dir, home, "no WORKDIR: the release root");
+        assert!(c.components[1].shares_dir_with(&c.components[2]));
+        assert_eq!(c.shared_dirs().len(), 1);
+        let tm_env = &c.components[2].env;
+        assert_eq!(tm_env[0], ("HADOOP_CONF_DIR".to_string(), "/etc/hadoop".to_string()));
+        assert!(tm_env.contains(&("SPARK_HOME".to_string(), format!("{home}/spark"))), "{tm_env:?}");
+        assert!(tm_env.contains(&("JAVA_HOME".to_string(), "/opt/jdk".to_string())), "{tm_env:?}");
+        assert_eq!(c.components[0].env.len(), 1, "only [env] for a tablet");
+        let access = c.host_access("10.0.0.5");
+        assert!(access.login_shell);
+        assert_eq!(access.staging_dir, crate::config::DEFAULT_STAGING_DIR);
+    }
+
+    #[test]
+    fn env_names_must_be_variable_names() {
+        let err = parse(&format!("{LOCAL}[env]\n\"JAVA-HOME\" = \"/opt\"\n")).unwrap_err();
+        assert!(err.message.contains("`JAVA-HOME` is not an environment variable name"), "{}", err.message);
+    }
 }

@@ -70,6 +70,40 @@ fn the_deploy_layout_shares_openmldb_home_and_is_reached_over_ssh2() {
     let port = first_tm.endpoint.rsplit(':').next().unwrap();
     assert!(out.stdout.contains(&format!("leader node 0.0.0.0:{port}")), "{}", out.stdout);
     assert!(out.stdout.contains(&format!("active {}", first_tm.endpoint)), "{}", out.stdout);
+
+    // Start and stop get what sbin/start-taskmanagers.sh gives bin/start.sh: SPARK_HOME from
+    // conf/openmldb-env.sh's defaults (O§2.1).
+    let tm = &first_tm.endpoint;
+    let plan = sb.run_with(&format!("component::stop(\"{tm}\"); component::start(\"{tm}\");"), &["--dry-run"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let spark_home = home(&sb).join("spark");
+    assert!(
+        plan.stdout.contains(&format!(
+            "would run `cd {} && export SPARK_HOME=\"{}\" && bash bin/start.sh start taskmanager`",
+            home(&sb).display(),
+            spark_home.display()
+        )),
+        "{}",
+        plan.stdout
+    );
+
+    // A new bin/ under a running sharer: it keeps running the binary it loaded, its pid file
+    // stays, and the tool tells its running version from the installed one.
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &[]);
+    let ns = state.components.iter().find(|c| c.role.as_str() == "nameserver").unwrap().endpoint.clone();
+    let api = state.components.iter().find(|c| c.role.as_str() == "apiserver").unwrap().endpoint.clone();
+    let script = format!(
+        "component::stop(\"{ns}\");\ncomponent::install(\"{ns}\", \"{}\");\ncomponent::start(\"{ns}\");\n\
+         let s = component::status(\"{api}\");\n\
+         print(`api running ${{s.running}} runs ${{s.running_version}} installed ${{s.installed_version}} replaced ${{s.binary_replaced}}`);\n",
+        release.display()
+    );
+    let out = sb.run(&script);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let line = out.stdout.lines().find(|l| l.starts_with("api running")).unwrap_or_default();
+    assert!(line.starts_with("api running true runs 0.9.2-") && line.contains("installed 0.9.3-"), "{}", out.stdout);
+    assert!(line.ends_with("replaced true"), "{}", out.stdout);
 }
 
 /// A→B under write load over ssh, then back: nothing acknowledged is lost, every component
@@ -323,4 +357,62 @@ fn deploy_layout_bad_input_is_refused_before_anything_changes() {
     let after = crate::flow::state(&sb);
     assert_eq!(line(&after, "versions"), line(&before, "versions"));
     assert_safe_end_state(&before, &after);
+}
+
+/// A tablet an earlier scale-in left behind: gone, shown `kOffline` by ShowTablet (C§3.4), not
+/// in the cluster config, holding no replica. The pre-flight checks report it and go on.
+#[test]
+fn a_stale_offline_tablet_outside_the_config_is_reported_not_fatal() {
+    let sb = Sandbox::up(&["--tablets", "2"]);
+    let state = mldb_upgrade::sandbox::load_state(&sb.dir).unwrap();
+    let tablet = state.components.iter().find(|c| c.role.as_str() == "tablet").unwrap();
+    // A third tablet joins after the tables exist (so it holds nothing), then is scaled in.
+    let extra = sb.dir.join("tablet-scaled-in");
+    mldb_upgrade::sandbox::copy_tree(&tablet.dir.join("bin"), &extra.join("bin")).unwrap();
+    mldb_upgrade::sandbox::copy_tree(&tablet.dir.join("conf"), &extra.join("conf")).unwrap();
+    for pid_file in ["bin/tablet.pid", "bin/tablet.pid.child"] {
+        let _ = std::fs::remove_file(extra.join(pid_file));
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.50:0").unwrap();
+    let endpoint = format!("127.0.0.50:{}", listener.local_addr().unwrap().port());
+    drop(listener);
+    let flags = extra.join("conf/tablet.flags");
+    let text = std::fs::read_to_string(&flags).unwrap();
+    // As sbin/deploy.sh sets a key: the old line commented out, the new one appended.
+    let text = text.replace("\n--endpoint=", "\n# --endpoint=");
+    std::fs::write(&flags, format!("{text}\n--endpoint={endpoint}\n")).unwrap();
+    let start_sh = |op: &str| {
+        let out = std::process::Command::new("bash").arg("bin/start.sh").args([op, "tablet"]).current_dir(&extra).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    start_sh("start");
+    let shown = |wanted: &str| {
+        let out = sb.run(&format!("print(ns::tablets().filter(|t| t.endpoint == \"{endpoint}\").map(|t| t.state));"));
+        out.stdout.contains(wanted)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !shown("kHealthy") {
+        assert!(std::time::Instant::now() < deadline, "the extra tablet never registered");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    start_sh("stop");
+    while !shown("kOffline") {
+        assert!(std::time::Instant::now() < deadline, "the extra tablet never went offline");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let check = sb.run("let v = upgrade::verify(0); print(`healthy ${v.healthy}`); print(`stale ${v.stale_tablets}`);");
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(check.stdout.contains("healthy true"), "{}", check.stdout);
+    assert!(check.stdout.contains(&format!("{endpoint} (kOffline)")), "{}", check.stdout);
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &[]);
+    let mut args = crate::flow::upgrade_args(&sb, release.to_str().unwrap());
+    args[0] = "plan".into();
+    let plan = support::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout.contains(&format!("note: the nameserver still lists tablet {endpoint} (kOffline), which is not in the cluster config")),
+        "{}",
+        plan.stdout
+    );
 }

@@ -102,6 +102,23 @@ impl Control<'_> {
                 }
             }
         }
+        let planned_key = format!("backup:{}:{}", c.host, c.dir.trim_end_matches('/'));
+        if self.dry_run {
+            let planned = self.memory.planned.lock().unwrap_or_else(|p| p.into_inner()).get(&planned_key).cloned();
+            if let Some(path) = planned {
+                (self.say)(&format!(
+                    "[dry-run] {}: would reuse the backup {path} of the shared directory, planned earlier",
+                    c.host
+                ));
+                return Ok(InstallReport {
+                    endpoint: endpoint.to_string(),
+                    host: c.host.clone(),
+                    path,
+                    dry_run: true,
+                    ..InstallReport::default()
+                });
+            }
+        }
         let (path, version, mut dirs) = match &earlier {
             Some((_, backup)) => (backup.path.clone(), backup.version.clone(), backup.dirs.clone()),
             None => {
@@ -123,6 +140,9 @@ impl Control<'_> {
             let command = format!("cd {} && mkdir -p {} && {}", q(&c.dir), q(&path), copies.join(" && "));
             self.change(c, &step, &command, COPY, &format!("remove the partial backup {path} and retry")).await?;
             dirs.extend(missing.iter().map(|d| d.to_string()));
+        }
+        if self.dry_run && !self.config.sharing(c).is_empty() {
+            self.memory.planned.lock().unwrap_or_else(|p| p.into_inner()).insert(planned_key, path.clone());
         }
         let record = Backup { path: path.clone(), version: version.clone(), dirs: dirs.clone(), run };
         self.record(c, &step, "backups", &record).await?;
@@ -262,6 +282,18 @@ impl Control<'_> {
         }
     }
 
+    /// Says that `part` of `c`'s directory is left as it is because it holds `version` already.
+    fn say_kept(&self, c: &Component, part: &str, version: &str) {
+        let (dir, host, shared) = (&c.dir, &c.host, self.shared_note(c));
+        if self.dry_run && version == super::NOT_READ_YET {
+            (self.say)(&format!(
+                "[dry-run] {host}: {part}/ in {dir}{shared} is installed earlier in this plan: it would be left as it is"
+            ));
+        } else {
+            (self.say)(&format!("{part}/ in {dir} on {host} already holds {version}{shared}: not replaced"));
+        }
+    }
+
     /// ` (shared with apiserver h:9080, taskmanager h:9902)`, or nothing.
     fn shared_note(&self, c: &Component) -> String {
         let sharers: Vec<String> =
@@ -299,19 +331,14 @@ impl Control<'_> {
             // In a plan an archive is not unpacked yet, so there is nothing to check.
             let wanted = match self.part_version(c, &dir, part, &step).await {
                 Ok(version) => version,
-                Err(_) if self.dry_run => "(checked after unpacking)".to_string(),
+                Err(_) if self.dry_run => super::NOT_READ_YET.to_string(),
                 Err(e) => return Err(e),
             };
             if report.version.is_empty() || part == "bin" {
                 report.version = wanted.clone();
             }
             if self.holds(c, part, &step).await.as_deref() == Some(wanted.as_str()) {
-                (self.say)(&format!(
-                    "{part}/ in {} on {} already holds {wanted}{}: not replaced",
-                    c.dir,
-                    c.host,
-                    self.shared_note(c)
-                ));
+                self.say_kept(c, part, &wanted);
                 report.skipped.push(part.to_string());
                 continue;
             }
@@ -394,12 +421,7 @@ impl Control<'_> {
                 report.version = wanted.clone();
             }
             if self.holds(c, d, &step).await.as_deref() == Some(wanted.as_str()) {
-                (self.say)(&format!(
-                    "{d}/ in {} on {} already holds {wanted}{}: not replaced",
-                    c.dir,
-                    c.host,
-                    self.shared_note(c)
-                ));
+                self.say_kept(c, d, &wanted);
                 report.skipped.push(d.clone());
                 continue;
             }
@@ -430,7 +452,7 @@ impl Control<'_> {
         // In dry-run an archive is not unpacked, so there is nothing to check yet.
         let version = match self.spark_version(c, &step, &dir).await {
             Ok(version) => version,
-            Err(_) if self.dry_run => "(checked after unpacking)".to_string(),
+            Err(_) if self.dry_run => super::NOT_READ_YET.to_string(),
             Err(e) => return Err(e),
         };
         let previous_version = self.spark_version(c, &step, &spark_home).await.unwrap_or_default();

@@ -37,6 +37,9 @@ use crate::ssh::{ExecOutput, SshClient, SshError};
 
 pub use install::{parse_taskmanager_jar, parse_version_output};
 
+/// What a plan shows for a version it can only read once the release is staged on the host.
+pub const NOT_READ_YET: &str = "(read on the host once staged)";
+
 /// How often waits poll.
 const POLL: Duration = Duration::from_millis(200);
 /// Time limit of one short command (reading a pid file, `--version`, a liveness probe).

@@ -261,7 +261,7 @@ impl Control<'_> {
             let dir = self.stage(c, &step, source).await?;
             let version = match self.version_in(c, &dir, false, &step).await {
                 Ok(version) => version,
-                Err(_) if self.dry_run => "(checked after unpacking)".to_string(),
+                Err(_) if self.dry_run => super::NOT_READ_YET.to_string(),
                 Err(e) => return Err(e),
             };
             copies.push(StagedCopy { host: c.host.clone(), dir, version });
