@@ -6,6 +6,7 @@
 //! ZooKeeper cert) are wrapped in [`Secret`], which never prints its value.
 
 pub mod hosts;
+mod inventory;
 pub mod openmldb_env;
 mod parse;
 

@@ -1,23 +1,33 @@
-//! Local rehearsal clusters: a real ZooKeeper plus simulated OpenMLDB components, each from its
-//! own install directory on its own loopback address (127.0.0.2, .3, ...), so each looks like a
-//! separate host. `sandbox up` lays out a release, installs and configures every component the
-//! way `sbin/deploy.sh` would (O§2.4), starts them through the release's own `bin/start.sh`
-//! (O§1), judges success by its own checks, creates tables with 1, 2 and 3 replicas, and writes
-//! `cluster.toml` for the tool. `sandbox down` stops everything it started.
+//! Local rehearsal clusters: a real ZooKeeper plus simulated OpenMLDB components on loopback
+//! addresses (127.0.0.2, .3, ...), so each looks like a separate host. Two layouts:
+//!
+//! - `separate` (default): every component installed from its own directory, configured the way
+//!   `sbin/deploy.sh` would (O§2.4), started through its own `bin/start.sh` (O§1); the
+//!   `cluster.toml` lists the components.
+//! - `deploy` ([`deploy`]): the cluster OpenMLDB's own `sbin/deploy-all.sh` and `sbin/start-*.sh`
+//!   lay out from a `conf/hosts`, with a host's nameserver, apiserver and taskmanager sharing
+//!   `$OPENMLDB_HOME`; the `cluster.toml` imports that `conf/hosts`.
+//!
+//! Either way `up` judges success by its own checks, creates tables with 1, 2 and 3 replicas and
+//! writes `cluster.toml`; with `--ssh` ([`sshd`]) the tool reaches every host through a real
+//! sshd instead of running commands locally. `sandbox down` stops everything it started.
 //!
 //! Processes started by `up` outlive the command: the sandbox's `sandbox.json` lists the
-//! components, and `down` stops them by their pid files and then by a sweep of every process
-//! whose executable or working directory lies inside the sandbox directory, so nothing is left
-//! behind whatever started it (an upgrade, a test, an operator).
+//! components, and `down` stops them by their pid files (only processes of the sandbox: a pid
+//! file may point at a reused pid) and then by a sweep of every process whose executable or
+//! working directory lies inside the sandbox directory, so nothing is left behind whatever
+//! started it (an upgrade, a test, an operator).
 //!
 //! Deviations from a real deployment, all sandbox-only: ports are free ports picked on each
 //! loopback address instead of the defaults; `--fast` shrinks OpenMLDB's timing flags and
-//! start.sh's fixed waits (`conf/sandbox.env`) so rehearsals run in seconds.
+//! start.sh's fixed waits (`conf/sandbox.env`) so rehearsals run in seconds; each host stages
+//! releases in its own directory under `<sandbox>/hosts/`, as separate machines would.
 
 pub mod client;
 mod deploy;
 pub mod load;
 pub mod release;
+mod separate;
 pub mod sshd;
 mod status;
 pub mod zookeeper;
@@ -32,7 +42,6 @@ use serde_json::{json, Value};
 
 use crate::cluster::topology::Role;
 pub use crate::process::{is_running, stop_pid};
-use release::templates;
 pub use status::{component_pid, down, processes_inside, status, ComponentStatus};
 use zookeeper::ZooKeeperServer;
 
@@ -247,7 +256,7 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
     let zookeeper_pid = zk.detach().unwrap_or_default();
 
     let (components, home) = match options.layout {
-        Layout::Separate => (separate_layout(&dir, options)?, None),
+        Layout::Separate => (separate::plan(&dir, options)?, None),
         Layout::Deploy => {
             let layout = deploy::plan(&dir, options)?;
             (layout.components, Some(layout.home))
@@ -284,7 +293,7 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
     match &home {
         None => {
             for component in &state.components {
-                install(component, &release, &state, options)?;
+                separate::install(component, &release, &state, options)?;
             }
         }
         Some(home) => {
@@ -325,34 +334,6 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
     Ok(state)
 }
 
-/// One loopback address and directory per component, as if each ran on its own host.
-fn separate_layout(dir: &Path, options: &UpOptions) -> Result<Vec<SandboxComponent>, SandboxError> {
-    let mut components = Vec::new();
-    let plan = [
-        (Role::Tablet, options.tablets),
-        (Role::Nameserver, options.nameservers),
-        (Role::Apiserver, options.apiservers),
-        (Role::Taskmanager, options.taskmanagers),
-    ];
-    for (role, count) in plan {
-        for i in 1..=count {
-            let host = format!("127.0.0.{}", components.len() + 2);
-            // A TaskManager binds its port on every interface (TaskManagerServer.java).
-            let port = if role == Role::Taskmanager { free_port_on("0.0.0.0") } else { free_port_on(&host) }
-                .map_err(io_err(dir))?;
-            let name = format!("{role}-{i}");
-            components.push(SandboxComponent {
-                role,
-                endpoint: format!("{host}:{port}"),
-                host,
-                dir: dir.join(&name),
-                name,
-            });
-        }
-    }
-    Ok(components)
-}
-
 /// Starts every component of `role`: the deploy layout through the release's
 /// `sbin/start-<role>s.sh`, the separate layout through each install's `bin/start.sh`.
 async fn start_role(state: &SandboxState, role: Role, daemon: bool) -> Result<(), SandboxError> {
@@ -368,55 +349,6 @@ async fn start_role(state: &SandboxState, role: Role, daemon: bool) -> Result<()
             Ok(())
         }
     }
-}
-
-fn install(
-    c: &SandboxComponent,
-    release: &release::Release,
-    state: &SandboxState,
-    options: &UpOptions,
-) -> Result<(), SandboxError> {
-    copy_tree(&release.dir, &c.dir).map_err(io_err(&c.dir))?;
-    let conf = c.dir.join("conf");
-    let mut set = vec![
-        ("zk_cluster", state.zk_cluster.clone()),
-        ("zk_root_path", state.zk_root_path.clone()),
-        ("endpoint", c.endpoint.clone()),
-    ];
-    if options.fast {
-        std::fs::write(conf.join("sandbox.env"), "SANDBOX_SLEEP_SCALE=0.1\n").map_err(io_err(&conf))?;
-    }
-    let (file, text) = match c.role {
-        Role::Nameserver => {
-            set.push(("auto_failover", options.auto_failover.to_string()));
-            // A cluster with fewer tablets than system_table_replica_num cannot start (#3870).
-            set.push(("system_table_replica_num", options.tablets.min(2).to_string()));
-            if options.fast {
-                set.extend(fast_flags());
-            }
-            ("nameserver.flags", templates::render_flags(templates::NAMESERVER_FLAGS, &set))
-        }
-        Role::Tablet => {
-            if options.fast {
-                set.extend(fast_flags().into_iter().filter(|(k, _)| TABLET_FAST_FLAGS.contains(k)));
-            }
-            ("tablet.flags", templates::render_flags(templates::TABLET_FLAGS, &set))
-        }
-        Role::Apiserver => ("apiserver.flags", templates::render_flags(templates::APISERVER_FLAGS, &set)),
-        Role::Taskmanager => {
-            copy_tree(&release.spark_dir, &c.dir.join("spark")).map_err(io_err(&c.dir))?;
-            let (host, port) = c.endpoint.rsplit_once(':').unwrap_or_default();
-            let props = vec![
-                ("server.host", host.to_string()),
-                ("server.port", port.to_string()),
-                ("zookeeper.cluster", state.zk_cluster.clone()),
-                ("zookeeper.root_path", state.zk_root_path.clone()),
-                ("spark.home", c.dir.join("spark").display().to_string()),
-            ];
-            ("taskmanager.properties", templates::render_properties(templates::TASKMANAGER_PROPERTIES, &props))
-        }
-    };
-    std::fs::write(conf.join(file), text).map_err(io_err(&conf))
 }
 
 fn write_cluster_toml(state: &SandboxState, fast: bool) -> Result<(), SandboxError> {

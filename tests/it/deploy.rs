@@ -382,7 +382,12 @@ fn a_stale_offline_tablet_outside_the_config_is_reported_not_fatal() {
     let text = text.replace("\n--endpoint=", "\n# --endpoint=");
     std::fs::write(&flags, format!("{text}\n--endpoint={endpoint}\n")).unwrap();
     let start_sh = |op: &str| {
-        let out = std::process::Command::new("bash").arg("bin/start.sh").args([op, "tablet"]).current_dir(&extra).output().unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("bin/start.sh")
+            .args([op, "tablet"])
+            .current_dir(&extra)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     start_sh("start");
@@ -411,7 +416,9 @@ fn a_stale_offline_tablet_outside_the_config_is_reported_not_fatal() {
     let plan = support::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
     assert!(
-        plan.stdout.contains(&format!("note: the nameserver still lists tablet {endpoint} (kOffline), which is not in the cluster config")),
+        plan.stdout.contains(&format!(
+            "note: the nameserver still lists tablet {endpoint} (kOffline), which is not in the cluster config"
+        )),
         "{}",
         plan.stdout
     );

@@ -15,6 +15,7 @@
 //! dry-run mode the functions that change something report the commands they would run and
 //! do nothing. Every wait has a timeout and names what it waited for.
 
+pub mod backup;
 pub mod install;
 pub mod lifecycle;
 pub mod probe;

@@ -1,0 +1,232 @@
+//! `mldb-upgrade sandbox ...`: arguments and printing for the rehearsal clusters ([`crate::sandbox`]).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::{parse_duration_arg, runtime};
+use crate::error::Error;
+use crate::sandbox;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SandboxCommand {
+    /// Start a sandbox in DIR (real ZooKeeper, simulated OpenMLDB) and write DIR/cluster.toml.
+    Up(SandboxUpArgs),
+    /// Stop everything the sandbox in DIR started.
+    Down {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Show the components of the sandbox in DIR: pids, versions, leaders.
+    Status {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Write keyed rows to every table of the sandbox, recording each acknowledged and failed
+    /// write in a report (JSON lines) for `sandbox verify`.
+    Load {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Rows per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// How long to write, e.g. 60s or 5m.
+        #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+        duration: std::time::Duration,
+        #[arg(long, value_name = "FILE")]
+        report: PathBuf,
+        /// Retry a write refused while its partition switches leaders (or its tablet restarts)
+        /// for up to this long, as an application would, e.g. 10s. OpenMLDB's SDK itself does
+        /// not retry; the default 0s does not either.
+        #[arg(long, default_value = "0s", value_parser = parse_duration_arg)]
+        retry_for: std::time::Duration,
+    },
+    /// Read back every acknowledged row of a load report: missing rows, failed writes, and the
+    /// longest write outage per partition.
+    Verify {
+        #[arg(long, value_name = "FILE")]
+        report: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lay out a release like OpenMLDB's tarball, with the simulator as its programs.
+    Release {
+        /// X.Y.Z
+        #[arg(long)]
+        version: String,
+        /// Where to put openmldb-X.Y.Z-linux/ and the Spark distribution.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Also pack openmldb-X.Y.Z-linux.tar.gz (and the Spark .tgz).
+        #[arg(long)]
+        tar: bool,
+        /// Every component of this release fails at start (for rollback rehearsals).
+        #[arg(long)]
+        broken: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SandboxUpArgs {
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// OpenMLDB version of the sandbox.
+    #[arg(long, default_value = "0.9.2")]
+    version: String,
+    #[arg(long, default_value_t = 2)]
+    nameservers: usize,
+    #[arg(long, default_value_t = 3)]
+    tablets: usize,
+    #[arg(long, default_value_t = 1)]
+    apiservers: usize,
+    #[arg(long, default_value_t = 2)]
+    taskmanagers: usize,
+    /// Start every component in daemon mode (`bin/start.sh start <role> mon`).
+    #[arg(long)]
+    daemon: bool,
+    /// Shrink OpenMLDB's timing flags and start.sh's waits, for rehearsals in seconds.
+    #[arg(long)]
+    fast: bool,
+    /// Start with auto_failover off.
+    #[arg(long)]
+    no_auto_failover: bool,
+    /// `separate`: each component in its own directory on its own address. `deploy`: laid out
+    /// and started by the release's sbin/deploy-all.sh and sbin/start-*.sh from a conf/hosts,
+    /// so a host's nameserver, apiserver and taskmanager share one directory.
+    #[arg(long, value_enum, default_value_t = sandbox::Layout::Separate)]
+    layout: sandbox::Layout,
+    /// Reach every sandbox host through a real sshd (key auth, strict host keys) instead of
+    /// running commands locally.
+    #[arg(long)]
+    ssh: bool,
+}
+
+pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
+    let op = |e: sandbox::SandboxError| Error::Operation(e.to_string());
+    match cmd {
+        SandboxCommand::Up(args) => {
+            let options = sandbox::UpOptions {
+                version: args.version,
+                nameservers: args.nameservers,
+                tablets: args.tablets,
+                apiservers: args.apiservers,
+                taskmanagers: args.taskmanagers,
+                daemon: args.daemon,
+                fast: args.fast,
+                auto_failover: !args.no_auto_failover,
+                layout: args.layout,
+                ssh: args.ssh,
+            };
+            let started = std::time::Instant::now();
+            let rt = runtime()?;
+            let state = rt.block_on(sandbox::up(&args.dir, &options)).map_err(|e| match e {
+                sandbox::SandboxError::Option(m) => Error::Usage(m),
+                sandbox::SandboxError::Release(sandbox::release::ReleaseError::BadVersion(v)) => {
+                    Error::Usage(format!("`{v}` is not a release version; expected X.Y.Z, e.g. 0.9.3"))
+                }
+                other => op(other),
+            })?;
+            let (_, _, lines) = rt.block_on(sandbox::status(&state.dir)).map_err(op)?;
+            println!(
+                "sandbox {} up in {:.1}s in {}",
+                state.version,
+                started.elapsed().as_secs_f64(),
+                state.dir.display()
+            );
+            println!("  ZooKeeper  {} (pid {})", state.zk_cluster, state.zookeeper_pid);
+            println!("{}", status_table(&lines));
+            println!("config:  {}", state.cluster_toml.display());
+            println!(
+                "try:     mldb-upgrade run scripts/examples/cluster-tour.rhai --cluster {}",
+                state.cluster_toml.display()
+            );
+            println!("status:  mldb-upgrade sandbox status --dir {}", state.dir.display());
+            println!("stop:    mldb-upgrade sandbox down --dir {}", state.dir.display());
+            Ok(())
+        }
+        SandboxCommand::Down { dir } => {
+            let stopped = sandbox::down(&dir).map_err(op)?;
+            println!("sandbox in {} stopped ({} processes)", dir.display(), stopped.len());
+            Ok(())
+        }
+        SandboxCommand::Status { dir } => {
+            let rt = runtime()?;
+            let (state, zk_running, lines) = rt.block_on(sandbox::status(&dir)).map_err(op)?;
+            println!(
+                "ZooKeeper  {}  pid {}  {}",
+                state.zk_cluster,
+                state.zookeeper_pid,
+                if zk_running { "running" } else { "stopped" }
+            );
+            println!("{}", status_table(&lines));
+            Ok(())
+        }
+        SandboxCommand::Load { dir, rate, duration, report, retry_for } => {
+            let rt = runtime()?;
+            let mut options = sandbox::load::LoadOptions::for_sandbox(&dir, rate, duration, &report)
+                .map_err(|e| Error::Operation(e.to_string()))?;
+            options.retry_for = retry_for;
+            let stop = tokio_util::sync::CancellationToken::new();
+            let on_ctrl_c = stop.clone();
+            rt.spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    on_ctrl_c.cancel();
+                }
+            });
+            let summary = rt
+                .block_on(sandbox::load::run_load_until(options, stop))
+                .map_err(|e| Error::Operation(e.to_string()))?;
+            println!("{summary}");
+            Ok(())
+        }
+        SandboxCommand::Verify { report, json } => {
+            let rt = runtime()?;
+            let result = rt
+                .block_on(sandbox::load::verify(&report, sandbox::load::VerifyOptions::default()))
+                .map_err(|e| Error::Operation(e.to_string()))?;
+            if json {
+                println!("{}", result.to_json());
+            } else {
+                println!("{result}");
+            }
+            if result.is_clean() {
+                Ok(())
+            } else {
+                Err(Error::Operation("the load lost acknowledged rows or had failed writes (see above)".into()))
+            }
+        }
+        SandboxCommand::Release { version, out, tar, broken } => {
+            let release = sandbox::release::build(&version, &out, broken, tar).map_err(|e| match e {
+                sandbox::release::ReleaseError::BadVersion(_) => Error::Usage(e.to_string()),
+                other => Error::Operation(other.to_string()),
+            })?;
+            println!("release {} in {}", release.full_version, release.dir.display());
+            println!("spark distribution in {}", release.spark_dir.display());
+            for t in &release.tarballs {
+                println!("packed {}", t.display());
+            }
+            if broken {
+                println!("every component of this release fails at start (--broken)");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn status_table(lines: &[sandbox::ComponentStatus]) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(["component", "endpoint", "pid", "state", "version", "role"]);
+    for l in lines {
+        table.add_row([
+            l.name.clone(),
+            l.endpoint.clone(),
+            l.pid.map_or("-".into(), |p| p.to_string()),
+            if l.running { "running".into() } else { "stopped".into() },
+            l.version.clone().unwrap_or_else(|| "-".into()),
+            l.detail.clone(),
+        ]);
+    }
+    table
+}
