@@ -26,7 +26,7 @@
 use std::path::{Path, PathBuf};
 
 use super::release::{self, Release};
-use super::{free_port_on, io_err, SandboxComponent, SandboxError, UpOptions};
+use super::{io_err, Ports, SandboxComponent, SandboxError, UpOptions};
 use crate::cluster::topology::Role;
 
 /// What the deploy layout adds to a sandbox's state.
@@ -38,7 +38,7 @@ pub(super) struct Layout {
 
 /// Places the components: tablets on their own addresses and WORKDIRs, then service hosts
 /// each running one nameserver, apiserver and taskmanager (as far as the counts go).
-pub(super) fn plan(dir: &Path, options: &UpOptions) -> Result<Layout, SandboxError> {
+pub(super) fn plan(dir: &Path, options: &UpOptions, ports: &mut Ports) -> Result<Layout, SandboxError> {
     let home = dir.join(release::release_dir_name(&options.version));
     let mut components = Vec::new();
     let mut next_address = 2;
@@ -49,7 +49,7 @@ pub(super) fn plan(dir: &Path, options: &UpOptions) -> Result<Layout, SandboxErr
     };
     for i in 1..=options.tablets {
         let host = address();
-        let port = free_port_on(&host).map_err(io_err(dir))?;
+        let port = ports.on(&host).map_err(io_err(dir))?;
         let name = format!("tablet-{i}");
         components.push(SandboxComponent {
             role: Role::Tablet,
@@ -72,8 +72,7 @@ pub(super) fn plan(dir: &Path, options: &UpOptions) -> Result<Layout, SandboxErr
             }
             // A TaskManager binds its port on every interface whatever server.host says
             // (TaskManagerServer.java: `new RpcServer(port, ...)`): free on all of them.
-            let port = if role == Role::Taskmanager { free_port_on("0.0.0.0") } else { free_port_on(&host) }
-                .map_err(io_err(dir))?;
+            let port = ports.on(if role == Role::Taskmanager { "0.0.0.0" } else { &host }).map_err(io_err(dir))?;
             // The first service host has no WORKDIR in conf/hosts: it runs from $OPENMLDB_HOME.
             let workdir = if h == 0 { home.clone() } else { dir.join(format!("host-{host}")).join(role.as_str()) };
             components.push(SandboxComponent {
@@ -268,7 +267,7 @@ mod tests {
     fn the_first_service_host_has_no_workdir_o2_2() {
         let dir = Path::new("/sb");
         let options = UpOptions { tablets: 2, nameservers: 2, apiservers: 1, taskmanagers: 2, ..UpOptions::default() };
-        let layout = plan(dir, &options).unwrap();
+        let layout = plan(dir, &options, &mut Ports::default()).unwrap();
         let text = hosts_file(&layout, "127.0.0.1:2181", Path::new("/sb/zookeeper"));
         let ns = layout.components.iter().find(|c| c.role == Role::Nameserver).unwrap();
         assert!(text.contains(&format!("[nameserver]\n{}\n", ns.endpoint)), "{text}");

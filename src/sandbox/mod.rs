@@ -61,8 +61,8 @@ pub enum SandboxError {
     AlreadyRunning { dir: PathBuf, pid: u32 },
     #[error("no sandbox in {dir} (no sandbox.json); start one with `mldb-upgrade sandbox up --dir {dir}`")]
     NotFound { dir: PathBuf },
-    #[error("{what} did not {condition} within {waited:?}; see {log}. The sandbox is half up: run `mldb-upgrade sandbox down --dir {dir}`")]
-    NotReady { what: String, condition: String, waited: Duration, log: PathBuf, dir: PathBuf },
+    #[error("{what} did not {condition} within {waited:?}; the last lines of {log}:\n{tail}\nThe sandbox is half up: run `mldb-upgrade sandbox down --dir {dir}`")]
+    NotReady { what: String, condition: String, waited: Duration, log: PathBuf, tail: String, dir: PathBuf },
     #[error("setting up tables failed: {0}")]
     Tables(String),
     #[error("sbin/{script} failed ({status}); the last lines of {log}:\n{tail}")]
@@ -139,7 +139,8 @@ impl SandboxComponent {
     fn log_file(&self) -> PathBuf {
         match self.role {
             Role::Taskmanager => self.dir.join("taskmanager/bin/logs/taskmanager.log"),
-            role => self.dir.join(format!("logs/{role}.log")),
+            // glog's log: it has the reason a server exits (src/base/glog_wrapper.h).
+            role => self.dir.join(format!("logs/{role}.INFO")),
         }
     }
 }
@@ -196,9 +197,22 @@ fn save_state(state: &SandboxState) -> Result<(), SandboxError> {
     std::fs::write(state.dir.join(STATE_FILE), text).map_err(io_err(&state.dir))
 }
 
-/// A free port on a loopback address.
-pub(super) fn free_port_on(address: &str) -> std::io::Result<u16> {
-    Ok(TcpListener::bind((address, 0))?.local_addr()?.port())
+/// Free ports picked for one sandbox. Each stays bound until every port is picked, so no two
+/// components (nor the sandbox's sshd) are given the same one; they are released together,
+/// just before the processes that use them start.
+#[derive(Default)]
+pub(super) struct Ports {
+    held: Vec<TcpListener>,
+}
+
+impl Ports {
+    /// A free port on `address` (`0.0.0.0` for one free on every address).
+    pub fn on(&mut self, address: &str) -> std::io::Result<u16> {
+        let listener = TcpListener::bind((address, 0))?;
+        let port = listener.local_addr()?.port();
+        self.held.push(listener);
+        Ok(port)
+    }
 }
 
 /// Copies a directory tree, keeping file modes.
@@ -255,13 +269,17 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
     let zk_cluster = zk.connect_string();
     let zookeeper_pid = zk.detach().unwrap_or_default();
 
+    let mut ports = Ports::default();
     let (components, home) = match options.layout {
-        Layout::Separate => (separate::plan(&dir, options)?, None),
+        Layout::Separate => (separate::plan(&dir, options, &mut ports)?, None),
         Layout::Deploy => {
-            let layout = deploy::plan(&dir, options)?;
+            let layout = deploy::plan(&dir, options, &mut ports)?;
             (layout.components, Some(layout.home))
         }
     };
+    // The sandbox's sshd listens on every sandbox address at one port.
+    let sshd_port = if options.ssh { Some(ports.on("0.0.0.0").map_err(io_err(&dir))?) } else { None };
+    drop(ports);
     let mut state = SandboxState {
         cluster_toml: dir.join("cluster.toml"),
         dir: dir.clone(),
@@ -277,10 +295,10 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
         sshd: None,
     };
     save_state(&state)?;
-    if options.ssh {
+    if let Some(port) = sshd_port {
         let mut addresses: Vec<String> = state.components.iter().map(|c| c.host.clone()).collect();
         addresses.dedup();
-        let sshd = sshd::start(&dir, &addresses)?;
+        let sshd = sshd::start(&dir, &addresses, port)?;
         state.sshd = Some(SshdState {
             pid: sshd.pid,
             port: sshd.port,
@@ -446,11 +464,15 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let log = c.log_file();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
     Err(SandboxError::NotReady {
         what: format!("{} ({})", c.name, c.endpoint),
         condition: condition.to_string(),
         waited,
-        log: c.log_file(),
+        tail: lines[lines.len().saturating_sub(10)..].join("\n"),
+        log,
         dir: state.dir.clone(),
     })
 }

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use super::release::{self, templates};
 use super::TABLET_FAST_FLAGS;
-use super::{copy_tree, fast_flags, free_port_on, io_err, SandboxComponent, SandboxError, SandboxState, UpOptions};
+use super::{copy_tree, fast_flags, io_err, Ports, SandboxComponent, SandboxError, SandboxState, UpOptions};
 use crate::cluster::topology::Role;
 
 /// One loopback address and directory per component, as if each ran on its own host.
-pub(super) fn plan(dir: &Path, options: &UpOptions) -> Result<Vec<SandboxComponent>, SandboxError> {
+pub(super) fn plan(dir: &Path, options: &UpOptions, ports: &mut Ports) -> Result<Vec<SandboxComponent>, SandboxError> {
     let mut components = Vec::new();
     let plan = [
         (Role::Tablet, options.tablets),
@@ -21,8 +21,7 @@ pub(super) fn plan(dir: &Path, options: &UpOptions) -> Result<Vec<SandboxCompone
         for i in 1..=count {
             let host = format!("127.0.0.{}", components.len() + 2);
             // A TaskManager binds its port on every interface (TaskManagerServer.java).
-            let port = if role == Role::Taskmanager { free_port_on("0.0.0.0") } else { free_port_on(&host) }
-                .map_err(io_err(dir))?;
+            let port = ports.on(if role == Role::Taskmanager { "0.0.0.0" } else { &host }).map_err(io_err(dir))?;
             let name = format!("{role}-{i}");
             components.push(SandboxComponent {
                 role,

@@ -7,7 +7,6 @@
 //! Its keys, config, `known_hosts` (one `[address]:port` line per host) and log live in
 //! `<sandbox>/ssh/`. It outlives `sandbox up`; `sandbox down` stops it by its pid.
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -54,17 +53,6 @@ fn keygen(path: &Path) -> Result<(), String> {
     }
 }
 
-/// A port free on every one of `addresses`.
-fn port_free_on_all(addresses: &[String]) -> std::io::Result<u16> {
-    for _ in 0..50 {
-        let port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
-        if addresses.iter().all(|a| TcpListener::bind((a.as_str(), port)).is_ok()) {
-            return Ok(port);
-        }
-    }
-    Err(std::io::Error::other("no port free on every sandbox address"))
-}
-
 /// The user the sandbox's sshd lets in: the one running the sandbox.
 fn current_user() -> String {
     std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
@@ -76,8 +64,9 @@ fn current_user() -> String {
     })
 }
 
-/// Starts sshd for a sandbox in `dir` (its `ssh/` subdirectory), listening on `addresses`.
-pub fn start(dir: &Path, addresses: &[String]) -> Result<SandboxSshd, SshdError> {
+/// Starts sshd for a sandbox in `dir` (its `ssh/` subdirectory), listening on `addresses` at
+/// `port` (one the caller picked free on all of them).
+pub fn start(dir: &Path, addresses: &[String], port: u16) -> Result<SandboxSshd, SshdError> {
     if !Path::new(SSHD).exists() {
         return Err(SshdError::NotInstalled);
     }
@@ -91,7 +80,6 @@ pub fn start(dir: &Path, addresses: &[String]) -> Result<SandboxSshd, SshdError>
     keygen(&client_key).map_err(setup)?;
     let authorized = d.join("authorized_keys");
     std::fs::copy(client_key.with_extension("pub"), &authorized).map_err(|e| setup(e.to_string()))?;
-    let port = port_free_on_all(addresses).map_err(|e| setup(e.to_string()))?;
     let mut config = format!(
         "Port {port}\nHostKey {host}\nPidFile {pid}\nAuthorizedKeysFile {auth}\nPermitRootLogin prohibit-password\n\
          PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nLogLevel ERROR\n\
