@@ -71,6 +71,20 @@ fn the_deploy_layout_shares_openmldb_home_and_is_reached_over_ssh2() {
     assert!(out.stdout.contains(&format!("leader node 0.0.0.0:{port}")), "{}", out.stdout);
     assert!(out.stdout.contains(&format!("active {}", first_tm.endpoint)), "{}", out.stdout);
 
+    // The plan names the shared directory before anything else.
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &[]);
+    let mut args = crate::flow::upgrade_args(&sb, release.to_str().unwrap());
+    args[0] = "plan".into();
+    let plan = support::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout.contains(&format!("shared directory {}:{} (nameserver ", first_tm.host, home(&sb).display())),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("is installed earlier in this plan: it would be left as it is"), "{}", plan.stdout);
+
     // Start and stop get what sbin/start-taskmanagers.sh gives bin/start.sh: SPARK_HOME from
     // conf/openmldb-env.sh's defaults (O§2.1).
     let tm = &first_tm.endpoint;
@@ -89,8 +103,6 @@ fn the_deploy_layout_shares_openmldb_home_and_is_reached_over_ssh2() {
 
     // A new bin/ under a running sharer: it keeps running the binary it loaded, its pid file
     // stays, and the tool tells its running version from the installed one.
-    let rel = tempfile::tempdir().unwrap();
-    let release = support::release(rel.path(), "0.9.3", &[]);
     let ns = state.components.iter().find(|c| c.role.as_str() == "nameserver").unwrap().endpoint.clone();
     let api = state.components.iter().find(|c| c.role.as_str() == "apiserver").unwrap().endpoint.clone();
     let script = format!(
@@ -155,6 +167,10 @@ fn deploy_layout_upgrades_under_load_over_ssh_and_rolls_back() {
         let pid = pid_in(&home.join(format!("bin/{role}.pid"))).unwrap_or_else(|| panic!("{role} lost its pid file"));
         assert!(mldb_upgrade::sandbox::is_running(pid), "{role} pid {pid}");
     }
+    // The shared directory was backed up once, for all three.
+    let backups: Vec<_> = std::fs::read_dir(home.join("backup")).unwrap().flatten().collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert!(backups[0].path().join("bin").is_dir() && backups[0].path().join("taskmanager").is_dir());
     // The staged copies are gone at the end.
     let staged: Vec<PathBuf> = std::fs::read_dir(sb.dir.join("hosts"))
         .unwrap()
