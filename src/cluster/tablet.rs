@@ -43,20 +43,41 @@ pub struct TableStatus {
     pub name: String,
 }
 
+impl TableState {
+    /// Whether the replica is loaded and serving: kTableNormal, or one of the states a loaded
+    /// replica passes through on its own. kMakingSnapshot is the scheduled snapshot
+    /// (`TabletImpl::MakeSnapshotInternal`, tablet_impl.cc:2651), during which Put, Get and
+    /// ChangeRole are served as in kTableNormal (`CheckTable` does not look at it); kSnapshotPaused
+    /// is a leader between PauseSnapshot and RecoverSnapshot of an AddReplica or ReAddReplica
+    /// chain (tablet_impl.cc:3053-3112, C§3.1). kTableUndefined and kTableLoading are not loaded.
+    pub fn is_loaded(&self) -> bool {
+        matches!(self, TableState::Normal | TableState::MakingSnapshot | TableState::SnapshotPaused)
+    }
+}
+
 impl TableStatus {
-    pub fn is_normal(&self) -> bool {
-        self.state == TableState::Normal
+    /// See [`TableState::is_loaded`].
+    pub fn is_loaded(&self) -> bool {
+        self.state.is_loaded()
     }
     pub fn is_leader(&self) -> bool {
         self.mode == TableMode::Leader
     }
 }
 
-/// `GetTermPairResponse` (C§2.4): the term a replica leads with.
+/// `GetTermPairResponse` (C§2.4, `TabletImpl::GetTermPair` tablet_impl.cc:3844-3892): a loaded
+/// replica's leader term and log offset; for a replica that is not loaded, the term and offset
+/// of its snapshot (`has_table` false).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TermPair {
     #[serde(default)]
     pub term: u64,
+    #[serde(default)]
+    pub offset: u64,
+    #[serde(default)]
+    pub has_table: bool,
+    #[serde(default)]
+    pub is_leader: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,26 +155,29 @@ impl TabletClient {
         Ok(list.into_iter().find(|s| s.tid == tid && s.pid == pid))
     }
 
-    /// The offset of a replica that is loaded and normal on its tablet (fresher than the copy
+    /// The offset of a replica that is loaded on its tablet (fresher than the copy
     /// ShowTable has); `None` when it is not, or the tablet does not answer.
     pub async fn loaded_offset(&self, endpoint: &str, tid: u32, pid: u32) -> Option<u64> {
         let status = self.partition_status(endpoint, tid, pid).await.ok().flatten()?;
-        status.is_normal().then_some(status.offset)
+        status.is_loaded().then_some(status.offset)
     }
 
-    /// LoadTable as leader, from the root path of the table's storage mode (recover data: the
-    /// freshest replica is loaded first, C§6 bug 1).
-    pub async fn load_table_as_leader(&self, endpoint: &str, table: &TableInfo, pid: u32) -> Result<(), TabletError> {
+    /// LoadTable as follower, from the root path of the table's storage mode (C§2.4; a disk
+    /// table asked for as kMemory is looked for under the memory root, O§5.7). Loading runs in
+    /// the background: the replica is kTableLoading until its snapshot and binlog are replayed.
+    pub async fn load_table_as_follower(&self, endpoint: &str, table: &TableInfo, pid: u32) -> Result<(), TabletError> {
         let meta = json!({
             "name": table.name, "db": table.db, "tid": table.tid, "pid": pid,
-            "mode": TableMode::Leader, "storage_mode": table.storage_mode,
+            "mode": TableMode::Follower, "storage_mode": table.storage_mode,
         });
         self.call(endpoint, "LoadTable", json!({"table_meta": meta})).await.map(|_| ())
     }
 
-    /// GetTermPair (C§2.4): whether the partition is loaded, its role, term and offset.
-    pub async fn term_pair(&self, endpoint: &str, tid: u32, pid: u32) -> Result<TermPair, TabletError> {
-        let reply = self.call(endpoint, "GetTermPair", json!({"tid": tid, "pid": pid})).await?;
+    /// GetTermPair (C§2.4): whether the partition is loaded, its role, term and offset. The
+    /// storage mode says where an unloaded replica's snapshot is (tablet_impl.cc:3856-3859).
+    pub async fn term_pair(&self, endpoint: &str, table: &TableInfo, pid: u32) -> Result<TermPair, TabletError> {
+        let body = json!({"tid": table.tid, "pid": pid, "storage_mode": table.storage_mode});
+        let reply = self.call(endpoint, "GetTermPair", body).await?;
         serde_json::from_value(reply).map_err(|e| TabletError::BadReply {
             endpoint: endpoint.into(),
             method: "GetTermPair".into(),

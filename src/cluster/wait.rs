@@ -122,7 +122,7 @@ impl Cluster {
                     let problem = match loaded.get(&(t.tid, p.pid)) {
                         _ if !m.is_alive => Some("not alive"),
                         None => Some("not loaded"),
-                        Some(s) if !s.is_normal() => Some("loading"),
+                        Some(s) if !s.is_loaded() => Some("loading"),
                         Some(s) if s.is_leader() != m.is_leader => Some("mode differs from the nameserver"),
                         Some(_) => None,
                     };
@@ -261,7 +261,7 @@ impl Cluster {
         };
         wait_until(&what, timeout, || async {
             let loaded = match self.tablets.partition_status(endpoint, part.tid(), part.pid).await {
-                Ok(Some(s)) if s.is_normal() => Ok(()),
+                Ok(Some(s)) if s.is_loaded() => Ok(()),
                 Ok(Some(s)) => Err(s.state.to_string()),
                 Ok(None) => Err("not loaded".to_string()),
                 Err(e) => Err(format!("GetTableStatus failed: {e}")),

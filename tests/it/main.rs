@@ -10,6 +10,7 @@ mod deploy;
 mod docs;
 mod errors;
 mod flow;
+mod recover;
 mod repl;
 mod sandbox;
 mod sbin;

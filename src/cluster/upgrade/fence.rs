@@ -68,7 +68,7 @@ impl Upgrader {
             .filter(|m| !m.is_leader)
             .map(|m| m.endpoint.clone())
             .collect();
-        let term = tablets.term_pair(leader, tid, pid).await?.term;
+        let term = tablets.term_pair(leader, table, pid).await?.term;
         let fence = Fence {
             db: table.db.clone(),
             table: table.name.clone(),

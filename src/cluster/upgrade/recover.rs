@@ -2,74 +2,231 @@
 //! auto_failover off. A restarted tablet comes back with no tables loaded (C§1.3), and the
 //! nameserver does nothing about it while auto_failover is off (C§3.4).
 //!
-//! For every partition with a replica that is not alive or not loaded: the leader is the alive
-//! leader if its tablet has the partition loaded; else the replica on a healthy tablet with the
-//! highest offset, loaded and marked alive (fixing C§6 bug 1, which picks the last replica
-//! flagged leader). Every other replica is then rebuilt by RecoverTable.
+//! For every partition with a replica that is not alive or not loaded:
+//! * The alive leader keeps leading when its tablet has the partition loaded. "Loaded"
+//!   includes a scheduled snapshot (kMakingSnapshot) and a paused one (kSnapshotPaused), see
+//!   [`crate::cluster::tablet::TableState::is_loaded`].
+//! * Otherwise every replica on a healthy tablet is loaded as a follower, from the root path of
+//!   the table's storage mode, so that its offset counts its binlog too: an unloaded replica
+//!   reports only its snapshot's offset (GetTermPair, tablet_impl.cc:3860-3873), and RecoverTable
+//!   deletes the binlog of a replica that is not loaded (C§3.1). The freshest replica by
+//!   (term, offset) leads (fixing C§6 bug 1, which picks the last replica flagged leader).
+//!   On a tie the leader of record is kept, then an alive follower, then the first endpoint:
+//!   a replica the nameserver left marked leader but not alive (the old leader after a
+//!   ChangeLeader, C§3.5) never wins a tie.
+//! * When the freshest replica is the leader of record it leads again with its own term
+//!   (ChangeRole, C§2.4) and is marked alive. Otherwise the nameserver is made to agree with a
+//!   ChangeLeader naming it (C§3.5): the nameserver raises the term, makes it leader and records
+//!   it, so clients route to it.
+//! * Every other replica is then rebuilt as a follower by RecoverTable (C§3.1), which checks
+//!   its (term, offset) against the partition's history and drops what diverged. When the
+//!   leader was alive and loaded already, followers it still replicates to are left alone.
+//!
+//! Every load and every op has its own `timeout`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::{UpgradeError, Upgrader};
-use crate::cluster::ns::Partition;
+use super::{partition_err, PartitionOp, UpgradeError, Upgrader};
+use crate::cluster::ns::{Partition, PartitionMeta, TablePartition};
 use crate::cluster::tablet::TableStatus;
+
+/// A replica on a healthy tablet, as recover data weighs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub endpoint: String,
+    /// The leader term it knows and its log offset (GetTermPair).
+    pub term: u64,
+    pub offset: u64,
+    /// How the nameserver has it.
+    pub is_leader: bool,
+    pub is_alive: bool,
+}
+
+impl Candidate {
+    /// How a tie on (term, offset) is broken: the leader of record, then an alive follower,
+    /// then anything else (a leader the nameserver left dead, a dead follower).
+    fn tie_rank(&self) -> u8 {
+        match (self.is_leader, self.is_alive) {
+            (true, true) => 2,
+            (false, true) => 1,
+            _ => 0,
+        }
+    }
+}
+
+/// The replica that leads after recover data: the highest (term, offset), ties broken by
+/// [`Candidate::tie_rank`] and then the smallest endpoint, so the choice never depends on the
+/// order of the nameserver's metadata.
+pub fn freshest(candidates: &[Candidate]) -> Option<&Candidate> {
+    candidates.iter().max_by(|a, b| {
+        (a.term, a.offset, a.tie_rank())
+            .cmp(&(b.term, b.offset, b.tie_rank()))
+            .then_with(|| b.endpoint.cmp(&a.endpoint))
+    })
+}
 
 impl Upgrader {
     /// Recovers every partition with a replica that is not alive or not loaded; returns the
     /// partitions touched, per table. auto_failover must be off.
     pub async fn recover_data(&self, timeout: Duration) -> Result<BTreeMap<String, usize>, UpgradeError> {
         self.require_auto_failover_off().await?;
-        let (ns, tablets) = (&self.cluster.ns, &self.cluster.tablets);
+        let tablets = &self.cluster.tablets;
         let healthy = self.healthy_tablets().await?;
         let mut loaded: HashMap<String, HashMap<(u32, u32), TableStatus>> = HashMap::new();
         for ep in &healthy {
             loaded.insert(ep.clone(), tablets.loaded_partitions(ep).await?);
         }
-        let status_of = |ep: &str, tid: u32, pid: u32| loaded.get(ep).and_then(|m| m.get(&(tid, pid)));
-        let is_loaded = |ep: &str, tid: u32, pid: u32| status_of(ep, tid, pid).is_some_and(TableStatus::is_normal);
-        let offset_of = |ep: &str, tid: u32, pid: u32, fallback: Option<u64>| {
-            status_of(ep, tid, pid).map(|s| s.offset).or(fallback).unwrap_or(0)
+        let is_loaded = |ep: &str, tid: u32, pid: u32| {
+            loaded.get(ep).and_then(|m| m.get(&(tid, pid))).is_some_and(TableStatus::is_loaded)
         };
         let mut touched = BTreeMap::new();
-        for table in ns.show_all_tables().await? {
+        for table in self.cluster.ns.show_all_tables().await? {
             let tid = table.tid;
             for p in &table.table_partition {
                 let pid = p.pid;
-                let healthy_metas: Vec<_> = p.partition_meta.iter().filter(|m| healthy.contains(&m.endpoint)).collect();
+                let part = Partition::new(&table, pid);
+                let healthy_metas: Vec<&PartitionMeta> =
+                    p.partition_meta.iter().filter(|m| healthy.contains(&m.endpoint)).collect();
                 let needs = healthy_metas.iter().any(|m| !m.is_alive || !is_loaded(&m.endpoint, tid, pid));
                 if !needs || healthy_metas.is_empty() {
                     continue;
                 }
-                let leader = match p.alive_leader().filter(|l| is_loaded(&l.endpoint, tid, pid)) {
-                    Some(l) => l.endpoint.clone(),
+                // A new leader replicates to nobody yet: every other replica is rebuilt then.
+                let (leader, rebuild_all) = match p.alive_leader().filter(|l| is_loaded(&l.endpoint, tid, pid)) {
+                    Some(l) => (l.endpoint.clone(), false),
                     None => {
-                        let best = healthy_metas
+                        let unloaded: Vec<&str> = healthy_metas
                             .iter()
-                            .max_by_key(|m| (offset_of(&m.endpoint, tid, pid, m.offset), m.is_leader))
-                            .map(|m| m.endpoint.clone())
-                            .unwrap_or_default();
-                        if !is_loaded(&best, tid, pid) {
-                            tablets.load_table_as_leader(&best, &table, pid).await?;
-                            self.cluster.wait_replica_ready(&best, Partition::new(&table, pid), false, timeout).await?;
-                        }
-                        if !p.meta(&best).is_some_and(|m| m.is_alive && m.is_leader) {
-                            ns.update_table_alive(&table.db, &table.name, pid, &best, true).await?;
-                        }
-                        best
+                            .filter(|m| !is_loaded(&m.endpoint, tid, pid))
+                            .map(|m| m.endpoint.as_str())
+                            .collect();
+                        (self.lead_with_freshest(part, p, &healthy_metas, &unloaded, timeout).await?, true)
                     }
                 };
-                for m in &healthy_metas {
-                    if m.endpoint == leader || (m.is_alive && is_loaded(&m.endpoint, tid, pid)) {
+                // Refreshed: the leader may have changed above.
+                let p = self.partition(part).await?;
+                for m in p.partition_meta.iter().filter(|m| healthy.contains(&m.endpoint)) {
+                    let loaded_now = tablets.loaded_offset(&m.endpoint, tid, pid).await.is_some();
+                    if m.endpoint == leader || (!rebuild_all && m.is_alive && loaded_now) {
                         continue;
                     }
                     if m.is_alive {
-                        ns.update_table_alive(&table.db, &table.name, pid, &m.endpoint, false).await?;
+                        self.cluster.ns.update_table_alive(&table.db, &table.name, pid, &m.endpoint, false).await?;
                     }
-                    self.readd_as_follower(Partition::new(&table, pid), &m.endpoint, timeout).await?;
+                    self.readd_as_follower(part, &m.endpoint, timeout).await?;
                 }
                 *touched.entry(table.full_name()).or_insert(0) += 1;
             }
         }
         Ok(touched)
+    }
+
+    /// Makes the freshest replica of a partition without a loaded alive leader lead, and the
+    /// nameserver agree; returns its endpoint. `unloaded` are loaded as followers first.
+    async fn lead_with_freshest(
+        &self,
+        part: Partition<'_>,
+        p: &TablePartition,
+        healthy_metas: &[&PartitionMeta],
+        unloaded: &[&str],
+        timeout: Duration,
+    ) -> Result<String, UpgradeError> {
+        let (tablets, ns, table, pid) = (&self.cluster.tablets, &self.cluster.ns, part.table, part.pid);
+        let loads = unloaded.iter().map(|ep| async move {
+            tablets.load_table_as_follower(ep, table, pid).await?;
+            self.cluster.wait_replica_ready(ep, part, false, timeout).await?;
+            Ok::<_, UpgradeError>(())
+        });
+        for result in futures::future::join_all(loads).await {
+            result?;
+        }
+        let mut candidates = Vec::new();
+        for m in healthy_metas {
+            let pair = tablets.term_pair(&m.endpoint, table, pid).await?;
+            candidates.push(Candidate {
+                endpoint: m.endpoint.clone(),
+                term: pair.term,
+                offset: pair.offset,
+                is_leader: m.is_leader,
+                is_alive: m.is_alive,
+            });
+        }
+        let best = freshest(&candidates).ok_or_else(|| partition_err(part, "no replica on a healthy tablet"))?.clone();
+        tracing::info!(
+            "{part}: {} leads (term {}, offset {}; weighed {})",
+            best.endpoint,
+            best.term,
+            best.offset,
+            candidates.iter().map(|c| format!("{} {}/{}", c.endpoint, c.term, c.offset)).collect::<Vec<_>>().join(", ")
+        );
+        let of_record = p.partition_meta.iter().filter(|m| m.is_leader).any(|m| m.endpoint == best.endpoint)
+            && !p.partition_meta.iter().any(|m| m.is_leader && m.is_alive && m.endpoint != best.endpoint);
+        if of_record {
+            // It leads again with the term it knows; its followers are re-added afterwards.
+            match tablets.change_role_to_leader(&best.endpoint, table.tid, pid, best.term, &[]).await {
+                Err(e) if e.code() != Some(102) => return Err(e.into()),
+                _ => {}
+            }
+            if !best.is_alive {
+                ns.update_table_alive(&table.db, &table.name, pid, &best.endpoint, true).await?;
+            }
+        } else {
+            // ChangeLeader takes alive followers only (C§3.5), and sends every alive follower on a
+            // healthy tablet FollowOfNoOne: they are all loaded as followers by now.
+            if !best.is_alive {
+                ns.update_table_alive(&table.db, &table.name, pid, &best.endpoint, true).await?;
+            }
+            self.run_op(part, PartitionOp::ChangeLeader(&best.endpoint), timeout).await?;
+            let now = self.partition(part).await?;
+            if now.alive_leader().map(|m| m.endpoint.as_str()) != Some(best.endpoint.as_str()) {
+                return Err(partition_err(
+                    part,
+                    format!(
+                        "ChangeLeader to {} finished but the nameserver does not show it as the alive leader",
+                        best.endpoint
+                    ),
+                ));
+            }
+        }
+        Ok(best.endpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(endpoint: &str, term: u64, offset: u64, is_leader: bool, is_alive: bool) -> Candidate {
+        Candidate { endpoint: endpoint.into(), term, offset, is_leader, is_alive }
+    }
+
+    #[test]
+    fn the_highest_term_wins_over_a_longer_log_of_an_older_term() {
+        let list = [c("a:1", 5, 900, true, false), c("b:1", 7, 800, false, true)];
+        assert_eq!(freshest(&list).unwrap().endpoint, "b:1");
+    }
+
+    #[test]
+    fn within_a_term_the_longest_log_wins() {
+        let list = [c("a:1", 7, 800, false, true), c("b:1", 7, 801, false, false), c("c:1", 7, 799, true, true)];
+        assert_eq!(freshest(&list).unwrap().endpoint, "b:1");
+    }
+
+    #[test]
+    fn a_tie_keeps_the_leader_of_record_and_never_a_dead_leader() {
+        // C§3.5: after a ChangeLeader the old leader stays is_leader with is_alive=false.
+        let stale_first = [c("a:1", 7, 800, true, false), c("b:1", 7, 800, false, true), c("c:1", 7, 800, true, true)];
+        assert_eq!(freshest(&stale_first).unwrap().endpoint, "c:1");
+        let no_alive_leader = [c("a:1", 7, 800, true, false), c("b:1", 7, 800, false, true)];
+        assert_eq!(freshest(&no_alive_leader).unwrap().endpoint, "b:1");
+    }
+
+    #[test]
+    fn a_full_tie_picks_the_same_replica_whatever_the_metadata_order() {
+        let one = [c("b:1", 7, 800, false, true), c("a:1", 7, 800, false, true)];
+        let other = [c("a:1", 7, 800, false, true), c("b:1", 7, 800, false, true)];
+        assert_eq!(freshest(&one).unwrap().endpoint, "a:1");
+        assert_eq!(freshest(&other).unwrap().endpoint, "a:1");
     }
 }

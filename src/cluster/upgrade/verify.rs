@@ -99,7 +99,7 @@ impl Upgrader {
                             if m.is_leader { "leader" } else { "follower" },
                             s.mode
                         )),
-                        Some(s) if !s.is_normal() => {
+                        Some(s) if !s.is_loaded() => {
                             report.mismatches.push(format!("{full} pid {} on {} is {}", p.pid, m.endpoint, s.state))
                         }
                         Some(s) if m.is_leader => rows += s.record_cnt,

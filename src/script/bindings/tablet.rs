@@ -14,6 +14,8 @@ struct LoadedRow {
     name: String,
     mode: TableMode,
     state: TableState,
+    /// kTableNormal, kMakingSnapshot or kSnapshotPaused: loaded and serving.
+    loaded: bool,
     offset: u64,
     rows: u64,
 }
@@ -22,15 +24,18 @@ struct LoadedRow {
 pub mod api {
     use super::*;
 
-    /// Every partition loaded on a tablet (GetTableStatus): #{tid, pid, name, mode, state, offset, rows}.
-    /// mode is kTableLeader/kTableFollower, state kTableNormal when usable.
+    /// Every partition loaded on a tablet (GetTableStatus): #{tid, pid, name, mode, state, loaded,
+    /// offset, rows}. mode is kTableLeader/kTableFollower; `loaded` is true when the state is
+    /// kTableNormal, kMakingSnapshot (a scheduled snapshot) or kSnapshotPaused (a replica being
+    /// added), all of which serve reads and writes.
     ///
-    /// Example: `let loading = tablet::status(ep).filter(|p| p.state != "kTableNormal");`
+    /// Example: `let loading = tablet::status(ep).filter(|p| !p.loaded);`
     #[rhai_fn(volatile, return_raw)]
     pub fn status(ctx: NativeCallContext, endpoint: &str) -> RhaiResultOf<Array> {
         let call = Call::new(&ctx, "tablet")?;
         let list = call.run(call.cluster()?.tablets.table_status(endpoint))?;
         to_array(list.into_iter().map(|s| LoadedRow {
+            loaded: s.is_loaded(),
             tid: s.tid,
             pid: s.pid,
             name: s.name,

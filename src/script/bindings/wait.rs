@@ -12,7 +12,7 @@ pub mod api {
     use super::*;
 
     /// Waits until a tablet is registered, kHealthy, and every partition replica on it is alive,
-    /// loaded (kTableNormal) and in the mode the nameserver expects.
+    /// loaded (kTableNormal, or making or paused for a snapshot) and in the mode the nameserver expects.
     ///
     /// Example: `wait::tablet_healthy(ep, "10m");`
     #[rhai_fn(volatile, return_raw)]
