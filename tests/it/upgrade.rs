@@ -260,11 +260,12 @@ fn a_fence_left_by_a_killed_run_is_lifted_by_the_next_one() {
         client.put(&double, &key, "before").await.expect("the leader takes writes");
 
         // The first run fences the leader and is "killed" before the ChangeLeader.
-        let fence = first
+        let (fence, outcome) = first
             .fence_leader(Partition::new(&table, pid), &leader, &follower, &MoveSettings::default())
             .await
             .unwrap();
         assert_eq!(fence.endpoint, leader);
+        assert!(outcome.attempts >= 1, "{outcome:?}");
         drop(first);
         match client.put(&double, &key, "fenced").await {
             Err(ClientError::Tablet { code: 103, endpoint, .. }) => assert_eq!(endpoint, leader),

@@ -62,6 +62,8 @@ impl Upgrader {
                 to: to.into(),
                 temp_replica,
                 state: MoveState::Planned,
+                stall_ms: None,
+                fence_attempts: 0,
             };
             let skipped = |reason: &str| Skipped {
                 db: table.db.clone(),
@@ -138,13 +140,13 @@ impl Upgrader {
                 if m.temp_replica {
                     self.run_op(part, PartitionOp::AddReplica(&m.to), settings.op_timeout).await?;
                 }
-                self.switch_leader(part, &m.from, &m.to, settings).await?;
+                let stats = self.switch_leader(part, &m.from, &m.to, settings).await?;
                 let mut recorded = recorded.lock().await;
                 if let Some(r) = recorded.iter_mut().find(|r| r.tid == m.tid && r.pid == m.pid) {
                     r.state = MoveState::Moved;
                 }
                 self.journal.put(&drain_key(&m.from), &*recorded).await?;
-                Ok::<(), UpgradeError>(())
+                Ok::<_, UpgradeError>(Some(stats))
             }
         }))
         .await;
@@ -155,7 +157,14 @@ impl Upgrader {
         let readd_failure =
             readded.err().map(|e| format!("re-adding the replaced leaders on {tablet} as followers: {e}"));
         let moves = std::mem::take(&mut report.moves);
-        report.settle(moves, &results, MoveState::Moved, readd_failure.into_iter().collect(), started)?;
+        report.settle(
+            moves,
+            &results,
+            |stats| *stats,
+            MoveState::Moved,
+            readd_failure.into_iter().collect(),
+            started,
+        )?;
         Ok(report)
     }
 }

@@ -11,16 +11,33 @@
 //! switch fails, and a fence a killed run left behind is lifted by the next drain, restore or
 //! `abort` ([`Upgrader::lift_stale_fences`]).
 
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
 
 use super::{partition_err, MoveSettings, UpgradeError, Upgrader};
 use crate::cluster::ns::Partition;
 use crate::cluster::tablet::TabletError;
 
-/// How many times a fence is tried before the move of that partition is given up.
-const FENCE_ATTEMPTS: u32 = 10;
-/// How long after fencing the candidate may take to receive replication calls already sent.
-const FENCE_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long after the fence a replication call already on its way may still land. ChangeRole
+/// deletes the leader's replicate nodes (`LogReplicator::DelAllReplicateNode`,
+/// tablet_impl.cc:2182), so at most the batch in flight arrives after it.
+const FENCE_SETTLE: Duration = Duration::from_millis(200);
+/// How often the leader's and the candidate's offsets are compared while waiting for the moment
+/// to fence: a follower is level with its leader right after a replication batch (every
+/// `binlog_sync_wait_time`, 100 ms by default, or on each Put with `binlog_notify_on_put`).
+const FENCE_POLL: Duration = Duration::from_millis(10);
+/// How close (in entries) the candidate must be before the fast comparisons start.
+const FENCE_NEAR: u64 = 1000;
+
+/// How a fence went: writes are refused from `fenced_at` on, until the new leader takes them.
+#[derive(Debug, Clone, Copy)]
+pub struct FenceOutcome {
+    pub fenced_at: Instant,
+    /// Fences raised, including the last one: each one before it was lifted again because the
+    /// candidate was short of the frozen leader.
+    pub attempts: u32,
+}
 
 /// A leader replica fenced on its tablet ahead of a ChangeLeader, journalled before the fence
 /// so that a killed run can lift it.
@@ -44,20 +61,23 @@ fn fence_key(tid: u32, pid: u32) -> String {
 }
 
 impl Upgrader {
-    /// Stops `leader` from acknowledging writes for `pid` and checks that `candidate` holds
-    /// every entry it acknowledged (within `offset_delta`).
+    /// Stops `leader` from acknowledging writes for `pid` once `candidate` holds every entry it
+    /// acknowledged (within `offset_delta`).
     ///
     /// The fence also stops the leader's replication (`LogReplicator::DelAllReplicateNode`), so
-    /// entries written just before it may never reach the candidate: when the candidate is
-    /// short, the leader leads again with its own term and the fence is retried once the
-    /// candidate has caught up. Whatever fails, the fence is lifted before the error returns.
+    /// an entry not yet sent when it lands never reaches the candidate. The fence is therefore
+    /// raised at the moment the candidate is seen level with the leader (both asked every
+    /// [`FENCE_POLL`]), and the candidate must then reach the leader's frozen offset. When it
+    /// does not, the leader leads again with its own term, replication resumes, and the next
+    /// level moment is waited for, until `catchup_timeout`. Whatever fails, the fence is lifted
+    /// before the error returns.
     pub async fn fence_leader(
         &self,
         part: Partition<'_>,
         leader: &str,
         candidate: &str,
         settings: &MoveSettings,
-    ) -> Result<Fence, UpgradeError> {
+    ) -> Result<(Fence, FenceOutcome), UpgradeError> {
         let (table, tid, pid) = (part.table, part.tid(), part.pid);
         let tablets = &self.cluster.tablets;
         let followers: Vec<String> = self
@@ -78,32 +98,97 @@ impl Upgrader {
             term,
             followers,
         };
+        // Far behind: wait the ordinary way first (a follower just added, a slow tablet).
+        let delta = settings.offset_delta;
+        self.cluster.wait_caught_up(part, leader, candidate, delta + FENCE_NEAR, settings.catchup_timeout).await?;
         self.journal.put(&fence_key(tid, pid), &fence).await?;
+        let started = Instant::now();
         let fenced = async {
-            for attempt in 1..=FENCE_ATTEMPTS {
-                let delta = settings.offset_delta;
-                self.cluster.wait_caught_up(part, leader, candidate, delta, settings.catchup_timeout).await?;
-                tablets.change_role_to_follower(leader, tid, pid).await?;
-                // The leader's offset is final now; replication calls already sent may still land.
-                if self.cluster.wait_caught_up(part, leader, candidate, delta, FENCE_SETTLE).await.is_ok() {
-                    return Ok(());
+            let mut attempts = 0;
+            let mut shortfalls = Vec::new();
+            loop {
+                let level = self.wait_level(part, leader, candidate, delta, started, settings).await;
+                if let Err(last) = level {
+                    return Err(partition_err(
+                        part,
+                        format!(
+                            "{candidate} was never level with {leader} within {} (last: {last}; short after fencing by {shortfalls:?} entries); the leader is unchanged. Lower the write rate, give catchup_timeout more time, or allow a lag with offset_delta",
+                            humantime::format_duration(settings.catchup_timeout)
+                        ),
+                    ));
                 }
-                tracing::debug!(
-                    "{part}: {candidate} was short after fencing {leader} (attempt {attempt}); leading again and retrying"
-                );
-                self.unfence(&fence).await?;
+                tablets.change_role_to_follower(leader, tid, pid).await?;
+                let fenced_at = Instant::now();
+                attempts += 1;
+                // The leader's offset is final now; only a batch already sent may still land.
+                let frozen = tablets.loaded_offset(leader, tid, pid).await;
+                match self.wait_reached(part, candidate, frozen, delta).await {
+                    Ok(()) => return Ok(FenceOutcome { fenced_at, attempts }),
+                    Err(short) => {
+                        tracing::debug!("{part}: {candidate} was {short} entries short after fencing {leader} (attempt {attempts}); leading again");
+                        shortfalls.push(short);
+                        self.unfence(&fence).await?;
+                    }
+                }
             }
-            Err(partition_err(
-                part,
-                format!("{candidate} kept falling behind the writes to {leader} ({FENCE_ATTEMPTS} attempts); the leader is unchanged. Lower the write rate or allow a lag with offset_delta"),
-            ))
         };
         match fenced.await {
-            Ok(()) => Ok(fence),
+            Ok(outcome) => Ok((fence, outcome)),
             Err(e) => {
                 self.lift_fence_or_warn(&fence).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Waits until `candidate` is within `delta` of `leader`, looking every [`FENCE_POLL`]
+    /// (the leader first, so an entry the candidate has was written before the comparison),
+    /// until `catchup_timeout` after `started`. The error is the last comparison.
+    async fn wait_level(
+        &self,
+        part: Partition<'_>,
+        leader: &str,
+        candidate: &str,
+        delta: u64,
+        started: Instant,
+        settings: &MoveSettings,
+    ) -> Result<(), String> {
+        let tablets = &self.cluster.tablets;
+        loop {
+            let lead = tablets.loaded_offset(leader, part.tid(), part.pid).await;
+            let follow = tablets.loaded_offset(candidate, part.tid(), part.pid).await;
+            if let (Some(l), Some(f)) = (lead, follow) {
+                if f + delta >= l {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() >= settings.catchup_timeout {
+                return Err(format!("leader offset {lead:?}, candidate offset {follow:?}"));
+            }
+            tokio::time::sleep(FENCE_POLL).await;
+        }
+    }
+
+    /// Waits up to [`FENCE_SETTLE`] for `candidate` to reach the fenced leader's `frozen`
+    /// offset (within `delta`); the error is how many entries it is short.
+    async fn wait_reached(
+        &self,
+        part: Partition<'_>,
+        candidate: &str,
+        frozen: Option<u64>,
+        delta: u64,
+    ) -> Result<(), u64> {
+        let Some(frozen) = frozen else { return Err(u64::MAX) };
+        let deadline = Instant::now() + FENCE_SETTLE;
+        loop {
+            let follow = self.cluster.tablets.loaded_offset(candidate, part.tid(), part.pid).await.unwrap_or(0);
+            if follow + delta >= frozen {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(frozen - follow);
+            }
+            tokio::time::sleep(FENCE_POLL).await;
         }
     }
 

@@ -137,6 +137,13 @@ pub struct LeaderMove {
     /// Set when `to` is a temporary replica added for a single-replica partition.
     pub temp_replica: bool,
     pub state: MoveState,
+    /// How long writes to the partition were refused by the last switch (fence to new leader
+    /// recorded), in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_ms: Option<u64>,
+    /// How many fences that switch raised (more than one when the candidate was short).
+    #[serde(default)]
+    pub fence_attempts: u32,
 }
 
 /// A partition that stays on the drained tablet.
@@ -159,21 +166,48 @@ pub struct MoveReport {
 }
 
 impl MoveReport {
+    /// The longest time writes to one partition were refused by a switch of this report.
+    pub fn longest_stall(&self) -> Option<&LeaderMove> {
+        self.moves.iter().filter(|m| m.stall_ms.is_some()).max_by_key(|m| m.stall_ms)
+    }
+
+    /// Logs what the switches of a finished drain or restore cost writers.
+    fn log_stalls(&self, what: &str) {
+        let Some(worst) = self.longest_stall() else { return };
+        let switched = self.moves.iter().filter(|m| m.stall_ms.is_some()).count();
+        let refenced = self.moves.iter().filter(|m| m.fence_attempts > 1).count();
+        tracing::info!(
+            "{what} {switched} leader(s) of {} in {:.1}s; writes to one partition were refused for at most {} ms ({}.{} pid {}){}",
+            self.tablet,
+            self.duration_ms as f64 / 1000.0,
+            worst.stall_ms.unwrap_or_default(),
+            worst.db,
+            worst.table,
+            worst.pid,
+            if refenced > 0 { format!("; {refenced} partition(s) needed more than one fence") } else { String::new() }
+        );
+    }
+
     /// Ends a drain or restore of `moves` with one result each: the moves that succeeded get
     /// `done`, the time taken is set, and any failure (a move's, or one of `more_failures`)
-    /// makes the whole an [`UpgradeError::Incomplete`] that lists them all.
+    /// makes the whole an [`UpgradeError::Incomplete`] that lists them all. `stats` reads the
+    /// figures of a move's switch from its result, when it switched.
     fn settle<T>(
         &mut self,
         moves: Vec<LeaderMove>,
         results: &[Result<T, UpgradeError>],
+        stats: impl Fn(&T) -> Option<switch::SwitchStats>,
         done: MoveState,
         more_failures: Vec<String>,
         started: std::time::Instant,
     ) -> Result<(), UpgradeError> {
         self.moves = moves;
         for (m, r) in self.moves.iter_mut().zip(results) {
-            if r.is_ok() {
+            if let Ok(result) = r {
                 m.state = done;
+                if let Some(stats) = stats(result) {
+                    stats.record(m);
+                }
             }
         }
         self.duration_ms = started.elapsed().as_millis() as u64;
@@ -181,6 +215,7 @@ impl MoveReport {
             results.iter().filter_map(|r| r.as_ref().err()).map(|e| format!("  - {e}")).collect();
         failures.extend(more_failures.into_iter().map(|f| format!("  - {f}")));
         if failures.is_empty() {
+            self.log_stalls(if done == MoveState::Moved { "moved" } else { "returned" });
             return Ok(());
         }
         Err(UpgradeError::Incomplete {

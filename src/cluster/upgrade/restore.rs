@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use super::switch::SwitchStats;
 use super::{
     drain_key, partition_err, LeaderMove, MoveReport, MoveSettings, MoveState, PartitionOp, UpgradeError, Upgrader,
 };
@@ -45,7 +46,7 @@ impl Upgrader {
                 let _permit = semaphore.acquire().await;
                 let Some(table) = table else {
                     // The table was dropped meanwhile: nothing to restore.
-                    return Ok(None);
+                    return Ok((None, None));
                 };
                 self.restore_one(&table, m, settings).await
             }
@@ -54,7 +55,7 @@ impl Upgrader {
         // The interim leaders become followers, together per tablet.
         let mut replaced: BTreeMap<String, BTreeSet<(u32, u32)>> = BTreeMap::new();
         for (m, r) in moves.iter().zip(&results) {
-            if let Ok(Some(interim)) = r {
+            if let Ok((Some(interim), _)) = r {
                 replaced.entry(interim.clone()).or_default().insert((m.tid, m.pid));
             }
         }
@@ -69,20 +70,20 @@ impl Upgrader {
                 r.err().map(|e| format!("re-adding the interim leaders on {interim} as followers: {e}"))
             })
             .collect();
-        report.settle(moves, &results, MoveState::Restored, readd_failures, started)?;
+        report.settle(moves, &results, |(_, stats)| *stats, MoveState::Restored, readd_failures, started)?;
         self.journal.delete(&drain_key(tablet)).await?;
         Ok(report)
     }
 
     /// Moves one recorded leader home. Returns the interim leader it took over from when that
     /// one is left for [`Upgrader::readd_replaced_leaders`] (a temporary replica is re-added,
-    /// then deleted here).
+    /// then deleted here), and the figures of the switch when there was one.
     async fn restore_one(
         &self,
         table: &TableInfo,
         m: &LeaderMove,
         settings: &MoveSettings,
-    ) -> Result<Option<String>, UpgradeError> {
+    ) -> Result<(Option<String>, Option<SwitchStats>), UpgradeError> {
         let (part, home) = (Partition::new(table, m.pid), m.from.as_str());
         // Ops a killed run left queued (an AddReplica, a ChangeLeader) finish first, so the state
         // looked at below is final and no temporary replica appears after it was checked.
@@ -100,21 +101,23 @@ impl Upgrader {
             // The returning replica must be alive in the nameserver's view and loaded (C§3.6).
             self.cluster.wait_replica_ready(home, part, true, settings.catchup_timeout).await?;
             let current = leader.ok_or_else(|| partition_err(part, "no alive leader to take over from"))?;
-            self.switch_leader(part, &current, home, settings).await?;
+            let stats = self.switch_leader(part, &current, home, settings).await?;
             if !m.temp_replica {
-                return Ok(Some(current));
+                return Ok((Some(current), Some(stats)));
             }
             // The temporary replica follows again before it is deleted.
             self.readd_as_follower(part, &current, settings.op_timeout).await?;
+            self.delete_temp_replica(part, &m.to, settings.op_timeout).await?;
+            return Ok((None, Some(stats)));
         }
         if !m.temp_replica {
             // A run stopped between the switch home and the re-add left the interim leader
             // marked dead.
             let p = self.partition(part).await?;
-            return Ok(p.meta(&m.to).filter(|meta| !meta.is_alive).map(|_| m.to.clone()));
+            return Ok((p.meta(&m.to).filter(|meta| !meta.is_alive).map(|_| m.to.clone()), None));
         }
         self.delete_temp_replica(part, &m.to, settings.op_timeout).await?;
-        Ok(None)
+        Ok((None, None))
     }
 
     /// Deletes the temporary replica on `endpoint`, re-adding it as a follower first if a

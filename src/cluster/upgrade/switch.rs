@@ -7,24 +7,49 @@ use std::time::Duration;
 use super::{partition_err, MoveSettings, PartitionOp, UpgradeError, Upgrader};
 use crate::cluster::ns::Partition;
 
+/// What one leader switch cost the partition's writers.
+#[derive(Debug, Clone, Copy)]
+pub struct SwitchStats {
+    /// From the (last) fence to the new leader recorded by the nameserver.
+    pub stall: Duration,
+    /// Fences raised; more than one when the candidate was short after a fence.
+    pub fence_attempts: u32,
+}
+
+impl SwitchStats {
+    /// Writes the figures into the move's record.
+    pub fn record(&self, m: &mut super::LeaderMove) {
+        m.stall_ms = Some(self.stall.as_millis() as u64);
+        m.fence_attempts = self.fence_attempts;
+    }
+}
+
 impl Upgrader {
     /// Moves the leader of `pid` from `old_leader` to `candidate` without losing an
     /// acknowledged write: fence ([`Upgrader::fence_leader`]), then ChangeLeader. A failed
-    /// ChangeLeader lifts the fence.
+    /// ChangeLeader lifts the fence. Returns how long writes were refused: from the fence
+    /// until the nameserver recorded the new leader (clients then follow `table/notify`).
     pub(super) async fn switch_leader(
         &self,
         part: Partition<'_>,
         old_leader: &str,
         candidate: &str,
         settings: &MoveSettings,
-    ) -> Result<(), UpgradeError> {
-        let fence = self.fence_leader(part, old_leader, candidate, settings).await?;
+    ) -> Result<SwitchStats, UpgradeError> {
+        let (fence, outcome) = self.fence_leader(part, old_leader, candidate, settings).await?;
         if let Err(e) = self.change_leader(part, candidate, settings.op_timeout).await {
             // The old leader leads again if the nameserver still says it does.
             self.lift_fence_or_warn(&fence).await;
             return Err(e);
         }
-        self.forget_fence(part.tid(), part.pid).await
+        let stats = SwitchStats { stall: outcome.fenced_at.elapsed(), fence_attempts: outcome.attempts };
+        tracing::debug!(
+            "{part}: leader {old_leader} -> {candidate}, writes refused for {:?}, {} fence(s)",
+            stats.stall,
+            stats.fence_attempts
+        );
+        self.forget_fence(part.tid(), part.pid).await?;
+        Ok(stats)
     }
 
     /// ChangeLeader to `candidate` and its op (C§3.5).

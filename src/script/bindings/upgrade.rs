@@ -52,7 +52,8 @@ pub mod api {
     /// follower is checked to hold all its entries, ChangeLeader, and the old leaders are re-added
     /// as followers (RecoverEndpoint, or RecoverTable each); single-replica ones get a temporary
     /// replica on the healthy tablet with the fewest replicas. Every move is journalled first.
-    /// auto_failover must be off. Returns #{tablet, moves, skipped, duration_ms, dry_run}.
+    /// auto_failover must be off. Returns #{tablet, moves, skipped, duration_ms, dry_run}; each
+    /// move has `stall_ms`, how long writes to its partition were refused by the switch.
     /// Changes the cluster: in --dry-run it prints the moves and makes none.
     ///
     /// Example: `upgrade::with_auto_failover_off(|| upgrade::drain_leaders(ep));`
@@ -92,7 +93,8 @@ pub mod api {
     }
 
     /// The leader moves recorded in the journal for a drained tablet (empty once restored):
-    /// #{db, table, tid, pid, from, to, temp_replica, state}.
+    /// #{db, table, tid, pid, from, to, temp_replica, state, stall_ms, fence_attempts}: stall_ms is
+    /// how long writes to the partition were refused by its switch (set once it switched).
     ///
     /// Example: `print(upgrade::recorded_moves(ep).len());`
     #[rhai_fn(volatile, return_raw)]
