@@ -11,6 +11,7 @@
 //! - [`status`]: what `mldb-upgrade status` reports.
 
 pub mod component;
+pub mod names;
 pub mod ns;
 pub mod rpc;
 pub mod status;
@@ -52,12 +53,8 @@ pub struct Cluster {
 impl Cluster {
     pub fn new(zk: Arc<Zk>, rpc: RpcClient) -> Self {
         let probe = rpc.clone().with_timeout(PROBE_TIMEOUT).with_attempts(1);
-        Cluster {
-            ns: Arc::new(NsClient::new(zk, rpc.clone())),
-            tablets: TabletClient::new(rpc),
-            probe,
-            configured_tablets: None,
-        }
+        let ns = Arc::new(NsClient::new(zk, rpc.clone()));
+        Cluster { tablets: TabletClient::new(rpc.clone(), ns.names().clone()), ns, probe, configured_tablets: None }
     }
 
     /// The cluster `config` describes, over `zk`, with its credentials (C§2.1).

@@ -1,7 +1,9 @@
 //! The NameServer over HTTP+JSON (C§2.2-2.3): typed requests and replies, the leader found in
 //! ZooKeeper (first sorted child of `<root>/leader`, its value the endpoint, mapped through
 //! `<root>/map/names` for `use_name` clusters, C§1.2) and looked up again after code 300
-//! ("nameserver is not leader") or a connection error.
+//! ("nameserver is not leader") or a connection error. On a `use_name` cluster the replies'
+//! server names are turned into real endpoints and requests carry names
+//! ([`super::names::ServerNames`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+use super::names::ServerNames;
 use super::rpc::{self, openmldb_enum, RpcClient, RpcError};
 use super::zk::{Zk, ZkError};
 
@@ -110,7 +113,12 @@ openmldb_enum! {
 /// `TabletStatus` (C§2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TabletStatus {
+    /// The real endpoint (what the nameserver lists, mapped from the server name on a
+    /// `use_name` cluster).
     pub endpoint: String,
+    /// The server name on a `use_name` cluster (`endpoint` as the nameserver lists it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub state: TabletState,
     /// Milliseconds since the nameserver last saw the tablet's state change.
     #[serde(default)]
@@ -200,6 +208,7 @@ pub const NOT_LEADER: i64 = 300;
 pub struct NsClient {
     zk: Arc<Zk>,
     rpc: RpcClient,
+    names: Arc<ServerNames>,
     leader: Mutex<Option<String>>,
     /// How long to keep looking for a leader after losing it (covers an NS failover, C§3.8).
     pub failover_timeout: Duration,
@@ -207,11 +216,29 @@ pub struct NsClient {
 
 impl NsClient {
     pub fn new(zk: Arc<Zk>, rpc: RpcClient) -> Self {
-        NsClient { zk, rpc, leader: Mutex::new(None), failover_timeout: Duration::from_secs(60) }
+        let names = Arc::new(ServerNames::new(zk.clone()));
+        NsClient { zk, rpc, names, leader: Mutex::new(None), failover_timeout: Duration::from_secs(60) }
     }
 
     pub fn zk(&self) -> &Arc<Zk> {
         &self.zk
+    }
+
+    /// The cluster's server names (identity on a cluster without them).
+    pub fn names(&self) -> &Arc<ServerNames> {
+        &self.names
+    }
+
+    /// Replicas' server names turned into real endpoints.
+    async fn with_real_endpoints(&self, mut tables: Vec<TableInfo>) -> Vec<TableInfo> {
+        for table in &mut tables {
+            for p in &mut table.table_partition {
+                for m in &mut p.partition_meta {
+                    m.endpoint = self.names.real(&m.endpoint).await;
+                }
+            }
+        }
+        tables
     }
 
     /// The current leader's endpoint, from ZooKeeper.
@@ -226,10 +253,7 @@ impl NsClient {
         };
         let name = String::from_utf8_lossy(&self.zk.get(&format!("leader/{first}")).await?).into_owned();
         // use_name clusters register a server name; map it to the real endpoint (C§1.2).
-        match self.zk.get(&format!("map/names/{name}")).await {
-            Ok(real) if !real.is_empty() => Ok(String::from_utf8_lossy(&real).into_owned()),
-            _ => Ok(name),
-        }
+        Ok(self.names.real(&name).await)
     }
 
     /// Calls a NameServer method on the leader; app errors (code != 0) become `Refused`.
@@ -289,19 +313,30 @@ impl NsClient {
 
     pub async fn show_tablet(&self) -> Result<Vec<TabletStatus>, NsError> {
         let reply = self.call("ShowTablet", json!({})).await?;
-        Self::parse("ShowTablet", reply.get("tablets").cloned().unwrap_or(json!([])))
+        let mut tablets: Vec<TabletStatus> =
+            Self::parse("ShowTablet", reply.get("tablets").cloned().unwrap_or(json!([])))?;
+        for t in &mut tablets {
+            let real = self.names.real(&t.endpoint).await;
+            if real != t.endpoint {
+                t.name = Some(std::mem::replace(&mut t.endpoint, real));
+            }
+        }
+        Ok(tablets)
     }
 
     /// Every table of every database, internal ones included (`show_all`, C§2.3).
     pub async fn show_all_tables(&self) -> Result<Vec<TableInfo>, NsError> {
         let reply = self.call("ShowTable", json!({"show_all": true})).await?;
-        Self::parse("ShowTable", reply.get("table_info").cloned().unwrap_or(json!([])))
+        Ok(self
+            .with_real_endpoints(Self::parse("ShowTable", reply.get("table_info").cloned().unwrap_or(json!([])))?)
+            .await)
     }
 
     pub async fn show_table(&self, db: &str, name: &str) -> Result<Option<TableInfo>, NsError> {
         let reply = self.call("ShowTable", json!({"db": db, "name": name})).await?;
         let tables: Vec<TableInfo> = Self::parse("ShowTable", reply.get("table_info").cloned().unwrap_or(json!([])))?;
-        Ok(tables.into_iter().find(|t| t.db == db && t.name == name))
+        let table = tables.into_iter().find(|t| t.db == db && t.name == name);
+        Ok(self.with_real_endpoints(table.into_iter().collect()).await.pop())
     }
 
     /// Ops the leader knows about, optionally filtered (each present field filters, C§2.3).
@@ -359,17 +394,20 @@ impl NsClient {
 
     /// ChangeLeader with an explicit candidate, which works on a live leader (C§3.5).
     pub async fn change_leader(&self, db: &str, name: &str, pid: u32, candidate: &str) -> Result<(), NsError> {
+        let candidate = self.names.name(candidate).await;
         let body = json!({"db": db, "name": name, "pid": pid, "candidate_leader": candidate});
         self.call("ChangeLeader", body).await.map(|_| ())
     }
 
     pub async fn recover_table(&self, db: &str, name: &str, pid: u32, endpoint: &str) -> Result<(), NsError> {
+        let endpoint = self.names.name(endpoint).await;
         self.call("RecoverTable", json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint})).await.map(|_| ())
     }
 
     /// RecoverEndpoint (C§3.4): a RecoverTable op for every replica on `endpoint` that is not
     /// alive, spread over `concurrency` queues (at most `name_server_task_max_concurrency`, 8).
     pub async fn recover_endpoint(&self, endpoint: &str, need_restore: bool, concurrency: u32) -> Result<(), NsError> {
+        let endpoint = self.names.name(endpoint).await;
         self.call(
             "RecoverEndpoint",
             json!({"endpoint": endpoint, "need_restore": need_restore, "concurrency": concurrency}),
@@ -379,10 +417,12 @@ impl NsClient {
     }
 
     pub async fn add_replica(&self, db: &str, name: &str, pid: u32, endpoint: &str) -> Result<(), NsError> {
+        let endpoint = self.names.name(endpoint).await;
         self.call("AddReplicaNS", json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint})).await.map(|_| ())
     }
 
     pub async fn del_replica(&self, db: &str, name: &str, pid: u32, endpoint: &str) -> Result<(), NsError> {
+        let endpoint = self.names.name(endpoint).await;
         self.call("DelReplicaNS", json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint})).await.map(|_| ())
     }
 
@@ -394,6 +434,7 @@ impl NsClient {
         endpoint: &str,
         alive: bool,
     ) -> Result<(), NsError> {
+        let endpoint = self.names.name(endpoint).await;
         let body = json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint, "is_alive": alive});
         self.call("UpdateTableAliveStatus", body).await.map(|_| ())
     }

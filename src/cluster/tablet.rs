@@ -1,10 +1,12 @@
 //! TabletServer RPCs over HTTP+JSON (C§2.4): GetTableStatus, GetTermPair, ChangeRole and LoadTable.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::names::ServerNames;
 use super::ns::TableInfo;
 use super::rpc::{self, openmldb_enum, RpcClient, RpcError};
 
@@ -104,11 +106,12 @@ impl TabletError {
 #[derive(Clone)]
 pub struct TabletClient {
     rpc: RpcClient,
+    names: Arc<ServerNames>,
 }
 
 impl TabletClient {
-    pub fn new(rpc: RpcClient) -> Self {
-        TabletClient { rpc }
+    pub fn new(rpc: RpcClient, names: Arc<ServerNames>) -> Self {
+        TabletClient { rpc, names }
     }
 
     async fn call(&self, endpoint: &str, method: &str, body: Value) -> Result<Value, TabletError> {
@@ -203,6 +206,8 @@ impl TabletClient {
         term: u64,
         followers: &[String],
     ) -> Result<(), TabletError> {
+        // A use_name tablet resolves the names it is given (tablet_impl.cc:2137-2142).
+        let followers = self.names.names(followers).await;
         let body = json!({"tid": tid, "pid": pid, "mode": TableMode::Leader, "term": term, "replicas": followers});
         self.call(endpoint, "ChangeRole", body).await.map(|_| ())
     }

@@ -99,9 +99,11 @@ impl Cluster {
     pub async fn wait_tablet_healthy(&self, tablet: &str, timeout: Duration) -> Result<(), WaitError> {
         let what = format!("tablet {tablet} to be healthy (registered, kHealthy, every partition loaded and alive)");
         wait_until(&what, timeout, || async {
-            let registered = matches!(self.zk().stat(&format!("nodes/{tablet}")).await, Ok(Some(_)));
+            // A use_name tablet registers under its name (C§1.1).
+            let node = format!("nodes/{}", self.ns.names().name(tablet).await);
+            let registered = matches!(self.zk().stat(&node).await, Ok(Some(_)));
             if !registered {
-                return Ok(Check::Waiting(format!("no ZooKeeper node nodes/{tablet}")));
+                return Ok(Check::Waiting(format!("no ZooKeeper node {node}")));
             }
             let state =
                 self.ns.show_tablet().await.map_err(|e| e.to_string())?.into_iter().find(|t| t.endpoint == tablet);

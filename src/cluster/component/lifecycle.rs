@@ -220,7 +220,9 @@ impl Control<'_> {
             if c.role == Role::Tablet {
                 (self.say)(&format!(
                     "[dry-run] zk: would wait for {} to disappear (a tablet started before it has exits at once)",
-                    self.cluster.zk().resolve(&format!("nodes/{}", c.endpoint))
+                    self.cluster
+                        .zk()
+                        .resolve(&format!("nodes/{}", self.cluster.ns.names().name(&c.endpoint.to_string()).await))
                 ));
             }
             (self.say)(&format!("[dry-run] {}: would run `{command}`", c.host));
@@ -364,7 +366,7 @@ impl Control<'_> {
                     self.election_node(c, step).await?.map(|child| zk.resolve(&format!("leader/{child}")))
                 }
                 _ => {
-                    let node = format!("nodes/{ep}");
+                    let node = format!("nodes/{}", self.cluster.ns.names().name(&ep).await);
                     let zk_err = |source| ComponentError::Zk { step: step.to_string(), endpoint: ep.clone(), source };
                     zk.stat(&node).await.map_err(zk_err)?.map(|_| zk.resolve(&node))
                 }

@@ -314,7 +314,10 @@ impl Control<'_> {
         let zk = self.cluster.zk();
         let ep = c.endpoint.to_string();
         match c.role {
-            Role::Tablet => Ok(zk.stat(&format!("nodes/{ep}")).await.map_err(zk_err)?.is_some()),
+            Role::Tablet => {
+                let node = format!("nodes/{}", self.cluster.ns.names().name(&ep).await);
+                Ok(zk.stat(&node).await.map_err(zk_err)?.is_some())
+            }
             Role::Nameserver => Ok(self.election_node(c, step).await?.is_some()),
             Role::Taskmanager => Ok(self.active_taskmanager().await?.as_deref() == Some(ep.as_str())),
             Role::Apiserver => Ok(true),
@@ -332,9 +335,13 @@ impl Control<'_> {
             Err(e) => return Err(zk_err(e)),
         };
         let ep = c.endpoint.to_string();
+        // A use_name nameserver's lock holds its name (src/zk/dist_lock.cc:61).
+        let name = self.cluster.ns.names().name(&ep).await;
         for child in children {
             match zk.get(&format!("leader/{child}")).await {
-                Ok(data) if String::from_utf8_lossy(&data) == ep => return Ok(Some(child)),
+                Ok(data) if String::from_utf8_lossy(&data) == ep || String::from_utf8_lossy(&data) == name => {
+                    return Ok(Some(child))
+                }
                 Ok(_) | Err(ZkError::NoNode { .. }) => {}
                 Err(e) => return Err(zk_err(e)),
             }

@@ -14,6 +14,7 @@ const NS: &str = "ns";
 #[derive(Serialize)]
 struct TabletRow {
     endpoint: String,
+    name: String,
     state: TabletState,
     age_ms: u64,
 }
@@ -56,14 +57,21 @@ pub mod api {
         call.run(call.cluster()?.ns.discover_leader())
     }
 
-    /// Tablets as the leader sees them: #{endpoint, state, age_ms}; state is kHealthy or kOffline.
+    /// Tablets as the leader sees them: #{endpoint, name, state, age_ms}; state is kHealthy or
+    /// kOffline. `endpoint` is the real `ip:port`; `name` is the server name on a `use_name`
+    /// cluster (the endpoint otherwise). Endpoints everywhere in `ns::` are real ones.
     ///
     /// Example: `for t in ns::tablets() { print(t.endpoint + " " + t.state); }`
     #[rhai_fn(volatile, return_raw)]
     pub fn tablets(ctx: NativeCallContext) -> RhaiResultOf<Array> {
         let call = Call::new(&ctx, NS)?;
         let tablets = call.run(call.cluster()?.ns.show_tablet())?;
-        to_array(tablets.into_iter().map(|t| TabletRow { endpoint: t.endpoint, state: t.state, age_ms: t.age }))
+        to_array(tablets.into_iter().map(|t| TabletRow {
+            name: t.name.unwrap_or_else(|| t.endpoint.clone()),
+            endpoint: t.endpoint,
+            state: t.state,
+            age_ms: t.age,
+        }))
     }
 
     /// Every partition replica of every table (internal databases included), one map per replica:
