@@ -117,6 +117,7 @@ pub mod glog;
 pub mod http;
 pub mod log4j;
 pub mod mon;
+pub mod names;
 pub mod nameserver;
 pub mod process;
 pub mod proto;

@@ -49,6 +49,13 @@ impl ZkPaths {
     pub fn node(&self, endpoint: &str) -> String {
         format!("{}/nodes/{endpoint}", self.root)
     }
+    /// `map/names`: server name → real endpoint, with `--use_name` (C§1.1).
+    pub fn names(&self) -> String {
+        format!("{}/map/names", self.root)
+    }
+    pub fn name(&self, name: &str) -> String {
+        format!("{}/map/names/{name}", self.root)
+    }
     pub fn auto_failover(&self) -> String {
         format!("{}/config/auto_failover", self.root)
     }

@@ -1,0 +1,118 @@
+//! The stock upgrade A→B under write load on the table shapes real clusters have: memory, SSD
+//! and HDD tables, a scheduled snapshot window firing during the run, server names
+//! (`--use_name`), and the real replicator's timing at 500 writes/s. Each test checks the
+//! cluster's real state afterwards: versions, leader placement, replicas, auto_failover, ops,
+//! health, and every acknowledged row read back.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::flow::{assert_safe_end_state, line, run_upgrade, state};
+use crate::support::{self, Sandbox};
+
+/// What one upgrade under load left.
+struct Upgraded {
+    out: support::Run,
+    summary: String,
+    verified: Value,
+}
+
+/// Brings up a 0.9.2 sandbox with `options`, upgrades it to 0.9.3 while `sandbox load` writes
+/// `rate` rows/s, and checks the end state every shape must reach.
+fn upgrade_under_load(options: &[&str], rate: u32) -> (Sandbox, Upgraded) {
+    let mut args = vec!["--version", "0.9.2", "--tablets", "3"];
+    args.extend_from_slice(options);
+    let sb = Sandbox::up(&args);
+    let rel = tempfile::tempdir().unwrap();
+    let release = support::release(rel.path(), "0.9.3", &[]);
+    let before = state(&sb);
+    let load = sb.load(rate);
+    std::thread::sleep(Duration::from_secs(2));
+    let out = run_upgrade(&sb, release.to_str().unwrap(), &[]);
+    let (summary, verified) = load.finish();
+    eprintln!("load: {summary}");
+    for l in out.stderr.lines().filter(|l| l.contains("were refused for at most")) {
+        eprintln!("{l}");
+    }
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(verified["missing"], serde_json::json!([]), "acknowledged writes lost: {summary}");
+    let after = state(&sb);
+    assert!(line(&after, "versions").split('"').filter(|v| v.starts_with("0.9")).all(|v| v == "0.9.3"), "{after}");
+    assert_safe_end_state(&before, &after);
+    (sb, Upgraded { out, summary, verified })
+}
+
+/// Acknowledged rows per table, from the verify report.
+fn acknowledged_in(verified: &Value, db: &str) -> u64 {
+    verified["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["db"] == db)
+        .map(|p| p["acknowledged"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// The longest a write to one partition waited for a retry to be acknowledged, in ms.
+fn longest_client_stall(verified: &Value) -> u64 {
+    verified["partitions"].as_array().unwrap().iter().map(|p| p["longest_retry_ms"].as_u64().unwrap_or(0)).max().unwrap_or(0)
+}
+
+/// The longest stall the tool logged for a leader switch, in ms.
+fn longest_switch_stall(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .filter_map(|l| l.split("refused for at most ").nth(1))
+        .filter_map(|rest| rest.split(" ms").next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn c4_memory_ssd_and_hdd_tables_single_and_multi_replica_upgrade_under_load() {
+    let (sb, up) = upgrade_under_load(&["--storage-modes", "mixed"], 100);
+    // The disk tables were written to, and their data lives under the disk roots.
+    assert!(acknowledged_in(&up.verified, "disk") > 100, "{}", up.summary);
+    let out = sb.run(
+        r#"for t in ["ssd_single", "ssd_triple", "hdd_single", "hdd_double"] {
+               print(t + " " + ns::partitions().filter(|r| r.db == "disk" && r.table == t && r.leader && r.alive).len());
+           }"#,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for t in ["ssd_single", "ssd_triple", "hdd_single", "hdd_double"] {
+        assert!(!out.stdout.contains(&format!("{t} 0")), "{t} has a partition without a leader: {}", out.stdout);
+    }
+}
+
+#[test]
+fn c4_a_scheduled_snapshot_window_firing_during_drains_and_restores() {
+    let (_sb, up) = upgrade_under_load(&["--snapshot-window", "20s"], 100);
+    assert!(up.verified["acknowledged"].as_u64().unwrap() > 1000, "{}", up.summary);
+}
+
+#[test]
+fn c1_1_a_use_name_cluster_upgrades_under_load() {
+    let (sb, up) = upgrade_under_load(&["--use-name"], 100);
+    assert!(up.verified["acknowledged"].as_u64().unwrap() > 1000, "{}", up.summary);
+    // The nameserver knows the tablets by name; the tool shows their real endpoints.
+    let out = sb.run(r#"for t in ns::tablets() { print(t.name + " " + t.endpoint); }"#);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    for l in lines {
+        let (name, endpoint) = l.split_once(' ').unwrap();
+        assert!(!name.contains(':') && endpoint.contains(':'), "{l}");
+    }
+}
+
+#[test]
+fn realistic_replication_at_500_writes_per_second_measures_the_write_stall() {
+    let (_sb, up) = upgrade_under_load(&["--real-replication"], 500);
+    let acknowledged = up.verified["acknowledged"].as_u64().unwrap();
+    assert!(acknowledged > 10_000, "{}", up.summary);
+    let switch = longest_switch_stall(&up.out.stderr);
+    let client = longest_client_stall(&up.verified);
+    assert!(switch > 0, "no switch stall logged:\n{}", up.out.stderr);
+    eprintln!("RESULT longest switch stall {switch} ms; longest client retry {client} ms; {}", up.summary);
+}
