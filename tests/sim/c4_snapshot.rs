@@ -58,7 +58,7 @@ async fn manifest(cluster: &SimCluster, tablet: &str, tid: u64, storage: &str) -
 /// `--make_snapshot_check_interval` after the start, every loaded replica, leader or
 /// follower, memory or disk, goes kTableNormal → kMakingSnapshot → kTableNormal, one at a
 /// time (one snapshot thread). Only replicas `--make_snapshot_threshold_offset` entries past
-/// their last snapshot get a MANIFEST (`MakeSnapshotInternal`, `:2650-2663`); a disk table's
+/// their last snapshot get a MANIFEST (`MakeSnapshotInternal`, `:2656-2664`); a disk table's
 /// snapshot is a checkpoint directory named by the minute, a memory table's a `.sdb` file
 /// (`disk_table_snapshot.cc`, `mem_table_snapshot.cc:743-751`). No row is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,9 +134,10 @@ async fn c4_scheduled_snapshot_enters_kmakingsnapshot_and_returns() {
 
 /// C§4 kMakingSnapshot, RPC by RPC (`src/tablet/tablet_impl.cc`): while a replica makes a
 /// snapshot a Put is written (CheckTable, `:1379-1394`, lets kMakingSnapshot through), Get and
-/// Scan answer, AddReplica and DelReplica work (`:2202-2327` do not look at the state);
+/// Scan answer, ChangeRole answers for the role (`:2113-2200`), AddReplica and DelReplica
+/// work (`:2202-2327` do not look at the state);
 /// PauseSnapshot is 105 (`:3060-3065`), RecoverSnapshot 107 (`:3108-3113`), MakeSnapshot
-/// 105 (`:2718-2723`), SendSnapshot 107 (`:2916-2921`), DropTable 106 (`:4214-4219`),
+/// 105 (`:2721-2726`), SendSnapshot 107 (`:2916-2921`), DropTable 106 (`:4217-4222`),
 /// LoadTable 101. The snapshot covers the offset at its start: a Put made meanwhile is in the
 /// log, not in the MANIFEST. Then, kSnapshotPaused (`:3032-3129`): Put and AddReplica work,
 /// MakeSnapshot is 105, SendSnapshot goes ahead.
@@ -183,6 +184,12 @@ async fn put_during_kmakingsnapshot_is_written_and_the_other_rpcs_answer_like_th
         ),
         ("DropTable", tid_pid.clone(), json!({"code": 106, "msg": "table status is kMakingSnapshot"})),
         ("LoadTable", load.clone(), json!({"code": 101, "msg": "table already exists"})),
+        // ChangeRole passes CheckTable (no 104) and answers for the role.
+        (
+            "ChangeRole",
+            json!({ "tid": 41, "pid": 0, "mode": "kTableLeader", "term": 4 }),
+            json!({"code": 102, "msg": "table is leader"}),
+        ),
         ("AddReplica", json!({ "tid": 41, "pid": 0, "endpoint": target }), json!({"code": 0, "msg": "ok"})),
         ("DelReplica", json!({ "tid": 41, "pid": 0, "endpoint": target }), json!({"code": 0, "msg": "ok"})),
     ];

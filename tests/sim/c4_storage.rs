@@ -111,7 +111,7 @@ async fn c4_load_table_disk_modes_use_their_own_root_path() {
 /// `--db_root_path`). A mode whose root flag is not set answers 138 before anything else is
 /// checked, and its task fails; CreateTable answers 138 too (`:3540-3547`). DropTable of a
 /// disk table without a recycle bin for its mode answers ok but its task fails and the table
-/// stays (`DeleteTableInternal`, `:3421-3430`).
+/// stays (`DeleteTableInternal`, `:3426-3430`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_table_with_the_wrong_storage_mode_loads_an_empty_table_from_that_root() {
     let mut cluster = SimCluster::new("/c4_wrong_mode");

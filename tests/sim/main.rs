@@ -15,5 +15,6 @@ mod cli_compat;
 mod glog_wrapper;
 mod in_process;
 mod replicator;
+mod sandbox_options;
 mod support;
 mod taskmanager;

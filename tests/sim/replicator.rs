@@ -165,7 +165,7 @@ async fn replication_with_notify_off_waits_binlog_sync_wait_time() {
 }
 
 /// `TabletImpl::Put` notifies the replicator with `--binlog_notify_on_put`
-/// (`src/tablet/tablet_impl.cc:852-856`, `LogReplicator::Notify`): the waiting node sends at
+/// (`src/tablet/tablet_impl.cc:861-865`, `LogReplicator::Notify`): the waiting node sends at
 /// once, whatever `--binlog_sync_wait_time` says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replication_with_notify_on_put_sends_at_once() {
@@ -236,7 +236,7 @@ async fn replication_resends_a_failed_batch_unchanged_after_binlog_coffee_time()
 }
 
 /// ChangeRole(follower) stops every node the way `LogReplicator::DelAllReplicateNode` does
-/// (`src/tablet/tablet_impl.cc:2180-2190`, `log_replicator.cc:417-437`): entries not sent by
+/// (`src/tablet/tablet_impl.cc:2180-2191`, `log_replicator.cc:417-437`): entries not sent by
 /// then are never sent. ChangeRole(leader) starts fresh nodes that first ask the follower's
 /// offset with the new term.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

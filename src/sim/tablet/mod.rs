@@ -3,14 +3,14 @@
 //!
 //! A replica's metadata and log live under the root of its storage mode,
 //! `<root>/<tid>_<pid>/` (`--db_root_path` for kMemory, `--ssd_root_path` for kSSD,
-//! `--hdd_root_path` for kHDD; [`storage`]), as JSON (`table_meta.json`, `binlog.jsonl`, and
+//! `--hdd_root_path` for kHDD; `storage`), as JSON (`table_meta.json`, `binlog.jsonl`, and
 //! `snapshot/MANIFEST` once snapshotted), so a restarted tablet can `LoadTable` them back; a
 //! restarted tablet itself comes up with no table loaded (C§1.3).
 //!
-//! Data plane ([`data`]): `Put` appends to a leader replica's log, `Get`/`Scan` read any
-//! loaded replica's log (C§2.5 codes from `CheckTable`). Replication ([`replication`]) follows
+//! Data plane (`data`): `Put` appends to a leader replica's log, `Get`/`Scan` read any
+//! loaded replica's log (C§2.5 codes from `CheckTable`). Replication (`replication`) follows
 //! the real replicator's timing flags (`--binlog_notify_on_put`, `--binlog_sync_wait_time`,
-//! `--binlog_sync_batch_size`, `--binlog_coffee_time`). Snapshots ([`snapshot`]) run in the
+//! `--binlog_sync_batch_size`, `--binlog_coffee_time`). Snapshots (`snapshot`) run in the
 //! `--make_snapshot_time` hour and hold a replica in kMakingSnapshot meanwhile.
 //!
 //! Start (`TabletImpl::Init`, `src/tablet/tablet_impl.cc:178-331`): a `--make_snapshot_time`
@@ -348,7 +348,7 @@ impl RpcService for Tablet {
     }
 }
 
-/// Creates the root directories `TabletImpl::Init` creates (`src/tablet/tablet_impl.cc:233-293`)
+/// Creates the root directories `TabletImpl::Init` creates (`src/tablet/tablet_impl.cc:237-303`)
 /// after checking the flags it checks.
 fn init_roots(flags: &SimFlags) -> Result<(), TabletError> {
     if !(0..=23).contains(&flags.make_snapshot_time) {

@@ -9,7 +9,7 @@
 //! loops (`ReplicateNode::SyncData`, `:110-142` and `:175-297`): while it has sent everything
 //! it waits for a notification or `--binlog_sync_wait_time`, whichever comes first; a Put
 //! notifies only with `--binlog_notify_on_put` (`TabletImpl::Put`,
-//! `src/tablet/tablet_impl.cc:852-856`), so by default new entries wait for the next wake-up.
+//! `src/tablet/tablet_impl.cc:861-865`), so by default new entries wait for the next wake-up.
 //! With entries to send it sends at most `--binlog_sync_batch_size` of them and goes on at
 //! once while more are waiting. A failed send (an error reply such as 122 from a follower
 //! with a newer term, or no reply) is kept and sent again as it was after
