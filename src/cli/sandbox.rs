@@ -100,6 +100,17 @@ pub(crate) struct SandboxUpArgs {
     /// running commands locally.
     #[arg(long)]
     ssh: bool,
+    /// `memory`: every table in memory. `mixed`: also kSSD and kHDD tables (disk.ssd_single,
+    /// disk.ssd_triple, disk.hdd_single, disk.hdd_double), the tablets' flags carrying
+    /// --ssd_root_path and --hdd_root_path.
+    #[arg(long, value_enum, default_value_t = sandbox::StorageModes::Memory)]
+    storage_modes: sandbox::StorageModes,
+    /// Make a scheduled snapshot window fall into the rehearsal: each tablet snapshots every
+    /// replica (kMakingSnapshot for a while) this long after it starts, e.g. 30s
+    /// (--make_snapshot_time = the local hour by then, --make_snapshot_check_interval = this,
+    /// --make_snapshot_threshold_offset=0).
+    #[arg(long, value_name = "AFTER", value_parser = parse_duration_arg)]
+    snapshot_window: Option<std::time::Duration>,
 }
 
 pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
@@ -117,6 +128,8 @@ pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
                 auto_failover: !args.no_auto_failover,
                 layout: args.layout,
                 ssh: args.ssh,
+                storage_modes: args.storage_modes,
+                snapshot_window: args.snapshot_window,
             };
             let started = std::time::Instant::now();
             let rt = runtime()?;

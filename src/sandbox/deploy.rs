@@ -199,15 +199,16 @@ pub(super) async fn lay_out(
         // A cluster with fewer tablets than system_table_replica_num cannot start (#3870).
         ("system_table_replica_num", options.tablets.min(2).to_string()),
     ];
+    let mut tablet = Vec::new();
     if options.fast {
         nameserver.extend(super::fast_flags());
         std::fs::write(conf.join("sandbox.env"), "SANDBOX_SLEEP_SCALE=0.1\n").map_err(io_err(&conf))?;
+        tablet.extend(super::tablet_fast_flags());
+    }
+    tablet.extend(super::tablet_option_flags(options));
+    if !tablet.is_empty() {
         edit(&conf.join("tablet.flags.template"), |text| {
-            let mut text = text.to_string();
-            for (key, value) in super::fast_flags().iter().filter(|(k, _)| super::TABLET_FAST_FLAGS.contains(k)) {
-                text = exchange(&text, &format!("--{key}"), value);
-            }
-            text
+            tablet.iter().fold(text.to_string(), |t, (key, value)| exchange(&t, &format!("--{key}"), value))
         })?;
     }
     edit(&conf.join("nameserver.flags.template"), |text| {

@@ -8,8 +8,9 @@
 //!   lay out from a `conf/hosts`, with a host's nameserver, apiserver and taskmanager sharing
 //!   `$OPENMLDB_HOME`; the `cluster.toml` imports that `conf/hosts`.
 //!
-//! Either way `up` judges success by its own checks, creates tables with 1, 2 and 3 replicas and
-//! writes `cluster.toml`; with `--ssh` ([`sshd`]) the tool reaches every host through a real
+//! Either way `up` judges success by its own checks, creates tables with 1, 2 and 3 replicas
+//! (with `--storage-modes mixed` also SSD and HDD ones, [`sandbox_tables`]) and writes
+//! `cluster.toml`; with `--ssh` ([`sshd`]) the tool reaches every host through a real
 //! sshd instead of running commands locally. `sandbox down` stops everything it started.
 //!
 //! Processes started by `up` outlive the command: the sandbox's `sandbox.json` lists the
@@ -22,6 +23,8 @@
 //! loopback address instead of the defaults; `--fast` shrinks OpenMLDB's timing flags and
 //! start.sh's fixed waits (`conf/sandbox.env`) so rehearsals run in seconds; each host stages
 //! releases in its own directory under `<sandbox>/hosts/`, as separate machines would.
+//! `--snapshot-window` sets real snapshot flags to values no one would run in production
+//! ([`snapshot_window_flags`]), so that a snapshot window falls into a rehearsal.
 
 pub mod client;
 mod deploy;
@@ -85,6 +88,19 @@ pub enum Layout {
     Deploy,
 }
 
+/// Which storage modes a sandbox's tables use (C§2.4 `storage_mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageModes {
+    /// Every table kMemory.
+    #[default]
+    Memory,
+    /// Besides the memory tables, kSSD and kHDD tables with one and several replicas; every
+    /// tablet gets an `--ssd_root_path` (and its recycle bin) next to the template's
+    /// `--hdd_root_path`.
+    Mixed,
+}
+
 /// How to build a sandbox.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
@@ -101,6 +117,10 @@ pub struct UpOptions {
     pub layout: Layout,
     /// Start an sshd on every sandbox address and reach the hosts through it ([`sshd`]).
     pub ssh: bool,
+    pub storage_modes: StorageModes,
+    /// Make the tablets' scheduled snapshot window fire this long after each tablet starts
+    /// ([`snapshot_window_flags`]).
+    pub snapshot_window: Option<Duration>,
 }
 
 impl Default for UpOptions {
@@ -116,6 +136,8 @@ impl Default for UpOptions {
             auto_failover: true,
             layout: Layout::Separate,
             ssh: false,
+            storage_modes: StorageModes::Memory,
+            snapshot_window: None,
         }
     }
 }
@@ -231,8 +253,55 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The `--fast` flags a tablet takes.
-pub(super) const TABLET_FAST_FLAGS: [&str; 2] = ["zk_session_timeout", "zk_keep_alive_check_interval"];
+/// The `--fast` flags a tablet takes: the ZooKeeper ones of [`fast_flags`] and the
+/// replicator's waits a tenth of their defaults (`src/flags.cc:93-98`; binlog_sync_wait_time
+/// matters only where `--binlog_notify_on_put` is off). The snapshot schedule is left alone:
+/// `--snapshot-window` is for that.
+pub(super) fn tablet_fast_flags() -> Vec<(&'static str, String)> {
+    let mut flags: Vec<(&'static str, String)> = fast_flags()
+        .into_iter()
+        .filter(|(k, _)| ["zk_session_timeout", "zk_keep_alive_check_interval"].contains(k))
+        .collect();
+    flags.extend([
+        ("binlog_sync_wait_time", "10".into()),
+        ("binlog_coffee_time", "100".into()),
+        ("binlog_match_logoffset_interval", "100".into()),
+    ]);
+    flags
+}
+
+/// The tablet flags `--storage-modes` and `--snapshot-window` add, in both layouts.
+pub(super) fn tablet_option_flags(options: &UpOptions) -> Vec<(&'static str, String)> {
+    let mut flags = Vec::new();
+    if options.storage_modes == StorageModes::Mixed {
+        // The template has the HDD root; the SSD lines are commented out there.
+        flags.push(("ssd_root_path", "./db_ssd".to_string()));
+        flags.push(("recycle_bin_ssd_root_path", "./recycle_ssd".to_string()));
+    }
+    if let Some(after) = options.snapshot_window {
+        flags.extend(snapshot_window_flags(after, chrono::Local::now()));
+    }
+    flags
+}
+
+/// `--snapshot-window AFTER`: the tablets check the snapshot hour every AFTER
+/// (`--make_snapshot_check_interval`, first AFTER after their start), the hour being the local
+/// hour AFTER from now (`--make_snapshot_time`, compared with the local hour,
+/// `src/tablet/tablet_impl.cc:2737-2741`), and every replica is snapshotted whatever it
+/// wrote (`--make_snapshot_threshold_offset=0`). A tablet (re)started within that hour
+/// snapshots its replicas AFTER later, then checks again an hour on.
+pub fn snapshot_window_flags<Tz: chrono::TimeZone>(
+    after: Duration,
+    now: chrono::DateTime<Tz>,
+) -> Vec<(&'static str, String)> {
+    use chrono::Timelike;
+    let fires = now + chrono::Duration::from_std(after).unwrap_or_default();
+    vec![
+        ("make_snapshot_time", fires.hour().to_string()),
+        ("make_snapshot_check_interval", after.as_millis().max(1).to_string()),
+        ("make_snapshot_threshold_offset", "0".to_string()),
+    ]
+}
 
 /// Timing flags of a `--fast` sandbox: OpenMLDB's flags scaled down (C§7).
 pub(super) fn fast_flags() -> Vec<(&'static str, String)> {
@@ -335,7 +404,7 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
         leader_sees_tablets(&state, tablets.clone())
     })
     .await?;
-    create_tables(&state, options.tablets).await?;
+    create_tables(&state, options.tablets, options.storage_modes).await?;
     start_role(&state, Role::Apiserver, options.daemon).await?;
     start_role(&state, Role::Taskmanager, options.daemon).await?;
     for api in of(Role::Apiserver) {
@@ -521,20 +590,49 @@ async fn leader_sees_tablets(state: &SandboxState, tablets: Vec<String>) -> bool
     tablets.iter().all(|t| healthy.contains(&t.as_str()))
 }
 
-/// The sandbox's tables: `(db, table, partitions, replicas)`.
-pub fn sandbox_tables(tablets: usize) -> Vec<(&'static str, &'static str, u32, u32)> {
-    let r = |n: u32| n.min(tablets as u32);
-    vec![
-        ("demo", "single", 4, r(1)),
-        ("demo", "double", 4, r(2)),
-        ("demo", "triple", 4, r(3)),
-        ("shop", "orders", 8, r(2)),
-        ("shop", "events", 6, r(3)),
-    ]
+/// One table `sandbox up` creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxTable {
+    pub db: &'static str,
+    pub name: &'static str,
+    pub partitions: u32,
+    pub replicas: u32,
+    /// `kMemory`, `kSSD` or `kHDD`.
+    pub storage_mode: &'static str,
 }
 
-async fn create_tables(state: &SandboxState, tablets: usize) -> Result<(), SandboxError> {
-    for (db, name, partitions, replicas) in sandbox_tables(tablets) {
+/// The sandbox's tables: memory tables with 1, 2 and 3 replicas, and with
+/// `--storage-modes mixed` also SSD and HDD tables with one and several replicas (replica
+/// counts capped at the number of tablets).
+pub fn sandbox_tables(tablets: usize, storage_modes: StorageModes) -> Vec<SandboxTable> {
+    let r = |n: u32| n.min(tablets as u32);
+    let table = |db, name, partitions, replicas, storage_mode| SandboxTable {
+        db,
+        name,
+        partitions,
+        replicas: r(replicas),
+        storage_mode,
+    };
+    let mut tables = vec![
+        table("demo", "single", 4, 1, "kMemory"),
+        table("demo", "double", 4, 2, "kMemory"),
+        table("demo", "triple", 4, 3, "kMemory"),
+        table("shop", "orders", 8, 2, "kMemory"),
+        table("shop", "events", 6, 3, "kMemory"),
+    ];
+    if storage_modes == StorageModes::Mixed {
+        tables.extend([
+            table("disk", "ssd_single", 2, 1, "kSSD"),
+            table("disk", "ssd_triple", 2, 3, "kSSD"),
+            table("disk", "hdd_single", 2, 1, "kHDD"),
+            table("disk", "hdd_double", 2, 2, "kHDD"),
+        ]);
+    }
+    tables
+}
+
+async fn create_tables(state: &SandboxState, tablets: usize, storage_modes: StorageModes) -> Result<(), SandboxError> {
+    for SandboxTable { db, name, partitions, replicas, storage_mode } in sandbox_tables(tablets, storage_modes) {
         let reply = ns_call(state, "CreateDatabase", json!({"db": db, "if_not_exists": true}))
             .await
             .map_err(SandboxError::Tables)?;
@@ -542,7 +640,8 @@ async fn create_tables(state: &SandboxState, tablets: usize) -> Result<(), Sandb
         if code != 0 && code != 801 {
             return Err(SandboxError::Tables(format!("CreateDatabase {db}: {reply}")));
         }
-        let table_info = json!({"name": name, "db": db, "partition_num": partitions, "replica_num": replicas});
+        let table_info = json!({"name": name, "db": db, "partition_num": partitions, "replica_num": replicas,
+                                "storage_mode": storage_mode});
         let reply =
             ns_call(state, "CreateTable", json!({"table_info": table_info})).await.map_err(SandboxError::Tables)?;
         if crate::sim::http::reply_code(&reply) != 0 {
@@ -555,4 +654,56 @@ async fn create_tables(state: &SandboxState, tablets: usize) -> Result<(), Sandb
 /// A plain HTTP GET; `None` when the server does not answer 200.
 pub async fn http_get(endpoint: &str, path: &str) -> Option<String> {
     crate::cluster::rpc::RpcClient::new(None, Duration::from_secs(3)).get_text(endpoint, path).await.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn snapshot_window_is_the_hour_the_first_check_falls_in() {
+        let at = |h, m, s| chrono::Utc.with_ymd_and_hms(2024, 12, 2, h, m, s).unwrap();
+        let flags = snapshot_window_flags(Duration::from_secs(30), at(10, 20, 0));
+        assert_eq!(
+            flags,
+            vec![
+                ("make_snapshot_time", "10".to_string()),
+                ("make_snapshot_check_interval", "30000".to_string()),
+                ("make_snapshot_threshold_offset", "0".to_string()),
+            ]
+        );
+        assert_eq!(snapshot_window_flags(Duration::from_secs(30), at(10, 59, 50))[0].1, "11");
+        assert_eq!(snapshot_window_flags(Duration::from_secs(30), at(23, 59, 50))[0].1, "0");
+    }
+
+    #[test]
+    fn mixed_storage_modes_add_disk_tables_and_roots() {
+        let memory = sandbox_tables(3, StorageModes::Memory);
+        assert!(memory.iter().all(|t| t.storage_mode == "kMemory"));
+        let mixed = sandbox_tables(3, StorageModes::Mixed);
+        assert_eq!(mixed.len(), memory.len() + 4);
+        for mode in ["kSSD", "kHDD"] {
+            let replicas: Vec<u32> = mixed.iter().filter(|t| t.storage_mode == mode).map(|t| t.replicas).collect();
+            assert!(replicas.contains(&1) && replicas.iter().any(|r| *r > 1), "{mode}: {replicas:?}");
+        }
+        assert!(sandbox_tables(1, StorageModes::Mixed).iter().all(|t| t.replicas == 1));
+
+        let options = UpOptions {
+            storage_modes: StorageModes::Mixed,
+            snapshot_window: Some(Duration::from_secs(20)),
+            ..UpOptions::default()
+        };
+        let flags = release::templates::render_flags(release::templates::TABLET_FLAGS, &tablet_option_flags(&options));
+        let set: Vec<&str> = flags.lines().filter(|l| l.starts_with("--")).collect();
+        for line in
+            ["--ssd_root_path=./db_ssd", "--recycle_bin_ssd_root_path=./recycle_ssd", "--hdd_root_path=./db_hdd"]
+        {
+            assert!(set.contains(&line), "{flags}");
+        }
+        assert_eq!(set.iter().filter(|l| l.starts_with("--make_snapshot_time=")).count(), 1, "{flags}");
+        assert!(set.contains(&"--make_snapshot_check_interval=20000"), "{flags}");
+        let plain = tablet_option_flags(&UpOptions::default());
+        assert!(plain.is_empty(), "defaults change nothing: {plain:?}");
+    }
 }

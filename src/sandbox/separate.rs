@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::release::{self, templates};
-use super::TABLET_FAST_FLAGS;
 use super::{copy_tree, fast_flags, io_err, Ports, SandboxComponent, SandboxError, SandboxState, UpOptions};
+use super::{tablet_fast_flags, tablet_option_flags};
 use crate::cluster::topology::Role;
 
 /// One loopback address and directory per component, as if each ran on its own host.
@@ -63,8 +63,9 @@ pub(super) fn install(
         }
         Role::Tablet => {
             if options.fast {
-                set.extend(fast_flags().into_iter().filter(|(k, _)| TABLET_FAST_FLAGS.contains(k)));
+                set.extend(tablet_fast_flags());
             }
+            set.extend(tablet_option_flags(options));
             ("tablet.flags", templates::render_flags(templates::TABLET_FLAGS, &set))
         }
         Role::Apiserver => ("apiserver.flags", templates::render_flags(templates::APISERVER_FLAGS, &set)),

@@ -57,7 +57,45 @@ pub struct SimFlags {
     /// `user:password` for ZooKeeper digest auth (C§1.1 "ACL").
     pub zk_cert: Option<String>,
     pub zk_keep_alive_check_interval: Duration,
-    pub db_root_path: PathBuf,
+    /// `--db_root_path` (default `/tmp/`): where kMemory replicas live; a comma-separated list
+    /// of disks, empty pieces dropped (`base::SplitString`, `TabletImpl::Init`,
+    /// `src/tablet/tablet_impl.cc:190`). Relative paths resolve against the working directory.
+    pub db_root_path: Vec<PathBuf>,
+    /// `--ssd_root_path` / `--hdd_root_path` (default empty: no root for kSSD / kHDD tables,
+    /// `src/flags.cc:122-123`), lists like `db_root_path`.
+    pub ssd_root_path: Vec<PathBuf>,
+    pub hdd_root_path: Vec<PathBuf>,
+    /// `--recycle_bin_root_path` (default `/tmp/recycle`), `--recycle_bin_ssd_root_path`,
+    /// `--recycle_bin_hdd_root_path` (default empty) and `--recycle_bin_enabled` (default true,
+    /// `src/flags.cc:148-151`): where DropTable and DeleteBinlog move a replica's files.
+    pub recycle_bin_root_path: Vec<PathBuf>,
+    pub recycle_bin_ssd_root_path: Vec<PathBuf>,
+    pub recycle_bin_hdd_root_path: Vec<PathBuf>,
+    pub recycle_bin_enabled: bool,
+    /// `--make_snapshot_time` (default 23, `src/flags.cc:134`): the local hour in which the
+    /// tablet snapshots its replicas; outside 0..=23 the tablet does not start.
+    pub make_snapshot_time: i64,
+    /// `--make_snapshot_check_interval` (default 10 min, `src/flags.cc:135`).
+    pub make_snapshot_check_interval: Duration,
+    /// `--make_snapshot_threshold_offset` (default 100000, `src/flags.cc:137`): entries past the
+    /// last snapshot needed before a scheduled snapshot is made.
+    pub make_snapshot_threshold_offset: u64,
+    /// `--make_snapshot_offline_interval` (default 1 day, `src/flags.cc:139`): a replica the
+    /// nameserver had snapshotted (MakeSnapshot with a task) this recently is skipped.
+    pub make_snapshot_offline_interval: Duration,
+    /// Replication (`src/flags.cc:90-98`, `src/replica/replicate_node.cc:99-142`):
+    /// `--binlog_notify_on_put` (default false) wakes the followers' workers on every Put;
+    /// otherwise they look for new entries every `--binlog_sync_wait_time` (100 ms). A worker
+    /// sends at most `--binlog_sync_batch_size` (32) entries per AppendEntries, pauses
+    /// `--binlog_coffee_time` (1000 ms) after a failed send, and retries its first contact
+    /// every `--binlog_match_logoffset_interval` (1000 ms).
+    pub binlog_notify_on_put: bool,
+    pub binlog_sync_wait_time: Duration,
+    pub binlog_sync_batch_size: usize,
+    pub binlog_coffee_time: Duration,
+    pub binlog_match_logoffset_interval: Duration,
+    /// `--request_timeout_ms` (default 20000, `src/flags.cc:114`): the timeout of a replication call.
+    pub request_timeout: Duration,
     pub enable_status_service: bool,
     /// `--openmldb_log_dir` (default `./logs`, relative to the working directory): where a
     /// server's glog files go; empty means stderr (`src/base/glog_wrapper.h`, see `glog`).
@@ -90,10 +128,6 @@ pub struct SimFlags {
     pub interactive: bool,
     pub database: String,
     pub max_col_display_length: usize,
-    /// Simulator-only `--sim_replication_delay_ms` (default 10): how old a leader's log entry
-    /// must be before it is sent to followers, i.e. the replication lag. Real OpenMLDB
-    /// replicates as fast as the network allows; this makes lag observable and controllable.
-    pub sim_replication_delay: Duration,
 }
 
 impl Default for SimFlags {
@@ -106,7 +140,23 @@ impl Default for SimFlags {
             zk_session_timeout: Duration::from_millis(2000),
             zk_cert: None,
             zk_keep_alive_check_interval: Duration::from_millis(15000),
-            db_root_path: PathBuf::from("/tmp/"),
+            db_root_path: vec![PathBuf::from("/tmp/")],
+            ssd_root_path: Vec::new(),
+            hdd_root_path: Vec::new(),
+            recycle_bin_root_path: vec![PathBuf::from("/tmp/recycle")],
+            recycle_bin_ssd_root_path: Vec::new(),
+            recycle_bin_hdd_root_path: Vec::new(),
+            recycle_bin_enabled: true,
+            make_snapshot_time: 23,
+            make_snapshot_check_interval: Duration::from_millis(600_000),
+            make_snapshot_threshold_offset: 100_000,
+            make_snapshot_offline_interval: Duration::from_secs(86_400),
+            binlog_notify_on_put: false,
+            binlog_sync_wait_time: Duration::from_millis(100),
+            binlog_sync_batch_size: 32,
+            binlog_coffee_time: Duration::from_millis(1000),
+            binlog_match_logoffset_interval: Duration::from_millis(1000),
+            request_timeout: Duration::from_millis(20_000),
             enable_status_service: false,
             openmldb_log_dir: "./logs".to_string(),
             log_level: "debug".to_string(),
@@ -131,7 +181,6 @@ impl Default for SimFlags {
             interactive: true,
             database: String::new(),
             max_col_display_length: 256,
-            sim_replication_delay: Duration::from_millis(10),
         }
     }
 }
@@ -146,6 +195,12 @@ fn split_flag(arg: &str) -> Option<(String, Option<String>)> {
         Some((k, v)) => Some((k.to_string(), Some(v.to_string()))),
         None => Some((body.to_string(), None)),
     }
+}
+
+/// A comma-separated list of paths as `base::SplitString` splits it (empty pieces dropped),
+/// relative ones resolved against `cwd`.
+fn path_list(text: &str, cwd: &Path) -> Vec<PathBuf> {
+    text.split(',').filter(|p| !p.is_empty()).map(|p| cwd.join(p)).collect()
 }
 
 /// Parses the lines of a flagfile into key/value pairs (later lines win).
@@ -222,11 +277,25 @@ impl SimFlags {
             "zk_session_timeout" => self.zk_session_timeout = ms(&text)?,
             "zk_cert" => self.zk_cert = value.filter(|v| !v.is_empty()),
             "zk_keep_alive_check_interval" => self.zk_keep_alive_check_interval = ms(&text)?,
-            "db_root_path" => {
-                // Comma-separated multi-disk lists exist; the simulator uses the first path.
-                let first = text.split(',').next().unwrap_or_default();
-                self.db_root_path = cwd.join(first);
+            "db_root_path" => self.db_root_path = path_list(&value.unwrap_or_default(), cwd),
+            "ssd_root_path" => self.ssd_root_path = path_list(&value.unwrap_or_default(), cwd),
+            "hdd_root_path" => self.hdd_root_path = path_list(&value.unwrap_or_default(), cwd),
+            "recycle_bin_root_path" => self.recycle_bin_root_path = path_list(&value.unwrap_or_default(), cwd),
+            "recycle_bin_ssd_root_path" => self.recycle_bin_ssd_root_path = path_list(&value.unwrap_or_default(), cwd),
+            "recycle_bin_hdd_root_path" => self.recycle_bin_hdd_root_path = path_list(&value.unwrap_or_default(), cwd),
+            "recycle_bin_enabled" => self.recycle_bin_enabled = boolean(&text)?,
+            "make_snapshot_time" => {
+                self.make_snapshot_time = text.parse::<i64>().map_err(|_| bad("a number"))?;
             }
+            "make_snapshot_check_interval" => self.make_snapshot_check_interval = ms(&text)?,
+            "make_snapshot_threshold_offset" => self.make_snapshot_threshold_offset = num(&text)?,
+            "make_snapshot_offline_interval" => self.make_snapshot_offline_interval = Duration::from_secs(num(&text)?),
+            "binlog_notify_on_put" => self.binlog_notify_on_put = boolean(&text)?,
+            "binlog_sync_wait_time" => self.binlog_sync_wait_time = ms(&text)?,
+            "binlog_sync_batch_size" => self.binlog_sync_batch_size = num(&text)? as usize,
+            "binlog_coffee_time" => self.binlog_coffee_time = ms(&text)?,
+            "binlog_match_logoffset_interval" => self.binlog_match_logoffset_interval = ms(&text)?,
+            "request_timeout_ms" => self.request_timeout = ms(&text)?,
             "enable_status_service" => self.enable_status_service = boolean(&text)?,
             "openmldb_log_dir" => self.openmldb_log_dir = value.unwrap_or_default(),
             "log_level" => self.log_level = text,
@@ -251,7 +320,6 @@ impl SimFlags {
             "interactive" => self.interactive = boolean(&text)?,
             "database" => self.database = value.unwrap_or_default(),
             "max_col_display_length" => self.max_col_display_length = num(&text)? as usize,
-            "sim_replication_delay_ms" => self.sim_replication_delay = ms(&text)?,
             _ => {} // accepted and ignored, like the many flags real flagfiles carry
         }
         Ok(())
@@ -297,8 +365,24 @@ mod tests {
         assert_eq!(flags.endpoint, "127.0.0.1:2");
         assert_eq!(flags.zk_session_timeout, Duration::from_secs(10));
         assert!(flags.enable_status_service);
-        assert_eq!(flags.db_root_path, dir.path().join("./db"));
+        assert_eq!(flags.db_root_path, vec![dir.path().join("./db")]);
         assert_eq!(flags.op_queue_count(), 10);
+    }
+
+    #[test]
+    fn root_paths_split_like_base_split_string() {
+        let flags = SimFlags::parse(
+            ["--db_root_path=./a,,/b,", "--ssd_root_path=", "--hdd_root_path=./hdd", "--make_snapshot_time=-1"],
+            Path::new("/w"),
+        )
+        .expect("parse");
+        assert_eq!(flags.db_root_path, vec![PathBuf::from("/w/./a"), PathBuf::from("/b")]);
+        assert!(flags.ssd_root_path.is_empty());
+        assert_eq!(flags.hdd_root_path, vec![PathBuf::from("/w/./hdd")]);
+        assert_eq!(flags.make_snapshot_time, -1);
+        assert_eq!(flags.recycle_bin_root_path, vec![PathBuf::from("/tmp/recycle")]);
+        assert_eq!(flags.binlog_sync_batch_size, 32);
+        assert!(!flags.binlog_notify_on_put);
     }
 
     #[test]

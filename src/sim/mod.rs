@@ -39,7 +39,29 @@
 //! ZooKeeper layout and election (C§1), RPC names, URL forms, JSON shapes, error codes and
 //! per-connection authentication (C§2), op types, task chains, queues, polling, failover
 //! resume and ShowOPStatus retention (C§3), tablet replica modes and states (C§4), flag
-//! names and defaults (C§7).
+//! names and defaults (C§7). Following OpenMLDB's source (`src/tablet/tablet_impl.cc`,
+//! `src/replica/*.cc`) more closely than the reference notes:
+//!
+//! * Storage modes ([`tablet`]'s `storage`): kMemory, kSSD and kHDD replicas live under the
+//!   root of their mode (`--db_root_path`, `--ssd_root_path`, `--hdd_root_path`, several
+//!   roots picked by tid/pid hash), and every RPC that touches files picks the root by the
+//!   storage mode it is given: LoadTable by the request's (so a wrong mode loads an empty
+//!   table from the other root; a mode without a root is 138 and fails the task), SendData,
+//!   GetManifest, GetTermPair and DeleteBinlog likewise. A disk table being loaded appears
+//!   only once the load task runs. DropTable moves the directory to the mode's
+//!   `--recycle_bin_*root_path`; without one the task fails and the replica stays. The
+//!   nameserver sends the table's `storage_mode` in CreateTable and in every LoadTable,
+//!   GetTermPair and DeleteBinlog of its ops.
+//! * Snapshots ([`tablet`]'s `snapshot`): the tablet's own schedule (`--make_snapshot_time`
+//!   in local time, `--make_snapshot_check_interval`, `--make_snapshot_threshold_offset`,
+//!   `--make_snapshot_offline_interval`, one snapshot at a time), the MakeSnapshot RPC, the
+//!   kMakingSnapshot state and what each RPC answers in it and in kSnapshotPaused.
+//! * Replication ([`tablet`]'s `replication`): per-follower nodes with the real timing:
+//!   first contact retried every `--binlog_match_logoffset_interval`, new entries sent when a
+//!   Put notifies (`--binlog_notify_on_put`) or after `--binlog_sync_wait_time`, batches of
+//!   `--binlog_sync_batch_size` back to back, a failed request resent as it was after
+//!   `--binlog_coffee_time`; ChangeRole(follower), DelReplica and DropTable stop nodes, and
+//!   what a stopped node had not sent is never sent.
 //!
 //! # Simplifications versus real OpenMLDB
 //!
@@ -58,15 +80,29 @@
 //! * The internal databases (`__INTERNAL_DB`, `__PRE_AGG_DB`, `INFORMATION_SCHEMA`) and
 //!   their system tables are created as metadata with one partition and
 //!   `--system_table_replica_num` replicas (at least 1); they hold no rows.
-//! * Tablets keep a replica's metadata and log under `--db_root_path/<tid>_<pid>/`
+//! * Tablets keep a replica's metadata and log under `<root of its storage mode>/<tid>_<pid>/`
 //!   (`table_meta.json`, and `binlog.jsonl` with one `LogEntry` per line, appended as rows
-//!   arrive). The log is the table: there is no separate memtable, index file or snapshot.
-//!   `GetManifest` always reports offset 0, `DeleteBinlog` does nothing, and `SendSnapshot`
-//!   ships both files through a `SendData` call carrying the file content in a JSON field.
-//!   Data lives in db_root_path, so it survives process restarts and a replaced `bin/`.
+//!   arrive). The log is the table: there is no separate memtable, RocksDB or snapshot data
+//!   file, and disk tables hold their rows in memory like memory tables. Data lives in the
+//!   root directories, so it survives process restarts and a replaced `bin/`.
+//!   `table_meta.json` is rewritten when the replica's role, term or followers change (the
+//!   real `table_meta.txt` only at CreateTable and LoadTable), so GetTermPair of an unloaded
+//!   replica can answer its last term.
+//! * A snapshot writes only `snapshot/MANIFEST` (JSON: `offset`, `name`, `count`, `term`,
+//!   named like the real ones); no entry is dropped from the log, so no row is lost and
+//!   loading still replays every entry. It holds the replica in kMakingSnapshot for
+//!   [`tablet::SNAPSHOT_MIN`] (200 ms) plus, for a memory table, its rows at
+//!   [`tablet::SNAPSHOT_ROWS_PER_SECOND`] (50 000 rows/s); a disk table's checkpoint does not
+//!   grow with the data. `GetManifest` reports that MANIFEST (only `offset: 0` without one).
+//!   `SendSnapshot` ships `table_meta.json`, the whole log and the MANIFEST through `SendData`
+//!   calls carrying each file in a JSON field (the real tablet sends its snapshot file, or
+//!   nothing when it has none, and lets the replicator send the rest). `DeleteBinlog` does
+//!   nothing (the log doubles as the snapshot). `diskused` is always 0.
 //! * Loading (kTableUndefined → kTableLoading → kTableNormal) runs in the background:
-//!   100 ms undefined, then 100 ms plus the log replay at 100 000 rows/s
-//!   ([`tablet::load_duration`]). kTableUndefined answers data RPCs like kTableLoading (104).
+//!   100 ms undefined (a disk table: not listed yet), then 100 ms plus the replay at
+//!   100 000 rows/s ([`tablet::load_duration`]) of every entry for a memory table and of the
+//!   entries past its snapshot for a disk table. kTableUndefined answers data RPCs like
+//!   kTableLoading (104).
 //! * Rows: `Put` takes the key from `dimensions[0].key` (else `pk`), the value as a string
 //!   (bytes in the real proto) and `time` (now when absent); there is no schema, no
 //!   multi-index, no TTL and no `put_if_absent`/`check_exists`. `Get` returns the newest row
@@ -75,27 +111,32 @@
 //!   `{ts, value}` instead of the real binary-encoded bytes. As in `TB` `CheckTable`, Put
 //!   needs leader mode (103 otherwise) but Get and Scan are served by followers too, from
 //!   their own, possibly lagging, data.
-//! * Replication: a leader runs one worker per follower that sends `AppendEntries` batches
-//!   of entries at least `--sim_replication_delay_ms` old (a **simulator-only flag**,
-//!   default 10 ms; real OpenMLDB sends as fast as it can). Followers refuse an older term
-//!   (code 122), so after a leader change the replaced leader's unsent entries never
-//!   reach the new term; a follower with more entries than its new leader (only possible
-//!   with an explicit, lagging `candidate_leader`) keeps them, as entries at or below its
-//!   offset are skipped. The replaced leader loses its extra entries when RecoverTable
-//!   re-adds it with a drop. Offsets are the real log indexes and flow through
-//!   GetTableStatus, FollowOfNoOne (leader choice, C§3.5), GetTermPair and the periodic
-//!   status refresh (ShowTable, C§3.7).
+//! * Replication: the nodes send `AppendEntries` over HTTP+JSON, one call per batch; a
+//!   request already on the wire when its node stops still lands. Followers refuse an older
+//!   term (code 122), so after a leader change the replaced leader's unsent entries never
+//!   reach the new term; a follower appends only entries that continue its log (the real one
+//!   applies any entry past its offset), and one with more entries than its new leader (only
+//!   possible with an explicit, lagging `candidate_leader`) keeps them. The replaced leader
+//!   loses its extra entries when RecoverTable re-adds it with a drop. Offsets are the real
+//!   log indexes and flow through GetTableStatus, FollowOfNoOne (leader choice, C§3.5),
+//!   GetTermPair and the periodic status refresh (ShowTable, C§3.7).
 //! * RecoverTable's child-op choice: a replica "matches" when its log is empty (offset 0) or
 //!   its term is in the partition's `term_offset` list and its offset is below the start
-//!   offset of the next term; as the
-//!   manifest offset is 0, the choice is Simplify (loaded, matched), WithDrop (loaded, not
-//!   matched), NoSend (not loaded, matched) or ReAddReplica (not loaded, not matched).
+//!   offset of the next term; the nameserver does not ask the leader's GetManifest (the real
+//!   one also needs the replica's offset to reach the leader's snapshot offset), and an
+//!   unloaded replica's GetTermPair answers its log's last offset and its meta's term (the
+//!   real tablet answers its snapshot manifest's, 0 without a snapshot, which the real
+//!   nameserver then treats as not matching). So the choice is Simplify (loaded, matched),
+//!   WithDrop (loaded, not matched), NoSend (not loaded, matched) or ReAddReplica (not
+//!   loaded, not matched).
 //! * Replica placement of CreateTable is round-robin over the healthy tablets starting at
 //!   `tid`, the first replica of each partition being its leader.
 //! * The NS notices a tablet restart only through `/nodes` children changes (the old
 //!   ephemeral node must expire first, which a real restart also needs, C§1.3).
-//! * `--use_name`, multi-cluster (replica cluster) ops, `kMakeSnapshotOP` scheduling, SQL,
-//!   deployments, procedures and UDFs are not simulated; `name_server_task_pool_size` and
+//! * `--use_name`, multi-cluster (replica cluster) ops, the nameserver's own snapshot
+//!   schedule (`NameServerImpl::SchedMakeSnapshot`, which sends MakeSnapshot with each
+//!   partition's lowest offset in the same hour), SQL, deployments, procedures and UDFs are
+//!   not simulated; `name_server_task_pool_size` and
 //!   `name_server_op_execute_timeout` are parsed but have no effect (tasks run as async tasks).
 //! * CLI (`cli`): transport failures print brpc-like texts (`[E111]Fail to connect ...`), not
 //!   brpc's exact ones; `real_endpoint` is always `-`; `--interactive=true` with `--cmd` runs

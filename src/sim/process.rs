@@ -154,7 +154,9 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
             }),
             Role::Tablet => run_tablet(listener, flags, version, shutdown).await.map_err(|e| {
                 let step = match e {
-                    TabletError::DbRoot { .. } | TabletError::Zk(ZkError::Connect { .. }) => "fail to init tablet",
+                    TabletError::DbRoot { .. } | TabletError::BadFlag(_) | TabletError::Zk(ZkError::Connect { .. }) => {
+                        "fail to init tablet"
+                    }
                     _ => "Fail to register zk",
                 };
                 (e.to_string(), Some(step))

@@ -163,6 +163,12 @@ proto_enum!(
 );
 
 proto_enum!(
+    /// `openmldb.common.StorageMode`: where a table's replicas keep their data (C§2.4
+    /// `TableMeta.storage_mode`, default kMemory).
+    StorageMode { kUnknown = 0, kMemory = 1, kSSD = 2, kHDD = 3 }
+);
+
+proto_enum!(
     /// `openmldb.api.OPType` (C§3.1), the types the simulator creates.
     OpType {
         kMakeSnapshotOP = 1,
@@ -376,18 +382,33 @@ pub struct TableStatus {
     pub offset: u64,
     pub mode: TableMode,
     pub state: TableState,
-    pub is_expire: bool,
+    /// Memory tables only, like `record_byte_size`, `record_idx_byte_size`, `record_pk_cnt`,
+    /// `skiplist_height` and `idx_cnt` (`TabletImpl::GetTableStatus`,
+    /// `src/tablet/tablet_impl.cc:2529-2551`): unset, so absent, for disk tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_expire: Option<bool>,
     pub time_offset: i64,
     pub record_cnt: u64,
-    pub idx_cnt: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idx_cnt: Option<u64>,
     pub name: String,
-    pub record_byte_size: u64,
-    pub record_idx_byte_size: u64,
-    pub record_pk_cnt: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_byte_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_idx_byte_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_pk_cnt: Option<u64>,
     pub compress_type: String,
-    pub skiplist_height: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skiplist_height: Option<u32>,
     pub diskused: u64,
-    pub storage_mode: String,
+    pub storage_mode: StorageMode,
+    /// Disk tables only: the snapshot directory and the (absolute) binlog directory
+    /// (`src/tablet/tablet_impl.cc:2552-2580`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binlog_path: Option<String>,
 }
 
 /// A `{code, msg}` reply (`GeneralResponse` of either service).

@@ -133,7 +133,9 @@ async fn c1_4_version_comes_from_the_installed_release() {
     let root = cluster.path().join("release");
     std::fs::create_dir_all(root.join("conf")).expect("conf");
     let endpoint = format!("127.0.0.1:{}", crate::support::free_port());
-    let mut flagfile = format!("--role=tablet\n--endpoint={endpoint}\n--db_root_path=./db\n# a comment\n\n");
+    let mut flagfile = format!(
+        "--role=tablet\n--endpoint={endpoint}\n--db_root_path=./db\n--recycle_bin_root_path=./recycle\n# a comment\n\n"
+    );
     flagfile.push_str("--some_flag_we_do_not_know=1\n");
     for flag in cluster.common_flags() {
         if !flag.starts_with("--enable_status_service") {

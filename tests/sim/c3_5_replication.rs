@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 
 use crate::support::{wait_for, SimCluster};
 
-/// C§3.5: followers lag the leader (`--sim_replication_delay_ms`); `changeleader t 0 auto`
+/// C§3.5: followers lag the leader (`--binlog_notify_on_put=false`, its default, and
+/// `--binlog_sync_wait_time=3000`: a node that has sent everything looks for new entries only
+/// every 3 s, `src/replica/replicate_node.cc:117-130`); `changeleader t 0 auto`
 /// on the live leader picks a follower by offset, and exactly the entries the followers had
 /// not received are lost: the new leader does not have them, the old leader (still
 /// kTableLeader on its tablet) keeps them and even accepts more writes, and RecoverTable
@@ -16,7 +18,7 @@ use crate::support::{wait_for, SimCluster};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c3_5_change_leader_to_a_lagging_follower_loses_exactly_the_missing_entries() {
     let mut cluster = SimCluster::new("/c3_5_lag");
-    let lag = ["--sim_replication_delay_ms=3000"];
+    let lag = ["--binlog_sync_wait_time=3000"];
     for _ in 0..3 {
         cluster.start_tablet(&lag).await;
     }
@@ -38,7 +40,8 @@ async fn c3_5_change_leader_to_a_lagging_follower_loses_exactly_the_missing_entr
         })
         .await;
     }
-    // The second batch is acknowledged by the leader but not sent yet (3 s lag).
+    // The second batch is acknowledged by the leader but not sent yet: the nodes have just
+    // sent the first one and wait up to 3 s before they look again.
     for i in 0..5 {
         assert_eq!(cluster.tablet(&old_leader, "Put", put(format!("b{i}"))).await["code"], 0);
     }

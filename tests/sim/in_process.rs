@@ -21,6 +21,7 @@ async fn flags_for(listener: &TcpListener, zk: &ZooKeeperServer, root: &str, db:
             format!("--zk_root_path={root}"),
             "--zk_session_timeout=2000".to_string(),
             format!("--db_root_path={}", db.display()),
+            format!("--recycle_bin_root_path={}", db.join("recycle").display()),
         ],
         db,
     )

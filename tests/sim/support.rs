@@ -97,11 +97,14 @@ impl SimCluster {
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         let db = self.dir.path().join(format!("db-{}", endpoint.replace(':', "_")));
+        // Not the default /tmp/recycle, which every test's tablets would share.
+        let recycle = self.dir.path().join(format!("recycle-{}", endpoint.replace(':', "_")));
         let mut command = Command::new(SIM);
         command
             .arg(format!("--role={role}"))
             .arg(format!("--endpoint={endpoint}"))
             .arg(format!("--db_root_path={}", db.display()))
+            .arg(format!("--recycle_bin_root_path={}", recycle.display()))
             .arg(format!("--openmldb_log_dir={}", self.glog_dir(endpoint).display()))
             .args(self.common_flags())
             .args(extra)

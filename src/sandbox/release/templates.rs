@@ -21,6 +21,8 @@ pub const NAMESERVER_FLAGS: &str = "\
 --system_table_replica_num=2
 ";
 
+/// The tablet's keys as `release/conf/tablet.flags.template` has them: the binlog block
+/// (notify on put), the disk roots (HDD set, SSD commented out) and the snapshot hour.
 pub const TABLET_FLAGS: &str = "\
 # tablet
 --endpoint=127.0.0.1:10921
@@ -31,11 +33,24 @@ pub const TABLET_FLAGS: &str = "\
 --zk_session_timeout=10000
 --thread_pool_size=24
 --openmldb_log_dir=./logs
+# binlog
+#--binlog_coffee_time=1000
+#--binlog_match_logoffset_interval=1000
+--binlog_notify_on_put=true
+#--binlog_sync_batch_size=32
+#--binlog_sync_wait_time=100
 --db_root_path=./db
 --recycle_bin_root_path=./recycle
+# HDD tables
 --hdd_root_path=./db_hdd
 --recycle_bin_hdd_root_path=./recycle_hdd
+# SSD tables (optional)
+#--ssd_root_path=./db_ssd
+#--recycle_bin_ssd_root_path=./recycle_ssd
+# snapshots at 23 o'clock
 --make_snapshot_time=23
+#--make_snapshot_check_interval=600000
+#--make_snapshot_threshold_offset=100000
 ";
 
 pub const APISERVER_FLAGS: &str = "\

@@ -16,7 +16,7 @@ use zookeeper_client as zkc;
 
 use super::flags::SimFlags;
 use super::http::{self, Authenticator, HttpConfig};
-use super::proto::{PartitionMeta, TableInfo, TablePartition, TermPair};
+use super::proto::{PartitionMeta, StorageMode, TableInfo, TablePartition, TermPair};
 use super::zk::{Zk, ZkError, ZkPaths};
 use ops::Op;
 
@@ -272,7 +272,9 @@ impl NameServer {
                 continue;
             }
             let replicas = self.flags.system_table_replica_num.max(1);
-            if let Err((code, msg)) = self.create_table_internal(name, db, 1, replicas, Vec::new(), Vec::new()).await {
+            let created =
+                self.create_table_internal(name, db, 1, replicas, StorageMode::kMemory, Vec::new(), Vec::new()).await;
+            if let Err((code, msg)) = created {
                 tracing::warn!("cannot create system table {db}.{name}: {code} {msg}");
             }
         }
@@ -280,13 +282,18 @@ impl NameServer {
     }
 
     /// Creates a table: allocates a tid, places replicas round-robin over the healthy
-    /// tablets (leaders spread), creates them on the tablets, persists the metadata.
+    /// tablets (leaders spread), creates them on the tablets (every partition's followers
+    /// before its leader, as `CreateTableOnTablet` is called for followers first, so the
+    /// leader's replicators find them, `src/nameserver/name_server_impl.cc:2284-2345`), and
+    /// persists the metadata. Each replica gets the table's `storage_mode`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn create_table_internal(
         &self,
         name: &str,
         db: &str,
         partition_num: u32,
         replica_num: u32,
+        storage_mode: StorageMode,
         column_desc: Vec<serde_json::Value>,
         column_key: Vec<serde_json::Value>,
     ) -> Result<TableInfo, (i32, String)> {
@@ -316,7 +323,7 @@ impl NameServer {
             column_key,
             format_version: Some(1),
             db: db.to_string(),
-            storage_mode: Some("kMemory".to_string()),
+            storage_mode: Some(storage_mode.name().to_string()),
             ..TableInfo::default()
         };
         for pid in 0..partition_num {
@@ -343,11 +350,12 @@ impl NameServer {
         for partition in &table.table_partition {
             let followers: Vec<String> =
                 partition.partition_meta.iter().filter(|m| !m.is_leader).map(|m| m.endpoint.clone()).collect();
-            for meta in &partition.partition_meta {
+            let followers_first = partition.partition_meta.iter().filter(|m| !m.is_leader);
+            for meta in followers_first.chain(partition.partition_meta.iter().filter(|m| m.is_leader)) {
                 let mut table_meta = serde_json::json!({
                     "tid": tid, "pid": partition.pid, "name": name, "db": db, "term": term,
                     "mode": if meta.is_leader { "kTableLeader" } else { "kTableFollower" },
-                    "storage_mode": "kMemory",
+                    "storage_mode": storage_mode.name(),
                 });
                 if meta.is_leader && !followers.is_empty() {
                     table_meta["replicas"] = serde_json::json!(followers);

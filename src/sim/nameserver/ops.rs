@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{now_ms, NameServer, NsState};
 use crate::sim::http;
-use crate::sim::proto::{OpStatus, OpType, PartitionMeta, TableMode, TaskStatus, TaskType, TermPair};
+use crate::sim::proto::{OpStatus, OpType, PartitionMeta, TableInfo, TableMode, TaskStatus, TaskType, TermPair};
 
 /// The placeholder endpoint of RecoverEndpoint(need_restore)'s second RecoverTable op: "the dead
 /// leader of this partition" (C§3.1).
@@ -816,8 +816,10 @@ async fn tablet_request(
             // ReLoadTable loads a single replica as leader (C§3.1).
             let mode =
                 if op_type == OpType::kReLoadTableOP { TableMode::kTableLeader } else { TableMode::kTableFollower };
+            // The table's storage mode, as `LoadTableTaskMeta` carries it
+            // (`src/nameserver/name_server_impl.cc:10227-10242`): the tablet picks the root by it.
             let mut meta = json!({ "tid": tid, "pid": pid, "name": name, "mode": mode.name(), "term": term,
-                                   "storage_mode": "kMemory" });
+                                   "storage_mode": table_storage_mode(table) });
             if let Some(table) = table {
                 meta["db"] = json!(table.db);
             }
@@ -828,6 +830,11 @@ async fn tablet_request(
         }
         _ => json!({ "tid": tid, "pid": pid, "task_info": task_info }),
     }
+}
+
+/// A table's `storage_mode` by name, kMemory when unset.
+fn table_storage_mode(table: Option<&TableInfo>) -> String {
+    table.and_then(|t| t.storage_mode.clone()).unwrap_or_else(|| "kMemory".to_string())
 }
 
 async fn persist_op_data(ns: &NameServer, op_id: u64, data: &OpData) {
@@ -1071,7 +1078,7 @@ async fn check_binlog_sync(ns: &NameServer, op_id: u64, op_type: OpType, data: &
 async fn recover_table(ns: &Arc<NameServer>, op_id: u64, data: &OpData, name: &str, pid: u32) -> bool {
     let tid = data.tid;
     let mut endpoint = data.endpoint.clone();
-    let (db, has_follower, term_offset) = {
+    let (db, has_follower, term_offset, storage_mode) = {
         let state = ns.lock().await;
         let Some(table) = state.tables.get(&tid) else { return false };
         let Some(partition) = table.partition(pid) else { return false };
@@ -1099,9 +1106,12 @@ async fn recover_table(ns: &Arc<NameServer>, op_id: u64, data: &OpData, name: &s
         if has_follower && partition.alive_leader().is_none() {
             return false;
         }
-        (table.db.clone(), has_follower, partition.term_offset.clone())
+        (table.db.clone(), has_follower, partition.term_offset.clone(), table_storage_mode(Some(table)))
     };
-    let Ok(pair) = ns.call_tablet(&endpoint, "GetTermPair", &json!({ "tid": tid, "pid": pid })).await else {
+    // GetTermPair and DeleteBinlog name the table's storage mode, so the tablet looks under
+    // its root (`RecoverEndpointTable`, `src/nameserver/name_server_impl.cc:5791-5916`).
+    let by_mode = json!({ "tid": tid, "pid": pid, "storage_mode": storage_mode });
+    let Ok(pair) = ns.call_tablet(&endpoint, "GetTermPair", &by_mode).await else {
         return false;
     };
     if http::reply_code(&pair) != 0 {
@@ -1153,7 +1163,7 @@ async fn recover_table(ns: &Arc<NameServer>, op_id: u64, data: &OpData, name: &s
         }
     }
     if !has_table
-        && !matches!(ns.call_tablet(&endpoint, "DeleteBinlog", &json!({ "tid": tid, "pid": pid })).await, Ok(r) if http::reply_code(&r) == 0)
+        && !matches!(ns.call_tablet(&endpoint, "DeleteBinlog", &by_mode).await, Ok(r) if http::reply_code(&r) == 0)
     {
         return false;
     }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::{is_hidden_db, NameServer};
 use crate::sim::http::{RpcError, RpcFuture, RpcService};
-use crate::sim::proto::{general, ok, Body, OpStatus, OpType, TableInfo, TabletStatus, TaskStatus};
+use crate::sim::proto::{general, ok, Body, OpStatus, OpType, StorageMode, TableInfo, TabletStatus, TaskStatus};
 
 type Reply = Result<Value, RpcError>;
 
@@ -622,12 +622,18 @@ impl NameServer {
         let partition_num = info.u32("partition_num").unwrap_or(8);
         let replica_num = info.u32("replica_num").unwrap_or(3);
         let columns = |field| info.raw(field).and_then(Value::as_array).cloned().unwrap_or_default();
+        // `TableInfo.storage_mode`, kMemory when unset (its proto default).
+        let storage_mode = info
+            .enum_name("storage_mode", StorageMode::ALL)
+            .and_then(|m| StorageMode::from_name(&m))
+            .unwrap_or(StorageMode::kMemory);
         match self
             .create_table_internal(
                 &name,
                 &db,
                 partition_num,
                 replica_num,
+                storage_mode,
                 columns("column_desc"),
                 columns("column_key"),
             )

@@ -1,0 +1,456 @@
+//! The simulated tablet: partition replicas, the nameserver's task map, ZooKeeper
+//! registration (C§1.3, C§2.4, C§4).
+//!
+//! A replica's metadata and log live under the root of its storage mode,
+//! `<root>/<tid>_<pid>/` (`--db_root_path` for kMemory, `--ssd_root_path` for kSSD,
+//! `--hdd_root_path` for kHDD; `storage`), as JSON (`table_meta.json`, `binlog.jsonl`, and
+//! `snapshot/MANIFEST` once snapshotted), so a restarted tablet can `LoadTable` them back; a
+//! restarted tablet itself comes up with no table loaded (C§1.3).
+//!
+//! Data plane (`data`): `Put` appends to a leader replica's log, `Get`/`Scan` read any
+//! loaded replica's log (C§2.5 codes from `CheckTable`). Replication (`replication`) follows
+//! the real replicator's timing flags (`--binlog_notify_on_put`, `--binlog_sync_wait_time`,
+//! `--binlog_sync_batch_size`, `--binlog_coffee_time`). Snapshots (`snapshot`) run in the
+//! `--make_snapshot_time` hour and hold a replica in kMakingSnapshot meanwhile.
+//!
+//! Start (`TabletImpl::Init`, `src/tablet/tablet_impl.cc:178-331`): a `--make_snapshot_time`
+//! outside 0..=23 or an empty `--db_root_path` stops the tablet ("fail to init tablet"); the
+//! roots given for each storage mode and, with `--recycle_bin_enabled`, their recycle bins are
+//! created; a missing `--ssd_root_path` or `--hdd_root_path` is only a warning in the log.
+//!
+//! Log: when its ZooKeeper session has expired, the keep-alive check writes `TabletImpl::
+//! CheckZkClient`'s `reconnect zk` (WARNING) and `reconnect zk ok` (INFO) to the process's glog
+//! files only (`super::glog`); warnings it already printed to stderr stay there too.
+
+mod data;
+mod log;
+mod replication;
+mod snapshot;
+mod storage;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use zookeeper_client as zkc;
+
+pub use log::{LogEntry, ReplicaLog};
+pub use snapshot::{snapshot_duration, Manifest, SNAPSHOT_MIN, SNAPSHOT_ROWS_PER_SECOND};
+pub use storage::{load_duration, BINLOG_FILE, LOAD_ROWS_PER_SECOND};
+
+use super::flags::SimFlags;
+use super::glog::{glog, Severity};
+use super::http::{self, Authenticator, HttpConfig, RpcError, RpcFuture, RpcService};
+use super::proto::{ok, Body, StorageMode, TableMode, TableState, TableStatus, TaskInfo, TaskStatus};
+use super::zk::{Zk, ZkError, ZkPaths};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TabletError {
+    #[error(transparent)]
+    Zk(#[from] ZkError),
+    /// The fast-restart case of C§1.3: the previous process's ephemeral node still exists.
+    #[error(
+        "tablet {endpoint} is already registered in ZooKeeper ({path} exists); its old session has not expired yet"
+    )]
+    AlreadyRegistered { endpoint: String, path: String },
+    #[error("cannot register {path} in ZooKeeper: {source}")]
+    Register {
+        path: String,
+        #[source]
+        source: zkc::Error,
+    },
+    /// A root directory of `--db_root_path`, `--ssd_root_path`, `--hdd_root_path` or a
+    /// recycle bin that cannot be created (`TabletImpl::Init`'s "fail to create ... path").
+    #[error("fail to create {flag} {path}: {source}")]
+    DbRoot {
+        flag: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A flag `TabletImpl::Init` refuses ("db_root_path is required", "make_snapshot_time[24]
+    /// is illegal.").
+    #[error("{0}")]
+    BadFlag(String),
+}
+
+/// `TableMeta` as the tablet keeps it in `table_meta.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ReplicaMeta {
+    pub tid: u32,
+    pub pid: u32,
+    pub name: String,
+    #[serde(default)]
+    pub db: String,
+    pub mode: Option<TableMode>,
+    #[serde(default)]
+    pub term: u64,
+    /// Follower endpoints, when this replica leads.
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    /// Unset reads as kMemory (the proto default).
+    #[serde(default)]
+    pub storage_mode: Option<StorageMode>,
+    #[serde(default)]
+    pub column_desc: Vec<Value>,
+    #[serde(default)]
+    pub column_key: Vec<Value>,
+}
+
+impl ReplicaMeta {
+    pub fn mode_of_storage(&self) -> StorageMode {
+        self.storage_mode.unwrap_or(StorageMode::kMemory)
+    }
+}
+
+/// A loaded partition replica.
+#[derive(Debug)]
+pub struct Replica {
+    pub meta: ReplicaMeta,
+    pub state: TableState,
+    pub log: ReplicaLog,
+    /// `<root of its storage mode>/<tid>_<pid>`.
+    pub dir: PathBuf,
+    /// Offset of the last snapshot (its MANIFEST), 0 without one.
+    pub snapshot_offset: u64,
+    /// When a MakeSnapshot with a task last succeeded (`Table::SetMakeSnapshotTime`).
+    last_make_snapshot: Option<Instant>,
+    /// The running replication nodes of a leader, by follower endpoint.
+    nodes: BTreeMap<String, CancellationToken>,
+    /// Wakes the nodes waiting for entries (`LogReplicator::Notify`).
+    notify: Arc<Notify>,
+}
+
+impl Replica {
+    fn new(meta: ReplicaMeta, state: TableState, dir: PathBuf) -> Replica {
+        Replica {
+            meta,
+            state,
+            log: ReplicaLog::default(),
+            dir,
+            snapshot_offset: 0,
+            last_make_snapshot: None,
+            nodes: BTreeMap::new(),
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
+    fn mode(&self) -> TableMode {
+        self.meta.mode.unwrap_or(TableMode::kTableLeader)
+    }
+
+    /// `TableStatus` as `TabletImpl::GetTableStatus` fills it (C§2.4,
+    /// `src/tablet/tablet_impl.cc:2497-2584`): memory tables report their memory figures,
+    /// disk tables their snapshot and binlog paths instead.
+    fn status(&self) -> TableStatus {
+        let storage = self.meta.mode_of_storage();
+        let memory = storage == StorageMode::kMemory;
+        let rows = self.log.len() as u64;
+        let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        let path = |sub: &str| (!memory).then(|| format!("{}/", dir.join(sub).display()));
+        TableStatus {
+            tid: self.meta.tid,
+            pid: self.meta.pid,
+            offset: self.log.offset(),
+            mode: self.mode(),
+            state: self.state,
+            is_expire: memory.then_some(false),
+            time_offset: 0,
+            record_cnt: rows,
+            idx_cnt: memory.then_some(rows),
+            name: self.meta.name.clone(),
+            record_byte_size: memory.then_some(self.log.value_bytes()),
+            record_idx_byte_size: memory.then_some(0),
+            record_pk_cnt: memory.then_some(self.log.key_count() as u64),
+            compress_type: "kNoCompress".to_string(),
+            skiplist_height: memory.then_some(0),
+            diskused: 0,
+            storage_mode: storage,
+            snapshot_path: path(snapshot::SNAPSHOT_DIR),
+            binlog_path: path("binlog"),
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.del_all_replicate_nodes();
+    }
+}
+
+#[derive(Debug, Default)]
+struct TabletState {
+    replicas: BTreeMap<(u32, u32), Replica>,
+    /// The nameserver's tasks, kept until `DeleteOPTask`, lost on restart (C§4).
+    tasks: Vec<TaskInfo>,
+    /// SendSnapshot runs, `<endpoint>_<tid>_<pid>` (`sync_snapshot_set_`).
+    sending: HashSet<String>,
+}
+
+/// The tablet service and its state.
+pub struct Tablet {
+    flags: SimFlags,
+    roots: storage::Roots,
+    state: Mutex<TabletState>,
+    /// Connections to peer tablets, for replication.
+    peers: http::ConnectionPool,
+    /// The single snapshot thread (`--snapshot_pool_size` 1): one snapshot at a time.
+    snapshot_pool: tokio::sync::Mutex<()>,
+    shutdown: CancellationToken,
+}
+
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Tablet {
+    pub fn new(flags: SimFlags, shutdown: CancellationToken) -> Arc<Tablet> {
+        Arc::new(Tablet {
+            roots: storage::Roots::new(&flags),
+            flags,
+            state: Mutex::new(TabletState::default()),
+            peers: http::ConnectionPool::new(),
+            snapshot_pool: tokio::sync::Mutex::new(()),
+            shutdown,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TabletState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers an NS task as kDoing (`AddOPTask`); false when the same task is already known.
+    fn add_task(state: &mut TabletState, task: &TaskInfo) -> bool {
+        if state.tasks.iter().any(|t| t.op_id == task.op_id && t.task_type == task.task_type) {
+            return false;
+        }
+        let mut task = task.clone();
+        task.status = TaskStatus::kDoing;
+        state.tasks.push(task);
+        true
+    }
+
+    /// `SetTaskStatus`.
+    fn finish_task_locked(state: &mut TabletState, task: Option<&TaskInfo>, status: TaskStatus) {
+        if let Some(task) = task {
+            for t in state.tasks.iter_mut() {
+                if t.op_id == task.op_id && t.task_type == task.task_type {
+                    t.status = status;
+                }
+            }
+        }
+    }
+
+    fn tid_pid(body: &Body<'_>) -> (u32, u32) {
+        (body.u32("tid").unwrap_or(0), body.u32("pid").unwrap_or(0))
+    }
+
+    fn get_table_status(&self, body: &Body<'_>) -> Value {
+        let tid = body.u32("tid");
+        let pid = body.u32("pid");
+        let state = self.lock();
+        let all: Vec<TableStatus> = state
+            .replicas
+            .values()
+            .filter(|r| tid.is_none_or(|t| t == r.meta.tid) && pid.is_none_or(|p| p == r.meta.pid))
+            .map(Replica::status)
+            .collect();
+        // always code 0 and no msg (C§2.4)
+        let mut reply = json!({ "code": 0 });
+        if !all.is_empty() {
+            reply["all_table_status"] = json!(all);
+        }
+        reply
+    }
+
+    fn get_task_status(&self) -> Value {
+        let state = self.lock();
+        let mut reply = json!({ "code": 0, "msg": "ok" });
+        if !state.tasks.is_empty() {
+            reply["task"] = json!(state.tasks);
+        }
+        reply
+    }
+
+    fn delete_op_task(&self, body: &Body<'_>) -> Value {
+        let op_ids = body.u64_list("op_id");
+        self.lock().tasks.retain(|t| !op_ids.contains(&t.op_id));
+        ok()
+    }
+
+    fn cancel_op(&self, body: &Body<'_>) -> Value {
+        if let Some(op_id) = body.u64("op_id") {
+            for task in self.lock().tasks.iter_mut().filter(|t| t.op_id == op_id) {
+                if matches!(task.status, TaskStatus::kInited | TaskStatus::kDoing) {
+                    task.status = TaskStatus::kCanceled;
+                }
+            }
+        }
+        ok()
+    }
+}
+
+impl RpcService for Tablet {
+    fn short_name(&self) -> &'static str {
+        "TabletServer"
+    }
+
+    fn full_name(&self) -> &'static str {
+        "openmldb.api.TabletServer"
+    }
+
+    fn call(self: Arc<Self>, method: String, body: Value) -> RpcFuture {
+        Box::pin(async move {
+            let reply = match method.as_str() {
+                "GetTableStatus" => self.get_table_status(&Body::new(&body, "openmldb.api.GetTableStatusRequest")),
+                "LoadTable" => self.load_table(&Body::new(&body, "openmldb.api.LoadTableRequest")),
+                "CreateTable" => self.create_table(&Body::new(&body, "openmldb.api.CreateTableRequest")),
+                "DropTable" => self.drop_table(&Body::new(&body, "openmldb.api.DropTableRequest")),
+                "ChangeRole" => self.change_role(&Body::new(&body, "openmldb.api.ChangeRoleRequest")),
+                "AppendEntries" => self.append_entries(&Body::new(&body, "openmldb.api.AppendEntriesRequest")),
+                "GetTermPair" => self.get_term_pair(&Body::new(&body, "openmldb.api.GetTermPairRequest")),
+                "GetManifest" => self.get_manifest(&Body::new(&body, "openmldb.api.GetManifestRequest")),
+                "GetTaskStatus" => self.get_task_status(),
+                "DeleteOPTask" => self.delete_op_task(&Body::new(&body, "openmldb.api.DeleteTaskRequest")),
+                "CancelOP" => self.cancel_op(&Body::new(&body, "openmldb.api.CancelOPRequest")),
+                "AddReplica" => self.add_replica(&Body::new(&body, "openmldb.api.ReplicaRequest")),
+                "DelReplica" => self.del_replica(&Body::new(&body, "openmldb.api.ReplicaRequest")),
+                "PauseSnapshot" | "RecoverSnapshot" | "MakeSnapshot" | "DeleteBinlog" => {
+                    let request = Body::new(&body, "openmldb.api.GeneralRequest");
+                    request.require(&["tid", "pid"])?;
+                    match method.as_str() {
+                        "MakeSnapshot" => self.make_snapshot(&request),
+                        "DeleteBinlog" => self.delete_binlog(&request),
+                        _ => self.pause_snapshot(&request, method == "PauseSnapshot"),
+                    }
+                }
+                "SendSnapshot" => {
+                    let request = Body::new(&body, "openmldb.api.SendSnapshotRequest");
+                    request.require(&["tid", "pid", "endpoint"])?;
+                    self.send_snapshot(&request)
+                }
+                "SendData" => self.send_data(&Body::new(&body, "openmldb.api.SendDataRequest")),
+                "Put" => self.put(&Body::new(&body, "openmldb.api.PutRequest")),
+                "Get" => self.get(&Body::new(&body, "openmldb.api.GetRequest")),
+                "Scan" => self.scan(&Body::new(&body, "openmldb.api.ScanRequest")),
+                _ => return Err(RpcError::NoMethod(method)),
+            };
+            Ok(reply)
+        })
+    }
+}
+
+/// Creates the root directories `TabletImpl::Init` creates (`src/tablet/tablet_impl.cc:237-303`)
+/// after checking the flags it checks.
+fn init_roots(flags: &SimFlags) -> Result<(), TabletError> {
+    if !(0..=23).contains(&flags.make_snapshot_time) {
+        return Err(TabletError::BadFlag(format!("make_snapshot_time[{}] is illegal.", flags.make_snapshot_time)));
+    }
+    if flags.db_root_path.is_empty() {
+        return Err(TabletError::BadFlag("db_root_path is required".to_string()));
+    }
+    let create = |flag: &'static str, paths: &[PathBuf]| -> Result<(), TabletError> {
+        for path in paths {
+            std::fs::create_dir_all(path).map_err(|source| TabletError::DbRoot { flag, path: path.clone(), source })?;
+        }
+        Ok(())
+    };
+    create("db root path", &flags.db_root_path)?;
+    for (flag, paths) in [("ssd root path", &flags.ssd_root_path), ("hdd root path", &flags.hdd_root_path)] {
+        if paths.is_empty() {
+            glog!(Severity::Warning, "{} is not set", flag.replace(' ', "_"));
+        }
+        create(flag, paths)?;
+    }
+    if flags.recycle_bin_enabled {
+        let bins = [
+            ("recycle_bin_root_path", true, &flags.recycle_bin_root_path),
+            ("recycle_bin_ssd_root_path", !flags.ssd_root_path.is_empty(), &flags.recycle_bin_ssd_root_path),
+            ("recycle_bin_hdd_root_path", !flags.hdd_root_path.is_empty(), &flags.recycle_bin_hdd_root_path),
+        ];
+        for (flag, wanted, paths) in bins {
+            if !wanted {
+                continue;
+            }
+            if paths.is_empty() {
+                // Such a table cannot be dropped: DropTable's task fails (see `storage`).
+                glog!(Severity::Error, "{flag} is not configured. Deleted table is not recycled.");
+            }
+            create("recycle bin root path", paths)?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts a tablet on `listener` and runs it until `shutdown` (C§1.3 `StartTablet`): the
+/// checks and directories of `TabletImpl::Init`, the snapshot schedule, HTTP, then ZooKeeper
+/// registration; a still-registered endpoint is an error (the binary exits 1). The ZooKeeper
+/// session is never closed.
+pub async fn run_tablet(
+    listener: TcpListener,
+    flags: SimFlags,
+    version: String,
+    shutdown: CancellationToken,
+) -> Result<(), TabletError> {
+    init_roots(&flags)?;
+    let tablet = Tablet::new(flags.clone(), shutdown.clone());
+    tokio::spawn(tablet.clone().sched_make_snapshot());
+    let config = Arc::new(HttpConfig {
+        version,
+        enable_status_service: flags.enable_status_service,
+        authenticator: Authenticator { skip_grant_tables: flags.skip_grant_tables },
+        started: Instant::now(),
+    });
+    let server_stop = shutdown.child_token();
+    let server = tokio::spawn(http::serve(listener, tablet.clone(), config, server_stop.clone()));
+    let result = register_and_keep_alive(&flags, shutdown.clone()).await;
+    server_stop.cancel();
+    let _ = server.await;
+    result
+}
+
+async fn register(flags: &SimFlags, zk: &Zk, startup: bool) -> Result<(), TabletError> {
+    let paths = ZkPaths::new(&flags.zk_root_path);
+    let path = paths.node(&flags.endpoint);
+    let value = if startup { format!("startup_{}", flags.endpoint) } else { flags.endpoint.clone() };
+    match zk.create(&path, &value, zkc::CreateMode::Ephemeral).await {
+        Ok(_) => Ok(()),
+        Err(zkc::Error::NodeExists) => Err(TabletError::AlreadyRegistered { endpoint: flags.endpoint.clone(), path }),
+        Err(source) => Err(TabletError::Register { path, source }),
+    }
+}
+
+async fn register_and_keep_alive(flags: &SimFlags, shutdown: CancellationToken) -> Result<(), TabletError> {
+    let paths = ZkPaths::new(&flags.zk_root_path);
+    let mut zk = Zk::connect(flags).await?;
+    register(flags, &zk, true).await?;
+    zk.create_if_missing(&paths.table_notify(), "1").await?;
+    zk.create_if_missing(&paths.global_variable_notify(), "1").await?;
+    // CheckZkClient every zk_keep_alive_check_interval: after an expired session, reconnect
+    // and re-register with the plain endpoint value (C§1.3).
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(flags.zk_keep_alive_check_interval) => {}
+        }
+        if zk.is_dead() {
+            // `TabletImpl::CheckZkClient`'s log lines go to glog only; stderr stays as it was.
+            glog!(Severity::Warning, "reconnect zk");
+            if let Ok(fresh) = Zk::connect(flags).await {
+                zk = fresh;
+                match register(flags, &zk, false).await {
+                    Ok(()) | Err(TabletError::AlreadyRegistered { .. }) => glog!(Severity::Info, "reconnect zk ok"),
+                    Err(e) => tracing::warn!("re-registration failed: {e}"),
+                }
+            }
+        }
+    }
+}
