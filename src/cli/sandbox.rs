@@ -111,6 +111,15 @@ pub(crate) struct SandboxUpArgs {
     /// --make_snapshot_threshold_offset=0).
     #[arg(long, value_name = "AFTER", value_parser = parse_duration_arg)]
     snapshot_window: Option<std::time::Duration>,
+    /// Start nameservers and tablets with server names (`--use_name=true`, no `--endpoint`, a
+    /// `--port`): ZooKeeper, the nameserver and the tablets know them by name, and
+    /// `<root>/map/names/<name>` holds the real address. Separate layout only.
+    #[arg(long)]
+    use_name: bool,
+    /// Keep the replicator at OpenMLDB's compiled-in defaults even with --fast:
+    /// binlog_notify_on_put=false, binlog_sync_wait_time=100 (ms), binlog_sync_batch_size=32.
+    #[arg(long)]
+    real_replication: bool,
 }
 
 pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
@@ -130,6 +139,8 @@ pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
                 ssh: args.ssh,
                 storage_modes: args.storage_modes,
                 snapshot_window: args.snapshot_window,
+                use_name: args.use_name,
+                real_replication: args.real_replication,
             };
             let started = std::time::Instant::now();
             let rt = runtime()?;

@@ -214,7 +214,7 @@ impl Client {
         if endpoint.is_empty() {
             return Err(no_leader());
         }
-        Ok(endpoint)
+        Ok(self.address_of(&endpoint).await)
     }
 
     /// Calls a nameserver method, re-discovering the leader once on code 300 or a failed call.
@@ -264,12 +264,18 @@ impl Client {
             .map(|items| items.iter().filter_map(|v| serde_json::from_value(v.clone()).ok()).collect())
             .unwrap_or_default();
         let mut tables = HashMap::new();
+        let mut addresses: HashMap<String, String> = HashMap::new();
         for info in infos {
             let partition_num = info.partition_num.max(info.table_partition.len() as u32);
             let mut leaders = vec![None; partition_num as usize];
             for partition in &info.table_partition {
                 if let Some(slot) = leaders.get_mut(partition.pid as usize) {
-                    *slot = partition.alive_leader().map(|m| m.endpoint.clone());
+                    let Some(leader) = partition.alive_leader().map(|m| m.endpoint.clone()) else { continue };
+                    if !addresses.contains_key(&leader) {
+                        let address = self.address_of(&leader).await;
+                        addresses.insert(leader.clone(), address);
+                    }
+                    *slot = addresses.get(&leader).cloned();
                 }
             }
             tables.insert(
@@ -281,6 +287,21 @@ impl Client {
         routing.tables = tables;
         routing.refreshed = Some(Instant::now());
         Ok(())
+    }
+
+    /// Where to reach the server the nameserver calls `endpoint`: on a `use_name` cluster,
+    /// `map/sdkendpoints/<name>`, else `map/names/<name>`, as the SDK looks it up
+    /// (`GetRealEndpointFromZk`, src/sdk/db_sdk.cc:523-543); the endpoint itself otherwise.
+    async fn address_of(&self, endpoint: &str) -> String {
+        for dir in ["map/sdkendpoints", "map/names"] {
+            if let Ok(value) = self.zk.get(&format!("{dir}/{endpoint}")).await {
+                let value = String::from_utf8_lossy(&value).trim().to_string();
+                if !value.is_empty() {
+                    return value;
+                }
+            }
+        }
+        endpoint.to_string()
     }
 
     /// Refreshes when the notify node changed, or after a failure once the last refresh is

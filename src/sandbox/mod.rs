@@ -121,6 +121,12 @@ pub struct UpOptions {
     /// Make the tablets' scheduled snapshot window fire this long after each tablet starts
     /// ([`snapshot_window_flags`]).
     pub snapshot_window: Option<Duration>,
+    /// Nameservers and tablets start with `--use_name=true`: no `--endpoint`, a `--port`, and a
+    /// server name in `data/name.txt` ([`crate::sim::names`]).
+    pub use_name: bool,
+    /// Keep the replicator at OpenMLDB's compiled-in defaults (`binlog_notify_on_put=false`,
+    /// 100 ms `binlog_sync_wait_time`, ...) even with `--fast`.
+    pub real_replication: bool,
 }
 
 impl Default for UpOptions {
@@ -138,6 +144,8 @@ impl Default for UpOptions {
             ssh: false,
             storage_modes: StorageModes::Memory,
             snapshot_window: None,
+            use_name: false,
+            real_replication: false,
         }
     }
 }
@@ -257,6 +265,25 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 /// replicator's waits a tenth of their defaults (`src/flags.cc:93-98`; binlog_sync_wait_time
 /// matters only where `--binlog_notify_on_put` is off). The snapshot schedule is left alone:
 /// `--snapshot-window` is for that.
+/// The flags of a nameserver or tablet started with a server name on `endpoint`'s address and
+/// port: `--endpoint` stays commented out as in the template (O§3), the simulator is told the
+/// address `GetLocalIp` would find.
+pub(super) fn use_name_flags(endpoint: &str) -> Vec<(&'static str, String)> {
+    let (host, port) = endpoint.rsplit_once(':').unwrap_or_default();
+    vec![("use_name", "true".into()), ("port", port.into()), ("sim_local_ip", host.into())]
+}
+
+/// `src/flags.cc`'s replicator defaults (not the template's `binlog_notify_on_put=true`).
+pub(super) fn real_replication_flags() -> Vec<(&'static str, String)> {
+    vec![
+        ("binlog_notify_on_put", "false".into()),
+        ("binlog_sync_wait_time", "100".into()),
+        ("binlog_sync_batch_size", "32".into()),
+        ("binlog_coffee_time", "1000".into()),
+        ("binlog_match_logoffset_interval", "1000".into()),
+    ]
+}
+
 pub(super) fn tablet_fast_flags() -> Vec<(&'static str, String)> {
     let mut flags: Vec<(&'static str, String)> = fast_flags()
         .into_iter()
@@ -280,6 +307,10 @@ pub(super) fn tablet_option_flags(options: &UpOptions) -> Vec<(&'static str, Str
     }
     if let Some(after) = options.snapshot_window {
         flags.extend(snapshot_window_flags(after, chrono::Local::now()));
+    }
+    if options.real_replication {
+        // Later lines win over the --fast ones.
+        flags.extend(real_replication_flags());
     }
     flags
 }
@@ -320,6 +351,11 @@ pub(super) fn fast_flags() -> Vec<(&'static str, String)> {
 pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, SandboxError> {
     if options.nameservers == 0 || options.tablets == 0 {
         return Err(SandboxError::Option("a sandbox needs at least one nameserver and one tablet".into()));
+    }
+    if options.use_name && options.layout == Layout::Deploy {
+        return Err(SandboxError::Option(
+            "--use-name needs --layout separate: sbin/deploy.sh writes --endpoint into every flags file".into(),
+        ));
     }
     if options.nameservers + options.tablets + options.apiservers + options.taskmanagers > 250 {
         return Err(SandboxError::Option("at most 250 components (one loopback address each)".into()));
@@ -394,8 +430,10 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
     // Tablets first: a nameserver that wins the election with too few tablets exits (C§1.2).
     start_role(&state, Role::Tablet, options.daemon).await?;
     for tablet in of(Role::Tablet) {
-        let node = format!("nodes/{}", tablet.endpoint);
-        wait_for(&state, &tablet, "register in ZooKeeper", || zk_has_node(&state, &node)).await?;
+        wait_for(&state, &tablet, "register in ZooKeeper", || async {
+            zk_has_node(&state, &format!("nodes/{}", server_name(&tablet))).await
+        })
+        .await?;
     }
     start_role(&state, Role::Nameserver, options.daemon).await?;
     let first_ns = of(Role::Nameserver)[0].clone();
@@ -562,12 +600,33 @@ async fn zk_has_node(state: &SandboxState, path: &str) -> bool {
     matches!(zk.stat(path).await, Ok(Some(_)))
 }
 
-/// The nameserver leader's endpoint, from ZooKeeper (C§1.2).
+/// What ZooKeeper and the nameserver call a component: the name in its `data/name.txt` when it
+/// runs with `--use_name` (written at its first start, [`crate::sim::names`]), else its endpoint.
+pub fn server_name(c: &SandboxComponent) -> String {
+    std::fs::read_to_string(c.dir.join("data/name.txt"))
+        .ok()
+        .and_then(|text| text.lines().next().map(str::to_string))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| c.endpoint.clone())
+}
+
+/// The nameserver leader's endpoint, from ZooKeeper (C§1.2); a server name (`--use-name`) is
+/// mapped to its real endpoint through `map/names`.
 pub async fn nameserver_leader(state: &SandboxState) -> Option<String> {
     let zk = zk_client(state).await?;
     let children = zk.children("leader").await.ok()?;
     let first = children.first()?;
-    String::from_utf8(zk.get(&format!("leader/{first}")).await.ok()?).ok()
+    let value = String::from_utf8(zk.get(&format!("leader/{first}")).await.ok()?).ok()?;
+    match zk.get(&format!("map/names/{value}")).await {
+        Ok(real) if !real.is_empty() => String::from_utf8(real).ok(),
+        _ => Some(value),
+    }
+}
+
+/// The real endpoint of a ShowTablet row: `real_endpoint` on a `use_name` cluster, else
+/// `endpoint` (C§2.2).
+pub fn tablet_row_endpoint(row: &Value) -> Option<&str> {
+    row["real_endpoint"].as_str().filter(|r| *r != "-").or_else(|| row["endpoint"].as_str())
 }
 
 /// Calls a nameserver RPC on the leader.
@@ -585,7 +644,7 @@ async fn leader_sees_tablets(state: &SandboxState, tablets: Vec<String>) -> bool
     }
     let healthy: Vec<&str> = reply["tablets"]
         .as_array()
-        .map(|ts| ts.iter().filter(|t| t["state"] == "kHealthy").filter_map(|t| t["endpoint"].as_str()).collect())
+        .map(|ts| ts.iter().filter(|t| t["state"] == "kHealthy").filter_map(tablet_row_endpoint).collect())
         .unwrap_or_default();
     tablets.iter().all(|t| healthy.contains(&t.as_str()))
 }

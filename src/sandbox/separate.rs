@@ -43,11 +43,13 @@ pub(super) fn install(
 ) -> Result<(), SandboxError> {
     copy_tree(&release.dir, &c.dir).map_err(io_err(&c.dir))?;
     let conf = c.dir.join("conf");
-    let mut set = vec![
-        ("zk_cluster", state.zk_cluster.clone()),
-        ("zk_root_path", state.zk_root_path.clone()),
-        ("endpoint", c.endpoint.clone()),
-    ];
+    let mut set = vec![("zk_cluster", state.zk_cluster.clone()), ("zk_root_path", state.zk_root_path.clone())];
+    let named = options.use_name && matches!(c.role, Role::Nameserver | Role::Tablet);
+    if named {
+        set.extend(super::use_name_flags(&c.endpoint));
+    } else {
+        set.push(("endpoint", c.endpoint.clone()));
+    }
     if options.fast {
         std::fs::write(conf.join("sandbox.env"), "SANDBOX_SLEEP_SCALE=0.1\n").map_err(io_err(&conf))?;
     }
@@ -82,5 +84,7 @@ pub(super) fn install(
             ("taskmanager.properties", templates::render_properties(templates::TASKMANAGER_PROPERTIES, &props))
         }
     };
+    // With a server name the template's --endpoint line is left commented out (O§3).
+    let text = if named { text.replace("\n--endpoint=", "\n#--endpoint=") } else { text };
     std::fs::write(conf.join(file), text).map_err(io_err(&conf))
 }

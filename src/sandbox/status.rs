@@ -85,7 +85,7 @@ pub async fn status(dir: &Path) -> Result<(SandboxState, bool, Vec<ComponentStat
             Role::Tablet => tablets
                 .as_ref()
                 .and_then(|t| t["tablets"].as_array())
-                .and_then(|ts| ts.iter().find(|t| t["endpoint"] == c.endpoint.as_str()))
+                .and_then(|ts| ts.iter().find(|t| super::tablet_row_endpoint(t) == Some(c.endpoint.as_str())))
                 .and_then(|t| t["state"].as_str())
                 .unwrap_or("-")
                 .to_string(),

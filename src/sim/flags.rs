@@ -56,6 +56,17 @@ pub struct SimFlags {
     pub zk_session_timeout: Duration,
     /// `user:password` for ZooKeeper digest auth (C§1.1 "ACL").
     pub zk_cert: Option<String>,
+    /// `--use_name`: the server is known by the name in `<data_dir>/name.txt` ([`super::names`]).
+    pub use_name: bool,
+    /// `--data_dir` (default `./data`), where `name.txt` lives.
+    pub data_dir: PathBuf,
+    /// `--port`: with an empty `--endpoint`, the server listens on `<local ip>:<port>`.
+    pub port: u16,
+    /// Simulator-only `--sim_local_ip`: the address `GetLocalIp` would find ([`super::names`]).
+    pub sim_local_ip: Option<String>,
+    /// Not a flag: the `ip:port` the server listens on when `--endpoint` was empty and `--port`
+    /// given (`GetRealEndpoint`); empty otherwise. Set by [`SimFlags::apply_real_endpoint`].
+    pub real_endpoint: String,
     pub zk_keep_alive_check_interval: Duration,
     /// `--db_root_path` (default `/tmp/`): where kMemory replicas live; a comma-separated list
     /// of disks, empty pieces dropped (`base::SplitString`, `TabletImpl::Init`,
@@ -139,6 +150,11 @@ impl Default for SimFlags {
             zk_root_path: "/openmldb".to_string(),
             zk_session_timeout: Duration::from_millis(2000),
             zk_cert: None,
+            use_name: false,
+            data_dir: PathBuf::from("./data"),
+            port: 0,
+            sim_local_ip: None,
+            real_endpoint: String::new(),
             zk_keep_alive_check_interval: Duration::from_millis(15000),
             db_root_path: vec![PathBuf::from("/tmp/")],
             ssd_root_path: Vec::new(),
@@ -272,6 +288,10 @@ impl SimFlags {
                 })
             }
             "endpoint" => self.endpoint = text,
+            "use_name" => self.use_name = boolean(&text)?,
+            "data_dir" => self.data_dir = cwd.join(text),
+            "port" => self.port = num(&text)? as u16,
+            "sim_local_ip" => self.sim_local_ip = value.filter(|v| !v.is_empty()),
             "zk_cluster" => self.zk_cluster = text,
             "zk_root_path" => self.zk_root_path = text,
             "zk_session_timeout" => self.zk_session_timeout = ms(&text)?,
@@ -325,6 +345,38 @@ impl SimFlags {
         Ok(())
     }
 
+    /// `GetRealEndpoint` (src/cmd/openmldb.cc:105-132): with an empty `--endpoint` and a
+    /// `--port`, the server listens on `<local ip>:<port>` and is known by its name
+    /// (`--use_name`) or by that address.
+    pub fn apply_real_endpoint(&mut self) -> Result<(), super::names::NameError> {
+        if !self.endpoint.is_empty() || self.port == 0 {
+            return Ok(());
+        }
+        let ip = match &self.sim_local_ip {
+            Some(ip) => ip.clone(),
+            None => super::names::local_ip()?,
+        };
+        self.real_endpoint = format!("{ip}:{}", self.port);
+        self.endpoint =
+            if self.use_name { super::names::server_name(&self.data_dir)? } else { self.real_endpoint.clone() };
+        Ok(())
+    }
+
+    /// The address the server listens on: its real endpoint, or `--endpoint`.
+    pub fn listen_endpoint(&self) -> &str {
+        if self.real_endpoint.is_empty() {
+            &self.endpoint
+        } else {
+            &self.real_endpoint
+        }
+    }
+
+    /// Whether the server registers a name (`RegisterName` runs with `--use_name`; with an
+    /// explicit `--endpoint` the name is the endpoint and maps to nothing).
+    pub fn registers_name(&self) -> bool {
+        self.use_name
+    }
+
     /// Number of op queues: max concurrency plus the replica-cluster queues (C§3.3).
     pub fn op_queue_count(&self) -> usize {
         (self.name_server_task_max_concurrency + self.name_server_task_concurrency_for_replica_cluster) as usize
@@ -332,7 +384,7 @@ impl SimFlags {
 
     /// Checks the flags a server role needs.
     pub fn validate_server(&self) -> Result<(), FlagsError> {
-        if self.endpoint.is_empty() {
+        if self.endpoint.is_empty() && self.port == 0 {
             return Err(FlagsError::MissingEndpoint);
         }
         if self.zk_cluster.is_empty() {

@@ -133,7 +133,13 @@
 //!   `tid`, the first replica of each partition being its leader.
 //! * The NS notices a tablet restart only through `/nodes` children changes (the old
 //!   ephemeral node must expire first, which a real restart also needs, C§1.3).
-//! * `--use_name`, multi-cluster (replica cluster) ops, the nameserver's own snapshot
+//! * `--use_name` ([`names`]): names, `map/names`, nodes and lock values by name, ShowTablet's
+//!   `real_endpoint`, the nameserver resolving names on every `nodes` change and tablets
+//!   replicating by name are modelled. The local ip is `--sim_local_ip` when given; a tablet
+//!   reads `map/names` itself instead of taking the nameserver's UpdateRealEndpointMap, and
+//!   does not refuse an unknown name in ChangeRole/AddReplica with 155 (its replicate node
+//!   retries like one to a tablet that is down).
+//! * Multi-cluster (replica cluster) ops, the nameserver's own snapshot
 //!   schedule (`NameServerImpl::SchedMakeSnapshot`, which sends MakeSnapshot with each
 //!   partition's lowest offset in the same hour), SQL, deployments, procedures and UDFs are
 //!   not simulated; `name_server_task_pool_size` and

@@ -113,6 +113,12 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
         return ExitCode::from(1);
     }
     setup_tracing(&flags);
+    let mut flags = flags;
+    if let Err(e) = flags.apply_real_endpoint() {
+        glog!(Severity::Warning, "{e}");
+        eprintln!("openmldb: {e}");
+        return ExitCode::from(1);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -122,12 +128,13 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listener = match TcpListener::bind(&flags.endpoint).await {
+        let listen = flags.listen_endpoint().to_string();
+        let listener = match TcpListener::bind(&listen).await {
             Ok(listener) => listener,
             Err(e) => {
-                glog!(Severity::Warning, "cannot listen on {}: {e}", flags.endpoint);
+                glog!(Severity::Warning, "cannot listen on {listen}: {e}");
                 glog!(Severity::Warning, "Fail to start server");
-                eprintln!("openmldb: cannot listen on {}: {e}", flags.endpoint);
+                eprintln!("openmldb: cannot listen on {listen}: {e}");
                 return ExitCode::from(1);
             }
         };
@@ -141,8 +148,8 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
             }
         });
         let role_name = role_name(role);
-        glog!(Severity::Info, "start {role_name} on endpoint {} with version {version}", flags.endpoint);
-        eprintln!("start {role_name} on endpoint {} with version {version}", flags.endpoint);
+        glog!(Severity::Info, "start {role_name} on endpoint {listen} with version {version}");
+        eprintln!("start {role_name} on endpoint {listen} with version {version}");
         let result = match role {
             Role::NameServer => run_nameserver(listener, flags, version, shutdown).await.map_err(|e| {
                 let step = match e {

@@ -14,6 +14,7 @@ mod recover;
 mod repl;
 mod sandbox;
 mod sbin;
+mod tables;
 mod scripts;
 mod ssh;
 mod upgrade;

@@ -2,6 +2,7 @@
 //! is named after the section of `reference/openmldb-cluster.md` (C§) or the OpenMLDB source
 //! file it checks.
 
+mod c1_1_use_name;
 mod c1_3_reload;
 mod c1_zookeeper;
 mod c2_4_data;

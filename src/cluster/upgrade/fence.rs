@@ -98,9 +98,7 @@ impl Upgrader {
             term,
             followers,
         };
-        // Far behind: wait the ordinary way first (a follower just added, a slow tablet).
         let delta = settings.offset_delta;
-        self.cluster.wait_caught_up(part, leader, candidate, delta + FENCE_NEAR, settings.catchup_timeout).await?;
         self.journal.put(&fence_key(tid, pid), &fence).await?;
         let started = Instant::now();
         let fenced = async {
@@ -139,6 +137,19 @@ impl Upgrader {
                 Err(e)
             }
         }
+    }
+
+    /// Waits the ordinary way (polls growing to a second) until `candidate` is close to
+    /// `leader`: a follower just added or on a slow tablet may be far behind.
+    pub(super) async fn wait_near(
+        &self,
+        part: Partition<'_>,
+        leader: &str,
+        candidate: &str,
+        settings: &MoveSettings,
+    ) -> Result<(), UpgradeError> {
+        let near = settings.offset_delta + FENCE_NEAR;
+        Ok(self.cluster.wait_caught_up(part, leader, candidate, near, settings.catchup_timeout).await?)
     }
 
     /// Waits until `candidate` is within `delta` of `leader`, looking every [`FENCE_POLL`]

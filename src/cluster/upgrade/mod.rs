@@ -305,11 +305,14 @@ fn drain_key(tablet: &str) -> String {
 pub struct Upgrader {
     pub cluster: Cluster,
     pub journal: Arc<Journal>,
+    /// One leader switch per nameserver queue at a time ([`switch::SWITCH_QUEUES`]).
+    switch_slots: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl Upgrader {
     pub fn new(cluster: Cluster, journal: Arc<Journal>) -> Self {
-        Upgrader { cluster, journal }
+        let switch_slots = (0..switch::SWITCH_QUEUES).map(|_| tokio::sync::Mutex::new(())).collect();
+        Upgrader { cluster, journal, switch_slots }
     }
 
     /// The upgrader of the cluster `config` describes, over `zk`; the journal is mirrored

@@ -7,6 +7,10 @@ use std::time::Duration;
 use super::{partition_err, MoveSettings, PartitionOp, UpgradeError, Upgrader};
 use crate::cluster::ns::Partition;
 
+/// How many ChangeLeader ops the nameserver runs at once: `--name_server_task_concurrency`'s
+/// default, the queues ChangeLeader ops are spread over by pid (C§3.3, C§7).
+pub(super) const SWITCH_QUEUES: usize = 2;
+
 /// What one leader switch cost the partition's writers.
 #[derive(Debug, Clone, Copy)]
 pub struct SwitchStats {
@@ -36,6 +40,11 @@ impl Upgrader {
         candidate: &str,
         settings: &MoveSettings,
     ) -> Result<SwitchStats, UpgradeError> {
+        self.wait_near(part, old_leader, candidate, settings).await?;
+        // One switch per nameserver queue at a time: ChangeLeader ops of one queue run one
+        // after the other (C§3.3), and a partition fenced while its op waits behind another
+        // partition's would refuse writes all that time.
+        let _slot = self.switch_slots[part.pid as usize % self.switch_slots.len()].lock().await;
         let (fence, outcome) = self.fence_leader(part, old_leader, candidate, settings).await?;
         if let Err(e) = self.change_leader(part, candidate, settings.op_timeout).await {
             // The old leader leads again if the nameserver still says it does.

@@ -33,6 +33,9 @@ pub fn is_hidden_db(db: &str) -> bool {
 pub enum NameServerError {
     #[error(transparent)]
     Zk(#[from] ZkError),
+    /// `RegisterName` failed (`--use_name`, [`crate::sim::names`]).
+    #[error("Fail to register name: {0}")]
+    Name(#[from] crate::sim::names::NameError),
     /// C§1.2: a new leader with fewer tablets than `--system_table_replica_num` exits(1).
     #[error("tablet num {tablets} is less then system table replica num {required}")]
     TooFewTablets { tablets: usize, required: u32 },
@@ -122,6 +125,8 @@ pub struct NameServer {
     leadership: std::sync::Mutex<Option<CancellationToken>>,
     /// The `/nodes` children seen last time.
     pub(crate) node_values: Mutex<BTreeMap<String, String>>,
+    /// `real_ep_map_`: server name → real endpoint, with `--use_name` (NS:1096-1195).
+    pub(crate) real_endpoints: crate::sim::names::RealEndpoints,
 }
 
 /// How long the nameserver waits for a tablet's reply.
@@ -160,7 +165,12 @@ impl NameServer {
         method: &str,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, http::CallError> {
-        http::call(endpoint, &format!("/TabletServer/{method}"), body, TABLET_TIMEOUT).await
+        let real = if self.flags.use_name {
+            self.real_endpoints.resolve(&self.zk().await, endpoint).await.unwrap_or_else(|| endpoint.to_string())
+        } else {
+            endpoint.to_string()
+        };
+        http::call(&real, &format!("/TabletServer/{method}"), body, TABLET_TIMEOUT).await
     }
 
     /// `Recover()`: rebuild everything from ZooKeeper (C§1.2, C§3.2, C§3.8).
@@ -193,6 +203,10 @@ impl NameServer {
             let value = zk.get(&paths.node(&child)).await?.unwrap_or_default();
             tablets.insert(child.clone(), TabletRecord { health: TabletHealth::Healthy, since: Instant::now() });
             node_values.insert(child, value);
+        }
+        if self.flags.use_name {
+            let names: Vec<String> = tablets.keys().cloned().collect();
+            self.real_endpoints.refresh(&zk, Some(&names)).await;
         }
         let mut op_infos = Vec::new();
         for child in zk.children(&paths.op_data_dir()).await? {
@@ -396,7 +410,11 @@ pub async fn run_nameserver(
     let paths = ZkPaths::new(&flags.zk_root_path);
     zk.mkdir(&paths.leader()).await?;
     zk.mkdir(&paths.nodes()).await?;
+    if flags.registers_name() {
+        crate::sim::names::register_name(&zk, &paths, &flags.endpoint, &flags.real_endpoint).await?;
+    }
     let ns = Arc::new(NameServer {
+        real_endpoints: crate::sim::names::RealEndpoints::new(paths.clone()),
         paths,
         zk: RwLock::new(zk),
         running: AtomicBool::new(false),
@@ -556,6 +574,10 @@ async fn watch_tablets_loop(ns: Arc<NameServer>, token: CancellationToken) {
 impl NameServer {
     async fn on_nodes_changed(self: &Arc<Self>, children: Vec<String>) {
         let zk = self.zk().await;
+        if self.flags.use_name {
+            // UpdateTablets reads every tablet's map/names entry (NS:1109-1119).
+            self.real_endpoints.refresh(&zk, Some(&children)).await;
+        }
         let mut values = BTreeMap::new();
         for child in &children {
             if let Ok(Some(value)) = zk.get(&self.paths.node(child)).await {

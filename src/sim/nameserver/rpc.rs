@@ -115,9 +115,18 @@ impl NameServer {
                 age: record.since.elapsed().as_millis() as u64,
             })
             .collect();
+        drop(state);
+        let mut listed = json!(tablets);
+        if self.flags.use_name {
+            // `real_endpoint` only with use_name, "-" when unknown (NS:1354-1381).
+            for t in listed.as_array_mut().into_iter().flatten() {
+                let name = t["endpoint"].as_str().unwrap_or_default().to_string();
+                t["real_endpoint"] = json!(self.real_endpoints.known(&name).await.unwrap_or_else(|| "-".into()));
+            }
+        }
         let mut reply = json!({ "code": 0, "msg": "ok" });
         if !tablets.is_empty() {
-            reply["tablets"] = json!(tablets);
+            reply["tablets"] = listed;
         }
         Ok(reply)
     }

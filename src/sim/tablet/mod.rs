@@ -203,6 +203,10 @@ pub struct Tablet {
     /// The single snapshot thread (`--snapshot_pool_size` 1): one snapshot at a time.
     snapshot_pool: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
+    /// Peer names → real endpoints, with `--use_name` ([`crate::sim::names`]).
+    real_endpoints: crate::sim::names::RealEndpoints,
+    /// A ZooKeeper session for reading `map/names`, opened on first need.
+    names_zk: tokio::sync::OnceCell<Zk>,
 }
 
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -213,6 +217,7 @@ fn now_ms() -> u64 {
 
 impl Tablet {
     pub fn new(flags: SimFlags, shutdown: CancellationToken) -> Arc<Tablet> {
+        let real_endpoints = crate::sim::names::RealEndpoints::new(ZkPaths::new(&flags.zk_root_path));
         Arc::new(Tablet {
             roots: storage::Roots::new(&flags),
             flags,
@@ -220,7 +225,26 @@ impl Tablet {
             peers: http::ConnectionPool::new(),
             snapshot_pool: tokio::sync::Mutex::new(()),
             shutdown,
+            real_endpoints,
+            names_zk: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Where to reach the peer `endpoint`: itself, or with `--use_name` the real endpoint its
+    /// name maps to (the name itself when it maps to nothing yet; the call then fails like a
+    /// call to a tablet that is down, and is retried).
+    pub(super) async fn peer_address(&self, endpoint: &str) -> String {
+        if !self.flags.use_name {
+            return endpoint.to_string();
+        }
+        if let Some(real) = self.real_endpoints.known(endpoint).await {
+            return real;
+        }
+        let zk = self.names_zk.get_or_try_init(|| Zk::connect(&self.flags)).await;
+        match zk {
+            Ok(zk) => self.real_endpoints.resolve(zk, endpoint).await.unwrap_or_else(|| endpoint.to_string()),
+            Err(_) => endpoint.to_string(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, TabletState> {
@@ -431,6 +455,12 @@ async fn register(flags: &SimFlags, zk: &Zk, startup: bool) -> Result<(), Tablet
 async fn register_and_keep_alive(flags: &SimFlags, shutdown: CancellationToken) -> Result<(), TabletError> {
     let paths = ZkPaths::new(&flags.zk_root_path);
     let mut zk = Zk::connect(flags).await?;
+    if flags.registers_name() {
+        // RegisterZK: RegisterName before Register (tablet_impl.cc:386-419).
+        crate::sim::names::register_name(&zk, &paths, &flags.endpoint, &flags.real_endpoint)
+            .await
+            .map_err(|e| TabletError::BadFlag(format!("Fail to register name: {e}")))?;
+    }
     register(flags, &zk, true).await?;
     zk.create_if_missing(&paths.table_notify(), "1").await?;
     zk.create_if_missing(&paths.global_variable_notify(), "1").await?;

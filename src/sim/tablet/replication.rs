@@ -228,7 +228,8 @@ async fn replicate(
     let mut last_sync = loop {
         let Some(term) = term() else { return };
         let request = json!({ "tid": tid, "pid": pid, "term": term, "pre_log_index": 0 });
-        match tablet.peers.call(&follower, path, &request, flags.request_timeout).await {
+        let address = tablet.peer_address(&follower).await;
+        match tablet.peers.call(&address, path, &request, flags.request_timeout).await {
             Ok(reply) if http::reply_code(&reply) == 0 => {
                 break reply.get("log_offset").and_then(Value::as_u64).unwrap_or(0);
             }
@@ -284,7 +285,8 @@ async fn replicate(
                 (request, last)
             }
         };
-        match tablet.peers.call(&follower, path, &request, flags.request_timeout).await {
+        let address = tablet.peer_address(&follower).await;
+        match tablet.peers.call(&address, path, &request, flags.request_timeout).await {
             Ok(reply) if http::reply_code(&reply) == 0 => last_sync = last,
             _ => {
                 cached = Some((request, last));

@@ -282,7 +282,8 @@ impl Tablet {
             for (file_name, data) in files {
                 let request = json!({ "tid": tid, "pid": pid, "file_name": file_name, "block_id": 0,
                                       "storage_mode": storage.name(), "data": data });
-                match http::call(&endpoint, "/TabletServer/SendData", &request, super::PEER_TIMEOUT).await {
+                let address = tablet.peer_address(&endpoint).await;
+                match http::call(&address, "/TabletServer/SendData", &request, super::PEER_TIMEOUT).await {
                     Ok(reply) if http::reply_code(&reply) == 0 => {}
                     _ => {
                         status = TaskStatus::kFailed;
