@@ -46,7 +46,7 @@ pub(super) fn install(
     let mut set = vec![("zk_cluster", state.zk_cluster.clone()), ("zk_root_path", state.zk_root_path.clone())];
     let named = options.use_name && matches!(c.role, Role::Nameserver | Role::Tablet);
     if named {
-        set.extend(super::use_name_flags(&c.endpoint));
+        set.extend(super::options::use_name_flags(&c.endpoint));
     } else {
         set.push(("endpoint", c.endpoint.clone()));
     }

@@ -45,10 +45,12 @@
 //! * Storage modes ([`tablet`]'s `storage`): kMemory, kSSD and kHDD replicas live under the
 //!   root of their mode (`--db_root_path`, `--ssd_root_path`, `--hdd_root_path`, several
 //!   roots picked by tid/pid hash), and every RPC that touches files picks the root by the
-//!   storage mode it is given: LoadTable by the request's (so a wrong mode loads an empty
-//!   table from the other root; a mode without a root is 138 and fails the task), SendData,
-//!   GetManifest, GetTermPair and DeleteBinlog likewise. A disk table being loaded appears
-//!   only once the load task runs. DropTable moves the directory to the mode's
+//!   storage mode it is given: LoadTable by the request's (a mode without a root is 138 and
+//!   fails the task; with the wrong mode the table's files are not where it looks, so the meta
+//!   written there has no index and the table cannot be made: 131 "fail to init table" for
+//!   kMemory, a failed load task for a disk mode, an empty table only when the request brings
+//!   a schema), SendData, GetManifest, GetTermPair and DeleteBinlog likewise. A disk table
+//!   being loaded appears only once the load task runs. DropTable moves the directory to the mode's
 //!   `--recycle_bin_*root_path`; without one the task fails and the replica stays. The
 //!   nameserver sends the table's `storage_mode` in CreateTable and in every LoadTable,
 //!   GetTermPair and DeleteBinlog of its ops.
@@ -80,6 +82,8 @@
 //! * The internal databases (`__INTERNAL_DB`, `__PRE_AGG_DB`, `INFORMATION_SCHEMA`) and
 //!   their system tables are created as metadata with one partition and
 //!   `--system_table_replica_num` replicas (at least 1); they hold no rows.
+//! * Tables need no schema: every table CreateTable makes counts as indexed; only a
+//!   LoadTable that finds no meta on disk and gets no `column_key` fails for the lack of one.
 //! * Tablets keep a replica's metadata and log under `<root of its storage mode>/<tid>_<pid>/`
 //!   (`table_meta.json`, and `binlog.jsonl` with one `LogEntry` per line, appended as rows
 //!   arrive). The log is the table: there is no separate memtable, RocksDB or snapshot data

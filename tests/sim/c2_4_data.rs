@@ -69,8 +69,10 @@ async fn c2_4_put_get_scan_error_codes_on_followers_and_unloaded_tables() {
     }
 
     // A table being loaded: 104 until kTableNormal, then it serves its (empty) data.
+    // Nothing on disk for it: the request brings the schema (an index), else it cannot load.
     let meta = json!({ "tid": absent, "pid": 0, "name": "manual", "db": "db", "mode": "kTableLeader",
-                       "storage_mode": "kMemory" });
+                       "storage_mode": "kMemory", "column_desc": [{ "name": "k", "data_type": "kString" }],
+                       "column_key": [{ "index_name": "k", "col_name": ["k"] }] });
     assert_eq!(cluster.tablet(&leader, "LoadTable", json!({ "table_meta": meta })).await["code"], 0);
     for (method, body) in [
         ("Put", json!({ "tid": absent, "pid": 0, "pk": "k", "value": "v" })),

@@ -283,7 +283,13 @@ async fn c3_3_failed_op_is_kept_and_queue_continues() {
     let outsider = tablets.iter().find(|t| !parts[1].1.iter().any(|m| &m.0 == *t)).expect("free").clone();
     let tid = tid_of(&cluster, &ns, "db", "t").await;
     let loaded = cluster
-        .tablet(&outsider, "LoadTable", json!({"table_meta":{"tid":tid,"pid":1,"name":"t","mode":"kTableFollower"}}))
+        .tablet(
+            &outsider,
+            "LoadTable",
+            // Nothing on disk there: the schema comes with the request (an index, `Table::InitColumnDesc`).
+            json!({"table_meta":{"tid":tid,"pid":1,"name":"t","mode":"kTableFollower",
+                                 "column_key":[{"index_name":"k","col_name":["k"]}]}}),
+        )
         .await;
     assert_eq!(loaded["code"], 0);
     let added = cluster.ns(&ns, "AddReplicaNS", json!({"name":"t","db":"db","pid":1,"endpoint":outsider})).await;

@@ -20,9 +20,11 @@ async fn snapshot_hour() -> u32 {
     chrono::Local::now().hour()
 }
 
+/// A table meta with a schema, so a LoadTable without a meta on disk can make the table.
 fn meta(tid: u64, mode: &str, storage: &str) -> Value {
     json!({ "tid": tid, "pid": 0, "name": format!("t{tid}"), "db": "db", "mode": mode, "term": 3,
-            "storage_mode": storage })
+            "storage_mode": storage, "column_desc": [{ "name": "k", "data_type": "kString" }],
+            "column_key": [{ "index_name": "k", "col_name": ["k"] }] })
 }
 
 async fn create(cluster: &SimCluster, tablet: &str, tid: u64, mode: &str, storage: &str) {

@@ -105,15 +105,18 @@ async fn c4_load_table_disk_modes_use_their_own_root_path() {
 }
 
 /// LoadTable with the wrong storage mode (`TabletImpl::LoadTable`,
-/// `src/tablet/tablet_impl.cc:3131-3210`): the root is chosen by the mode in the request, a
-/// missing table directory is only a warning (`:3163-3166`), so kMemory for a table whose
-/// files sit under the SSD root loads an *empty* memory table (and writes its meta under
-/// `--db_root_path`). A mode whose root flag is not set answers 138 before anything else is
-/// checked, and its task fails; CreateTable answers 138 too (`:3540-3547`). DropTable of a
-/// disk table without a recycle bin for its mode answers ok but its task fails and the table
-/// stays (`DeleteTableInternal`, `:3426-3430`).
+/// `src/tablet/tablet_impl.cc:3131-3210`): the root is chosen by the mode in the request, and
+/// a missing table directory is only a warning (`:3163-3167`): the merged meta is written
+/// there, but with nothing on disk it has no index (`Table::InitColumnDesc`,
+/// `src/storage/table.cc:106-117`), so kMemory for a table whose files sit under the SSD root
+/// answers 131 "fail to init table" (`:3186-3190`) and leaves that meta behind; a disk mode
+/// with nothing under its root answers ok and fails its task (`:3342-3345`). Given a schema,
+/// the wrong mode loads an *empty* table. A mode whose root flag is not set answers 138 before
+/// anything else is checked, and its task fails; CreateTable answers 138 too (`:3540-3547`).
+/// DropTable of a disk table without a recycle bin for its mode answers ok but its task
+/// fails and the table stays (`DeleteTableInternal`, `:3426-3430`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn load_table_with_the_wrong_storage_mode_loads_an_empty_table_from_that_root() {
+async fn load_table_with_the_wrong_storage_mode_fails_or_loads_an_empty_table_from_that_root() {
     let mut cluster = SimCluster::new("/c4_wrong_mode");
     let shared = cluster.path().join("disks");
     let ssd_only = disk_flags(&shared, true, false);
@@ -124,26 +127,47 @@ async fn load_table_with_the_wrong_storage_mode_loads_an_empty_table_from_that_r
     put_rows(&cluster, &writer, 11, 3).await;
 
     let reader = cluster.start_tablet(&refs(&ssd_only)).await;
-    let wrong = json!({ "table_meta": { "tid": 11, "pid": 0, "name": "t11", "storage_mode": "kMemory" } });
-    assert_eq!(cluster.tablet(&reader, "LoadTable", wrong).await["code"], 0);
+    let task = |op_id: u64| {
+        json!({ "op_id": op_id, "op_type": "kReLoadTableOP", "task_type": "kLoadTable",
+                                    "status": "kInited" })
+    };
+    let wrong = json!({ "table_meta": { "tid": 11, "pid": 0, "name": "t11", "storage_mode": "kMemory" },
+                        "task_info": task(1) });
+    assert_eq!(cluster.tablet(&reader, "LoadTable", wrong).await, json!({"code": 131, "msg": "fail to init table"}));
+    assert!(db_root(&cluster, &reader).join("11_0/table_meta.json").is_file(), "the meta is written first");
+    assert_eq!(cluster.table_status(&reader, 11, 0).await, None);
+    // kSSD with nothing under the SSD root for tid 12: ok, then the load task fails.
+    let missing = json!({ "table_meta": { "tid": 12, "pid": 0, "name": "t12", "storage_mode": "kSSD" },
+                          "task_info": task(2) });
+    assert_eq!(cluster.tablet(&reader, "LoadTable", missing).await["code"], 0);
+    wait_for("the disk load task failed", Duration::from_secs(5), || async {
+        let tasks = cluster.tablet(&reader, "GetTaskStatus", json!({})).await;
+        let statuses: Vec<Value> = tasks["task"].as_array()?.iter().map(|t| t["status"].clone()).collect();
+        (statuses == [json!("kFailed"), json!("kFailed")]).then_some(())
+    })
+    .await;
+    assert_eq!(cluster.table_status(&reader, 12, 0).await, None, "never listed");
+    // With a schema in the request the wrong mode makes an empty memory table.
+    let schema = json!({ "tid": 11, "pid": 0, "name": "t11", "storage_mode": "kMemory",
+                         "column_desc": [{ "name": "k", "data_type": "kString" }],
+                         "column_key": [{ "index_name": "k", "col_name": ["k"] }] });
+    assert_eq!(cluster.tablet(&reader, "LoadTable", json!({ "table_meta": schema })).await["code"], 0);
     let empty = wait_normal(&cluster, &reader, 11).await;
     assert_eq!(
         (empty["storage_mode"].clone(), empty["offset"].clone(), empty["record_cnt"].clone()),
         (json!("kMemory"), json!(0), json!(0))
     );
-    assert!(db_root(&cluster, &reader).join("11_0/table_meta.json").is_file());
     assert_eq!(rows_on_disk(&shared.join("db_ssd/11_0")), 3, "the SSD files are untouched");
 
     // No --hdd_root_path: 138 first (even for a loaded tid), and the task fails.
     let hdd = json!({ "table_meta": { "tid": 11, "pid": 0, "name": "t11", "storage_mode": "kHDD" },
-                      "task_info": { "op_id": 2, "op_type": "kReLoadTableOP", "task_type": "kLoadTable",
-                                     "status": "kInited" } });
+                      "task_info": task(3) });
     assert_eq!(
         cluster.tablet(&reader, "LoadTable", hdd).await,
         json!({"code": 138, "msg": "fail to get table db root path"})
     );
     let tasks = cluster.tablet(&reader, "GetTaskStatus", json!({})).await;
-    assert_eq!(tasks["task"][0]["status"], "kFailed", "{tasks}");
+    assert_eq!(tasks["task"][2]["status"], "kFailed", "{tasks}");
     let hdd_table = json!({ "table_meta": meta(12, "kTableLeader", "kHDD") });
     assert_eq!(
         cluster.tablet(&reader, "CreateTable", hdd_table).await,

@@ -298,7 +298,7 @@ impl NameServer {
     /// Creates a table: allocates a tid, places replicas round-robin over the healthy
     /// tablets (leaders spread), creates them on the tablets (every partition's followers
     /// before its leader, as `CreateTableOnTablet` is called for followers first, so the
-    /// leader's replicators find them, `src/nameserver/name_server_impl.cc:2284-2345`), and
+    /// leader's replicators find them, `src/nameserver/name_server_impl.cc:4010-4017`), and
     /// persists the metadata. Each replica gets the table's `storage_mode`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn create_table_internal(

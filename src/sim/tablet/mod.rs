@@ -101,6 +101,16 @@ pub struct ReplicaMeta {
     pub column_desc: Vec<Value>,
     #[serde(default)]
     pub column_key: Vec<Value>,
+    /// The simulator's stand-in for `column_key_size() > 0`, without which a table does not
+    /// initialise (`Table::InitColumnDesc`, `src/storage/table.cc:106-117`). Tables the
+    /// simulator creates need no schema, so every CreateTable meta counts as indexed; a meta
+    /// LoadTable writes where none was, from a request without `column_key`, does not.
+    #[serde(default = "indexed")]
+    pub has_index: bool,
+}
+
+fn indexed() -> bool {
+    true
 }
 
 impl ReplicaMeta {

@@ -171,8 +171,8 @@ impl Tablet {
     /// AppendEntries (`TabletImpl::AppendEntries`, `src/tablet/tablet_impl.cc:2329-2398`): 100,
     /// 104 while loading, 102 on a leader, 122 for a request of an older term. Without entries
     /// and with `pre_log_index` 0 it is a node's first contact or the nameserver's
-    /// FollowOfNoOne (C§2.4): it answers the offset and takes a newer term. Entries at or
-    /// below the offset are skipped.
+    /// FollowOfNoOne (C§2.4): it answers the offset and takes a newer term; requests with
+    /// entries never change the term. Entries at or below the offset are skipped.
     pub(super) fn append_entries(&self, body: &Body<'_>) -> Value {
         let (tid, pid) = Self::tid_pid(body);
         let term = body.u64("term").unwrap_or(0);
@@ -189,8 +189,12 @@ impl Tablet {
         if term < replica.meta.term {
             return general(122, "fail to append entries to replicator");
         }
-        let raised = term > replica.meta.term;
-        replica.meta.term = term;
+        // Only the probe without entries takes a newer term (`:2364-2374`).
+        let probe = entries.is_empty() && body.u64("pre_log_index").unwrap_or(0) == 0;
+        let raised = probe && term > replica.meta.term;
+        if raised {
+            replica.meta.term = term;
+        }
         let appended = replica.log.append(&entries);
         if !appended.is_empty() && append_log(&replica.dir, &appended).is_err() {
             return general(122, "fail to append entries to replicator");

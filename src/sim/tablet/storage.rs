@@ -195,6 +195,7 @@ impl Tablet {
             storage_mode: meta.enum_name("storage_mode", STORAGE_MODES).and_then(|m| StorageMode::from_name(&m)),
             column_desc: meta.raw("column_desc").and_then(Value::as_array).cloned().unwrap_or_default(),
             column_key: meta.raw("column_key").and_then(Value::as_array).cloned().unwrap_or_default(),
+            has_index: meta.raw("column_key").and_then(Value::as_array).is_some_and(|keys| !keys.is_empty()),
         }
     }
 
@@ -202,8 +203,12 @@ impl Tablet {
     /// task first, then CheckTableMeta (129), the root of the *requested* storage mode (138;
     /// kMemory when the request has none), 101 when loaded; the request is merged over the
     /// meta on disk there (replicas only from the request, `UpdateTableMeta`, `:4045-4069`) and
-    /// written back (127). Whatever the directory holds is loaded, nothing when it does not
-    /// exist: a wrong storage mode loads an empty table from the other root.
+    /// written back (127), even where no table directory was (only a warning, `:3163-3167`).
+    /// A meta without an index (none on disk and no `column_key` in the request, as with a
+    /// wrong storage mode: the files sit under another root) cannot make a table
+    /// (`Table::InitColumnDesc`): a memory table answers 131 "fail to init table"
+    /// (`:3186-3190`), a disk table answers ok and its load task fails (`:3342-3345`); with a
+    /// schema in the request an empty table loads.
     ///
     /// A memory table exists at once in kTableUndefined and loads in the background
     /// (`LoadTableInternal`, `:3212-3301`); a disk table appears only when the task pool runs
@@ -238,6 +243,9 @@ impl Tablet {
         }
         let disk = meta.mode_of_storage() != StorageMode::kMemory;
         if !disk {
+            if !meta.has_index {
+                return failed(&mut state, general(131, "fail to init table"));
+            }
             state.replicas.insert((tid, pid), Replica::new(meta.clone(), TableState::kTableUndefined, dir.clone()));
         }
         drop(state);
@@ -248,7 +256,7 @@ impl Tablet {
             let replay = if disk {
                 let snapshot = read_manifest(&dir).map(|m| m.offset).unwrap_or(0);
                 let mut state = tablet.lock();
-                if state.replicas.contains_key(&(tid, pid)) {
+                if !meta.has_index || state.replicas.contains_key(&(tid, pid)) {
                     Self::finish_task_locked(&mut state, task.as_ref(), TaskStatus::kFailed);
                     return;
                 }
@@ -281,8 +289,10 @@ impl Tablet {
     /// 101, 138 for a storage mode without a root ("fail to find db root path"), 127; the
     /// replica is kTableNormal at once and a leader starts replicating to its `replicas`.
     pub(super) fn create_table(self: &Arc<Self>, body: &Body<'_>) -> Value {
-        let meta =
+        let mut meta =
             body.message("table_meta", "openmldb.api.TableMeta").map(|m| Self::meta_from_body(&m)).unwrap_or_default();
+        // The simulator's tables need no schema (see `ReplicaMeta::has_index`).
+        meta.has_index = true;
         if let Err(reply) = check_table_meta(&meta) {
             return reply;
         }
@@ -460,7 +470,10 @@ fn merge_meta(disk: Option<ReplicaMeta>, requested: ReplicaMeta, body: Option<&B
     }
     if !requested.column_desc.is_empty() {
         meta.column_desc = requested.column_desc;
+    }
+    if !requested.column_key.is_empty() {
         meta.column_key = requested.column_key;
+        meta.has_index = true;
     }
     meta
 }
