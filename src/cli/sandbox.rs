@@ -101,7 +101,7 @@ pub(crate) struct SandboxUpArgs {
     #[arg(long)]
     ssh: bool,
     /// `memory`: every table in memory. `mixed`: also kSSD and kHDD tables (disk.ssd_single,
-    /// disk.ssd_triple, disk.hdd_single, disk.hdd_double), the tablets' flags carrying
+    /// disk.ssd_triple, disk.hdd_single, disk.hdd_double, disk.hdd_triple), the tablets' flags carrying
     /// --ssd_root_path and --hdd_root_path.
     #[arg(long, value_enum, default_value_t = sandbox::StorageModes::Memory)]
     storage_modes: sandbox::StorageModes,

@@ -142,9 +142,10 @@ pub fn sandbox_tables(tablets: usize, storage_modes: StorageModes) -> Vec<Sandbo
     if storage_modes == StorageModes::Mixed {
         tables.extend([
             table("disk", "ssd_single", 2, 1, "kSSD"),
-            table("disk", "ssd_triple", 2, 3, "kSSD"),
+            table("disk", "ssd_triple", 4, 3, "kSSD"),
             table("disk", "hdd_single", 2, 1, "kHDD"),
             table("disk", "hdd_double", 2, 2, "kHDD"),
+            table("disk", "hdd_triple", 4, 3, "kHDD"),
         ]);
     }
     tables

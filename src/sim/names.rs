@@ -60,10 +60,8 @@ pub fn server_name(data_dir: &Path) -> Result<String, NameError> {
 /// sequence, always positive.
 fn next_id() -> i64 {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
+    let micros =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
     let seq = (SEQ.fetch_add(1, Ordering::Relaxed) & 0xFFF) as i64;
     ((micros << 12) | seq).abs()
 }
@@ -73,7 +71,8 @@ pub fn local_ip() -> Result<String, NameError> {
     let host = nix::unistd::gethostname().map_err(|_| NameError::LocalIp)?;
     let host = host.to_string_lossy();
     use std::net::ToSocketAddrs;
-    let addr = (host.as_ref(), 0).to_socket_addrs().map_err(|_| NameError::LocalIp)?.next().ok_or(NameError::LocalIp)?;
+    let addr =
+        (host.as_ref(), 0).to_socket_addrs().map_err(|_| NameError::LocalIp)?.next().ok_or(NameError::LocalIp)?;
     Ok(addr.ip().to_string())
 }
 

@@ -194,3 +194,16 @@ fn table_tid(state: &SandboxState, db: &str, name: &str) -> u64 {
 fn o5_7_recover_data_without_a_leader_lets_the_freshest_replica_lead_and_the_nameserver_agree() {
     recover_picks_the_freshest_replica("demo", "triple", &[]);
 }
+
+/// The same on SSD and HDD tables: every replica is loaded from the root path of its storage
+/// mode (a replica asked for as kMemory would be looked for under the memory root and fail or
+/// come up empty, O§5.7), so no row is lost.
+#[test]
+fn o5_7_recover_data_loads_ssd_replicas_from_the_ssd_root() {
+    recover_picks_the_freshest_replica("disk", "ssd_triple", &["--storage-modes", "mixed"]);
+}
+
+#[test]
+fn o5_7_recover_data_loads_hdd_replicas_from_the_hdd_root() {
+    recover_picks_the_freshest_replica("disk", "hdd_triple", &["--storage-modes", "mixed"]);
+}

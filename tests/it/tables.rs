@@ -21,9 +21,18 @@ struct Upgraded {
 /// Brings up a 0.9.2 sandbox with `options`, upgrades it to 0.9.3 while `sandbox load` writes
 /// `rate` rows/s, and checks the end state every shape must reach.
 fn upgrade_under_load(options: &[&str], rate: u32) -> (Sandbox, Upgraded) {
+    let sb = sandbox_with(options);
+    let up = upgrade_under_load_on(&sb, rate);
+    (sb, up)
+}
+
+fn sandbox_with(options: &[&str]) -> Sandbox {
     let mut args = vec!["--version", "0.9.2", "--tablets", "3"];
     args.extend_from_slice(options);
-    let sb = Sandbox::up(&args);
+    Sandbox::up(&args)
+}
+
+fn upgrade_under_load_on(sb: &Sandbox, rate: u32) -> Upgraded {
     let rel = tempfile::tempdir().unwrap();
     let release = support::release(rel.path(), "0.9.3", &[]);
     let before = state(&sb);
@@ -40,7 +49,7 @@ fn upgrade_under_load(options: &[&str], rate: u32) -> (Sandbox, Upgraded) {
     let after = state(&sb);
     assert!(line(&after, "versions").split('"').filter(|v| v.starts_with("0.9")).all(|v| v == "0.9.3"), "{after}");
     assert_safe_end_state(&before, &after);
-    (sb, Upgraded { out, summary, verified })
+    Upgraded { out, summary, verified }
 }
 
 /// Acknowledged rows per table, from the verify report.
@@ -56,7 +65,13 @@ fn acknowledged_in(verified: &Value, db: &str) -> u64 {
 
 /// The longest a write to one partition waited for a retry to be acknowledged, in ms.
 fn longest_client_stall(verified: &Value) -> u64 {
-    verified["partitions"].as_array().unwrap().iter().map(|p| p["longest_retry_ms"].as_u64().unwrap_or(0)).max().unwrap_or(0)
+    verified["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["longest_retry_ms"].as_u64().unwrap_or(0))
+        .max()
+        .unwrap_or(0)
 }
 
 /// The longest stall the tool logged for a leader switch, in ms.
@@ -75,20 +90,55 @@ fn c4_memory_ssd_and_hdd_tables_single_and_multi_replica_upgrade_under_load() {
     // The disk tables were written to, and their data lives under the disk roots.
     assert!(acknowledged_in(&up.verified, "disk") > 100, "{}", up.summary);
     let out = sb.run(
-        r#"for t in ["ssd_single", "ssd_triple", "hdd_single", "hdd_double"] {
+        r#"for t in ["ssd_single", "ssd_triple", "hdd_single", "hdd_double", "hdd_triple"] {
                print(t + " " + ns::partitions().filter(|r| r.db == "disk" && r.table == t && r.leader && r.alive).len());
            }"#,
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
-    for t in ["ssd_single", "ssd_triple", "hdd_single", "hdd_double"] {
+    for t in ["ssd_single", "ssd_triple", "hdd_single", "hdd_double", "hdd_triple"] {
         assert!(!out.stdout.contains(&format!("{t} 0")), "{t} has a partition without a leader: {}", out.stdout);
     }
 }
 
 #[test]
 fn c4_a_scheduled_snapshot_window_firing_during_drains_and_restores() {
-    let (_sb, up) = upgrade_under_load(&["--snapshot-window", "20s"], 100);
+    let sb = sandbox_with(&["--snapshot-window", "20s"]);
+    // Watches every tablet's replica states while the upgrade runs.
+    let state = mldb_upgrade::sandbox::load_state(&sb.dir).unwrap();
+    let tablets: Vec<String> =
+        state.components.iter().filter(|c| c.role.as_str() == "tablet").map(|c| c.endpoint.clone()).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let mut snapshotting = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for t in &tablets {
+                    let body = serde_json::json!({});
+                    let reply = rt.block_on(mldb_upgrade::sim::http::call(
+                        t,
+                        "/TabletServer/GetTableStatus",
+                        &body,
+                        Duration::from_secs(2),
+                    ));
+                    for s in reply.ok().and_then(|r| r["all_table_status"].as_array().cloned()).unwrap_or_default() {
+                        if s["state"] == "kMakingSnapshot" {
+                            snapshotting.insert(format!("{t} {}-{}", s["tid"], s["pid"]));
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            snapshotting
+        })
+    };
+    let up = upgrade_under_load_on(&sb, 100);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let snapshotting = watcher.join().unwrap();
     assert!(up.verified["acknowledged"].as_u64().unwrap() > 1000, "{}", up.summary);
+    eprintln!("replicas seen in kMakingSnapshot during the run: {}", snapshotting.len());
+    assert!(snapshotting.len() >= 3, "the snapshot window never fired during the run: {snapshotting:?}");
 }
 
 #[test]

@@ -102,8 +102,13 @@ async fn o2_4_sandbox_mixed_storage_modes_and_snapshot_window_reach_the_tablets(
             seen.insert((replica["name"].as_str().unwrap_or_default().to_string(), mode));
         }
     }
-    for (name, mode) in [("ssd_single", "kSSD"), ("ssd_triple", "kSSD"), ("hdd_single", "kHDD"), ("hdd_double", "kHDD")]
-    {
+    for (name, mode) in [
+        ("ssd_single", "kSSD"),
+        ("ssd_triple", "kSSD"),
+        ("hdd_single", "kHDD"),
+        ("hdd_double", "kHDD"),
+        ("hdd_triple", "kHDD"),
+    ] {
         assert!(seen.contains(&(name.to_string(), mode.to_string())), "{name}: {seen:?}");
     }
 
