@@ -35,10 +35,10 @@ fn sandbox_with(options: &[&str]) -> Sandbox {
 fn upgrade_under_load_on(sb: &Sandbox, rate: u32) -> Upgraded {
     let rel = tempfile::tempdir().unwrap();
     let release = support::release(rel.path(), "0.9.3", &[]);
-    let before = state(&sb);
+    let before = state(sb);
     let load = sb.load(rate);
     std::thread::sleep(Duration::from_secs(2));
-    let out = run_upgrade(&sb, release.to_str().unwrap(), &[]);
+    let out = run_upgrade(sb, release.to_str().unwrap(), &[]);
     let (summary, verified) = load.finish();
     eprintln!("load: {summary}");
     for l in out.stderr.lines().filter(|l| l.contains("were refused for at most")) {
@@ -46,7 +46,7 @@ fn upgrade_under_load_on(sb: &Sandbox, rate: u32) -> Upgraded {
     }
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(verified["missing"], serde_json::json!([]), "acknowledged writes lost: {summary}");
-    let after = state(&sb);
+    let after = state(sb);
     assert!(line(&after, "versions").split('"').filter(|v| v.starts_with("0.9")).all(|v| v == "0.9.3"), "{after}");
     assert_safe_end_state(&before, &after);
     Upgraded { out, summary, verified }
