@@ -177,7 +177,7 @@ mod tests {
         let memory = sandbox_tables(3, StorageModes::Memory);
         assert!(memory.iter().all(|t| t.storage_mode == "kMemory"));
         let mixed = sandbox_tables(3, StorageModes::Mixed);
-        assert_eq!(mixed.len(), memory.len() + 4);
+        assert_eq!(mixed.len(), memory.len() + 5);
         for mode in ["kSSD", "kHDD"] {
             let replicas: Vec<u32> = mixed.iter().filter(|t| t.storage_mode == mode).map(|t| t.replicas).collect();
             assert!(replicas.contains(&1) && replicas.iter().any(|r| *r > 1), "{mode}: {replicas:?}");
