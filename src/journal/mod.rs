@@ -4,8 +4,10 @@
 //!
 //! Keys:
 //! - `auto_failover`: the value found before a run turned it off (`cluster::upgrade::auto_failover`);
-//! - `drain/<tablet endpoint>`: the leader placement recorded before draining that tablet, as
-//!   `LeaderMove`s (`cluster::upgrade::drain`);
+//! - `drain/<tablet endpoint>/<tid>-<pid>`: the leader placement recorded before draining that
+//!   tablet, one `LeaderMove` per node (`cluster::upgrade::drain`), so that no node grows with
+//!   the number of partitions (ZooKeeper refuses nodes over 1 MB, `jute.maxbuffer`) and a move
+//!   rewrites only its own record;
 //! - `fence/<tid>-<pid>`: a leader fenced ahead of its ChangeLeader (`cluster::upgrade::fence`);
 //! - `values/<key>`: what scripts record with `journal::put` (the stock flow: `backup/<endpoint>`,
 //!   `preflight`);
@@ -113,6 +115,49 @@ impl Journal {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The values of every key under `prefix`, by key, read concurrently (a drain of thousands
+    /// of partitions is read in one round of pipelined requests).
+    pub async fn get_all<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T)>, JournalError> {
+        use futures::StreamExt;
+        let keys = self.keys(prefix).await?;
+        let reads = futures::stream::iter(keys.into_iter().map(|key| async move {
+            let value = self.get::<T>(&format!("{prefix}/{key}")).await?;
+            Ok::<_, JournalError>(value.map(|v| (key, v)))
+        }))
+        .buffered(256)
+        .collect::<Vec<_>>()
+        .await;
+        let mut values = Vec::with_capacity(reads.len());
+        for read in reads {
+            values.extend(read?);
+        }
+        Ok(values)
+    }
+
+    /// Writes several keys, concurrently.
+    pub async fn put_all<T: Serialize>(&self, entries: &[(String, T)]) -> Result<(), JournalError> {
+        use futures::StreamExt;
+        let writes = futures::stream::iter(entries.iter().map(|(key, value)| self.put(key, value)))
+            .buffer_unordered(256)
+            .collect::<Vec<_>>()
+            .await;
+        writes.into_iter().collect()
+    }
+
+    /// Removes `key` and every key under it.
+    pub async fn delete_tree(&self, key: &str) -> Result<(), JournalError> {
+        use futures::StreamExt;
+        let children = self.keys(key).await?;
+        let deletes = futures::stream::iter(
+            children.iter().map(|child| async move { self.delete(&format!("{key}/{child}")).await }),
+        )
+        .buffer_unordered(256)
+        .collect::<Vec<_>>()
+        .await;
+        deletes.into_iter().collect::<Result<(), _>>()?;
+        self.delete(key).await
     }
 
     /// Keys under `prefix` (e.g. the tablets with a recorded drain).

@@ -71,3 +71,76 @@ fn zk_without_cluster_says_to_pass_one() {
     assert!(out.stderr.contains("(zk::children at "), "{}", out.stderr);
     assert!(out.stderr.contains("pass --cluster FILE"), "{}", out.stderr);
 }
+
+/// The drain journal of a tablet leading 20 000 partitions: one node per move, each far below
+/// ZooKeeper's 1 MB node limit (`jute.maxbuffer`), read back in full, a re-recorded
+/// (interrupted) drain keeps the first placement, and a restore removes it all.
+#[test]
+fn the_drain_journal_of_20000_moves_keeps_every_node_small() {
+    use mldb_upgrade::cluster::upgrade::{LeaderMove, MoveState, Upgrader};
+    use std::time::{Duration, Instant};
+
+    let server = TestZk::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let settings = mldb_upgrade::config::ZkSettings {
+        cluster: server.addr(),
+        root_path: "/big".into(),
+        cert: None,
+        session_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
+    };
+    let zk = std::sync::Arc::new(mldb_upgrade::cluster::zk::Zk::new(settings));
+    let journal = std::sync::Arc::new(mldb_upgrade::journal::Journal::new(zk.clone(), None));
+    let rpc = mldb_upgrade::cluster::rpc::RpcClient::new(None, Duration::from_secs(1));
+    let upgrader = Upgrader::new(mldb_upgrade::cluster::Cluster::new(zk.clone(), rpc), journal.clone());
+    let tablet = "10.0.0.1:10921";
+    let planned = |to: &str| -> Vec<LeaderMove> {
+        (0..20_000u32)
+            .map(|i| LeaderMove {
+                db: "db".into(),
+                table: format!("t{}", i / 1000),
+                tid: 1 + i / 1000,
+                pid: i % 1000,
+                from: tablet.into(),
+                to: to.into(),
+                temp_replica: i % 7 == 0,
+                state: MoveState::Planned,
+                stall_ms: None,
+                fence_attempts: 0,
+            })
+            .collect()
+    };
+    let first = planned("10.0.0.2:10921");
+    let started = Instant::now();
+    let recorded = rt.block_on(upgrader.record_moves(tablet, &first)).unwrap();
+    let wrote = started.elapsed();
+    assert_eq!(recorded.len(), 20_000);
+    let started = Instant::now();
+    let read = rt.block_on(upgrader.recorded_moves(tablet)).unwrap();
+    let read_in = started.elapsed();
+    assert_eq!(read, first, "read back as recorded, by (tid, pid)");
+    // An interrupted drain planned again elsewhere keeps the placement recorded first.
+    let again = rt.block_on(upgrader.record_moves(tablet, &planned("10.0.0.3:10921"))).unwrap();
+    assert!(again.iter().all(|m| m.to == "10.0.0.2:10921"));
+    // Every node is small: the largest holds one move.
+    let base = journal.path(&format!("drain/{tablet}"));
+    let children = rt.block_on(zk.children(&base)).unwrap();
+    assert_eq!(children.len(), 20_000);
+    let largest = rt.block_on(async {
+        let mut largest = 0;
+        for child in children.iter().step_by(97) {
+            largest = largest.max(zk.stat(&format!("{base}/{child}")).await.unwrap().unwrap().data_length);
+        }
+        largest
+    });
+    assert!(largest > 0 && largest < 1024, "largest node {largest} bytes");
+    assert_eq!(rt.block_on(upgrader.drained_tablets()).unwrap(), vec![tablet.to_string()]);
+    let started = Instant::now();
+    rt.block_on(journal.delete_tree(&format!("drain/{tablet}"))).unwrap();
+    eprintln!(
+        "20000 moves: recorded in {wrote:?}, read in {read_in:?}, removed in {:?}; largest node {largest} bytes",
+        started.elapsed()
+    );
+    assert!(rt.block_on(upgrader.drained_tablets()).unwrap().is_empty());
+    assert!(rt.block_on(upgrader.recorded_moves(tablet)).unwrap().is_empty());
+}

@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::{
-    drain_key, partition_err, LeaderMove, MoveReport, MoveSettings, MoveState, PartitionOp, SingleReplicaPolicy,
+    move_key, partition_err, LeaderMove, MoveReport, MoveSettings, MoveState, PartitionOp, SingleReplicaPolicy,
     Skipped, UpgradeError, Upgrader,
 };
 use crate::cluster::ns::{Partition, TableInfo, TablePartition};
@@ -116,20 +116,11 @@ impl Upgrader {
         }
         // Earlier moves of an interrupted drain stay recorded: the placement to restore is the
         // one before the first drain.
-        let key = drain_key(tablet);
-        let mut recorded: Vec<LeaderMove> = self.journal.get(&key).await?.unwrap_or_default();
-        for m in &report.moves {
-            if !recorded.iter().any(|r| r.tid == m.tid && r.pid == m.pid) {
-                recorded.push(m.clone());
-            }
-        }
-        self.journal.put(&key, &recorded).await?;
-        let recorded = Arc::new(Mutex::new(recorded));
+        let recorded = self.record_moves(tablet, &report.moves).await?;
         let tables = self.tables_by_tid().await?;
         let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let results = futures::future::join_all(report.moves.iter().map(|m| {
             let semaphore = semaphore.clone();
-            let recorded = recorded.clone();
             let table = tables.get(&m.tid).cloned();
             async move {
                 let _permit = semaphore.acquire().await;
@@ -141,18 +132,18 @@ impl Upgrader {
                     self.run_op(part, PartitionOp::AddReplica(&m.to), settings.op_timeout).await?;
                 }
                 let stats = self.switch_leader(part, &m.from, &m.to, settings).await?;
-                let mut recorded = recorded.lock().await;
-                if let Some(r) = recorded.iter_mut().find(|r| r.tid == m.tid && r.pid == m.pid) {
-                    r.state = MoveState::Moved;
-                }
-                self.journal.put(&drain_key(&m.from), &*recorded).await?;
+                // Only this move's record is rewritten.
+                let mut moved = m.clone();
+                moved.state = MoveState::Moved;
+                stats.record(&mut moved);
+                self.journal.put(&move_key(&m.from, m.tid, m.pid), &moved).await?;
                 Ok::<_, UpgradeError>(Some(stats))
             }
         }))
         .await;
         // The replaced leaders, all on `tablet`, become followers together (moves of an
         // interrupted earlier drain included).
-        let switched: BTreeSet<(u32, u32)> = recorded.lock().await.iter().map(|m| (m.tid, m.pid)).collect();
+        let switched: BTreeSet<(u32, u32)> = recorded.iter().map(|m| (m.tid, m.pid)).collect();
         let readded = self.readd_replaced_leaders(tablet, &switched, settings).await;
         let readd_failure =
             readded.err().map(|e| format!("re-adding the replaced leaders on {tablet} as followers: {e}"));

@@ -301,6 +301,11 @@ fn drain_key(tablet: &str) -> String {
     format!("drain/{tablet}")
 }
 
+/// The journal key of one recorded move off `tablet`.
+fn move_key(tablet: &str, tid: u32, pid: u32) -> String {
+    format!("drain/{tablet}/{tid}-{pid}")
+}
+
 /// The upgrade operations of one cluster: its servers and the run journal.
 pub struct Upgrader {
     pub cluster: Cluster,

@@ -11,14 +11,46 @@ use tokio::sync::Semaphore;
 
 use super::switch::SwitchStats;
 use super::{
-    drain_key, partition_err, LeaderMove, MoveReport, MoveSettings, MoveState, PartitionOp, UpgradeError, Upgrader,
+    drain_key, move_key, partition_err, LeaderMove, MoveReport, MoveSettings, MoveState, PartitionOp, UpgradeError,
+    Upgrader,
 };
 use crate::cluster::ns::{Partition, TableInfo};
+use crate::journal::JournalError;
 
 impl Upgrader {
-    /// The moves recorded for `tablet` (empty when it was never drained or is restored).
+    /// The moves recorded for `tablet` (empty when it was never drained or is restored), by
+    /// (tid, pid). A drain recorded by an older version as one list under `drain/<tablet>` is
+    /// read too.
     pub async fn recorded_moves(&self, tablet: &str) -> Result<Vec<LeaderMove>, UpgradeError> {
-        Ok(self.journal.get(&drain_key(tablet)).await?.unwrap_or_default())
+        let key = drain_key(tablet);
+        let mut moves: Vec<LeaderMove> = match self.journal.get::<serde_json::Value>(&key).await {
+            Ok(Some(value @ serde_json::Value::Array(_))) => serde_json::from_value(value).unwrap_or_default(),
+            // The parent of per-move records holds no value (or an empty one).
+            Ok(_) | Err(JournalError::Corrupt { .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        for (_, m) in self.journal.get_all::<LeaderMove>(&key).await? {
+            if !moves.iter().any(|r| r.tid == m.tid && r.pid == m.pid) {
+                moves.push(m);
+            }
+        }
+        moves.sort_by_key(|m| (m.tid, m.pid));
+        Ok(moves)
+    }
+
+    /// Records planned moves off `tablet`, each under its own key, leaving moves already
+    /// recorded (of an interrupted earlier drain) as they are: the placement to restore is
+    /// the one before the first drain. Returns every recorded move.
+    pub async fn record_moves(&self, tablet: &str, planned: &[LeaderMove]) -> Result<Vec<LeaderMove>, UpgradeError> {
+        let mut recorded = self.recorded_moves(tablet).await?;
+        let new: Vec<(String, LeaderMove)> = planned
+            .iter()
+            .filter(|m| !recorded.iter().any(|r| r.tid == m.tid && r.pid == m.pid))
+            .map(|m| (move_key(tablet, m.tid, m.pid), m.clone()))
+            .collect();
+        self.journal.put_all(&new).await?;
+        recorded.extend(new.into_iter().map(|(_, m)| m));
+        Ok(recorded)
     }
 
     /// Tablets with a recorded drain that is not restored yet.
@@ -71,7 +103,7 @@ impl Upgrader {
             })
             .collect();
         report.settle(moves, &results, |(_, stats)| *stats, MoveState::Restored, readd_failures, started)?;
-        self.journal.delete(&drain_key(tablet)).await?;
+        self.journal.delete_tree(&drain_key(tablet)).await?;
         Ok(report)
     }
 
