@@ -199,6 +199,11 @@ impl NsError {
             _ => None,
         }
     }
+
+    /// True when a changing request may have been carried out without an answer coming back.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, NsError::Rpc(e) if e.is_outcome_unknown())
+    }
 }
 
 /// Code 300: "nameserver is not leader" (C§2.5).
@@ -256,8 +261,21 @@ impl NsClient {
         Ok(self.names.real(&name).await)
     }
 
-    /// Calls a NameServer method on the leader; app errors (code != 0) become `Refused`.
+    /// Calls a NameServer method on the leader; app errors (code != 0) become `Refused`. A
+    /// leader that cannot be reached is looked up again and the call repeated: for reads and
+    /// for changes that may be repeated.
     pub async fn call(&self, method: &str, body: Value) -> Result<Value, NsError> {
+        self.call_with(method, body, false).await
+    }
+
+    /// Calls a NameServer method that creates an op, which must not be submitted twice: a
+    /// request that got no answer is [`NsError::is_outcome_unknown`] for the caller to
+    /// reconcile (ops since the op index it read before, C§3.2) instead of being sent again.
+    pub async fn call_change(&self, method: &str, body: Value) -> Result<Value, NsError> {
+        self.call_with(method, body, true).await
+    }
+
+    async fn call_with(&self, method: &str, body: Value, creates_op: bool) -> Result<Value, NsError> {
         let started = Instant::now();
         let mut delay = Duration::from_millis(100);
         loop {
@@ -284,7 +302,12 @@ impl NsClient {
                     }
                 }
             };
-            let last = match self.rpc.call(&leader, "NameServer", method, &body).await {
+            let reply = if creates_op {
+                self.rpc.call_change(&leader, "NameServer", method, &body).await
+            } else {
+                self.rpc.call(&leader, "NameServer", method, &body).await
+            };
+            let last = match reply {
                 Ok(reply) if rpc::code(&reply) == NOT_LEADER => format!("{leader} is not leader any more"),
                 Ok(reply) if rpc::code(&reply) != 0 => {
                     return Err(NsError::Refused {
@@ -396,19 +419,21 @@ impl NsClient {
     pub async fn change_leader(&self, db: &str, name: &str, pid: u32, candidate: &str) -> Result<(), NsError> {
         let candidate = self.names.name(candidate).await;
         let body = json!({"db": db, "name": name, "pid": pid, "candidate_leader": candidate});
-        self.call("ChangeLeader", body).await.map(|_| ())
+        self.call_change("ChangeLeader", body).await.map(|_| ())
     }
 
     pub async fn recover_table(&self, db: &str, name: &str, pid: u32, endpoint: &str) -> Result<(), NsError> {
         let endpoint = self.names.name(endpoint).await;
-        self.call("RecoverTable", json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint})).await.map(|_| ())
+        self.call_change("RecoverTable", json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint}))
+            .await
+            .map(|_| ())
     }
 
     /// RecoverEndpoint (C§3.4): a RecoverTable op for every replica on `endpoint` that is not
     /// alive, spread over `concurrency` queues (at most `name_server_task_max_concurrency`, 8).
     pub async fn recover_endpoint(&self, endpoint: &str, need_restore: bool, concurrency: u32) -> Result<(), NsError> {
         let endpoint = self.names.name(endpoint).await;
-        self.call(
+        self.call_change(
             "RecoverEndpoint",
             json!({"endpoint": endpoint, "need_restore": need_restore, "concurrency": concurrency}),
         )
@@ -418,12 +443,16 @@ impl NsClient {
 
     pub async fn add_replica(&self, db: &str, name: &str, pid: u32, endpoint: &str) -> Result<(), NsError> {
         let endpoint = self.names.name(endpoint).await;
-        self.call("AddReplicaNS", json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint})).await.map(|_| ())
+        self.call_change("AddReplicaNS", json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint}))
+            .await
+            .map(|_| ())
     }
 
     pub async fn del_replica(&self, db: &str, name: &str, pid: u32, endpoint: &str) -> Result<(), NsError> {
         let endpoint = self.names.name(endpoint).await;
-        self.call("DelReplicaNS", json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint})).await.map(|_| ())
+        self.call_change("DelReplicaNS", json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint}))
+            .await
+            .map(|_| ())
     }
 
     pub async fn update_table_alive(

@@ -15,6 +15,10 @@ use crate::config::Credentials;
 pub enum RpcError {
     #[error("cannot reach {endpoint} for {method} after {attempts} attempts: {reason}")]
     Transport { endpoint: String, method: String, attempts: u32, reason: String },
+    /// A changing request that may have reached the server: its outcome has to be read from
+    /// the cluster's state before anything is sent again.
+    #[error("{method} may have reached {endpoint} but no answer came back ({reason}); its outcome is unknown")]
+    OutcomeUnknown { endpoint: String, method: String, reason: String },
     #[error("{endpoint} answered {method} with HTTP {status}: {body}")]
     Http { endpoint: String, method: String, status: u16, body: String },
     #[error("{endpoint} answered {method} with something that is not JSON: {body}")]
@@ -27,6 +31,11 @@ impl RpcError {
     /// True when the server could not be reached at all (worth re-discovering the leader).
     pub fn is_transport(&self) -> bool {
         matches!(self, RpcError::Transport { .. })
+    }
+
+    /// True when a changing request may or may not have been carried out.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, RpcError::OutcomeUnknown { .. })
     }
 }
 
@@ -74,8 +83,34 @@ impl RpcClient {
         self
     }
 
-    /// Calls `service`.`method` on `endpoint` with `body`; returns the JSON reply.
+    /// Calls `service`.`method` on `endpoint` with `body`; returns the JSON reply. Transport
+    /// errors are retried: for reads, and for changes that may be repeated.
     pub async fn call(&self, endpoint: &str, service: &str, method: &str, body: &Value) -> Result<Value, RpcError> {
+        self.call_with(endpoint, service, method, body, true).await
+    }
+
+    /// Calls a method that changes the cluster and must not happen twice (one that creates an
+    /// op). Only a connection that could not be made is retried (nothing was sent); a request
+    /// that was sent and got no answer (a timeout, a connection closed before the reply) is
+    /// [`RpcError::OutcomeUnknown`], for the caller to reconcile from the cluster's state.
+    pub async fn call_change(
+        &self,
+        endpoint: &str,
+        service: &str,
+        method: &str,
+        body: &Value,
+    ) -> Result<Value, RpcError> {
+        self.call_with(endpoint, service, method, body, false).await
+    }
+
+    async fn call_with(
+        &self,
+        endpoint: &str,
+        service: &str,
+        method: &str,
+        body: &Value,
+        retry_sent: bool,
+    ) -> Result<Value, RpcError> {
         let url = format!("http://{endpoint}/{service}/{method}");
         let mut delay = Duration::from_millis(100);
         let mut last = String::new();
@@ -110,6 +145,13 @@ impl RpcClient {
                 Err(e) => {
                     last = e.to_string();
                     tracing::debug!(endpoint, method, attempt, error = %last, "rpc transport error");
+                    if !retry_sent && !e.is_connect() {
+                        return Err(RpcError::OutcomeUnknown {
+                            endpoint: endpoint.into(),
+                            method: method.into(),
+                            reason: last,
+                        });
+                    }
                     if attempt < self.attempts {
                         tokio::time::sleep(delay).await;
                         delay *= 3;
@@ -232,5 +274,49 @@ mod tests {
             authorization(Some(&root)),
             "uroot:1e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    /// A server that reads each request and closes the connection without an answer; counts
+    /// the requests it got.
+    async fn silent_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                if socket.read(&mut buf).await.unwrap_or(0) > 0 {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        (addr, count)
+    }
+
+    #[tokio::test]
+    async fn a_change_sent_without_an_answer_is_not_sent_again() {
+        let (addr, count) = silent_server().await;
+        let rpc = RpcClient::new(None, Duration::from_secs(2));
+        let body = serde_json::json!({"name": "t", "pid": 0});
+        let e = rpc.call_change(&addr, "NameServer", "ChangeLeader", &body).await.unwrap_err();
+        assert!(e.is_outcome_unknown(), "{e}");
+        assert!(e.to_string().contains("its outcome is unknown"), "{e}");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A read is retried.
+        let e = rpc.call(&addr, "NameServer", "ShowTable", &body).await.unwrap_err();
+        assert!(e.is_transport(), "{e}");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1 + 3);
+    }
+
+    #[tokio::test]
+    async fn a_change_that_could_not_connect_is_tried_again() {
+        // Nothing listens there: nothing was sent, so trying again is safe.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let rpc = RpcClient::new(None, Duration::from_secs(2));
+        let e =
+            rpc.call_change(&format!("127.0.0.1:{port}"), "NameServer", "ChangeLeader", &serde_json::json!({})).await;
+        assert!(matches!(e, Err(RpcError::Transport { attempts: 3, .. })), "{e:?}");
     }
 }

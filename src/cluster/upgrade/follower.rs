@@ -61,9 +61,18 @@ impl Upgrader {
     ) -> Result<(), UpgradeError> {
         let ns = &self.cluster.ns;
         let since = ns.op_index().await?;
-        if let Err(e) = ns.recover_endpoint(endpoint, false, RECOVER_ENDPOINT_CONCURRENCY).await {
-            tracing::warn!("RecoverEndpoint {endpoint} refused ({e}); recovering its replicas one by one");
-            return Ok(());
+        match ns.recover_endpoint(endpoint, false, RECOVER_ENDPOINT_CONCURRENCY).await {
+            // Not sent again: the ops it created, if any, are waited for below, and whatever is
+            // still dead afterwards is recovered one by one.
+            Err(e) if e.is_outcome_unknown() => {
+                tracing::warn!("{e}; waiting for the RecoverTable ops it may have created");
+                tokio::time::sleep(super::RECONCILE_WINDOW).await;
+            }
+            Err(e) => {
+                tracing::warn!("RecoverEndpoint {endpoint} refused ({e}); recovering its replicas one by one");
+                return Ok(());
+            }
+            Ok(()) => {}
         }
         let mut by_table: BTreeMap<u32, (&TableInfo, BTreeSet<u32>)> = BTreeMap::new();
         for (table, pid) in replicas {

@@ -284,6 +284,26 @@ impl PartitionOp<'_> {
         }
     }
 
+    /// The op the nameserver creates for it (C§3.1).
+    fn op_type(&self) -> &'static str {
+        match self {
+            PartitionOp::AddReplica(_) => "kAddReplicaOP",
+            PartitionOp::DelReplica(_) => "kDelReplicaOP",
+            PartitionOp::RecoverTable(_) => "kRecoverTableOP",
+            PartitionOp::ChangeLeader(_) => "kChangeLeaderOP",
+        }
+    }
+
+    /// Whether the partition already shows the change made.
+    fn made_in(&self, p: &TablePartition) -> bool {
+        match self {
+            PartitionOp::AddReplica(ep) => p.meta(ep).is_some(),
+            PartitionOp::DelReplica(ep) => p.meta(ep).is_none(),
+            PartitionOp::RecoverTable(ep) => p.meta(ep).is_some_and(|m| m.is_alive && !m.is_leader),
+            PartitionOp::ChangeLeader(ep) => p.alive_leader().is_some_and(|m| m.endpoint == *ep),
+        }
+    }
+
     /// The code the nameserver refuses the change with when it is already made (C§2.3): the
     /// replica is there (317), is not there (308), is already an alive follower (311).
     fn already_made(&self) -> Option<i64> {
@@ -295,6 +315,10 @@ impl PartitionOp<'_> {
         }
     }
 }
+
+/// How long a request whose outcome is unknown is looked for in the nameserver's ops before it
+/// is sent again: longer than the nameserver takes to create an op after it got the request.
+const RECONCILE_WINDOW: Duration = Duration::from_secs(5);
 
 /// The journal key of the leader placement recorded before draining `tablet`.
 fn drain_key(tablet: &str) -> String {
@@ -358,16 +382,56 @@ impl Upgrader {
         let ns = &self.cluster.ns;
         let since = ns.op_index().await?;
         let (db, name, pid) = (part.db(), part.name(), part.pid);
-        let submitted = match op {
-            PartitionOp::AddReplica(ep) => ns.add_replica(db, name, pid, ep).await,
-            PartitionOp::DelReplica(ep) => ns.del_replica(db, name, pid, ep).await,
-            PartitionOp::RecoverTable(ep) => ns.recover_table(db, name, pid, ep).await,
-            PartitionOp::ChangeLeader(ep) => ns.change_leader(db, name, pid, ep).await,
+        let submit = || async {
+            match op {
+                PartitionOp::AddReplica(ep) => ns.add_replica(db, name, pid, ep).await,
+                PartitionOp::DelReplica(ep) => ns.del_replica(db, name, pid, ep).await,
+                PartitionOp::RecoverTable(ep) => ns.recover_table(db, name, pid, ep).await,
+                PartitionOp::ChangeLeader(ep) => ns.change_leader(db, name, pid, ep).await,
+            }
         };
+        let mut submitted = submit().await;
+        if matches!(&submitted, Err(e) if e.is_outcome_unknown()) {
+            let e = submitted.as_ref().err().map(ToString::to_string).unwrap_or_default();
+            tracing::warn!("{part}: {e}; reading the nameserver's ops and metadata before sending it again");
+            if self.submission_landed(part, since, &op).await? {
+                submitted = Ok(());
+            } else {
+                tracing::warn!("{part}: the nameserver shows no {} and no change; sending it again", op.name());
+                submitted = submit().await;
+            }
+        }
         match submitted {
             Ok(()) => Ok(self.cluster.wait_partition_ops(since, part, op.name(), timeout).await?),
             Err(e) if e.code().is_some() && e.code() == op.already_made() => Ok(Vec::new()),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// After a request whose outcome is unknown: whether the nameserver took it, i.e. an op of
+    /// its type on the partition appeared after `since` (op ids are handed out first, C§3.2),
+    /// or the partition shows the change made. The nameserver may still be working on the
+    /// request, so this looks for [`RECONCILE_WINDOW`] before it says no.
+    async fn submission_landed(
+        &self,
+        part: Partition<'_>,
+        since: u64,
+        op: &PartitionOp<'_>,
+    ) -> Result<bool, UpgradeError> {
+        let ns = &self.cluster.ns;
+        let deadline = std::time::Instant::now() + RECONCILE_WINDOW;
+        loop {
+            let ops = ns.ops_since(since, part.db(), part.name(), part.pid).await?;
+            if ops.iter().any(|o| o.op_type == op.op_type()) {
+                return Ok(true);
+            }
+            if op.made_in(&self.partition(part).await?) {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
