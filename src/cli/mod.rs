@@ -286,16 +286,34 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
     let ast = script.ast;
     // First Ctrl-C stops the script cleanly; a second one ends the process.
     let interrupt = host.interrupt.clone();
+    let abort = format!(
+        "mldb-upgrade abort --cluster {}",
+        config.as_deref().map(|c| c.path.display().to_string()).unwrap_or_else(|| "FILE".into())
+    );
     rt.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupt: stopping the script (press Ctrl-C again to exit at once)");
+            eprintln!(
+                "\ninterrupt: stopping the script, then lifting its fences and putting auto_failover back (press Ctrl-C again to exit at once)"
+            );
             interrupt.raise();
             if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "interrupt: exiting at once; fences, auto_failover and the lock may be left as they are: `{abort}` undoes them"
+                );
                 std::process::exit(130);
             }
         }
     });
-    let result = engine.run_ast(&ast);
+    // A panic inside a primitive still leaves the cluster serving before the process ends.
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.run_ast(&ast))) {
+        Ok(result) => result,
+        Err(_) => {
+            host.release(true);
+            return Err(Error::Operation(
+                "mldb-upgrade failed inside a primitive (a bug: the message above says where); the cluster was left serving as far as shown above".into(),
+            ));
+        }
+    };
     host.release(result.is_err());
     result.map(|_| ())?;
     Ok(())

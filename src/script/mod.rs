@@ -248,14 +248,22 @@ impl Host {
     /// the run changed nothing ([`Upgrader::forget_untouched_run`]), saying so.
     pub fn release(&self, failed: bool) {
         if let Some(u) = &self.upgrader {
-            let holds_lock =
-                self.runtime.block_on(u.journal.lock_holder()).ok().flatten().is_some_and(|holder| holder.is_me());
-            if failed && holds_lock && !self.dry_run() {
-                let forgotten = self.runtime.block_on(async {
-                    tokio::time::timeout(std::time::Duration::from_secs(10), u.forget_untouched_run()).await
-                });
-                if let Ok(Ok(true)) = forgotten {
+            let holder = self.runtime.block_on(u.journal.lock_holder()).ok().flatten();
+            let holds_lock = holder.as_ref().is_some_and(|h| h.is_me());
+            // Another process's run is its own to clean up.
+            let nobody_else = holds_lock || holder.is_none();
+            if failed && nobody_else && !self.dry_run() {
+                let forgotten = holds_lock
+                    && matches!(
+                        self.runtime.block_on(async {
+                            tokio::time::timeout(std::time::Duration::from_secs(10), u.forget_untouched_run()).await
+                        }),
+                        Ok(Ok(true))
+                    );
+                if forgotten {
                     self.say("nothing was changed: the run is not kept, so the next one starts afresh");
+                } else {
+                    self.leave_serving(u);
                 }
             }
             let _ = self
@@ -264,11 +272,58 @@ impl Host {
         }
     }
 
+    /// On the way out of a run that stopped early: lifts its fences and puts auto_failover back
+    /// (bounded), then says what is left for `abort` ([`Upgrader::leave_serving`]). Runs to the
+    /// end even after Ctrl-C; a second Ctrl-C exits at once.
+    fn leave_serving(&self, u: &Upgrader) {
+        let cluster = self.config.as_deref().map(|c| c.path.display().to_string()).unwrap_or_else(|| "FILE".into());
+        let header = std::sync::Once::new();
+        let say = |line: &str| {
+            header.call_once(|| {
+                self.say("the run stopped early: leaving the cluster serving before letting go of the lock")
+            });
+            self.say(&format!("  {line}"));
+        };
+        let left = self.runtime.block_on(async { tokio::time::timeout(LEAVE_TIMEOUT, u.leave_serving(&say)).await });
+        let abort = format!("`mldb-upgrade abort --cluster {cluster}`");
+        match left {
+            Ok(Ok(left)) => {
+                if left.fences_lifted > 0 {
+                    say(&format!("{} leader(s) take writes again", left.fences_lifted));
+                }
+                let mut todo = Vec::new();
+                if !left.fences_left.is_empty() {
+                    todo.push(format!("fenced while their ops still run: {}", left.fences_left.join(", ")));
+                }
+                if !left.stopped.is_empty() {
+                    todo.push(format!("stopped by the run: {}", left.stopped.join(", ")));
+                }
+                if !left.drained.is_empty() {
+                    todo.push(format!("leaders moved off, not moved back: {}", left.drained.join(", ")));
+                }
+                if left.needs_abort() {
+                    self.say(&format!(
+                        "left for a re-run of the same command or {abort}:\n{}",
+                        todo.iter().map(|t| format!("  - {t}")).collect::<Vec<_>>().join("\n")
+                    ));
+                }
+            }
+            Ok(Err(e)) => self.say(&format!("could not finish: {e}; run {abort}")),
+            Err(_) => self.say(&format!(
+                "gave up after {}s; fences or auto_failover may be left as they are: run {abort}",
+                LEAVE_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
     /// Prints a user-facing line.
     pub fn say(&self, text: &str) {
         self.output.line(text);
     }
 }
+
+/// How long the clean-up of a run that stopped early may take.
+const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 fn no_cluster(function: &str) -> CallError {
     CallError::Failed(format!("{function} needs a cluster: pass --cluster FILE (a cluster.toml)"))

@@ -10,6 +10,7 @@ mod deploy;
 mod docs;
 mod errors;
 mod flow;
+mod interrupt;
 mod recover;
 mod repl;
 mod sandbox;

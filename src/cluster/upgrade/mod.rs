@@ -46,6 +46,7 @@ pub mod auto_failover;
 pub mod drain;
 pub mod fence;
 pub mod follower;
+pub mod leave;
 pub mod recover;
 pub mod restore;
 pub mod switch;

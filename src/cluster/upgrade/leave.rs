@@ -1,0 +1,75 @@
+//! Leaving a cluster serving when a run stops early (an error, Ctrl-C, a panic): before the
+//! process lets go of the lock it lifts the fences it raised and puts auto_failover back, so no
+//! leader keeps refusing writes and the nameserver handles a failure again (C§3.4), whoever
+//! comes next. What needs more than that (components left stopped, leaders moved off a tablet)
+//! is listed for `abort` or a re-run. A `kill -9` skips this; the next run or `abort` does it.
+//!
+//! A fence is lifted only once the partition's ops are finished: a ChangeLeader still queued
+//! would otherwise make the candidate leader while the old leader takes writes again (C§3.5,
+//! C§6 hazards 5 and 6). A fence whose ops do not finish in time stays, and is reported.
+
+use std::time::Duration;
+
+use super::{UpgradeError, Upgrader};
+use crate::cluster::ns::Partition;
+
+/// How long a fenced partition's ops may take to finish before the fence is left for `abort`.
+const OPS_SETTLE: Duration = Duration::from_secs(30);
+
+/// What a run that stopped early undid and what it leaves.
+#[derive(Debug, Default)]
+pub struct LeftBehind {
+    /// Fences lifted (leaders taking writes again).
+    pub fences_lifted: usize,
+    /// Fences left because their partition still had ops running, as `db.table pid N on EP`.
+    pub fences_left: Vec<String>,
+    /// The auto_failover value put back, when the run had turned it off.
+    pub auto_failover: Option<bool>,
+    /// Components the run stopped and did not start again.
+    pub stopped: Vec<String>,
+    /// Tablets whose leaders were moved off and not moved back.
+    pub drained: Vec<String>,
+}
+
+impl LeftBehind {
+    /// Whether `abort` (or a re-run) still has something to do.
+    pub fn needs_abort(&self) -> bool {
+        !self.fences_left.is_empty() || !self.stopped.is_empty() || !self.drained.is_empty()
+    }
+}
+
+impl Upgrader {
+    /// Lifts the run's fences (once their partitions' ops are done) and puts auto_failover back;
+    /// `say` gets a line per step. Returns what was done and what is left.
+    pub async fn leave_serving(&self, say: &(dyn Fn(&str) + Sync)) -> Result<LeftBehind, UpgradeError> {
+        let mut left = LeftBehind::default();
+        let fences = self.stale_fences().await?;
+        if !fences.is_empty() {
+            say(&format!("lifting {} fence(s) so that their leaders take writes again", fences.len()));
+        }
+        for fence in &fences {
+            let table = self.cluster.ns.show_table(&fence.db, &fence.table).await?;
+            let settled = match &table {
+                Some(table) => {
+                    let part = Partition::new(table, fence.pid);
+                    self.cluster.wait_partition_idle(part, OPS_SETTLE).await.is_ok()
+                }
+                // The table is gone: nothing can switch it any more.
+                None => true,
+            };
+            if settled {
+                self.lift_fence(fence).await?;
+                left.fences_lifted += 1;
+            } else {
+                left.fences_left.push(format!("{}.{} pid {} on {}", fence.db, fence.table, fence.pid, fence.endpoint));
+            }
+        }
+        if let Some(value) = self.recorded_auto_failover().await? {
+            say(&format!("putting auto_failover back to {value}"));
+            left.auto_failover = self.restore_auto_failover().await?;
+        }
+        left.stopped = self.journal.keys("stopped").await?;
+        left.drained = self.drained_tablets().await?;
+        Ok(left)
+    }
+}

@@ -1,0 +1,97 @@
+//! Ctrl-C during a drain: before it exits, the run lifts its fences, puts auto_failover back and
+//! releases the lock, so every partition takes writes again at once; `abort` then moves the
+//! leaders back. Checked in ZooKeeper, on the nameserver and by writing to every partition.
+
+use std::time::{Duration, Instant};
+
+use mldb_upgrade::sandbox::client::{partition_of, Client, ClientOptions, TableName};
+
+use crate::flow::{assert_safe_end_state, state};
+use crate::support::{self, Sandbox};
+
+/// What the journal and the nameserver say after the interrupted run.
+const AFTER: &str = r#"
+let fences = 0;
+if zk::exists("/mldb-upgrade/openmldb/fence") { fences = zk::children("/mldb-upgrade/openmldb/fence").len(); }
+print("fences " + fences);
+print("lock " + zk::exists("/mldb-upgrade/openmldb/lock"));
+print("auto_failover " + ns::auto_failover());
+print("drained " + upgrade::drained_tablets().len());
+"#;
+
+#[test]
+fn ctrl_c_during_a_drain_lifts_fences_restores_auto_failover_and_releases_the_lock() {
+    // The replicator at its real timing keeps fences up long enough to interrupt one.
+    let sb = Sandbox::up(&["--tablets", "3", "--real-replication"]);
+    let before = state(&sb);
+    let load = sb.load(200);
+    std::thread::sleep(Duration::from_secs(2));
+    let ep = sb.tablet(1);
+    let journal = sb.journal_file();
+    let script = support::write(
+        &sb.dir,
+        "interrupted.rhai",
+        &format!(
+            r#"journal::begin("drain to interrupt"); upgrade::disable_auto_failover(); upgrade::drain_leaders("{ep}"); sleep("60s");"#
+        ),
+    );
+    let child = std::process::Command::new(support::binary())
+        .args(["run", &script, "--cluster", &sb.cluster()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt as soon as a fence is recorded.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&journal).unwrap_or_default().contains("\"key\":\"fence/") {
+        assert!(Instant::now() < deadline, "no fence was ever recorded");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    eprintln!("{stdout}{stderr}");
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("the run stopped early: leaving the cluster serving"), "{stdout}");
+    assert!(stdout.contains("putting auto_failover back to true"), "{stdout}");
+    assert!(stdout.contains(&format!("leaders moved off, not moved back: {ep}")), "{stdout}");
+    let out = sb.run(AFTER);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("fences 0\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("lock false\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("auto_failover true\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("drained 1\n"), "the moves made are left for abort: {}", out.stdout);
+
+    // Every partition of every table takes a write now, without waiting for abort.
+    let state_file = mldb_upgrade::sandbox::load_state(&sb.dir).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt
+        .block_on(Client::connect(ClientOptions {
+            zk_cluster: state_file.zk_cluster.clone(),
+            zk_root_path: state_file.zk_root_path.clone(),
+            zk_cert: None,
+        }))
+        .unwrap();
+    for table in rt.block_on(client.user_tables()) {
+        let partitions = rt.block_on(client.route(&table)).unwrap().partition_num;
+        for pid in 0..partitions {
+            let key = (0..).map(|i| format!("after-{i}")).find(|k| partition_of(k, partitions) == pid).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match rt.block_on(client.put(&TableName { db: table.db.clone(), name: table.name.clone() }, &key, "v"))
+                {
+                    Ok(_) => break,
+                    Err(e) => assert!(Instant::now() < deadline, "{table} pid {pid} refuses writes: {e}"),
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    let (summary, verified) = load.finish();
+    assert_eq!(verified["missing"], serde_json::json!([]), "acknowledged writes lost: {summary}");
+
+    // abort moves the leaders back.
+    let out = support::run(&["abort", "--cluster", &sb.cluster()]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_safe_end_state(&before, &state(&sb));
+}
