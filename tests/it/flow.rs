@@ -249,16 +249,22 @@ fn mon_mode_cluster_upgrades() {
         "--taskmanagers",
         "1",
     ]);
+    // The config says otherwise: mon mode is taken from what runs (bin/<role>.pid.child).
+    let toml = std::fs::read_to_string(sb.cluster()).unwrap();
+    assert!(toml.contains("daemon = true"), "{toml}");
+    std::fs::write(sb.cluster(), toml.replace("daemon = true", "daemon = false")).unwrap();
     let rel = tempfile::tempdir().unwrap();
     let release = support::release(rel.path(), "0.9.3", &[]);
     let before = state(&sb);
     let out = run_upgrade(&sb, release.to_str().unwrap(), &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("runs under mon although the cluster config says daemon = false"), "{}", out.stdout);
     let after = state(&sb);
     assert_eq!(line(&after, "versions"), "versions [\"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\"]");
     assert_eq!(line(&after, "leaders"), line(&before, "leaders"));
     assert_eq!(line(&after, "healthy"), "healthy true");
-    // Every component runs under a mon again: bin/<role>.pid is a mon, .pid.child the component.
+    // Every component runs under a mon again, as it ran: bin/<role>.pid is a mon, .pid.child
+    // the component.
     for c in mldb_upgrade::sandbox::load_state(&sb.dir).unwrap().components {
         let pid_file = c.dir.join(format!("bin/{}.pid", c.role.as_str()));
         let mon: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();

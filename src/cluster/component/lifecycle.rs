@@ -37,13 +37,13 @@ impl Control<'_> {
     /// `bin/start.sh <op> <role> [mon]` in the install root, with the component's environment
     /// exported first (O§2.1: what `sbin/start-*.sh` give it), in a login shell when the host's
     /// ssh settings ask for one.
-    fn start_sh(&self, c: &Component, op: &str) -> String {
+    fn start_sh(&self, c: &Component, op: &str, mon: bool) -> String {
         let mut command = format!("cd {}", q(&c.dir));
         for (name, value) in &c.env {
             command.push_str(&format!(" && export {name}={}", double_quoted(value)));
         }
         command.push_str(&format!(" && bash bin/start.sh {op} {}", c.role.as_str()));
-        if op == "start" && c.daemon {
+        if op == "start" && mon {
             command.push_str(" mon");
         }
         if self.ssh.access(&c.host).login_shell {
@@ -73,7 +73,20 @@ impl Control<'_> {
             ..StopReport::default()
         };
         let recorded: Vec<u32> = procs.iter().map(|p| p.pid).collect();
-        let command = self.start_sh(c, "stop");
+        // Under mon when the child pid file names a live process of ours (O§1.3).
+        let under_mon = mon_pid.is_some()
+            && !procs.is_empty()
+            && found.pids.child.is_some_and(|p| procs.iter().any(|x| x.pid == p));
+        if under_mon != c.daemon && !procs.is_empty() {
+            (self.say)(&format!(
+                "note: {} runs {} although the cluster config says daemon = {}; it is started again the way it runs now (set daemon = {} for it to silence this)",
+                c.on_host(),
+                if under_mon { "under mon (bin/<role>.pid.child)" } else { "without mon" },
+                c.daemon,
+                under_mon
+            ));
+        }
+        let command = self.start_sh(c, "stop", false);
         if self.dry_run {
             let alive: Vec<String> = procs.iter().map(|p| p.pid.to_string()).collect();
             (self.say)(&format!("[dry-run] {}: would run `{command}`", c.host));
@@ -89,7 +102,8 @@ impl Control<'_> {
         (self.say)(&format!("stopping {} (pids {:?})", c.on_host(), report.stopped));
         // Recorded first: whatever happens next, the journal says this component was stopped.
         let version = self.cluster.running_version(c.role, endpoint).await.ok();
-        self.record(c, &step, "stopped", &Stopped { at: crate::journal::run::now(), version }).await?;
+        let mon = (!procs.is_empty()).then_some(under_mon);
+        self.record(c, &step, "stopped", &Stopped { at: crate::journal::run::now(), version, mon }).await?;
         // start.sh stop always exits 0 (O§1.5): its output is kept only for messages.
         let out = self.exec(c, &step, &command, START_SH).await?;
         tracing::debug!(endpoint, stdout = %out.stdout, stderr = %out.stderr, "start.sh stop");
@@ -212,7 +226,10 @@ impl Control<'_> {
         };
         let before = self.look(c, &step).await?;
         self.set_aside_foreign(c, &step, &before).await?;
-        let command = self.start_sh(c, "start");
+        // Started the way it ran before this tool stopped it, else as the config says.
+        let stopped: Option<Stopped> = self.recorded("stopped", endpoint).await?;
+        let mon = stopped.and_then(|s| s.mon).unwrap_or(c.daemon);
+        let command = self.start_sh(c, "start", mon);
         report.already_running = !before.ours.is_empty();
         if self.dry_run {
             // Planned after a (dry-run) stop, the component still runs now: say what a real
@@ -310,12 +327,14 @@ impl Control<'_> {
             Ok(started) => return Ok(StartAgainReport { started, from_backup: None }),
             Err(e) => e,
         };
+        let stopped: Option<Stopped> = self.recorded("stopped", endpoint).await.ok().flatten();
+        let mon = stopped.and_then(|s| s.mon).unwrap_or(c.daemon);
         let down = |tried: String| ComponentError::Down {
             role: c.role,
             endpoint: c.endpoint.to_string(),
             host: c.host.clone(),
             tried,
-            by_hand: format!("ssh {} {}", c.host, q(&self.start_sh(c, "start"))),
+            by_hand: format!("ssh {} {}", c.host, q(&self.start_sh(c, "start", mon))),
         };
         let Some(backup) = self.recorded::<Backup>("backups", endpoint).await? else {
             return Err(down(format!(

@@ -23,6 +23,10 @@ pub struct Stopped {
     /// The version it reported before it was stopped, when it answered.
     #[serde(default)]
     pub version: Option<String>,
+    /// Whether it ran under `mon` (a live process in `bin/<role>.pid.child`, O§1.3), whatever
+    /// the cluster config says; it is started the way it ran. `None` in records of older versions.
+    #[serde(default)]
+    pub mon: Option<bool>,
 }
 
 /// The last backup made of a component.
