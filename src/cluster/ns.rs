@@ -66,6 +66,10 @@ pub struct TableInfo {
     pub tid: u32,
     #[serde(default)]
     pub storage_mode: StorageMode,
+    /// Replicas per partition, the leader included (`TableInfo.replica_num`, C§2.2); 0 when
+    /// the nameserver does not say.
+    #[serde(default)]
+    pub replica_num: u32,
     #[serde(default)]
     pub table_partition: Vec<TablePartition>,
 }

@@ -1,7 +1,7 @@
 //! Verify: a structured health report of the cluster, the checks the documented procedure asks
 //! for after each tablet (O§6.1, C§6 "upgrade done"): tablets healthy, every replica alive and
-//! loaded in the mode the nameserver expects, a leader for every partition, no op failed or
-//! still pending.
+//! loaded in the mode the nameserver expects, a leader for every partition, as many replicas as
+//! the table's `replica_num` (no temporary replica left), no op failed or still pending.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,6 +21,9 @@ pub struct VerifyReport {
     /// Leader/follower or load-state disagreements between the nameserver and the tablets.
     pub mismatches: Vec<String>,
     pub unhealthy_tablets: Vec<String>,
+    /// Partitions whose replica count is not the table's `replica_num`: a temporary replica
+    /// left behind (more) or a replica lost (fewer).
+    pub replica_counts: Vec<String>,
     /// Tablets the nameserver still lists as offline that the cluster config does not have:
     /// left by an earlier scale-in (C§3.4: a tablet whose node is gone stays in ShowTablet as kOffline).
     /// Reported, not a problem: they hold no replica the checks above would not catch.
@@ -34,13 +37,14 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     fn summarize(&self) -> String {
-        let kinds: [(&str, &Vec<String>); 6] = [
+        let kinds: [(&str, &Vec<String>); 7] = [
             ("tablets not healthy", &self.unhealthy_tablets),
             ("failed ops", &self.failed_ops),
             ("ops in progress", &self.pending_ops),
             ("replicas not alive", &self.partitions_not_alive),
             ("partitions without a leader", &self.partitions_without_leader),
             ("nameserver and tablets disagree", &self.mismatches),
+            ("partitions with another number of replicas than replica_num", &self.replica_counts),
         ];
         let lines: Vec<String> = kinds
             .iter()
@@ -109,6 +113,18 @@ impl Upgrader {
                 if p.alive_leader().is_none() {
                     report.partitions_without_leader.push(format!("{full} pid {}", p.pid));
                 }
+                let replicas = p.partition_meta.len() as u32;
+                if table.replica_num > 0 && replicas != table.replica_num {
+                    let what = if replicas > table.replica_num {
+                        "a temporary replica left? DelReplicaNS the extra one"
+                    } else {
+                        "a replica is missing: AddReplicaNS one"
+                    };
+                    report.replica_counts.push(format!(
+                        "{full} pid {} has {replicas} replicas, replica_num is {} ({what})",
+                        p.pid, table.replica_num
+                    ));
+                }
             }
             report.rows.insert(full, rows);
         }
@@ -123,6 +139,7 @@ impl Upgrader {
             && report.partitions_not_alive.is_empty()
             && report.partitions_without_leader.is_empty()
             && report.mismatches.is_empty()
+            && report.replica_counts.is_empty()
             && report.failed_ops.is_empty()
             && report.pending_ops.is_empty();
         report.summary = report.summarize();
