@@ -243,23 +243,23 @@ impl Host {
         })
     }
 
-    /// Lets go of what this process holds in the cluster: the upgrade lock.
-    /// Releases the cluster's lock. After a failed script, first drops the run record when
-    /// the run changed nothing ([`Upgrader::forget_untouched_run`]), saying so.
+    /// Lets go of what this process holds in the cluster: the upgrade lock. After a failed run
+    /// that holds it, first drops the run record when the run changed nothing
+    /// ([`Upgrader::forget_untouched_run`]), saying so, and otherwise leaves the cluster serving
+    /// ([`Host::leave_serving`]).
     pub fn release(&self, failed: bool) {
         if let Some(u) = &self.upgrader {
-            let holder = self.runtime.block_on(u.journal.lock_holder()).ok().flatten();
-            let holds_lock = holder.as_ref().is_some_and(|h| h.is_me());
-            // Another process's run is its own to clean up.
-            let nobody_else = holds_lock || holder.is_none();
-            if failed && nobody_else && !self.dry_run() {
-                let forgotten = holds_lock
-                    && matches!(
-                        self.runtime.block_on(async {
-                            tokio::time::timeout(std::time::Duration::from_secs(10), u.forget_untouched_run()).await
-                        }),
-                        Ok(Ok(true))
-                    );
+            // Only a run holding the lock (`journal::begin`, the stock scripts) cleans up: what a
+            // script without it leaves may belong to another run.
+            let holds_lock =
+                self.runtime.block_on(u.journal.lock_holder()).ok().flatten().is_some_and(|holder| holder.is_me());
+            if failed && holds_lock && !self.dry_run() {
+                let forgotten = matches!(
+                    self.runtime.block_on(async {
+                        tokio::time::timeout(std::time::Duration::from_secs(10), u.forget_untouched_run()).await
+                    }),
+                    Ok(Ok(true))
+                );
                 if forgotten {
                     self.say("nothing was changed: the run is not kept, so the next one starts afresh");
                 } else {
