@@ -262,6 +262,18 @@ impl Tablet {
     }
 
     /// Registers an NS task as kDoing (`AddOPTask`); false when the same task is already known.
+    /// The request's `task_info`, registered as running before anything else is checked, as
+    /// the tablet's RPCs do: code -1 "add task failed" when the tablet has it already.
+    fn take_task(state: &mut TabletState, body: &Body<'_>) -> Result<Option<TaskInfo>, Value> {
+        let task = body.message("task_info", "openmldb.api.TaskInfo").and_then(|t| TaskInfo::from_body(&t));
+        if let Some(task) = &task {
+            if !Self::add_task(state, task) {
+                return Err(super::proto::general(-1, "add task failed"));
+            }
+        }
+        Ok(task)
+    }
+
     fn add_task(state: &mut TabletState, task: &TaskInfo) -> bool {
         if state.tasks.iter().any(|t| t.op_id == task.op_id && t.task_type == task.task_type) {
             return false;

@@ -32,7 +32,7 @@ use super::log::LogEntry;
 use super::storage::{append_log, persist_meta};
 use super::{Replica, Tablet};
 use crate::sim::http;
-use crate::sim::proto::{general, ok, Body, TableMode, TaskInfo, TaskStatus};
+use crate::sim::proto::{general, ok, Body, TableMode, TaskStatus};
 
 impl Replica {
     /// `LogReplicator::DelAllReplicateNode`.
@@ -132,13 +132,11 @@ impl Tablet {
     fn replica_change(self: &Arc<Self>, body: &Body<'_>, add: bool) -> Value {
         let (tid, pid) = Self::tid_pid(body);
         let endpoint = body.str("endpoint").unwrap_or_default();
-        let task = body.message("task_info", "openmldb.api.TaskInfo").and_then(|t| TaskInfo::from_body(&t));
         let mut state = self.lock();
-        if let Some(task) = &task {
-            if !Self::add_task(&mut state, task) {
-                return general(-1, "add task failed");
-            }
-        }
+        let task = match Self::take_task(&mut state, body) {
+            Ok(task) => task,
+            Err(reply) => return reply,
+        };
         let reply = match state.replicas.get_mut(&(tid, pid)) {
             None => Err(general(100, "table does not exist")),
             Some(r) if r.mode() == TableMode::kTableFollower => Err(general(103, "table is follower")),

@@ -173,14 +173,12 @@ impl Tablet {
     /// 105 unless kTableNormal; the snapshot itself runs on the snapshot thread.
     pub(super) fn make_snapshot(self: &Arc<Self>, body: &Body<'_>) -> Value {
         let (tid, pid) = Self::tid_pid(body);
-        let task = body.message("task_info", "openmldb.api.TaskInfo").and_then(|t| TaskInfo::from_body(&t));
         let end_offset = body.u64("offset").unwrap_or(0);
         let mut state = self.lock();
-        if let Some(task) = &task {
-            if !Self::add_task(&mut state, task) {
-                return general(-1, "add task failed");
-            }
-        }
+        let task = match Self::take_task(&mut state, body) {
+            Ok(task) => task,
+            Err(reply) => return reply,
+        };
         let reply = match state.replicas.get(&(tid, pid)) {
             None => general(111, "snapshot does not exist"),
             Some(r) if r.state != TableState::kTableNormal => general(105, "table status is not kNormal"),
@@ -204,13 +202,11 @@ impl Tablet {
     /// answer as usual; only snapshots (105, or skipped by the schedule) wait for it.
     pub(super) fn pause_snapshot(&self, body: &Body<'_>, pause: bool) -> Value {
         let (tid, pid) = Self::tid_pid(body);
-        let task = body.message("task_info", "openmldb.api.TaskInfo").and_then(|t| TaskInfo::from_body(&t));
         let mut state = self.lock();
-        if let Some(task) = &task {
-            if !Self::add_task(&mut state, task) {
-                return general(-1, "add task failed");
-            }
-        }
+        let task = match Self::take_task(&mut state, body) {
+            Ok(task) => task,
+            Err(reply) => return reply,
+        };
         let reply = match state.replicas.get_mut(&(tid, pid)) {
             None => general(100, "table does not exist"),
             Some(replica) => match (pause, replica.state) {
@@ -242,13 +238,11 @@ impl Tablet {
     pub(super) fn send_snapshot(self: &Arc<Self>, body: &Body<'_>) -> Value {
         let (tid, pid) = Self::tid_pid(body);
         let endpoint = body.str("endpoint").unwrap_or_default();
-        let task = body.message("task_info", "openmldb.api.TaskInfo").and_then(|t| TaskInfo::from_body(&t));
         let mut state = self.lock();
-        if let Some(task) = &task {
-            if !Self::add_task(&mut state, task) {
-                return general(-1, "add task failed");
-            }
-        }
+        let task = match Self::take_task(&mut state, body) {
+            Ok(task) => task,
+            Err(reply) => return reply,
+        };
         let key = format!("{endpoint}_{tid}_{pid}");
         let failed = |state: &mut TabletState, reply: Value| {
             Self::finish_task_locked(state, task.as_ref(), TaskStatus::kFailed);

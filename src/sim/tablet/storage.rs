@@ -20,7 +20,7 @@ use super::log::{entries_jsonl, LogEntry, ReplicaLog};
 use super::snapshot::{Manifest, MANIFEST_FILE, SNAPSHOT_DIR};
 use super::{Replica, ReplicaMeta, Tablet, TabletState};
 use crate::sim::flags::SimFlags;
-use crate::sim::proto::{general, ok, Body, StorageMode, TableMode, TableState, TaskInfo, TaskStatus};
+use crate::sim::proto::{general, ok, Body, StorageMode, TableMode, TableState, TaskStatus};
 
 /// The replica's log (and table data), one JSON entry per line.
 pub const BINLOG_FILE: &str = "binlog.jsonl";
@@ -214,13 +214,11 @@ impl Tablet {
     /// (`LoadTableInternal`, `:3212-3301`); a disk table appears only when the task pool runs
     /// `LoadDiskTableInternal` (`:3303-3407`), which creates it and fails the task if it exists.
     pub(super) fn load_table(self: &Arc<Self>, body: &Body<'_>) -> Value {
-        let task = body.message("task_info", "openmldb.api.TaskInfo").and_then(|t| TaskInfo::from_body(&t));
         let mut state = self.lock();
-        if let Some(task) = &task {
-            if !Self::add_task(&mut state, task) {
-                return general(-1, "add task failed");
-            }
-        }
+        let task = match Self::take_task(&mut state, body) {
+            Ok(task) => task,
+            Err(reply) => return reply,
+        };
         let failed = |state: &mut TabletState, reply: Value| {
             Self::finish_task_locked(state, task.as_ref(), TaskStatus::kFailed);
             reply
@@ -323,13 +321,11 @@ impl Tablet {
     /// `--recycle_bin_enabled=false`).
     pub(super) fn drop_table(&self, body: &Body<'_>) -> Value {
         let (tid, pid) = Self::tid_pid(body);
-        let task = body.message("task_info", "openmldb.api.TaskInfo").and_then(|t| TaskInfo::from_body(&t));
         let mut state = self.lock();
-        if let Some(task) = &task {
-            if !Self::add_task(&mut state, task) {
-                return general(-1, "add task failed");
-            }
-        }
+        let task = match Self::take_task(&mut state, body) {
+            Ok(task) => task,
+            Err(reply) => return reply,
+        };
         let (storage, making) = match state.replicas.get(&(tid, pid)) {
             None => {
                 Self::finish_task_locked(&mut state, task.as_ref(), TaskStatus::kFailed);
