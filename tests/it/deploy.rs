@@ -180,12 +180,7 @@ fn deploy_layout_upgrades_under_load_over_ssh_and_rolls_back() {
         .collect();
     assert!(staged.is_empty(), "{staged:?}");
 
-    let rollback = support::run(&[
-        "run",
-        support::repo().join("scripts/rollback.rhai").to_str().unwrap(),
-        "--cluster",
-        &sb.cluster(),
-    ]);
+    let rollback = crate::flow::run_rollback(&sb);
     assert_eq!(rollback.code, 0, "{}\n{}", rollback.stdout, rollback.stderr);
     assert!(rollback.stdout.contains("after rollback the cluster is healthy"), "{}", rollback.stdout);
     let back = state(&sb);

@@ -72,6 +72,11 @@ pub(crate) fn kill_upgrade_at(sb: &Sandbox, release: &str, step: &str, state: &s
     child.wait().unwrap();
 }
 
+/// The stock rollback (`scripts/rollback.rhai`) on `sb`.
+pub(crate) fn run_rollback(sb: &Sandbox) -> support::Run {
+    support::run(&["run", support::repo().join("scripts/rollback.rhai").to_str().unwrap(), "--cluster", &sb.cluster()])
+}
+
 pub(crate) fn run_upgrade(sb: &Sandbox, release: &str, extra: &[&str]) -> support::Run {
     let mut args = upgrade_args(sb, release);
     args.extend(extra.iter().map(|s| s.to_string()));
@@ -219,12 +224,7 @@ fn broken_release_stops_at_first_component_and_rollback_returns_to_a() {
     // Only the first nameserver (a standby) was touched.
     let touched = out.stdout.lines().filter(|l| l.contains(": install bin: done")).count();
     assert_eq!(touched, 1, "{}", out.stdout);
-    let rollback = support::run(&[
-        "run",
-        support::repo().join("scripts/rollback.rhai").to_str().unwrap(),
-        "--cluster",
-        &sb.cluster(),
-    ]);
+    let rollback = run_rollback(&sb);
     assert_eq!(rollback.code, 0, "{}\n{}", rollback.stdout, rollback.stderr);
     assert!(rollback.stdout.contains("after rollback the cluster is healthy"), "{}", rollback.stdout);
     let after = state(&sb);

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use mldb_upgrade::sandbox::client::{partition_of, Client, ClientOptions, TableName};
+use mldb_upgrade::sandbox::client::{partition_of, TableName};
 
 use crate::flow::{assert_safe_end_state, state};
 use crate::support::{self, Sandbox};
@@ -65,13 +65,7 @@ fn ctrl_c_during_a_drain_lifts_fences_restores_auto_failover_and_releases_the_lo
     // Every partition of every table takes a write now, without waiting for abort.
     let state_file = mldb_upgrade::sandbox::load_state(&sb.dir).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = rt
-        .block_on(Client::connect(ClientOptions {
-            zk_cluster: state_file.zk_cluster.clone(),
-            zk_root_path: state_file.zk_root_path.clone(),
-            zk_cert: None,
-        }))
-        .unwrap();
+    let client = rt.block_on(support::client(&state_file));
     for table in rt.block_on(client.user_tables()) {
         let partitions = rt.block_on(client.route(&table)).unwrap().partition_num;
         for pid in 0..partitions {

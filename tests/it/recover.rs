@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use mldb_upgrade::sandbox::client::{partition_of, Client, ClientOptions, TableName};
+use mldb_upgrade::sandbox::client::{partition_of, TableName};
 use mldb_upgrade::sandbox::{self, SandboxState};
 use serde_json::{json, Value};
 
-use crate::support::Sandbox;
+use crate::support::{self, Sandbox};
 
 /// The nameserver's view of one table: per pid, (endpoint, is_leader, is_alive).
 type Placement = Vec<(u32, Vec<(String, bool, bool)>)>;
@@ -114,7 +114,7 @@ fn recover_picks_the_freshest_replica(db: &str, name: &str, extra: &[&str]) {
     let (short, fresh) = (others[0].clone(), others[1].clone());
     let table = TableName { db: db.into(), name: name.into() };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = rt.block_on(connect(&state));
+    let client = rt.block_on(support::client(&state));
     let put_all = |keys: &[String], tag: &str| {
         for k in keys {
             rt.block_on(client.put(&table, k, &format!("{tag}-{k}"))).unwrap_or_else(|e| panic!("put {k}: {e}"));
@@ -152,7 +152,7 @@ fn recover_picks_the_freshest_replica(db: &str, name: &str, extra: &[&str]) {
             }
         }
     }
-    let client = rt.block_on(connect(&state));
+    let client = rt.block_on(support::client(&state));
     for k in early.iter().chain(&late) {
         let row = rt.block_on(client.get(&table, k)).unwrap_or_else(|e| panic!("get {k}: {e}"));
         assert!(row.is_some(), "{db}.{name}: acknowledged row {k} lost after recover data\n{}", out.stdout);
@@ -170,13 +170,6 @@ fn recover_picks_the_freshest_replica(db: &str, name: &str, extra: &[&str]) {
         status["all_table_status"].as_array().unwrap().iter().filter_map(|s| s["offset"].as_u64()).collect();
     assert_eq!(offsets.len(), 1, "{status}");
     assert!(offsets[0] >= 50, "{short} holds {} entries of pid {behind}, 50 were written: {status}", offsets[0]);
-}
-
-/// A client of the sandbox's cluster, routing like the SDK.
-async fn connect(state: &SandboxState) -> Client {
-    let options =
-        ClientOptions { zk_cluster: state.zk_cluster.clone(), zk_root_path: state.zk_root_path.clone(), zk_cert: None };
-    Client::connect(options).await.expect("connect to the sandbox")
 }
 
 fn table_tid(state: &SandboxState, db: &str, name: &str) -> u64 {

@@ -160,6 +160,16 @@ impl Drop for Sandbox {
     }
 }
 
+/// A client of a sandbox's cluster, routing like the SDK.
+pub async fn client(state: &mldb_upgrade::sandbox::SandboxState) -> mldb_upgrade::sandbox::client::Client {
+    let options = mldb_upgrade::sandbox::client::ClientOptions {
+        zk_cluster: state.zk_cluster.clone(),
+        zk_root_path: state.zk_root_path.clone(),
+        zk_cert: None,
+    };
+    mldb_upgrade::sandbox::client::Client::connect(options).await.expect("connect to the sandbox")
+}
+
 /// A name no other file in the test has.
 pub fn unique() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
