@@ -9,7 +9,7 @@ APT_PACKAGES := zookeeper openssh-server openssh-client default-jre-headless lib
                 netcat-openbsd tmux curl rsync libssl-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo bench lint clean
+.PHONY: deps build test faults demo bench lint clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -27,6 +27,10 @@ build: deps
 test: deps
 	$(CARGO) build --all-targets
 	$(CARGO) test --lib --bins --tests
+
+# The fault-injection suite (tests/faults): FAULT_SEED=n replays a run, FAULT_CASES=a,b picks cases.
+faults: deps
+	FAULTS=1 $(CARGO) test --test faults
 
 lint:
 	$(CARGO) fmt --all -- --check

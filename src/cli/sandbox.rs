@@ -65,6 +65,31 @@ pub(crate) enum SandboxCommand {
         #[arg(long)]
         broken: bool,
     },
+    /// Do to the sandbox in DIR what goes wrong on real clusters, to rehearse an upgrade
+    /// through it: a component crashing, ZooKeeper restarting, ssh connections dropping.
+    Fault {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[command(subcommand)]
+        fault: FaultCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FaultCommand {
+    /// kill -9 a component's process (in daemon mode its mon starts it again).
+    Kill {
+        /// Its endpoint or sandbox name, e.g. tablet-2.
+        component: String,
+    },
+    /// Kill ZooKeeper and start it again on the same port and data after DOWN; longer than the
+    /// session timeout, every session expires.
+    RestartZookeeper {
+        #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
+        down: std::time::Duration,
+    },
+    /// Break every open ssh connection to the sandbox's sshd (--ssh sandboxes).
+    DropSsh,
 }
 
 #[derive(Debug, Args)]
@@ -235,7 +260,32 @@ pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
             }
             Ok(())
         }
+        SandboxCommand::Fault { dir, fault } => run_fault(&dir, fault),
     }
+}
+
+fn run_fault(dir: &std::path::Path, fault: FaultCommand) -> Result<(), Error> {
+    let op = |e: sandbox::SandboxError| Error::Operation(e.to_string());
+    let mut state = sandbox::load_state(dir).map_err(op)?;
+    match fault {
+        FaultCommand::Kill { component } => {
+            let pid = sandbox::faults::kill_component(&state, &component).map_err(op)?;
+            println!("killed {component} (pid {pid}) with SIGKILL");
+        }
+        FaultCommand::RestartZookeeper { down } => {
+            let pid = sandbox::faults::restart_zookeeper(&mut state, down).map_err(op)?;
+            println!(
+                "ZooKeeper {} was down for {} and runs again (pid {pid})",
+                state.zk_cluster,
+                humantime::format_duration(down)
+            );
+        }
+        FaultCommand::DropSsh => {
+            let n = sandbox::faults::drop_ssh_connections(&state).map_err(op)?;
+            println!("dropped {n} ssh connection process(es); the sshd still listens");
+        }
+    }
+    Ok(())
 }
 
 fn status_table(lines: &[sandbox::ComponentStatus]) -> comfy_table::Table {

@@ -231,7 +231,12 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<(), WaitError> {
         wait_until(&format!("{follower} to catch up with leader {leader} on {part}"), timeout, || async {
-            let lead = self.tablets.loaded_offset(leader, part.tid(), part.pid).await;
+            // A leader that does not answer (its requests already retried) has crashed or is cut
+            // off: nothing will catch up with it, so the wait ends now rather than at its timeout.
+            let lead = match self.tablets.partition_status(leader, part.tid(), part.pid).await {
+                Ok(status) => status.filter(|s| s.is_loaded()).map(|s| s.offset),
+                Err(e) => return Err(format!("the leader {leader} does not answer ({e}); is it running?")),
+            };
             let follow = self.tablets.loaded_offset(follower, part.tid(), part.pid).await;
             Ok(match (lead, follow) {
                 (Some(l), Some(f)) if f + delta >= l => {

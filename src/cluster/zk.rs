@@ -71,11 +71,14 @@ pub struct CreateFlags {
 pub struct Zk {
     settings: ZkSettings,
     client: Mutex<Option<zkc::Client>>,
+    /// How many sessions this client has opened: it changes when an expired session was
+    /// replaced, and with it every ephemeral node of the old session is gone.
+    sessions: std::sync::atomic::AtomicU64,
 }
 
 impl Zk {
     pub fn new(settings: ZkSettings) -> Self {
-        Zk { settings, client: Mutex::new(None) }
+        Zk { settings, client: Mutex::new(None), sessions: std::sync::atomic::AtomicU64::new(0) }
     }
 
     pub fn settings(&self) -> &ZkSettings {
@@ -111,7 +114,36 @@ impl Zk {
             .map_err(|_| unreachable("no answer".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
         *slot = Some(client.clone());
+        self.sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(client)
+    }
+
+    /// Connects, or replaces an expired session; nothing is sent when the session is alive.
+    pub async fn connect(&self) -> Result<(), ZkError> {
+        self.client().await.map(|_| ())
+    }
+
+    /// The number of the current session (1 for the first): ephemeral nodes created under an
+    /// earlier number are gone.
+    pub fn session_number(&self) -> u64 {
+        self.sessions.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Runs `op` on the client; when the session expired or the connection broke under it,
+    /// once more on a new session (ZooKeeper back after an outage). For requests that are the
+    /// same when applied twice: reads, set, delete.
+    async fn retried<T, F, Fut>(&self, mut op: F) -> Result<T, ZkError>
+    where
+        F: FnMut(zkc::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ZkError>>,
+    {
+        match op(self.client().await?).await {
+            Err(ZkError::Other {
+                source: zkc::Error::SessionExpired | zkc::Error::ConnectionLoss | zkc::Error::ClientClosed,
+                ..
+            }) => op(self.client().await?).await,
+            result => result,
+        }
     }
 
     fn map_err<'a>(operation: &'static str, path: &'a str) -> impl FnOnce(zkc::Error) -> ZkError + 'a {
@@ -127,7 +159,12 @@ impl Zk {
     /// Children of `path`, sorted as OpenMLDB sorts them (C§1.2).
     pub async fn children(&self, path: &str) -> Result<Vec<String>, ZkError> {
         let path = self.resolve(path);
-        let mut children = self.client().await?.list_children(&path).await.map_err(Self::map_err("list", &path))?;
+        let mut children = self
+            .retried(|client| {
+                let path = path.clone();
+                async move { client.list_children(&path).await.map_err(Self::map_err("list", &path)) }
+            })
+            .await?;
         children.sort();
         Ok(children)
     }
@@ -135,14 +172,24 @@ impl Zk {
     /// Data of `path`.
     pub async fn get(&self, path: &str) -> Result<Vec<u8>, ZkError> {
         let path = self.resolve(path);
-        let (data, _) = self.client().await?.get_data(&path).await.map_err(Self::map_err("get", &path))?;
+        let (data, _) = self
+            .retried(|client| {
+                let path = path.clone();
+                async move { client.get_data(&path).await.map_err(Self::map_err("get", &path)) }
+            })
+            .await?;
         Ok(data)
     }
 
     /// Metadata of `path`, or `None` when it does not exist.
     pub async fn stat(&self, path: &str) -> Result<Option<NodeStat>, ZkError> {
         let path = self.resolve(path);
-        let stat = self.client().await?.check_stat(&path).await.map_err(Self::map_err("stat", &path))?;
+        let stat = self
+            .retried(|client| {
+                let path = path.clone();
+                async move { client.check_stat(&path).await.map_err(Self::map_err("stat", &path)) }
+            })
+            .await?;
         Ok(stat.as_ref().map(NodeStat::from))
     }
 
@@ -175,14 +222,23 @@ impl Zk {
     /// Replaces the data of `path`; returns the new version.
     pub async fn set(&self, path: &str, data: &[u8]) -> Result<i32, ZkError> {
         let path = self.resolve(path);
-        let stat = self.client().await?.set_data(&path, data, None).await.map_err(Self::map_err("set", &path))?;
+        let stat = self
+            .retried(|client| {
+                let path = path.clone();
+                async move { client.set_data(&path, data, None).await.map_err(Self::map_err("set", &path)) }
+            })
+            .await?;
         Ok(stat.version)
     }
 
     /// Deletes `path` (which must have no children).
     pub async fn delete(&self, path: &str) -> Result<(), ZkError> {
         let path = self.resolve(path);
-        self.client().await?.delete(&path, None).await.map_err(Self::map_err("delete", &path))
+        self.retried(|client| {
+            let path = path.clone();
+            async move { client.delete(&path, None).await.map_err(Self::map_err("delete", &path)) }
+        })
+        .await
     }
 }
 

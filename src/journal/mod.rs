@@ -34,12 +34,19 @@ pub enum JournalError {
     Zk(#[from] ZkError),
     #[error("journal entry {key} is unreadable ({reason}); inspect it with `zk::get(\"{path}\")`")]
     Corrupt { key: String, path: String, reason: String },
+    #[error(
+        "this run lost the cluster's lock while its ZooKeeper session was expired, and {holder} \
+         holds it now; this run stops here: let that run finish, or stop it and re-run this command"
+    )]
+    LockLost { holder: run::LockHolder },
 }
 
 pub struct Journal {
     zk: Arc<Zk>,
     base: String,
     mirror: Option<PathBuf>,
+    /// The lock this process holds, and the ZooKeeper session it was created in ([`run`]).
+    held: std::sync::Mutex<Option<run::HeldLock>>,
 }
 
 /// The journal's name for a cluster: its root path without slashes (`/openmldb` → `openmldb`).
@@ -55,7 +62,7 @@ pub fn cluster_key(root_path: &str) -> String {
 impl Journal {
     pub fn new(zk: Arc<Zk>, mirror: Option<PathBuf>) -> Self {
         let base = format!("{JOURNAL_ROOT}/{}", cluster_key(&zk.settings().root_path));
-        Journal { zk, base, mirror }
+        Journal { zk, base, mirror, held: std::sync::Mutex::new(None) }
     }
 
     /// The ZooKeeper path of a key.
@@ -79,6 +86,7 @@ impl Journal {
 
     /// Writes `value` under `key`, replacing what was there.
     pub async fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), JournalError> {
+        self.keep_lock().await?;
         let json = serde_json::to_value(value).unwrap_or_default();
         let data = json.to_string();
         let path = self.path(key);
@@ -108,6 +116,7 @@ impl Journal {
 
     /// Removes `key`; nothing happens when it is absent.
     pub async fn delete(&self, key: &str) -> Result<(), JournalError> {
+        self.keep_lock().await?;
         match self.zk.delete(&self.path(key)).await {
             Ok(()) | Err(ZkError::NoNode { .. }) => {
                 self.mirror("delete", key, &serde_json::Value::Null);

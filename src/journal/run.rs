@@ -132,6 +132,13 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// The lock as this process took it: its node's data and the ZooKeeper session it lives in.
+#[derive(Debug, Clone)]
+pub(super) struct HeldLock {
+    data: Vec<u8>,
+    session: u64,
+}
+
 impl Journal {
     /// The current lock holder, if any.
     pub async fn lock_holder(&self) -> Result<Option<LockHolder>, JournalError> {
@@ -146,10 +153,14 @@ impl Journal {
         let deadline = std::time::Instant::now() + wait_for_stale;
         loop {
             match self.zk.create(&self.path("lock"), &data, CreateFlags { ephemeral: true, sequential: false }).await {
-                Ok(_) => return Ok(me),
+                Ok(_) => {
+                    self.hold(data);
+                    return Ok(me);
+                }
                 Err(ZkError::NodeExists { .. }) => {
                     let Some(holder) = self.lock_holder().await? else { continue };
                     if holder.is_me() {
+                        self.hold(data);
                         return Ok(holder);
                     }
                     // A killed run on this host: its session ends within the session timeout.
@@ -172,6 +183,37 @@ impl Journal {
                 self.delete("lock").await?;
             }
         }
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
+    }
+
+    fn hold(&self, data: Vec<u8>) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(HeldLock { data, session: self.zk.session_number() });
+    }
+
+    /// Before a write: when the ZooKeeper session the lock lived in expired (a ZooKeeper outage
+    /// longer than the session timeout), the lock went with it; it is taken again, or the run
+    /// stops if another run took it meanwhile.
+    pub(super) async fn keep_lock(&self) -> Result<(), JournalError> {
+        let Some(held) = self.held.lock().unwrap_or_else(|e| e.into_inner()).clone() else { return Ok(()) };
+        // An expired session is replaced here, before the write (no request when it is alive).
+        self.zk.connect().await?;
+        if held.session == self.zk.session_number() {
+            return Ok(());
+        }
+        match self.zk.create(&self.path("lock"), &held.data, CreateFlags { ephemeral: true, sequential: false }).await {
+            Ok(_) => tracing::warn!(
+                "the ZooKeeper session of this run expired, and the cluster's lock with it; the lock is taken again"
+            ),
+            Err(ZkError::NodeExists { .. }) => match self.get::<LockHolder>("lock").await? {
+                Some(holder) if holder.is_me() => {}
+                Some(holder) => return Err(JournalError::LockLost { holder }),
+                None => return Box::pin(self.keep_lock()).await,
+            },
+            Err(e) => return Err(e.into()),
+        }
+        self.hold(held.data);
         Ok(())
     }
 

@@ -28,6 +28,7 @@
 
 pub mod client;
 mod deploy;
+pub mod faults;
 pub mod load;
 mod options;
 pub mod release;
@@ -77,6 +78,8 @@ pub enum SandboxError {
     Sshd(#[from] sshd::SshdError),
     #[error("bad sandbox option: {0}")]
     Option(String),
+    #[error("fault not injected: {0}")]
+    Fault(String),
 }
 
 /// How a sandbox's components are laid out.
@@ -212,7 +215,7 @@ pub fn load_state(dir: &Path) -> Result<SandboxState, SandboxError> {
         .map_err(|e| SandboxError::Io { dir: dir.to_path_buf(), source: std::io::Error::other(e) })
 }
 
-fn save_state(state: &SandboxState) -> Result<(), SandboxError> {
+pub(crate) fn save_state(state: &SandboxState) -> Result<(), SandboxError> {
     let text = serde_json::to_string_pretty(state).unwrap_or_default();
     std::fs::write(state.dir.join(STATE_FILE), text).map_err(io_err(&state.dir))
 }

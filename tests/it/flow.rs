@@ -2,86 +2,13 @@
 //! each test checks the cluster's real state afterwards.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+pub(crate) use crate::support::flow::{
+    assert_safe_end_state, kill_upgrade_at, line, run_rollback, run_upgrade, spawn_upgrade, state, upgrade_args,
+    wait_step,
+};
 use crate::support::{self, Sandbox};
-
-/// Versions, leader placement, replicas, auto_failover and failed ops, printed for comparison.
-pub(crate) const STATE: &str = r#"
-import "rolling" as rolling;
-let leaders = ns::partitions().filter(|r| r.leader && r.alive).map(|r| `${r.db}.${r.table}/${r.pid}@${r.endpoint}`);
-leaders.sort();
-print("leaders " + leaders);
-print("replicas " + ns::partitions().len());
-print("auto_failover " + ns::auto_failover());
-print("failed_ops " + ns::ops().filter(|o| o.status == "kFailed" || o.status == "kCanceled").len());
-let versions = config::components().map(|c| rolling::version_of(c).split("-")[0]);
-print("versions " + versions);
-print("healthy " + upgrade::verify(0).healthy);
-print("run " + journal::run());
-"#;
-
-pub(crate) fn state(sb: &Sandbox) -> String {
-    let out = sb.run(STATE);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    out.stdout
-}
-
-pub(crate) fn line<'a>(state: &'a str, key: &str) -> &'a str {
-    state.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key} in {state}"))
-}
-
-/// The end state every finished or unwound run must leave: leaders where they were, no
-/// temporary replica, auto_failover back on, no failed op, a healthy cluster, no run recorded.
-pub(crate) fn assert_safe_end_state(before: &str, after: &str) {
-    assert_eq!(line(after, "leaders"), line(before, "leaders"), "leader placement changed");
-    assert_eq!(line(after, "replicas"), line(before, "replicas"), "temporary replicas left");
-    assert_eq!(line(after, "auto_failover"), "auto_failover true");
-    assert_eq!(line(after, "failed_ops"), "failed_ops 0");
-    assert_eq!(line(after, "healthy"), "healthy true");
-    assert_eq!(line(after, "run"), "run ");
-}
-
-pub(crate) fn upgrade_args<'a>(sb: &'a Sandbox, release: &'a str) -> Vec<String> {
-    vec![
-        "run".into(),
-        support::repo().join("scripts/upgrade.rhai").display().to_string(),
-        "--cluster".into(),
-        sb.cluster(),
-        "--set".into(),
-        format!("release={release}"),
-    ]
-}
-
-/// The stock upgrade to `release`, started in the background (its output dropped).
-fn spawn_upgrade(sb: &Sandbox, release: &str) -> std::process::Child {
-    std::process::Command::new(support::binary())
-        .args(upgrade_args(sb, release))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// Runs the stock upgrade in the background and kills it (SIGKILL) once the journal records
-/// `step` as `state`.
-pub(crate) fn kill_upgrade_at(sb: &Sandbox, release: &str, step: &str, state: &str) {
-    let mut child = spawn_upgrade(sb, release);
-    wait_step(&sb.journal_file(), 0, step, state, Duration::from_secs(180));
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
-/// The stock rollback (`scripts/rollback.rhai`) on `sb`.
-pub(crate) fn run_rollback(sb: &Sandbox) -> support::Run {
-    support::run(&["run", support::repo().join("scripts/rollback.rhai").to_str().unwrap(), "--cluster", &sb.cluster()])
-}
-
-pub(crate) fn run_upgrade(sb: &Sandbox, release: &str, extra: &[&str]) -> support::Run {
-    let mut args = upgrade_args(sb, release);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    support::run(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
 
 /// Full A→B under write load: every component reports B; leaders where they were; no
 /// temporary replicas; auto_failover as before; no failed ops; the run is finished; no
@@ -139,27 +66,6 @@ fn full_upgrade_a_to_b_under_load_restores_placement_and_loses_no_write() {
     // The Spark distribution was replaced first (O§6.1): the batch version is B too.
     let spark_jar = sb.dir.join("taskmanager-1/spark/jars/openmldb-batch-0.9.3.jar");
     assert!(spark_jar.exists(), "{}", spark_jar.display());
-}
-
-/// Waits until the journal mirror, past `from`, records step `step` in `state`; returns the
-/// offset after that record.
-pub(crate) fn wait_step(file: &Path, from: usize, step: &str, state: &str, timeout: Duration) -> usize {
-    let key = format!("\"{step}\":{{");
-    let deadline = Instant::now() + timeout;
-    loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let mut at = from.min(text.len());
-        while let Some(i) = text[at..].find(&key) {
-            let start = at + i + key.len();
-            let end = start + text[start..].find('}').unwrap_or(0);
-            if text[start..end].contains(&format!("\"state\":\"{state}\"")) {
-                return end;
-            }
-            at = end.max(start);
-        }
-        assert!(Instant::now() < deadline, "journal never recorded {step} as {state}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// kill -9 of the orchestrator during a drain, after a stop, after an install and during a

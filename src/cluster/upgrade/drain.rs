@@ -105,11 +105,67 @@ impl Upgrader {
         Ok(report)
     }
 
+    /// True when `tablet` is offline for the nameserver or does not answer.
+    async fn is_down(&self, tablet: &str) -> Result<bool, UpgradeError> {
+        let listed_healthy =
+            self.cluster.ns.show_tablet().await?.iter().any(|t| t.endpoint == tablet && t.is_healthy());
+        Ok(!listed_healthy || self.cluster.tablets.loaded_partitions(tablet).await.is_err())
+    }
+
+    /// The drain of a tablet that is down (it crashed while this run was upgrading it): nothing
+    /// can move off it without risking writes only it has. Partitions the nameserver's failover
+    /// already moved (it leads them no more, C§3.4) are recorded as moved, so that restore
+    /// brings them home; those it still leads come back when it restarts, from the freshest
+    /// replica (recover data).
+    async fn drain_down_tablet(&self, tablet: &str, started: Instant) -> Result<MoveReport, UpgradeError> {
+        let mut report = MoveReport { tablet: tablet.into(), ..MoveReport::default() };
+        for table in self.cluster.ns.show_all_tables().await? {
+            for p in &table.table_partition {
+                if !p.meta(tablet).is_some_and(|m| m.is_leader) {
+                    continue;
+                }
+                match p.alive_leader().filter(|l| l.endpoint != tablet) {
+                    Some(interim) => report.moves.push(LeaderMove {
+                        db: table.db.clone(),
+                        table: table.name.clone(),
+                        tid: table.tid,
+                        pid: p.pid,
+                        from: tablet.into(),
+                        to: interim.endpoint.clone(),
+                        temp_replica: false,
+                        state: MoveState::Moved,
+                        stall_ms: None,
+                        fence_attempts: 0,
+                    }),
+                    None => report.skipped.push(Skipped {
+                        db: table.db.clone(),
+                        table: table.name.clone(),
+                        pid: p.pid,
+                        reason: format!("led by {tablet}, which is down: it leads again from the freshest replica after its restart (recover data)"),
+                    }),
+                }
+            }
+        }
+        tracing::warn!(
+            "tablet {tablet} is down: no leader is moved off it; {} partition(s) the nameserver moved off it are \
+             recorded for restore, {} come back when it restarts",
+            report.moves.len(),
+            report.skipped.len()
+        );
+        let recorded = self.record_moves(tablet, &report.moves).await?;
+        report.moves = recorded;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
     /// Moves every leader off `tablet` (pre-upgrade). auto_failover must be off.
     pub async fn drain_leaders(&self, tablet: &str, settings: &MoveSettings) -> Result<MoveReport, UpgradeError> {
         let started = Instant::now();
         self.require_auto_failover_off().await?;
         self.lift_stale_fences().await?;
+        if self.is_down(tablet).await? {
+            return self.drain_down_tablet(tablet, started).await;
+        }
         let mut report = self.plan_drain(tablet, settings).await?;
         if let Some(s) = report.skipped.iter().find(|s| s.reason == NO_TABLET_FOR_TEMP_REPLICA) {
             return Err(partition_err(format_args!("{}.{} pid {}", s.db, s.table, s.pid), s.reason.clone()));

@@ -22,13 +22,16 @@
 //!   its (term, offset) against the partition's history and drops what diverged. When the
 //!   leader was alive and loaded already, followers it still replicates to are left alone.
 //!
-//! Every load and every op has its own `timeout`.
+//! Partitions are recovered side by side (up to [`RECOVER_CONCURRENCY`] at once); every load and
+//! every op has its own `timeout`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 use super::{partition_err, PartitionOp, UpgradeError, Upgrader};
-use crate::cluster::ns::{Partition, PartitionMeta, TablePartition};
+use crate::cluster::ns::{Partition, PartitionMeta, TableInfo, TablePartition};
 use crate::cluster::tablet::TableStatus;
 
 /// A replica on a healthy tablet, as recover data weighs it.
@@ -66,6 +69,10 @@ pub fn freshest(candidates: &[Candidate]) -> Option<&Candidate> {
     })
 }
 
+/// Partitions recovered at once. The nameserver's queues bound the real parallelism; this
+/// bounds the requests in flight (each waits on its own op).
+const RECOVER_CONCURRENCY: usize = 16;
+
 impl Upgrader {
     /// Recovers every partition with a replica that is not alive or not loaded; returns the
     /// partitions touched, per table. auto_failover must be off.
@@ -80,46 +87,88 @@ impl Upgrader {
         let is_loaded = |ep: &str, tid: u32, pid: u32| {
             loaded.get(ep).and_then(|m| m.get(&(tid, pid))).is_some_and(TableStatus::is_loaded)
         };
-        let mut touched = BTreeMap::new();
-        for table in self.cluster.ns.show_all_tables().await? {
-            let tid = table.tid;
+        // What needs recovering, decided from one read of the metadata.
+        let tables = self.cluster.ns.show_all_tables().await?;
+        let mut work = Vec::new();
+        for table in &tables {
             for p in &table.table_partition {
-                let pid = p.pid;
-                let part = Partition::new(&table, pid);
-                let healthy_metas: Vec<&PartitionMeta> =
-                    p.partition_meta.iter().filter(|m| healthy.contains(&m.endpoint)).collect();
-                let needs = healthy_metas.iter().any(|m| !m.is_alive || !is_loaded(&m.endpoint, tid, pid));
-                if !needs || healthy_metas.is_empty() {
-                    continue;
+                let healthy_metas = p.partition_meta.iter().filter(|m| healthy.contains(&m.endpoint));
+                let mut needs = false;
+                let mut any = false;
+                for m in healthy_metas {
+                    any = true;
+                    needs |= !m.is_alive || !is_loaded(&m.endpoint, table.tid, p.pid);
                 }
-                // A new leader replicates to nobody yet: every other replica is rebuilt then.
-                let (leader, rebuild_all) = match p.alive_leader().filter(|l| is_loaded(&l.endpoint, tid, pid)) {
-                    Some(l) => (l.endpoint.clone(), false),
-                    None => {
-                        let unloaded: Vec<&str> = healthy_metas
-                            .iter()
-                            .filter(|m| !is_loaded(&m.endpoint, tid, pid))
-                            .map(|m| m.endpoint.as_str())
-                            .collect();
-                        (self.lead_with_freshest(part, p, &healthy_metas, &unloaded, timeout).await?, true)
-                    }
-                };
-                // Refreshed: the leader may have changed above.
-                let p = self.partition(part).await?;
-                for m in p.partition_meta.iter().filter(|m| healthy.contains(&m.endpoint)) {
-                    let loaded_now = tablets.loaded_offset(&m.endpoint, tid, pid).await.is_some();
-                    if m.endpoint == leader || (!rebuild_all && m.is_alive && loaded_now) {
-                        continue;
-                    }
-                    if m.is_alive {
-                        self.cluster.ns.update_table_alive(&table.db, &table.name, pid, &m.endpoint, false).await?;
-                    }
-                    self.readd_as_follower(part, &m.endpoint, timeout).await?;
+                if needs && any {
+                    work.push((table, p));
                 }
-                *touched.entry(table.full_name()).or_insert(0) += 1;
             }
         }
-        Ok(touched)
+        // Partitions are independent: they are recovered side by side, and the nameserver runs
+        // their ops in its queues (`pid % name_server_task_concurrency`, C§3.3), so a restarted
+        // tablet's recovery takes its slowest queue's time rather than the sum of all ops.
+        let semaphore = Semaphore::new(RECOVER_CONCURRENCY);
+        let results = futures::future::join_all(work.iter().map(|(table, p)| async {
+            let _permit = semaphore.acquire().await;
+            self.recover_partition(table, p, &healthy, &is_loaded, timeout).await.map(|()| table.full_name())
+        }))
+        .await;
+        let mut touched = BTreeMap::new();
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(name) => *touched.entry(name).or_insert(0) += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(touched),
+        }
+    }
+
+    /// Recovers one partition: a loaded alive leader (the freshest replica made leader when
+    /// there is none), then every other replica on a healthy tablet rebuilt as its follower.
+    async fn recover_partition(
+        &self,
+        table: &TableInfo,
+        p: &TablePartition,
+        healthy: &[String],
+        is_loaded: &(impl Fn(&str, u32, u32) -> bool + Sync),
+        timeout: Duration,
+    ) -> Result<(), UpgradeError> {
+        let tablets = &self.cluster.tablets;
+        let (tid, pid) = (table.tid, p.pid);
+        let part = Partition::new(table, pid);
+        let healthy_metas: Vec<&PartitionMeta> =
+            p.partition_meta.iter().filter(|m| healthy.contains(&m.endpoint)).collect();
+        // A new leader replicates to nobody yet: every other replica is rebuilt then.
+        let (leader, rebuild_all) = match p.alive_leader().filter(|l| is_loaded(&l.endpoint, tid, pid)) {
+            Some(l) => (l.endpoint.clone(), false),
+            None => {
+                let unloaded: Vec<&str> = healthy_metas
+                    .iter()
+                    .filter(|m| !is_loaded(&m.endpoint, tid, pid))
+                    .map(|m| m.endpoint.as_str())
+                    .collect();
+                (self.lead_with_freshest(part, p, &healthy_metas, &unloaded, timeout).await?, true)
+            }
+        };
+        // Refreshed: the leader may have changed above.
+        let p = self.partition(part).await?;
+        for m in p.partition_meta.iter().filter(|m| healthy.contains(&m.endpoint)) {
+            let loaded_now = tablets.loaded_offset(&m.endpoint, tid, pid).await.is_some();
+            if m.endpoint == leader || (!rebuild_all && m.is_alive && loaded_now) {
+                continue;
+            }
+            if m.is_alive {
+                self.cluster.ns.update_table_alive(&table.db, &table.name, pid, &m.endpoint, false).await?;
+            }
+            self.readd_as_follower(part, &m.endpoint, timeout).await?;
+        }
+        Ok(())
     }
 
     /// Makes the freshest replica of a partition without a loaded alive leader lead, and the

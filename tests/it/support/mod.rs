@@ -1,5 +1,6 @@
 //! Test support: the real binary, a real ZooKeeper and a real sshd, all on 127.0.0.1.
 
+pub mod flow;
 pub mod sshd;
 pub mod tmux;
 
