@@ -58,8 +58,8 @@ impl VerifyReport {
             (
                 "failed ops",
                 &self.failed_ops,
-                "ShowOPStatus names the task that failed; fix its cause and redo what the op was for, then delete \
-                 the op (DeleteOP, or ns_client `deleteop <op_id>`) so that it stops counting",
+                "ns::ops() (ShowOPStatus) names the task that failed; fix its cause and redo what the op was for, \
+                 then delete the op (DeleteOP, or ns_client `deleteop <op_id>`) so that it stops counting",
             ),
             ("ops in progress", &self.pending_ops, "wait for them (wait::ops_done)"),
             ("replicas not alive", &self.partitions_not_alive, "upgrade::recover_data() re-adds them"),
