@@ -64,6 +64,10 @@ pub(crate) enum SandboxCommand {
         /// Every component of this release fails at start (for rollback rehearsals).
         #[arg(long)]
         broken: bool,
+        /// These server roles (nameserver, tablet, apiserver; comma-separated) never set their
+        /// version: they run, but GET /version answers "unknown" (for the final version check).
+        #[arg(long, value_name = "ROLES", value_delimiter = ',')]
+        unknown_version: Vec<String>,
     },
     /// Do to the sandbox in DIR what goes wrong on real clusters, to rehearse an upgrade
     /// through it: a component crashing, ZooKeeper restarting, ssh connections dropping.
@@ -245,9 +249,12 @@ pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
                 Err(Error::Operation("the load lost acknowledged rows or had failed writes (see above)".into()))
             }
         }
-        SandboxCommand::Release { version, out, tar, broken } => {
-            let release = sandbox::release::build(&version, &out, broken, tar).map_err(|e| match e {
-                sandbox::release::ReleaseError::BadVersion(_) => Error::Usage(e.to_string()),
+        SandboxCommand::Release { version, out, tar, broken, unknown_version } => {
+            let faults = sandbox::release::Faults { broken, unknown_version };
+            let release = sandbox::release::build(&version, &out, &faults, tar).map_err(|e| match e {
+                sandbox::release::ReleaseError::BadVersion(_) | sandbox::release::ReleaseError::BadRole(_) => {
+                    Error::Usage(e.to_string())
+                }
                 other => Error::Operation(other.to_string()),
             })?;
             println!("release {} in {}", release.full_version, release.dir.display());
@@ -255,8 +262,14 @@ pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
             for t in &release.tarballs {
                 println!("packed {}", t.display());
             }
-            if broken {
+            if faults.broken {
                 println!("every component of this release fails at start (--broken)");
+            }
+            if !faults.unknown_version.is_empty() {
+                println!(
+                    "its {} answer GET /version with \"unknown\" (--unknown-version)",
+                    faults.unknown_version.join(", ")
+                );
             }
             Ok(())
         }

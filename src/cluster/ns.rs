@@ -72,6 +72,9 @@ pub struct TableInfo {
     pub replica_num: u32,
     #[serde(default)]
     pub table_partition: Vec<TablePartition>,
+    /// The indexes (`TableInfo.column_key`, field 10, C§2.2), each with its TTL.
+    #[serde(default)]
+    pub column_key: Vec<ColumnKey>,
 }
 
 impl TableInfo {
@@ -79,6 +82,76 @@ impl TableInfo {
     pub fn full_name(&self) -> String {
         format!("{}.{}", self.db, self.name)
     }
+
+    /// The first index whose TTL makes the tablets delete rows, described as
+    /// `index k: kAbsoluteTime 10min`; `None` when no live index expires rows. A deleted index
+    /// (`flag` 1) is left out.
+    pub fn expiring_ttl(&self) -> Option<String> {
+        self.column_key.iter().filter(|k| k.flag == 0).find_map(|k| {
+            let ttl = k.ttl.as_ref()?;
+            ttl.expires().then(|| format!("index {}: {ttl}", k.index_name))
+        })
+    }
+}
+
+openmldb_enum! {
+    /// `TTLSt.ttl_type` (`common.proto:61-65`, `type.proto:50-56` TTLType). Unset means
+    /// kAbsoluteTime (the proto2 default).
+    #[derive(Default)]
+    pub enum TtlType {
+        #[default] Absolute = "kAbsoluteTime" / 1, Relative = "kRelativeTime" / 2, Latest = "kLatestTime" / 3,
+        AbsAndLat = "kAbsAndLat" / 4, AbsOrLat = "kAbsOrLat" / 5
+    }
+}
+
+/// `TTLSt` (`common.proto:61-65`): `abs_ttl` in minutes, `lat_ttl` in rows kept per key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TtlSt {
+    #[serde(default)]
+    pub ttl_type: TtlType,
+    #[serde(default)]
+    pub abs_ttl: u64,
+    #[serde(default)]
+    pub lat_ttl: u64,
+}
+
+impl TtlSt {
+    /// Whether the tablets garbage-collect rows of an index with this TTL, as
+    /// `storage::TTLSt::NeedGc` decides (`src/storage/schema.h:81-96`): a limit of 0 means none,
+    /// kAbsAndLat needs both limits, kAbsOrLat either. The storage layer reads kRelativeTime
+    /// (and any type it does not know) as kAbsoluteTime (`ConvertTTLType`, schema.h:50-63).
+    pub fn expires(&self) -> bool {
+        match self.ttl_type {
+            TtlType::Latest => self.lat_ttl != 0,
+            TtlType::AbsAndLat => self.abs_ttl != 0 && self.lat_ttl != 0,
+            TtlType::AbsOrLat => self.abs_ttl != 0 || self.lat_ttl != 0,
+            TtlType::Absolute | TtlType::Relative | TtlType::Other(_) => self.abs_ttl != 0,
+        }
+    }
+}
+
+impl std::fmt::Display for TtlSt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ttl_type {
+            TtlType::Latest => write!(f, "{} {}", self.ttl_type, self.lat_ttl),
+            TtlType::AbsAndLat | TtlType::AbsOrLat => {
+                write!(f, "{} {}min, {}", self.ttl_type, self.abs_ttl, self.lat_ttl)
+            }
+            _ => write!(f, "{} {}min", self.ttl_type, self.abs_ttl),
+        }
+    }
+}
+
+/// `ColumnKey` (`common.proto:73-80`): one index of a table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnKey {
+    #[serde(default)]
+    pub index_name: String,
+    /// 1 when the index was deleted.
+    #[serde(default)]
+    pub flag: u32,
+    #[serde(default)]
+    pub ttl: Option<TtlSt>,
 }
 
 /// One partition of a table, as ops, waits and messages name it: `demo.double pid 3`.

@@ -9,6 +9,8 @@
 //!   the number of partitions (ZooKeeper refuses nodes over 1 MB, `jute.maxbuffer`) and a move
 //!   rewrites only its own record;
 //! - `fence/<tid>-<pid>`: a leader fenced ahead of its ChangeLeader (`cluster::upgrade::fence`);
+//! - `baseline` and `baseline/<tid>`: the leaders' offsets and rows recorded at pre-flight, one
+//!   node per table (`cluster::upgrade::baseline`); the run's own, removed when it finishes;
 //! - `values/<key>`: what scripts record with `journal::put` (the stock flow: `backup/<endpoint>`,
 //!   `preflight`);
 //! - `run`: the steps of the run in progress ([`run`]);

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::{Journal, JournalError};
 use crate::cluster::zk::{CreateFlags, ZkError};
 
+/// Keys a run records for itself alone, removed with its record: the baseline of the upgrade
+/// checks (`cluster::upgrade::baseline::KEY`).
+pub const RUN_SCOPED: [&str; 1] = ["baseline"];
+
 /// Who holds the lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockHolder {
@@ -256,8 +260,12 @@ impl Journal {
         Ok(run)
     }
 
-    /// Ends the run: its record is removed (the local mirror keeps the history).
+    /// Ends the run: its record and what it recorded for itself only ([`RUN_SCOPED`]) are
+    /// removed (the local mirror keeps the history).
     pub async fn finish_run(&self) -> Result<(), JournalError> {
+        for key in RUN_SCOPED {
+            self.delete_tree(key).await?;
+        }
         self.delete("run").await
     }
 }

@@ -275,7 +275,7 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
         }
     }
     let releases = dir.join("releases");
-    let release = release::build(&options.version, &releases, false, false)?;
+    let release = release::build(&options.version, &releases, &release::Faults::default(), false)?;
 
     let zk = ZooKeeperServer::start(&dir.join("zookeeper"))?;
     let zk_cluster = zk.connect_string();

@@ -58,6 +58,22 @@ pub fn installed_version(executable: Option<&Path>) -> String {
 /// `sandbox release --broken` builds a release whose components do not come up.
 pub const BROKEN_FILE: &str = "openmldb.broken";
 
+/// A file next to the executable naming roles (one a line) whose servers never set their brpc
+/// server version, so `/version` answers `unknown` (C§1.4): how
+/// `sandbox release --unknown-version` builds a release that fails the version check.
+pub const UNSET_VERSION_FILE: &str = "openmldb.unset-version";
+
+/// brpc's `/version` answer when the server's version was never set (C§1.4).
+pub const UNSET_VERSION: &str = "unknown";
+
+/// Whether `role`'s server leaves its version unset (see [`UNSET_VERSION_FILE`]).
+fn leaves_version_unset(executable: Option<&Path>, role: &str) -> bool {
+    executable
+        .and_then(Path::parent)
+        .and_then(|dir| std::fs::read_to_string(dir.join(UNSET_VERSION_FILE)).ok())
+        .is_some_and(|roles| roles.lines().any(|r| r.trim() == role))
+}
+
 /// Runs the simulated `openmldb` binary with `args` (without argv\[0\]).
 pub fn main_with_args(args: Vec<String>) -> ExitCode {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
@@ -150,6 +166,10 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
         let role_name = role_name(role);
         glog!(Severity::Info, "start {role_name} on endpoint {listen} with version {version}");
         eprintln!("start {role_name} on endpoint {listen} with version {version}");
+        // The log line prints the compiled-in version either way; /version serves what the
+        // server was given.
+        let version =
+            if leaves_version_unset(executable.as_deref(), role_name) { UNSET_VERSION.to_string() } else { version };
         let result = match role {
             Role::NameServer => run_nameserver(listener, flags, version, shutdown).await.map_err(|e| {
                 let step = match e {

@@ -9,6 +9,7 @@
 //! | [`follower`] | re-add replaced leaders as followers (RecoverTable / RecoverEndpoint) | C§3.4, C§3.5 |
 //! | [`restore`] | move leaders back exactly as recorded, drop temporary replicas (post-upgrade) | O§6.1 |
 //! | [`recover`] | the documented `recoverdata`, freshest replica first | O§5.7, C§6 bug 1 |
+//! | [`baseline`] | the leaders' offsets and rows at pre-flight, compared by `verify` | C§3.5, C§2.4 |
 //! | [`verify`] | a health report of the cluster | C§6 |
 //! | [`abort`] | unwind a stopped run | DESIGN safety invariants |
 //!
@@ -38,11 +39,13 @@
 //! drain.
 //!
 //! The journal keys these operations write: `auto_failover` (the value found before turning it
-//! off), `drain/<tablet>` (the leader placement recorded before draining it, [`LeaderMove`]) and
-//! `fence/<tid>-<pid>` (a fenced leader, [`fence::Fence`]).
+//! off), `drain/<tablet>` (the leader placement recorded before draining it, [`LeaderMove`]),
+//! `fence/<tid>-<pid>` (a fenced leader, [`fence::Fence`]) and `baseline/<tid>` (a table's
+//! leader offsets and rows at pre-flight, [`baseline::TableBaseline`]).
 
 pub mod abort;
 pub mod auto_failover;
+pub mod baseline;
 pub mod drain;
 pub mod fence;
 pub mod follower;

@@ -1,14 +1,16 @@
 //! Verify: a structured health report of the cluster, the checks the documented procedure asks
 //! for after each tablet (O§6.1, C§6 "upgrade done"): tablets healthy, every replica alive and
 //! loaded in the mode the nameserver expects, a leader for every partition, as many replicas as
-//! the table's `replica_num` (no temporary replica left), no op failed or still pending.
+//! the table's `replica_num` (no temporary replica left), no op failed or still pending; and,
+//! against the baseline the run recorded at pre-flight ([`super::baseline`]), no leader offset
+//! below its recorded one and no table that took writes with fewer rows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::baseline::{self, TableNow};
 use super::{UpgradeError, Upgrader};
-use crate::cluster::tablet::TableStatus;
 
 /// What `verify` found.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -28,6 +30,16 @@ pub struct VerifyReport {
     /// left by an earlier scale-in (C§3.4: a tablet whose node is gone stays in ShowTablet as kOffline).
     /// Reported, not a problem: they hold no replica the checks above would not catch.
     pub stale_tablets: Vec<String>,
+    /// Partitions whose leader is at a lower offset than the leader had at pre-flight:
+    /// acknowledged writes are not on the leader (compared with the run's baseline).
+    pub offsets_lost: Vec<String>,
+    /// Tables that took writes during the run and have fewer rows than at pre-flight.
+    pub rows_lost: Vec<String>,
+    /// Whether offsets and rows were compared with a baseline this run recorded.
+    pub baseline: bool,
+    /// What was not checked and why (tables whose rows can shrink on their own, tables dropped
+    /// since pre-flight). Not problems.
+    pub notes: Vec<String>,
     /// Rows per table (`db.table`), counted on the leaders.
     pub rows: BTreeMap<String, u64>,
     /// What is wrong, as a short list for messages: one line per kind of problem, with the
@@ -37,22 +49,53 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     fn summarize(&self) -> String {
-        let kinds: [(&str, &Vec<String>); 7] = [
-            ("tablets not healthy", &self.unhealthy_tablets),
-            ("failed ops", &self.failed_ops),
-            ("ops in progress", &self.pending_ops),
-            ("replicas not alive", &self.partitions_not_alive),
-            ("partitions without a leader", &self.partitions_without_leader),
-            ("nameserver and tablets disagree", &self.mismatches),
-            ("partitions with another number of replicas than replica_num", &self.replica_counts),
+        let kinds: [(&str, &Vec<String>, &str); 9] = [
+            (
+                "tablets not healthy",
+                &self.unhealthy_tablets,
+                "start them or wait until they register (wait::tablet_healthy)",
+            ),
+            (
+                "failed ops",
+                &self.failed_ops,
+                "ns::ops() (ShowOPStatus) names the task that failed; fix its cause and redo what the op was for, \
+                 then delete the op (DeleteOP, or ns_client `deleteop <op_id>`) so that it stops counting",
+            ),
+            ("ops in progress", &self.pending_ops, "wait for them (wait::ops_done)"),
+            ("replicas not alive", &self.partitions_not_alive, "upgrade::recover_data() re-adds them"),
+            ("partitions without a leader", &self.partitions_without_leader, "upgrade::recover_data() picks one"),
+            (
+                "nameserver and tablets disagree",
+                &self.mismatches,
+                "upgrade::recover_data() reloads and re-adds the replicas",
+            ),
+            (
+                "partitions with another number of replicas than replica_num",
+                &self.replica_counts,
+                "DelReplicaNS a leftover temporary replica, AddReplicaNS a missing one",
+            ),
+            (
+                "partitions whose leader lost acknowledged writes",
+                &self.offsets_lost,
+                "stop writes to the table; find the replica with the highest offset (tablet::status on each \
+                 replica's tablet) and make it leader (ns::change_leader naming it) before RecoverTable rebuilds \
+                 it from this leader; if no replica holds the entries any more, write the lost rows again from \
+                 their source",
+            ),
+            (
+                "tables with fewer rows than at pre-flight although they took writes",
+                &self.rows_lost,
+                "unless rows were deleted or the table truncated during the run, rows were lost: compare each \
+                 partition's replicas (tablet::status) and let the one with the most rows lead, as for lost writes",
+            ),
         ];
         let lines: Vec<String> = kinds
             .iter()
-            .filter(|(_, items)| !items.is_empty())
-            .map(|(kind, items)| {
+            .filter(|(_, items, _)| !items.is_empty())
+            .map(|(kind, items, what_to_do)| {
                 let more = if items.len() > 3 { format!(" and {} more", items.len() - 3) } else { String::new() };
                 format!(
-                    "  - {} {kind}: {}{more}",
+                    "  - {} {kind}: {}{more}\n    what to do: {what_to_do}",
                     items.len(),
                     items.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
                 )
@@ -65,7 +108,7 @@ impl VerifyReport {
 impl Upgrader {
     /// Checks the cluster; ops count from `since_op`.
     pub async fn verify(&self, since_op: u64) -> Result<VerifyReport, UpgradeError> {
-        let (ns, tablets) = (&self.cluster.ns, &self.cluster.tablets);
+        let ns = &self.cluster.ns;
         let mut report = VerifyReport::default();
         let all = ns.show_tablet().await?;
         let configured = |endpoint: &str| {
@@ -78,14 +121,19 @@ impl Upgrader {
                 report.stale_tablets.push(format!("{} ({})", t.endpoint, t.state));
             }
         }
-        let mut statuses: HashMap<String, HashMap<(u32, u32), TableStatus>> = HashMap::new();
-        for t in all.iter().filter(|t| t.is_healthy()) {
-            if let Ok(loaded) = tablets.loaded_partitions(&t.endpoint).await {
-                statuses.insert(t.endpoint.clone(), loaded);
-            }
-        }
+        let statuses = self.loaded_on_healthy_tablets().await?;
+        let recorded = self.recorded_baseline().await?;
+        report.baseline = recorded.is_some();
+        let mut compared = HashSet::new();
         for table in ns.show_all_tables().await? {
             let full = table.full_name();
+            if let Some(before) = recorded.as_ref().and_then(|r| r.get(&table.tid)) {
+                compared.insert(table.tid);
+                let growth = baseline::compare(before, &table, &TableNow::of(&table, &statuses));
+                report.offsets_lost.extend(growth.offsets_lost);
+                report.rows_lost.extend(growth.rows_lost);
+                report.notes.extend(growth.note);
+            }
             let mut rows = 0;
             for p in &table.table_partition {
                 for m in &p.partition_meta {
@@ -128,6 +176,11 @@ impl Upgrader {
             }
             report.rows.insert(full, rows);
         }
+        for (tid, gone) in recorded.iter().flatten().filter(|(tid, _)| !compared.contains(*tid)) {
+            report
+                .notes
+                .push(format!("{}.{} (tid {tid}) was dropped since pre-flight: not compared", gone.db, gone.name));
+        }
         for op in ns.show_op_status(None, None, None).await?.into_iter().filter(|o| o.op_id > since_op) {
             if op.is_failure() {
                 report.failed_ops.push(op.to_string());
@@ -141,7 +194,9 @@ impl Upgrader {
             && report.mismatches.is_empty()
             && report.replica_counts.is_empty()
             && report.failed_ops.is_empty()
-            && report.pending_ops.is_empty();
+            && report.pending_ops.is_empty()
+            && report.offsets_lost.is_empty()
+            && report.rows_lost.is_empty();
         report.summary = report.summarize();
         Ok(report)
     }

@@ -35,6 +35,13 @@
 //!
 //! `--broken` adds `openmldb.broken` next to each simulator binary: every component of that
 //! release fails at start, as a bad build would.
+//!
+//! `--unknown-version ROLES` adds `bin/openmldb.unset-version` naming roles (nameserver,
+//! tablet, apiserver) whose servers never set their brpc server version: they start, register
+//! and serve, but `GET /version` answers `unknown`, brpc's answer when `server.set_version` was
+//! not called (C§1.4; `src/cmd/openmldb.cc` calls it after `Start`, and for a tablet only after
+//! registering in ZooKeeper, openmldb.cc:276-281). `bin/openmldb --version` still reports the
+//! release. A component of such a release passes its start and fails the version check.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -74,6 +81,8 @@ pub enum ReleaseError {
          (or install it beside mldb-upgrade)"
     )]
     NoSimulator { exe: PathBuf },
+    #[error("`{0}` is not a server role whose version can be left unset; expected nameserver, tablet or apiserver")]
+    BadRole(String),
     #[error("cannot write the release at {path}: {source}")]
     Io {
         path: PathBuf,
@@ -144,9 +153,24 @@ pub fn release_dir_name(version: &str) -> String {
     format!("openmldb-{version}-linux")
 }
 
+/// What is wrong with a sandbox release, on purpose (for rehearsals and tests).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Every component fails at start (`--broken`).
+    pub broken: bool,
+    /// Server roles whose `/version` answers `unknown` (`--unknown-version`).
+    pub unknown_version: Vec<String>,
+}
+
+/// The roles `--unknown-version` takes: the servers that answer `/version` (C§1.4).
+pub const VERSION_ROLES: [&str; 3] = ["nameserver", "tablet", "apiserver"];
+
 /// Lays out release `version` (and its Spark distribution) under `out`.
-pub fn build(version: &str, out: &Path, broken: bool, tar: bool) -> Result<Release, ReleaseError> {
+pub fn build(version: &str, out: &Path, faults: &Faults, tar: bool) -> Result<Release, ReleaseError> {
     validate(version)?;
+    if let Some(bad) = faults.unknown_version.iter().find(|r| !VERSION_ROLES.contains(&r.as_str())) {
+        return Err(ReleaseError::BadRole(bad.clone()));
+    }
     let sim = simulator_binary()?;
     let full = full_version(version);
     let dir = out.join(release_dir_name(version));
@@ -173,10 +197,14 @@ pub fn build(version: &str, out: &Path, broken: bool, tar: bool) -> Result<Relea
     }
     write(&spark_dir.join(format!("jars/openmldb-batch-{version}.jar")), &format!("{full}\n"), 0o644)?;
     write(&spark_dir.join("RELEASE"), &format!("Spark 3.2.1 built for OpenMLDB {full}\n"), 0o644)?;
-    if broken {
+    if faults.broken {
         let reason = format!("sandbox release {version} was built with --broken\n");
         write(&dir.join("bin/openmldb.broken"), &reason, 0o644)?;
         write(&dir.join("taskmanager/lib/openmldb.broken"), &reason, 0o644)?;
+    }
+    if !faults.unknown_version.is_empty() {
+        let roles: String = faults.unknown_version.iter().map(|r| format!("{r}\n")).collect();
+        write(&dir.join("bin").join(crate::sim::process::UNSET_VERSION_FILE), &roles, 0o644)?;
     }
     let mut tarballs = Vec::new();
     if tar {
@@ -219,6 +247,15 @@ mod tests {
         assert_eq!(v, full_version("0.9.3"));
         assert!(v.starts_with("0.9.3-") && v.len() == "0.9.3-".len() + 7, "{v}");
         assert_ne!(v, full_version("0.9.2"));
+    }
+
+    #[test]
+    fn unknown_version_takes_only_roles_that_serve_a_version() {
+        let out = tempfile::tempdir().unwrap();
+        let faults = Faults { unknown_version: vec!["taskmanager".into()], ..Faults::default() };
+        assert!(
+            matches!(build("0.9.3", out.path(), &faults, false), Err(ReleaseError::BadRole(r)) if r == "taskmanager")
+        );
     }
 
     #[test]

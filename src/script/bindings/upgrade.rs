@@ -1,6 +1,7 @@
 //! `upgrade::`: the operations an upgrade is made of ([`crate::cluster::upgrade`]): drain and
-//! restore leaders, recover data, verify, and the auto_failover guard. Each returns a map a
-//! script can inspect; in --dry-run drain and restore print the exact moves and make none.
+//! restore leaders, recover data, the baseline and verify, and the auto_failover guard. Each
+//! returns a map a script can inspect; in --dry-run drain and restore print the exact moves and
+//! make none.
 
 use super::{to_array, to_map, Call, Options, RhaiResultOf};
 use crate::cluster::upgrade::{MoveReport, MoveSettings, Upgrader};
@@ -134,13 +135,42 @@ pub mod api {
     }
 
     /// Checks the cluster: #{healthy, failed_ops, pending_ops, partitions_not_alive,
-    /// partitions_without_leader, mismatches, unhealthy_tablets, rows}. Ops count from `since_op_id`.
+    /// partitions_without_leader, mismatches, unhealthy_tablets, replica_counts, stale_tablets,
+    /// offsets_lost, rows_lost, baseline, notes, rows, summary}, each problem list naming the
+    /// partition, op or tablet. Ops count from `since_op_id`. When this run recorded a baseline
+    /// (record_baseline), offsets_lost lists partitions whose leader is below the offset its
+    /// leader had then, rows_lost tables that took writes and have fewer rows (not compared for
+    /// tables whose TTL expires rows, nor for disk tables: notes says so); `baseline` says
+    /// whether they were compared. `summary` is one line per kind of problem with what to do.
     ///
-    /// Example: `let v = upgrade::verify(start_op); if !v.healthy { throw v; }`
+    /// Example: `let v = upgrade::verify(start_op); if !v.healthy { throw v.summary; }`
     #[rhai_fn(volatile, return_raw)]
     pub fn verify(ctx: NativeCallContext, since_op_id: i64) -> RhaiResultOf<Map> {
         let call = Call::new(&ctx, NS)?;
         to_map(&call.run(call.upgrader()?.verify(since_op_id.max(0) as u64))?)
+    }
+
+    /// Records the run's baseline for verify: every partition's leader offset and every table's
+    /// rows, as the leaders report them (GetTableStatus), one journal node per table; replaces
+    /// one recorded before in this run. Returns #{tables, partitions, without_leader,
+    /// rows_not_compared, dry_run}: rows_not_compared names the tables whose rows can shrink on
+    /// their own (a TTL that expires rows, a disk table's estimated count), for which verify
+    /// compares offsets only. Changes the journal: in --dry-run it reads the cluster and records
+    /// nothing.
+    ///
+    /// Example: `let b = upgrade::record_baseline(); print(b.partitions + " partitions recorded");`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn record_baseline(ctx: NativeCallContext) -> RhaiResultOf<Map> {
+        let call = Call::new(&ctx, NS)?;
+        let dry_run = call.dry_run();
+        let report = call.run(call.upgrader()?.record_baseline(dry_run))?;
+        if dry_run {
+            call.say(&format!(
+                "[dry-run] would record the leader offsets of {} partitions and the rows of {} tables",
+                report.partitions, report.tables
+            ));
+        }
+        to_map(&report)
     }
 
     /// Runs `block` with auto_failover off and puts the original value back on every way out:
