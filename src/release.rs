@@ -23,6 +23,20 @@ pub struct Release {
     pub path: String,
     /// Where the version was read, for the operator: `the name ..., conf/openmldb-env.sh, ...`.
     pub read_from: String,
+    /// The batch-job jars in `taskmanager/lib/`, sorted: the files a TaskManager would take for
+    /// its batch jobs when `batchjob.jar.path` is empty ([`is_batchjob_jar`]). A release has
+    /// one; in YARN mode `batchjob.jar.path` names a copy of it on HDFS (O§3.4).
+    pub batchjob_jars: Vec<String>,
+}
+
+/// A file name the TaskManager takes for the batch-job jar when it searches `../lib/`:
+/// `openmldb-batchjob*.jar`, not javadoc or sources
+/// (`java/openmldb-taskmanager/.../util/BatchJobUtil.scala` lines 56-70, `findBatchJobJar`).
+pub fn is_batchjob_jar(name: &str) -> bool {
+    name.starts_with("openmldb-batchjob")
+        && name.ends_with(".jar")
+        && !name.contains("javadoc")
+        && !name.contains("sources")
 }
 
 /// What the release's files say.
@@ -34,9 +48,20 @@ struct Contents {
     has_start_sh: bool,
     env_file: Option<String>,
     taskmanager_jars: Vec<String>,
+    batchjob_jars: Vec<String>,
 }
 
 impl Contents {
+    /// Notes one regular file, `rel` relative to the release root.
+    fn note_file(&mut self, rel: &str) {
+        if let Some(name) = rel.strip_prefix("taskmanager/lib/") {
+            if !name.contains('/') && is_batchjob_jar(name) {
+                self.batchjob_jars.push(name.to_string());
+            }
+        }
+        self.note(rel);
+    }
+
     /// Notes one entry, `rel` relative to the release root.
     fn note(&mut self, rel: &str) {
         match rel {
@@ -82,7 +107,13 @@ fn read_dir_release(dir: &Path) -> Result<Contents, String> {
     }
     if let Ok(entries) = std::fs::read_dir(dir.join("taskmanager/lib")) {
         for entry in entries.flatten() {
-            contents.note(&format!("taskmanager/lib/{}", entry.file_name().to_string_lossy()));
+            let rel = format!("taskmanager/lib/{}", entry.file_name().to_string_lossy());
+            // Java's File.isFile follows symlinks.
+            if std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+                contents.note_file(&rel);
+            } else {
+                contents.note(&rel);
+            }
         }
     }
     contents.env_file = std::fs::read_to_string(dir.join("conf/openmldb-env.sh")).ok();
@@ -109,6 +140,8 @@ fn read_archive(path: &Path) -> Result<Contents, String> {
             let mut text = String::new();
             entry.read_to_string(&mut text).map_err(|e| format!("damaged archive: {e}"))?;
             contents.env_file = Some(text);
+        } else if entry.header().entry_type().is_file() {
+            contents.note_file(rel);
         } else {
             contents.note(rel.trim_end_matches('/'));
         }
@@ -172,11 +205,14 @@ pub fn inspect(path: &Path) -> Result<Release, String> {
             found[0].1
         ));
     }
+    let mut batchjob_jars = contents.batchjob_jars;
+    batchjob_jars.sort();
     Ok(Release {
         version,
         name,
         path: path.display().to_string(),
         read_from: found.into_iter().map(|(_, place)| place).collect::<Vec<_>>().join(", "),
+        batchjob_jars,
     })
 }
 
@@ -220,6 +256,8 @@ mod tests {
             ("bin/start.sh", "#!/bin/bash".to_string()),
             ("conf/openmldb-env.sh", format!("#! /usr/bin/env bash\nexport OPENMLDB_VERSION={env_version}\n")),
             (&format!("taskmanager/lib/openmldb-taskmanager-{jar}.jar"), String::new()),
+            (&format!("taskmanager/lib/openmldb-batchjob-{jar}.jar"), String::new()),
+            (&format!("taskmanager/lib/openmldb-batchjob-{jar}-sources.jar"), String::new()),
         ] {
             std::fs::create_dir_all(dir.join(file).parent().unwrap()).unwrap();
             std::fs::write(dir.join(file), text).unwrap();
@@ -239,6 +277,24 @@ mod tests {
         let r = inspect(&archive).unwrap();
         assert_eq!((r.version.as_str(), r.name.as_str()), ("0.9.3", "openmldb-0.9.3-linux"));
         assert!(r.read_from.contains("openmldb-taskmanager-0.9.3.jar"), "{}", r.read_from);
+        assert_eq!(r.batchjob_jars, ["openmldb-batchjob-0.9.3.jar"], "sources jars are not batch-job jars");
+        assert_eq!(inspect(&dir).unwrap().batchjob_jars, ["openmldb-batchjob-0.9.3.jar"]);
+    }
+
+    /// BatchJobUtil.scala's findBatchJobJar: the prefix, .jar, no javadoc or sources.
+    #[test]
+    fn batchjob_jars_are_what_the_taskmanager_would_pick() {
+        assert!(is_batchjob_jar("openmldb-batchjob-0.9.3.jar"));
+        assert!(is_batchjob_jar("openmldb-batchjob-0.8.5-SNAPSHOT.jar"));
+        for not in [
+            "openmldb-batchjob-0.9.3-javadoc.jar",
+            "openmldb-batchjob-0.9.3-sources.jar",
+            "openmldb-batch-0.9.3.jar",
+            "original-openmldb-batchjob-0.9.3.jar",
+            "openmldb-batchjob-0.9.3.jar.md5",
+        ] {
+            assert!(!is_batchjob_jar(not), "{not}");
+        }
     }
 
     #[test]

@@ -149,6 +149,12 @@ pub(crate) struct SandboxUpArgs {
     /// binlog_notify_on_put=false, binlog_sync_wait_time=100 (ms), binlog_sync_batch_size=32.
     #[arg(long)]
     real_replication: bool,
+    /// The TaskManagers' spark.master. `yarn`: spark.yarn.jars and batchjob.jar.path on a
+    /// stand-in HDFS (DIR/hdfs/bin/hdfs, a script keeping "HDFS" in DIR/hdfs/root), where the
+    /// release's Spark jars and batch-job jar are uploaded; give upgrades
+    /// `--set hdfs="DIR/hdfs/bin/hdfs dfs"`.
+    #[arg(long, value_enum, default_value_t = sandbox::hdfs::SparkMaster::Local)]
+    spark_master: sandbox::hdfs::SparkMaster,
 }
 
 pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
@@ -170,6 +176,7 @@ pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
                 snapshot_window: args.snapshot_window,
                 use_name: args.use_name,
                 real_replication: args.real_replication,
+                spark_master: args.spark_master,
             };
             let started = std::time::Instant::now();
             let rt = runtime()?;
@@ -190,6 +197,15 @@ pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
             println!("  ZooKeeper  {} (pid {})", state.zk_cluster, state.zookeeper_pid);
             println!("{}", status_table(&lines));
             println!("config:  {}", state.cluster_toml.display());
+            if let Some(dir) = &state.hdfs {
+                let hdfs = sandbox::hdfs::Hdfs { dir: dir.clone() };
+                println!(
+                    "hdfs:    {} (a stand-in of the HDFS command line over {}; upgrades take --set hdfs=\"{}\")",
+                    hdfs.command(),
+                    hdfs.root().display(),
+                    hdfs.command()
+                );
+            }
             println!(
                 "try:     mldb-upgrade run scripts/examples/cluster-tour.rhai --cluster {}",
                 state.cluster_toml.display()

@@ -25,10 +25,13 @@
 //! releases in its own directory under `<sandbox>/hosts/`, as separate machines would.
 //! `--snapshot-window` sets real snapshot flags to values no one would run in production
 //! ([`snapshot_window_flags`]), so that a snapshot window falls into a rehearsal.
+//! `--spark-master yarn` configures the TaskManagers for YARN with a stand-in HDFS command over a
+//! local directory ([`hdfs`]).
 
 pub mod client;
 mod deploy;
 pub mod faults;
+pub mod hdfs;
 pub mod load;
 mod options;
 pub mod release;
@@ -120,6 +123,8 @@ pub struct UpOptions {
     /// Keep the replicator at OpenMLDB's compiled-in defaults (`binlog_notify_on_put=false`,
     /// 100 ms `binlog_sync_wait_time`, ...) even with `--fast`.
     pub real_replication: bool,
+    /// The TaskManagers' `spark.master`; YARN with a stand-in HDFS ([`hdfs`]).
+    pub spark_master: hdfs::SparkMaster,
 }
 
 impl Default for UpOptions {
@@ -139,6 +144,7 @@ impl Default for UpOptions {
             snapshot_window: None,
             use_name: false,
             real_replication: false,
+            spark_master: hdfs::SparkMaster::Local,
         }
     }
 }
@@ -188,6 +194,9 @@ pub struct SandboxState {
     /// The sandbox's sshd (`--ssh`).
     #[serde(default)]
     pub sshd: Option<SshdState>,
+    /// The stand-in HDFS of `--spark-master yarn` (`<sandbox>/hdfs`).
+    #[serde(default)]
+    pub hdfs: Option<PathBuf>,
 }
 
 /// The sandbox's sshd, as `sandbox down` and the cluster config need it.
@@ -305,6 +314,7 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
         layout: options.layout,
         home: home.clone(),
         sshd: None,
+        hdfs: None,
     };
     save_state(&state)?;
     if let Some(port) = sshd_port {
@@ -330,6 +340,26 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
             let layout = deploy::Layout { home: home.clone(), components: state.components.clone() };
             deploy::lay_out(&dir, &layout, &release, &zk_cluster, ROOT_PATH, options).await?;
         }
+    }
+    if options.spark_master == hdfs::SparkMaster::Yarn {
+        let stand_in = hdfs::Hdfs::new(&dir);
+        let set = stand_in.set_up(&release)?;
+        // Like sbin/deploy.sh's edits: earlier lines commented out, the setting appended (the
+        // last definition wins, O§2.4). A deploy layout's TaskManagers may share one file.
+        let mut files: Vec<PathBuf> = state
+            .components
+            .iter()
+            .filter(|c| c.role == Role::Taskmanager)
+            .map(|c| c.dir.join("conf/taskmanager.properties"))
+            .collect();
+        files.dedup();
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(io_err(&file))?;
+            let text = set.iter().fold(text, |t, (key, value)| deploy::exchange(&t, key, value));
+            std::fs::write(&file, text).map_err(io_err(&file))?;
+        }
+        state.hdfs = Some(stand_in.dir);
+        save_state(&state)?;
     }
     write_cluster_toml(&state, options.fast)?;
 

@@ -42,10 +42,18 @@
 //! `ERROR [...TaskManagerServer] - Fail to start TaskManager` and the exception line (or a
 //! `FATAL [...FailoverWatcher]` line when ZooKeeper cannot be reached).
 //!
-//! Simplifications: no offline jobs, job tracker, UDF or batch-job jar handling
-//! (`batchjob.jar.path` is not looked up); no ZooKeeper reconnect thread after a session
-//! expiry; the config print is sorted by key (Java prints hash order); a start failure exits 1
-//! (the JVM ends 0 when `main` returns or `System.exit(0)` is called).
+//! An empty `batchjob.jar.path` is filled in as `BatchJobUtil.findLocalBatchJobJar` does
+//! (`BatchJobUtil.scala` lines 33-70): the first `openmldb-batchjob*.jar` (not javadoc or
+//! sources) in `../lib/`, then `./openmldb-batchjob/target/`, then
+//! `openmldb-taskmanager/src/test/resources/`; none fails the start with
+//! `java.io.IOException: Fail to find default batch job jar`. A set value is taken as it is
+//! (the real one does not look at it before a job runs, so a YARN `hdfs://` path is fine).
+//!
+//! Simplifications: no offline jobs, job tracker or UDF handling; no ZooKeeper reconnect thread
+//! after a session expiry; the config print is sorted by key (Java prints hash order); when a
+//! directory holds several batch-job jars the first by name is taken (Java takes the first
+//! `File.listFiles` returns, in no specified order); a start failure exits 1 (the JVM ends 0
+//! when `main` returns or `System.exit(0)` is called).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -76,6 +84,8 @@ pub enum ConfigError {
     Config { key: &'static str, message: String },
     /// `Integer.parseInt` on a value that is not an int.
     NumberFormat { input: String },
+    /// `java.io.IOException` from `BatchJobUtil.findLocalBatchJobJar`.
+    Io { message: String },
 }
 
 impl ConfigError {
@@ -95,6 +105,7 @@ impl std::fmt::Display for ConfigError {
             ConfigError::NumberFormat { input } => {
                 write!(f, "java.lang.NumberFormatException: For input string: \"{input}\"")
             }
+            ConfigError::Io { message } => write!(f, "java.io.IOException: {message}"),
         }
     }
 }
@@ -230,10 +241,12 @@ fn java_int(text: &str) -> Result<i32, ConfigError> {
 
 impl TaskManagerConfig {
     /// `TaskManagerConfig.init()` on loaded properties, in its order and with its messages
-    /// (O§3.4); `env` reads environment variables (`SPARK_HOME`, `HADOOP_CONF_DIR`).
+    /// (O§3.4); `env` reads environment variables (`SPARK_HOME`, `HADOOP_CONF_DIR`) and
+    /// `local_batchjob_jar` is `BatchJobUtil.findLocalBatchJobJar` ([`find_local_batchjob_jar`]).
     pub fn from_properties(
         loaded: &BTreeMap<String, String>,
         env: &dyn Fn(&str) -> Option<String>,
+        local_batchjob_jar: &dyn Fn() -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let mut p = loaded.clone();
         let default = |p: &mut BTreeMap<String, String>, key: &str, value: &str| {
@@ -350,6 +363,11 @@ impl TaskManagerConfig {
                 "should not use local filesystem for yarn mode or k8s mode",
             ));
         }
+        if p.get("batchjob.jar.path").is_none_or(String::is_empty) {
+            let found = local_batchjob_jar()
+                .ok_or_else(|| ConfigError::Io { message: "Fail to find default batch job jar".into() })?;
+            p.insert("batchjob.jar.path".into(), found);
+        }
         let hadoop_conf =
             p.get("hadoop.conf.dir").cloned().filter(|d| !d.is_empty()).or_else(|| env("HADOOP_CONF_DIR"));
         if yarn && hadoop_conf.as_deref().is_none_or(str::is_empty) {
@@ -417,6 +435,30 @@ impl TaskManagerConfig {
     }
 }
 
+/// `BatchJobUtil.findLocalBatchJobJar` run from `bin_dir`: the absolute path (as
+/// `File.getAbsolutePath` gives it, not normalised) of the first batch-job jar in `../lib/`,
+/// `./openmldb-batchjob/target/` or `openmldb-taskmanager/src/test/resources/`.
+pub fn find_local_batchjob_jar(bin_dir: &Path) -> Option<String> {
+    let is_batchjob_jar = |name: &str| {
+        name.starts_with("openmldb-batchjob")
+            && name.ends_with(".jar")
+            && !name.contains("javadoc")
+            && !name.contains("sources")
+    };
+    ["../lib/", "./openmldb-batchjob/target/", "openmldb-taskmanager/src/test/resources/"].iter().find_map(|dir| {
+        let dir = bin_dir.join(dir);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| is_batchjob_jar(n))
+            .collect();
+        names.sort();
+        names.first().map(|n| dir.join(n).display().to_string())
+    })
+}
+
 /// Content of the first file in `dir` named `<prefix><version>.jar`.
 pub fn jar_version(dir: &Path, prefix: &str) -> Option<String> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -480,8 +522,10 @@ async fn run(bin_dir: &Path, log: &Log4j, shutdown: CancellationToken) -> Result
             properties_path.display()
         ))
     })?;
-    let config = TaskManagerConfig::from_properties(&load_properties(&bytes), &|key| std::env::var(key).ok())
-        .map_err(Failure::start)?;
+    let config = TaskManagerConfig::from_properties(&load_properties(&bytes), &|key| std::env::var(key).ok(), &|| {
+        find_local_batchjob_jar(bin_dir)
+    })
+    .map_err(Failure::start)?;
     if config.spark_home_from_env {
         log.log(
             Level::Info,
@@ -640,8 +684,12 @@ mod tests {
         None
     }
 
+    fn a_lib_jar() -> Option<String> {
+        Some("/tm/bin/../lib/openmldb-batchjob-0.9.3.jar".into())
+    }
+
     fn config(text: &str) -> Result<TaskManagerConfig, ConfigError> {
-        TaskManagerConfig::from_properties(&props(text), &no_env)
+        TaskManagerConfig::from_properties(&props(text), &no_env, &a_lib_jar)
     }
 
     #[test]
@@ -682,9 +730,11 @@ mod tests {
         let yarn_no_hadoop = format!("{base}spark.master=yarn\noffline.data.prefix=hdfs:///o\n");
         assert!(config(&yarn_no_hadoop).unwrap_err().to_string().contains("'hadoop.conf.dir'"));
         assert!(config("zookeeper.cluster=z:1\n").unwrap_err().to_string().contains("'spark.home'"));
-        let from_env = TaskManagerConfig::from_properties(&props("zookeeper.cluster=z:1\n"), &|k| {
-            (k == "SPARK_HOME").then(|| "/env/spark".to_string())
-        })
+        let from_env = TaskManagerConfig::from_properties(
+            &props("zookeeper.cluster=z:1\n"),
+            &|k| (k == "SPARK_HOME").then(|| "/env/spark".to_string()),
+            &a_lib_jar,
+        )
         .unwrap();
         assert!(from_env.spark_home_from_env && from_env.spark_home == Path::new("/env/spark"));
         assert_eq!(
@@ -698,6 +748,40 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("'zookeeper.cluster': should not be empty"));
+    }
+
+    /// YARN mode as the docs set it up (`docs/en/deploy/conf.md`, yarn section): HDFS paths for
+    /// the Spark jars, the batch-job jar and the offline data, a Hadoop conf dir. A set
+    /// batchjob.jar.path is taken as it is; an empty one is looked up in the install, and a
+    /// start without one fails (BatchJobUtil.findLocalBatchJobJar).
+    #[test]
+    fn yarn_config_and_the_batchjob_jar_lookup_batch_job_util_scala() {
+        let yarn = "zookeeper.cluster=z:1\nspark.home=/s\nspark.master=yarn\nhadoop.conf.dir=/etc/hadoop\n\
+                    spark.yarn.jars=hdfs://nn/openmldb/jars/*\noffline.data.prefix=hdfs://nn/openmldb/offline/\n\
+                    batchjob.jar.path=hdfs://nn/openmldb/openmldb-batchjob-0.9.2.jar\n";
+        let c = TaskManagerConfig::from_properties(&props(yarn), &no_env, &|| None).unwrap();
+        assert_eq!(c.properties["batchjob.jar.path"], "hdfs://nn/openmldb/openmldb-batchjob-0.9.2.jar");
+        assert_eq!(c.spark_master, "yarn");
+        let local = "zookeeper.cluster=z:1\nspark.home=/s\nbatchjob.jar.path=\n";
+        assert_eq!(config(local).unwrap().properties["batchjob.jar.path"], a_lib_jar().unwrap());
+        let err = TaskManagerConfig::from_properties(&props(local), &no_env, &|| None).unwrap_err();
+        assert_eq!(err.to_string(), "java.io.IOException: Fail to find default batch job jar");
+
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("taskmanager/bin");
+        let lib = dir.path().join("taskmanager/lib");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&lib).unwrap();
+        assert_eq!(find_local_batchjob_jar(&bin), None);
+        for name in
+            ["openmldb-batchjob-0.9.3-sources.jar", "openmldb-taskmanager-0.9.3.jar", "openmldb-batchjob-0.9.3.jar"]
+        {
+            std::fs::write(lib.join(name), "").unwrap();
+        }
+        assert_eq!(
+            find_local_batchjob_jar(&bin),
+            Some(bin.join("../lib/openmldb-batchjob-0.9.3.jar").display().to_string())
+        );
     }
 
     /// `java.util.Properties.load`: comments, separators, escapes, continuations, last wins

@@ -20,4 +20,5 @@ mod scripts;
 mod ssh;
 mod tables;
 mod upgrade;
+mod yarn;
 mod zk;

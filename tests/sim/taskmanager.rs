@@ -11,7 +11,7 @@ use crate::support::{free_port, wait_for, SimCluster, SimProcess, SIM};
 
 const VERSION: &str = "0.9.3-c5ffa75";
 
-/// `<dir>/taskmanager/{bin,conf,lib}` with `taskmanager.properties` and the version jar, and a
+/// `<dir>/taskmanager/{bin,conf,lib}` with `taskmanager.properties`, the version and batch-job jars, and a
 /// Spark home; returns `taskmanager/bin`.
 fn install(dir: &Path, properties: &str) -> PathBuf {
     let tm = dir.join("taskmanager");
@@ -19,6 +19,8 @@ fn install(dir: &Path, properties: &str) -> PathBuf {
         std::fs::create_dir_all(tm.join(sub)).expect("mkdir");
     }
     std::fs::write(tm.join("lib/openmldb-taskmanager-0.9.3.jar"), format!("{VERSION}\n")).expect("jar");
+    // What an empty batchjob.jar.path is filled in with (BatchJobUtil.findLocalBatchJobJar).
+    std::fs::write(tm.join("lib/openmldb-batchjob-0.9.3.jar"), format!("{VERSION}\n")).expect("batchjob jar");
     std::fs::create_dir_all(dir.join("spark/jars")).expect("spark");
     std::fs::write(dir.join("spark/jars/openmldb-batch-0.9.3.jar"), format!("{VERSION}\n")).expect("batch jar");
     let properties = format!("{properties}\nspark.home={}\n", dir.join("spark").display());
@@ -159,8 +161,9 @@ async fn taskmanager_server_java_leader_value_binding_and_standby() {
 /// ignored and later keys win, and a missing `server.host` means `0.0.0.0`. With stdout sent to
 /// the log file itself (start.sh's `> ./logs/taskmanager.log` from `taskmanager/bin`) each
 /// line is there once. FailoverWatcher.java: restarted before its old session ended, it finds
-/// its own `host:port` in the node, deletes it and leads at once. A bad config and a broken
-/// build end the start with `Fail to start TaskManager` and the reason in the log.
+/// its own `host:port` in the node, deletes it and leads at once. A bad config, a missing
+/// batch-job jar (BatchJobUtil.scala) and a broken build end the start with
+/// `Fail to start TaskManager` and the reason in the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taskmanager_config_java_properties_copy_restart_and_failures() {
     let cluster = SimCluster::new("/tm_config");
@@ -219,6 +222,18 @@ async fn taskmanager_config_java_properties_copy_restart_and_failures() {
     let fail = "ERROR [com._4paradigm.openmldb.taskmanager.server.TaskManagerServer] - Fail to start TaskManager\n\
                 java.lang.NumberFormatException: For input string: \"99o2\"\n";
     assert!(text.ends_with(fail), "{text}");
+
+    // No batch-job jar in ../lib and an empty batchjob.jar.path: BatchJobUtil.findLocalBatchJobJar
+    // throws, and the start fails.
+    let no_jar_bin = install(&cluster.path().join("nojar"), &format!("zookeeper.cluster={zk}\nbatchjob.jar.path=\n"));
+    std::fs::remove_file(no_jar_bin.join("../lib/openmldb-batchjob-0.9.3.jar")).expect("remove the jar");
+    let mut no_jar = spawn(Path::new(SIM), &no_jar_bin, &no_jar_bin.join("logs/taskmanager.log"));
+    assert!(!no_jar.child.wait().expect("exits").success());
+    let text = log_of(&no_jar_bin);
+    assert!(
+        text.ends_with("Fail to start TaskManager\njava.io.IOException: Fail to find default batch job jar\n"),
+        "{text}"
+    );
 
     // A broken build: stderr's line, then the log's.
     let broken_bin = install(&cluster.path().join("broken"), &format!("zookeeper.cluster={zk}\n"));

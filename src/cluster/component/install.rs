@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use super::probe::property_value;
+use super::properties;
 use super::records::SparkSwap;
 use super::{fenced_tail, join, q, ComponentError, Control, InstallReport, Parts, Result, SHORT};
 use crate::cluster::topology::Role;
@@ -397,7 +397,7 @@ impl Control<'_> {
         }))
     }
 
-    fn taskmanager(&self, endpoint: &str, function: &'static str) -> Result<&Component> {
+    pub(super) fn taskmanager(&self, endpoint: &str, function: &'static str) -> Result<&Component> {
         let c = self.component(endpoint)?;
         if c.role != Role::Taskmanager {
             return Err(ComponentError::WrongRole {
@@ -414,11 +414,9 @@ impl Control<'_> {
     /// property is empty the TaskManager uses `SPARK_HOME` from its environment, which is known
     /// when the config gives it (`env`, or openmldb-env.sh for a `hosts` import, O§2.1).
     async fn spark_home(&self, c: &Component, step: &str) -> Result<String> {
-        let properties = join(&c.dir, "conf/taskmanager.properties");
-        let next = "the TaskManager needs conf/taskmanager.properties";
-        let props = self.run(c, step, &format!("cat {}", q(&properties)), SHORT, next).await?;
+        let (_, text) = self.properties_text(c, step).await?;
         let from_env = || c.env.iter().rev().find(|(name, _)| name == "SPARK_HOME").map(|(_, v)| v.clone());
-        let spark_home = property_value(&props.stdout, "spark.home")
+        let spark_home = properties::value(&text, "spark.home")
             .filter(|v| !v.is_empty())
             .or_else(from_env)
             .ok_or_else(|| ComponentError::Other {
@@ -430,6 +428,17 @@ impl Control<'_> {
                     .into(),
             })?;
         Ok(join(&c.dir, &spark_home))
+    }
+
+    /// A TaskManager's Spark distribution: its `spark.home` (or `SPARK_HOME`, see
+    /// [`Control::install_spark`]) as an absolute path on its host, and the openmldb-batch
+    /// version of its `jars/` (empty when there is no `openmldb-batch-*.jar`).
+    pub async fn spark(&self, endpoint: &str) -> Result<SparkInfo> {
+        let c = self.taskmanager(endpoint, "component::spark")?;
+        let step = format!("reading the Spark distribution of taskmanager {endpoint}");
+        let home = self.spark_home(c, &step).await?;
+        let batch_version = self.spark_version(c, &step, &home).await.unwrap_or_default();
+        Ok(SparkInfo { endpoint: endpoint.to_string(), host: c.host.clone(), home, batch_version })
     }
 
     /// The openmldb-batch version of the Spark distribution at `dir`: its
@@ -450,6 +459,17 @@ impl Control<'_> {
             reason: "no jars/openmldb-batch-*.jar: not an OpenMLDB Spark distribution".into(),
         })
     }
+}
+
+/// What [`Control::spark`] found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SparkInfo {
+    pub endpoint: String,
+    pub host: String,
+    /// The distribution's directory on the host.
+    pub home: String,
+    /// The version in its `jars/openmldb-batch-<version>.jar`; empty when there is none.
+    pub batch_version: String,
 }
 
 /// How a swap treats what lives in the directory it replaces.

@@ -1,8 +1,10 @@
-//! Component control: the OpenMLDB processes on their hosts. Three parts:
+//! Component control: the OpenMLDB processes on their hosts. Four parts:
 //!
 //! - [`probe`]: what runs (pid files, `/proc`, ports, ZooKeeper registration, versions);
 //! - [`lifecycle`]: stop and start, judged by our own checks;
-//! - [`install`]: stage a release, back up, swap directories in, roll back.
+//! - [`install`]: stage a release, back up, swap directories in, roll back;
+//! - [`properties`]: a TaskManager's `conf/taskmanager.properties`, read as Java reads it and
+//!   edited one checked definition at a time.
 //!
 //! Process control goes through each install's own `bin/start.sh` (O§1), but success is judged
 //! by our own checks, never by its exit code or output: start.sh exits 0 on a failed start,
@@ -19,6 +21,7 @@ pub mod backup;
 pub mod install;
 pub mod lifecycle;
 pub mod probe;
+pub mod properties;
 pub mod records;
 pub mod staging;
 pub mod status;

@@ -170,17 +170,6 @@ fn flag_value(flags: &str, key: &str) -> Option<String> {
     })
 }
 
-/// The value of the last uncommented `key=value` line of a properties file (Java keeps the last).
-pub(super) fn property_value(text: &str, key: &str) -> Option<String> {
-    text.lines()
-        .rev()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim().to_string())
-        .next()
-}
-
 impl Control<'_> {
     fn pid_file(c: &Component) -> String {
         format!("bin/{}.pid", c.role.as_str())
@@ -284,7 +273,7 @@ impl Control<'_> {
             let props = self.exec(c, "reading conf", &read("conf/taskmanager.properties"), SHORT).await;
             let log_dir = props
                 .ok()
-                .and_then(|o| property_value(&o.stdout, "job.log.path"))
+                .and_then(|o| super::properties::value(&o.stdout, "job.log.path"))
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "./logs/".into());
             (join(&join(&c.dir, "taskmanager/bin"), log_dir.trim_end_matches('/')), Vec::new())
@@ -390,10 +379,8 @@ mod tests {
     }
 
     #[test]
-    fn reads_flags_and_properties() {
+    fn reads_flags() {
         let flags = "#--openmldb_log_dir=./x\n--openmldb_log_dir=./logs\n--openmldb_log_dir=./later\n";
         assert_eq!(flag_value(flags, "openmldb_log_dir").as_deref(), Some("./logs"));
-        let props = "spark.home=\n#spark.home=/a\nspark.home=/opt/spark\n";
-        assert_eq!(property_value(props, "spark.home").as_deref(), Some("/opt/spark"));
     }
 }

@@ -8,6 +8,9 @@
 //!   the version it holds: what `start_again` falls back to and what the rollback reinstalls.
 //! - `spark/<endpoint>`: where a TaskManager's Spark distribution was replaced and where the
 //!   previous one was kept, for the rollback.
+//! - `properties/<endpoint>`: the values a run changed in a TaskManager's
+//!   `conf/taskmanager.properties` (YARN's `batchjob.jar.path`) and what they were before, for
+//!   the rollback ([`super::properties`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +56,28 @@ pub struct SparkSwap {
     /// The openmldb-batch version of the replaced one, when it was read.
     #[serde(default)]
     pub previous_version: String,
+}
+
+/// The values one run changed in a TaskManager's `conf/taskmanager.properties`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyEdits {
+    /// The file, on the TaskManager's host.
+    pub file: String,
+    /// The run that made the edits (its start time): a later run's edits replace the record.
+    #[serde(default)]
+    pub run: Option<String>,
+    /// One per key, in the order first changed.
+    pub changes: Vec<PropertyEdit>,
+}
+
+/// One key a run changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyEdit {
+    pub key: String,
+    /// Its value before the run (`None`: not defined).
+    pub before: Option<String>,
+    /// The value the run set.
+    pub after: String,
 }
 
 impl Control<'_> {

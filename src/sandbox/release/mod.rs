@@ -26,12 +26,15 @@
 //!
 //!   `mldb-upgrade sandbox up` does not use them: it lays its cluster out itself.
 //! - `taskmanager/bin/taskmanager.sh`, `taskmanager/conf/`, `taskmanager/lib/` with
-//!   `openmldb-taskmanager-X.Y.Z.jar` (a placeholder whose content is the version) and the
-//!   simulator binary the script runs;
+//!   `openmldb-taskmanager-X.Y.Z.jar` and `openmldb-batchjob-X.Y.Z.jar` (placeholders whose
+//!   content is the version; the real batch-job jar is the shaded `openmldb-batchjob` artifact,
+//!   O§4.3) and the simulator binary the script runs;
 //! - `tools/`, `udf/`.
 //!
 //! Beside it, `spark-3.2.1-bin-openmldbspark-X.Y.Z/` stands for the OpenMLDB Spark distribution:
-//! `jars/openmldb-batch-X.Y.Z.jar` carries the batch version the TaskManager reports.
+//! `jars/openmldb-batch-X.Y.Z.jar` carries the batch version the TaskManager reports, and
+//! [`SPARK_JARS`] stand for Spark's own jars, the same in every version (what a YARN upgrade
+//! re-uploads to `spark.yarn.jars` besides the batch jar).
 //!
 //! `--broken` adds `openmldb.broken` next to each simulator binary: every component of that
 //! release fails at start, as a bad build would.
@@ -71,6 +74,8 @@ pub const SBIN: [(&str, &str); 17] = [
 ];
 /// The Spark distribution's base name (O§2.4).
 pub const SPARK_DIST: &str = "spark-3.2.1-bin-openmldbspark";
+/// Placeholders of Spark's own jars in the sandbox Spark distribution's `jars/`.
+pub const SPARK_JARS: [&str; 2] = ["scala-library-2.12.15.jar", "spark-core_2.12-3.2.1.jar"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
@@ -148,6 +153,11 @@ fn validate(version: &str) -> Result<(), ReleaseError> {
     Ok(())
 }
 
+/// The batch-job jar in a sandbox release's `taskmanager/lib/`.
+pub fn batchjob_jar_name(version: &str) -> String {
+    format!("openmldb-batchjob-{version}.jar")
+}
+
 /// The directory name of a release, as the tarball unpacks (O§4.4).
 pub fn release_dir_name(version: &str) -> String {
     format!("openmldb-{version}-linux")
@@ -189,6 +199,7 @@ pub fn build(version: &str, out: &Path, faults: &Faults, tar: bool) -> Result<Re
     write(&dir.join("taskmanager/bin/taskmanager.sh"), templates::TASKMANAGER_SH, 0o755)?;
     write(&dir.join("taskmanager/conf/log4j.properties"), "log4j.rootLogger=INFO, stdout\n", 0o644)?;
     write(&dir.join(format!("taskmanager/lib/openmldb-taskmanager-{version}.jar")), &format!("{full}\n"), 0o644)?;
+    write(&dir.join("taskmanager/lib").join(batchjob_jar_name(version)), &format!("{full}\n"), 0o644)?;
     copy_binary(&sim, &dir.join("taskmanager/lib/openmldb-taskmanager-sim"))?;
     write(&dir.join("tools/README"), templates::TOOLS_README, 0o644)?;
     std::fs::create_dir_all(dir.join("udf")).map_err(io(&dir))?;
@@ -196,6 +207,9 @@ pub fn build(version: &str, out: &Path, faults: &Faults, tar: bool) -> Result<Re
         write(&dir.join("sbin").join(name), text, 0o755)?;
     }
     write(&spark_dir.join(format!("jars/openmldb-batch-{version}.jar")), &format!("{full}\n"), 0o644)?;
+    for jar in SPARK_JARS {
+        write(&spark_dir.join("jars").join(jar), &format!("placeholder of Spark 3.2.1's {jar}\n"), 0o644)?;
+    }
     write(&spark_dir.join("RELEASE"), &format!("Spark 3.2.1 built for OpenMLDB {full}\n"), 0o644)?;
     if faults.broken {
         let reason = format!("sandbox release {version} was built with --broken\n");

@@ -2,11 +2,11 @@
 //! hosts, and reading their versions ([`crate::cluster::component`]). Components are named by
 //! their endpoint as written in the cluster config.
 
-use super::{to_map, Call, Options, RhaiResultOf};
-use crate::cluster::component::records::{Backup, SparkSwap};
+use super::{to_array, to_map, Call, Options, RhaiResultOf};
+use crate::cluster::component::records::{Backup, PropertyEdits, SparkSwap};
 use crate::cluster::component::{Control, Parts, StopOptions};
 use rhai::plugin::*;
-use rhai::{Dynamic, Map};
+use rhai::{Array, Dynamic, Map};
 use std::time::Duration;
 
 const NS: &str = "component";
@@ -198,6 +198,68 @@ pub mod api {
         let call = Call::new(&ctx, NS)?;
         let swap = with_control!(&call, |c| c.recorded::<SparkSwap>("spark", endpoint))?;
         swap.map_or(Ok(Dynamic::UNIT), |s| to_map(&s).map(Dynamic::from))
+    }
+
+    /// The TaskManager's Spark distribution: #{endpoint, host, home (spark.home, or SPARK_HOME
+    /// from the cluster config when spark.home is empty, as an absolute path on its host),
+    /// batch_version (of its jars/openmldb-batch-<version>.jar, "" when there is none)}.
+    ///
+    /// Example: `let spark = component::spark(tm); print(`${spark.home}/jars`);`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn spark(ctx: NativeCallContext, endpoint: &str) -> RhaiResultOf<Map> {
+        let call = Call::new(&ctx, NS)?;
+        to_map(&with_control!(&call, |c| c.spark(endpoint))?)
+    }
+
+    /// The TaskManager's conf/taskmanager.properties as the TaskManager reads it
+    /// (java.util.Properties: comments, `key = value`, continuations, the last definition
+    /// wins): a map of every key to its value, exactly (trailing blanks kept). Reads only.
+    ///
+    /// Example: `let p = component::properties(tm); print(p["spark.master"] ?? "local[*]");`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn properties(ctx: NativeCallContext, endpoint: &str) -> RhaiResultOf<Map> {
+        let call = Call::new(&ctx, NS)?;
+        to_map(&with_control!(&call, |c| c.properties(endpoint))?)
+    }
+
+    /// Sets a key in the TaskManager's conf/taskmanager.properties (used from its next start):
+    /// the definition that counts is replaced in place with `key=value` (sed on the host), or the
+    /// line appended; everything else in the file stays as it was. The old value is recorded
+    /// first, for component::rollback_properties. Then the file is read again: unless `key`
+    /// reads `value` and no other key changed, it throws. Returns #{endpoint, host, file, key,
+    /// before, after, changed, note, dry_run} (`before` is () when the key was not set).
+    /// Changes the host: in --dry-run it prints what it would do and does nothing.
+    ///
+    /// Example: `component::set_property(tm, "batchjob.jar.path", "hdfs://nn/openmldb/openmldb-batchjob-0.9.3.jar");`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn set_property(ctx: NativeCallContext, endpoint: &str, key: &str, value: &str) -> RhaiResultOf<Map> {
+        let call = Call::new(&ctx, NS)?;
+        to_map(&with_control!(&call, |c| c.set_property(endpoint, key, value))?)
+    }
+
+    /// What component::set_property changed in the TaskManager's conf/taskmanager.properties
+    /// and has not been put back: #{file, run, changes: [#{key, before, after}]}, or () when
+    /// nothing is recorded.
+    ///
+    /// Example: `let edits = component::properties_changed(tm); if edits != () { print(edits.changes); }`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn properties_changed(ctx: NativeCallContext, endpoint: &str) -> RhaiResultOf<Dynamic> {
+        let call = Call::new(&ctx, NS)?;
+        let edits = with_control!(&call, |c| c.recorded::<PropertyEdits>("properties", endpoint))?;
+        edits.map_or(Ok(Dynamic::UNIT), |e| to_map(&e).map(Dynamic::from))
+    }
+
+    /// Puts back the values component::set_property replaced in the TaskManager's
+    /// conf/taskmanager.properties, each edit checked the same way; a key changed by hand since
+    /// is left as it is (its `note` says so). Returns one map per key, like set_property's (an
+    /// empty array when nothing is recorded). Changes the host: in --dry-run it prints what it
+    /// would do and does nothing.
+    ///
+    /// Example: `for change in component::rollback_properties(tm) { print(change.note); }`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn rollback_properties(ctx: NativeCallContext, endpoint: &str) -> RhaiResultOf<Array> {
+        let call = Call::new(&ctx, NS)?;
+        to_array(with_control!(&call, |c| c.rollback_properties(endpoint))?)
     }
 
     /// Restores bin/ (and taskmanager/ for a TaskManager) from a directory made by

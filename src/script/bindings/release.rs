@@ -13,8 +13,10 @@ pub mod api {
     /// Reads a release on this machine before anything is touched, without running anything
     /// from it: an openmldb-X.Y.Z-linux directory or .tar.gz. The version comes from its name,
     /// its conf/openmldb-env.sh (OPENMLDB_VERSION) and its TaskManager jar, which must agree.
-    /// Returns #{version, name, path, read_from}; throws when it is missing, is not a release
-    /// (no bin/openmldb or bin/start.sh) or disagrees with itself.
+    /// Returns #{version, name, path, read_from, batchjob_jars} (batchjob_jars: the names of the
+    /// taskmanager/lib/openmldb-batchjob*.jar files a TaskManager would take, sorted; a release
+    /// has one); throws when it is missing, is not a release (no bin/openmldb or bin/start.sh)
+    /// or disagrees with itself.
     ///
     /// Example: `let target = release::inspect(setting("release")); print(target.version);`
     #[rhai_fn(volatile, return_raw)]
