@@ -53,17 +53,8 @@ impl Upgrader {
         }
         let mut report = MoveReport { tablet: tablet.into(), ..MoveReport::default() };
         for (table, p) in self.led_partitions(tablet).await? {
-            let planned = |to: &str, temp_replica: bool| LeaderMove {
-                db: table.db.clone(),
-                table: table.name.clone(),
-                tid: table.tid,
-                pid: p.pid,
-                from: tablet.into(),
-                to: to.into(),
-                temp_replica,
-                state: MoveState::Planned,
-                stall_ms: None,
-                fence_attempts: 0,
+            let planned = |to: &str, temp_replica: bool| {
+                LeaderMove::new(&table, p.pid, tablet, to, temp_replica, MoveState::Planned)
             };
             let skipped = |reason: &str| Skipped {
                 db: table.db.clone(),
@@ -125,18 +116,14 @@ impl Upgrader {
                     continue;
                 }
                 match p.alive_leader().filter(|l| l.endpoint != tablet) {
-                    Some(interim) => report.moves.push(LeaderMove {
-                        db: table.db.clone(),
-                        table: table.name.clone(),
-                        tid: table.tid,
-                        pid: p.pid,
-                        from: tablet.into(),
-                        to: interim.endpoint.clone(),
-                        temp_replica: false,
-                        state: MoveState::Moved,
-                        stall_ms: None,
-                        fence_attempts: 0,
-                    }),
+                    Some(interim) => report.moves.push(LeaderMove::new(
+                        &table,
+                        p.pid,
+                        tablet,
+                        &interim.endpoint,
+                        false,
+                        MoveState::Moved,
+                    )),
                     None => report.skipped.push(Skipped {
                         db: table.db.clone(),
                         table: table.name.clone(),

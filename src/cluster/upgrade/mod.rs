@@ -259,6 +259,23 @@ fn partition_err(partition: impl std::fmt::Display, reason: impl Into<String>) -
 }
 
 impl LeaderMove {
+    /// The move of partition `pid` of `table` from `from` to `to`, in `state`, with no switch
+    /// made by it yet.
+    pub fn new(table: &TableInfo, pid: u32, from: &str, to: &str, temp_replica: bool, state: MoveState) -> Self {
+        LeaderMove {
+            db: table.db.clone(),
+            table: table.name.clone(),
+            tid: table.tid,
+            pid,
+            from: from.into(),
+            to: to.into(),
+            temp_replica,
+            state,
+            stall_ms: None,
+            fence_attempts: 0,
+        }
+    }
+
     /// `db.table pid N`, as messages name the partition.
     pub fn partition(&self) -> String {
         format!("{}.{} pid {}", self.db, self.table, self.pid)
