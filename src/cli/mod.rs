@@ -290,13 +290,16 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
         "mldb-upgrade abort --cluster {}",
         config.as_deref().map(|c| c.path.display().to_string()).unwrap_or_else(|| "FILE".into())
     );
+    // Registered before the script starts, not lazily in the task: a Ctrl-C that came before the
+    // task first ran would otherwise find SIGINT's default action and end the process uncleanly.
+    let mut sigint = handle_sigint(&rt)?;
     rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if sigint.recv().await.is_some() {
             eprintln!(
                 "\ninterrupt: stopping the script, then lifting its fences and putting auto_failover back (press Ctrl-C again to exit at once)"
             );
             interrupt.raise();
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if sigint.recv().await.is_some() {
                 eprintln!(
                     "interrupt: exiting at once; fences, auto_failover and the lock may be left as they are: `{abort}` undoes them"
                 );
@@ -319,6 +322,14 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Takes SIGINT over now, on the calling thread, so a Ctrl-C that arrives before the task reading
+/// the stream first runs is queued for it instead of finding the default action (process ends).
+pub(crate) fn handle_sigint(rt: &tokio::runtime::Runtime) -> Result<tokio::signal::unix::Signal, Error> {
+    let _runtime = rt.enter();
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Error::Operation(format!("cannot handle Ctrl-C: {e}")))
+}
+
 fn run_repl(args: ReplArgs) -> Result<(), Error> {
     let cluster = args.sandbox.map(|dir| dir.join("cluster.toml")).or(args.cluster);
     let config = load_config(cluster.as_deref())?;
@@ -335,11 +346,7 @@ fn run_repl(args: ReplArgs) -> Result<(), Error> {
     let evaluating = Arc::new(AtomicBool::new(false));
     // Registered here, before the first prompt, not lazily in the task: SIGINT must never find
     // the default action (which would end the process and the session with it).
-    let mut sigint = {
-        let _runtime = rt.enter();
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .map_err(|e| Error::Operation(format!("cannot handle Ctrl-C: {e}")))?
-    };
+    let mut sigint = handle_sigint(&rt)?;
     {
         let interrupt = host.interrupt.clone();
         let evaluating = evaluating.clone();

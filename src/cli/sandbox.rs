@@ -238,8 +238,9 @@ pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
             options.retry_for = retry_for;
             let stop = tokio_util::sync::CancellationToken::new();
             let on_ctrl_c = stop.clone();
+            let mut sigint = super::handle_sigint(&rt)?;
             rt.spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
+                if sigint.recv().await.is_some() {
                     on_ctrl_c.cancel();
                 }
             });

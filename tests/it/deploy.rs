@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::flow::{assert_safe_end_state, kill_upgrade_at, line, run_upgrade, state, wait_step};
+use crate::flow::{assert_safe_end_state, kill_upgrade_at, line, run_upgrade, spawn_upgrade, state};
 use crate::support::{self, Sandbox};
 
 /// A deploy-layout sandbox over ssh with `tablets` tablets, 2 nameservers, 1 apiserver and 2
@@ -215,15 +215,9 @@ fn deploy_layout_killed_runs_abort_and_resume_over_ssh() {
     let second = sb.tablet(2);
     let journal = sb.journal_file();
     let offset = std::fs::read_to_string(&journal).map(|t| t.len()).unwrap_or(0);
-    let mut child = std::process::Command::new(support::binary())
-        .args(crate::flow::upgrade_args(&sb, tarball))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_step(&journal, offset, &format!("tablet {second}: install bin"), "done", Duration::from_secs(240));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut run = spawn_upgrade(&sb, tarball);
+    run.wait_step(offset, &format!("tablet {second}: install bin"), "done", Duration::from_secs(400));
+    run.kill();
     let last = run_upgrade(&sb, tarball, &[]);
     assert_eq!(last.code, 0, "{}\n{}", last.stdout, last.stderr);
     assert!(last.stdout.contains("resuming `upgrade to 0.9.3 from "), "{}", last.stdout);

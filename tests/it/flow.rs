@@ -6,7 +6,6 @@ use std::time::Duration;
 
 pub(crate) use crate::support::flow::{
     assert_safe_end_state, kill_upgrade_at, line, run_rollback, run_upgrade, spawn_upgrade, state, upgrade_args,
-    wait_step,
 };
 use crate::support::{self, Sandbox};
 
@@ -79,7 +78,6 @@ fn killed_runs_resume_to_the_same_end_state_and_a_second_run_is_refused() {
     let release = release.to_str().unwrap();
     let before = state(&sb);
     let tablet = sb.tablet(1);
-    let journal = sb.journal_file();
     let spawn = || spawn_upgrade(&sb, release);
     let mut offset = 0;
     let kill_points = [
@@ -89,18 +87,17 @@ fn killed_runs_resume_to_the_same_end_state_and_a_second_run_is_refused() {
         (format!("tablet {tablet}: restore leaders"), "started"),
     ];
     for (i, (step, state)) in kill_points.iter().enumerate() {
-        let mut child = spawn();
+        let mut run = spawn();
         if i == 1 {
             // While this run holds the lock, another one is refused, naming the holder.
-            wait_step(&journal, offset, &format!("tablet {tablet}: drain leaders"), "started", Duration::from_secs(60));
+            run.wait_step(offset, &format!("tablet {tablet}: drain leaders"), "started", Duration::from_secs(60));
             let second = run_upgrade(&sb, release, &[]);
             assert_eq!(second.code, 1, "{}", second.stderr);
             assert!(second.stderr.contains("another upgrade holds the lock of this cluster: pid"), "{}", second.stderr);
-            assert!(second.stderr.contains(&format!("pid {}", child.id())), "{}", second.stderr);
+            assert!(second.stderr.contains(&format!("pid {}", run.child.id())), "{}", second.stderr);
         }
-        offset = wait_step(&journal, offset, step, state, Duration::from_secs(180));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        offset = run.wait_step(offset, step, state, Duration::from_secs(180));
+        run.kill();
     }
     let last = run_upgrade(&sb, release, &[]);
     assert_eq!(last.code, 0, "{}\n{}", last.stdout, last.stderr);
@@ -237,11 +234,11 @@ fn status_and_plan_during_a_live_run_tell_the_truth() {
     let release = support::release(rel.path(), "0.9.3", &[]);
     let before = state(&sb);
     let tablet = sb.tablet(1);
-    let mut child = spawn_upgrade(&sb, release.to_str().unwrap());
-    wait_step(&sb.journal_file(), 0, &format!("tablet {tablet}: drain leaders"), "started", Duration::from_secs(180));
+    let mut run = spawn_upgrade(&sb, release.to_str().unwrap());
+    run.wait_step(0, &format!("tablet {tablet}: drain leaders"), "started", Duration::from_secs(180));
     let status = support::run(&["status", "--cluster", &sb.cluster()]);
     assert_eq!(status.code, 0, "{}", status.stderr);
-    assert!(status.stdout.contains(&format!("lock        held by pid {} on ", child.id())), "{}", status.stdout);
+    assert!(status.stdout.contains(&format!("lock        held by pid {} on ", run.child.id())), "{}", status.stdout);
     assert!(status.stdout.contains(": running"), "{}", status.stdout);
     assert!(status.stdout.contains("(in progress)"), "{}", status.stdout);
     assert!(!status.stdout.contains("fenced by a stopped run"), "{}", status.stdout);
@@ -250,15 +247,14 @@ fn status_and_plan_during_a_live_run_tell_the_truth() {
     let plan = support::run(&plan_args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
     assert!(
-        plan.stdout.contains(&format!("NOTE: the cluster's upgrade lock is held by pid {}", child.id())),
+        plan.stdout.contains(&format!("NOTE: the cluster's upgrade lock is held by pid {}", run.child.id())),
         "{}",
         plan.stdout
     );
     assert!(plan.stdout.contains("it continues the unfinished run"), "{}", plan.stdout);
     assert!(plan.stdout.contains("(done in the unfinished run, skipped)"), "{}", plan.stdout);
     assert!(!plan.stdout.contains("#{"), "a raw map in the plan: {}", plan.stdout);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    run.kill();
     let out = support::run(&["abort", "--cluster", &sb.cluster()]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_safe_end_state(&before, &state(&sb));

@@ -11,6 +11,37 @@ use serde::{Deserialize, Serialize};
 
 use super::baseline::{self, TableNow};
 use super::{UpgradeError, Upgrader};
+use crate::cluster::ns;
+
+/// The ops the nameserver makes when a tablet goes offline or comes back (`OnTabletOffline`,
+/// `OnTabletOnline`, `src/nameserver/name_server_impl.cc`; C§3.4): what a finished
+/// kRecoverTableOP on the same partition does again (the replica loaded, re-added, its status set).
+const RECOVERY_OPS: [&str; 8] = [
+    "kOfflineReplicaOP",
+    "kRecoverTableOP",
+    "kReAddReplicaOP",
+    "kReAddReplicaNoSendOP",
+    "kReAddReplicaWithDropOP",
+    "kReAddReplicaSimplifyOP",
+    "kUpdatePartitionStatusOP",
+    "kReLoadTableOP",
+];
+
+/// A later op on the same partition that finished (kDone) and redid the failed op's work: one of
+/// the same type, or a kRecoverTableOP after a failed recovery op (a tablet that died while the
+/// nameserver failed it over, then came back). Such a failure is history, not a problem: the
+/// partition's replicas, leader and offsets are checked as they are now.
+fn superseded_by<'a>(failed: &ns::OpStatus, ops: &'a [ns::OpStatus]) -> Option<&'a ns::OpStatus> {
+    ops.iter().find(|later| {
+        later.op_id > failed.op_id
+            && later.status == ns::OpState::Done
+            && later.db == failed.db
+            && later.name == failed.name
+            && later.pid == failed.pid
+            && (later.op_type == failed.op_type
+                || (later.op_type == "kRecoverTableOP" && RECOVERY_OPS.contains(&failed.op_type.as_str())))
+    })
+}
 
 /// What `verify` found.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -181,9 +212,16 @@ impl Upgrader {
                 .notes
                 .push(format!("{}.{} (tid {tid}) was dropped since pre-flight: not compared", gone.db, gone.name));
         }
-        for op in ns.show_op_status(None, None, None).await?.into_iter().filter(|o| o.op_id > since_op) {
+        let ops = ns.show_op_status(None, None, None).await?;
+        for op in ops.iter().filter(|o| o.op_id > since_op) {
             if op.is_failure() {
-                report.failed_ops.push(op.to_string());
+                match superseded_by(op, &ops) {
+                    Some(later) => report.notes.push(format!(
+                        "op {op} failed, and the later op {later} on that partition redid its work: \
+                         the partition is checked as it is now"
+                    )),
+                    None => report.failed_ops.push(op.to_string()),
+                }
             } else if !op.is_finished() {
                 report.pending_ops.push(op.to_string());
             }
@@ -199,5 +237,44 @@ impl Upgrader {
             && report.rows_lost.is_empty();
         report.summary = report.summarize();
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(op_id: u64, op_type: &str, pid: u32, status: ns::OpState) -> ns::OpStatus {
+        ns::OpStatus {
+            op_id,
+            op_type: op_type.into(),
+            status,
+            task_type: String::new(),
+            name: "t".into(),
+            pid: Some(pid),
+            db: "demo".into(),
+        }
+    }
+
+    #[test]
+    fn a_failed_failover_op_is_superseded_by_a_later_recover_table_on_the_same_partition_only() {
+        use ns::OpState::{Done, Failed};
+        let failed = op(5, "kOfflineReplicaOP", 1, Failed);
+        let ops = vec![failed.clone(), op(6, "kRecoverTableOP", 2, Done), op(7, "kChangeLeaderOP", 1, Done)];
+        assert!(superseded_by(&failed, &ops).is_none(), "another partition's op or another kind of op does not count");
+        let ops = vec![op(4, "kRecoverTableOP", 1, Done), failed.clone(), op(8, "kRecoverTableOP", 1, Failed)];
+        assert!(superseded_by(&failed, &ops).is_none(), "an earlier or failed recovery does not count");
+        let ops = vec![failed.clone(), op(9, "kRecoverTableOP", 1, Done)];
+        assert_eq!(superseded_by(&failed, &ops).map(|o| o.op_id), Some(9));
+    }
+
+    #[test]
+    fn a_failed_add_replica_is_superseded_only_by_a_later_add_replica_that_finished() {
+        use ns::OpState::{Done, Failed};
+        let failed = op(5, "kAddReplicaOP", 0, Failed);
+        let ops = vec![failed.clone(), op(6, "kRecoverTableOP", 0, Done)];
+        assert!(superseded_by(&failed, &ops).is_none(), "a recovery does not redo an AddReplica");
+        let ops = vec![failed.clone(), op(7, "kAddReplicaOP", 0, Done)];
+        assert_eq!(superseded_by(&failed, &ops).map(|o| o.op_id), Some(7));
     }
 }

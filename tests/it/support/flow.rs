@@ -53,23 +53,66 @@ pub fn upgrade_args<'a>(sb: &'a Sandbox, release: &'a str) -> Vec<String> {
     ]
 }
 
-/// The stock upgrade to `release`, started in the background (its output dropped).
-pub fn spawn_upgrade(sb: &Sandbox, release: &str) -> std::process::Child {
-    std::process::Command::new(super::binary())
+/// The stock upgrade to `release`, started in the background; its output goes to a log file in
+/// the sandbox directory, shown when a wait on it fails.
+pub fn spawn_upgrade(sb: &Sandbox, release: &str) -> Background {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let log = sb.dir.join(format!("background-upgrade-{n}.log"));
+    let file = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new(super::binary())
         .args(upgrade_args(sb, release))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
         .spawn()
-        .unwrap()
+        .unwrap();
+    Background { child, log, journal: sb.journal_file() }
+}
+
+/// A run started in the background by [`spawn_upgrade`].
+pub struct Background {
+    pub child: std::process::Child,
+    log: std::path::PathBuf,
+    journal: std::path::PathBuf,
+}
+
+impl Background {
+    /// [`wait_step`] on this run's journal, failing at once (with the run's output) if the run
+    /// ends before recording the step.
+    pub fn wait_step(&mut self, from: usize, step: &str, state: &str, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(end) = find_step(&self.journal, from, step, state) {
+                return end;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "the upgrade ended ({status}) before the journal recorded {step} as {state}; its output:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "journal never recorded {step} as {state} within {timeout:?}; the run's output so far:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
 }
 
 /// Runs the stock upgrade in the background and kills it (SIGKILL) once the journal records
 /// `step` as `state`.
 pub fn kill_upgrade_at(sb: &Sandbox, release: &str, step: &str, state: &str) {
-    let mut child = spawn_upgrade(sb, release);
-    wait_step(&sb.journal_file(), 0, step, state, Duration::from_secs(180));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut run = spawn_upgrade(sb, release);
+    run.wait_step(0, step, state, Duration::from_secs(180));
+    run.kill();
 }
 
 /// The stock rollback (`scripts/rollback.rhai`) on `sb`.
@@ -84,22 +127,31 @@ pub fn run_upgrade(sb: &Sandbox, release: &str, extra: &[&str]) -> Run {
 }
 
 /// Waits until the journal mirror, past `from`, records step `step` in `state`; returns the
-/// offset after that record.
+/// offset after that record. (For runs this process did not start: the fault suite's.)
+#[allow(dead_code)]
 pub fn wait_step(file: &Path, from: usize, step: &str, state: &str, timeout: Duration) -> usize {
-    let key = format!("\"{step}\":{{");
     let deadline = Instant::now() + timeout;
     loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let mut at = from.min(text.len());
-        while let Some(i) = text[at..].find(&key) {
-            let start = at + i + key.len();
-            let end = start + text[start..].find('}').unwrap_or(0);
-            if text[start..end].contains(&format!("\"state\":\"{state}\"")) {
-                return end;
-            }
-            at = end.max(start);
+        if let Some(end) = find_step(file, from, step, state) {
+            return end;
         }
         assert!(Instant::now() < deadline, "journal never recorded {step} as {state}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The offset after the first record, past `from`, of step `step` in `state`.
+fn find_step(file: &Path, from: usize, step: &str, state: &str) -> Option<usize> {
+    let key = format!("\"{step}\":{{");
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut at = from.min(text.len());
+    while let Some(i) = text[at..].find(&key) {
+        let start = at + i + key.len();
+        let end = start + text[start..].find('}').unwrap_or(0);
+        if text[start..end].contains(&format!("\"state\":\"{state}\"")) {
+            return Some(end);
+        }
+        at = end.max(start);
+    }
+    None
 }
