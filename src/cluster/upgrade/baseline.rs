@@ -53,6 +53,12 @@ pub struct TableBaseline {
     pub rows: Option<u64>,
     /// The leader's offset, indexed by pid; `None` where no loaded leader reported.
     pub offsets: Vec<Option<u64>>,
+    /// The tablets that led a partition of the table (the placement the run puts back at its end).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leader_tablets: Vec<String>,
+    /// The leader's tablet as an index into `leader_tablets`, indexed by pid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaders: Vec<Option<u32>>,
 }
 
 /// What the leader of one partition reports now.
@@ -105,10 +111,33 @@ impl TableBaseline {
     pub fn new(table: &TableInfo, now: &TableNow) -> TableBaseline {
         let len = table.table_partition.iter().map(|p| p.pid as usize + 1).max().unwrap_or(0);
         let mut offsets = vec![None; len];
+        let mut leaders = vec![None; len];
+        let mut leader_tablets: Vec<String> = Vec::new();
         for (pid, l) in &now.leaders {
             offsets[*pid as usize] = Some(l.offset);
+            let index = match leader_tablets.iter().position(|t| *t == l.endpoint) {
+                Some(i) => i,
+                None => {
+                    leader_tablets.push(l.endpoint.clone());
+                    leader_tablets.len() - 1
+                }
+            };
+            leaders[*pid as usize] = Some(index as u32);
         }
-        TableBaseline { db: table.db.clone(), name: table.name.clone(), rows: now.rows(), offsets }
+        TableBaseline {
+            db: table.db.clone(),
+            name: table.name.clone(),
+            rows: now.rows(),
+            offsets,
+            leader_tablets,
+            leaders,
+        }
+    }
+
+    /// The tablet that led `pid` at pre-flight.
+    pub fn leader(&self, pid: u32) -> Option<&str> {
+        let index = self.leaders.get(pid as usize).copied().flatten()?;
+        self.leader_tablets.get(index as usize).map(String::as_str)
     }
 
     fn offset(&self, pid: u32) -> Option<u64> {
@@ -333,8 +362,12 @@ mod tests {
         let b = TableBaseline::new(&t, &now);
         assert_eq!(b.offsets, vec![Some(5), Some(6), Some(7)]);
         assert_eq!(b.rows, Some(30));
-        // Compact in the journal: a number per partition.
-        assert_eq!(serde_json::to_string(&b).unwrap(), r#"{"db":"demo","name":"t","rows":30,"offsets":[5,6,7]}"#);
+        assert_eq!((b.leader(0), b.leader(1), b.leader(2), b.leader(3)), (Some("a:1"), Some("b:1"), Some("a:1"), None));
+        // Compact in the journal: two numbers per partition.
+        assert_eq!(
+            serde_json::to_string(&b).unwrap(),
+            r#"{"db":"demo","name":"t","rows":30,"offsets":[5,6,7],"leader_tablets":["a:1","b:1"],"leaders":[0,1,0]}"#
+        );
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl Upgrader {
     }
 
     /// True when `tablet` is offline for the nameserver or does not answer.
-    async fn is_down(&self, tablet: &str) -> Result<bool, UpgradeError> {
+    pub(super) async fn is_down(&self, tablet: &str) -> Result<bool, UpgradeError> {
         let listed_healthy =
             self.cluster.ns.show_tablet().await?.iter().any(|t| t.endpoint == tablet && t.is_healthy());
         Ok(!listed_healthy || self.cluster.tablets.loaded_partitions(tablet).await.is_err())

@@ -315,6 +315,16 @@ impl PartitionOp<'_> {
         }
     }
 
+    /// The tablet the change is about.
+    fn endpoint(&self) -> &str {
+        match self {
+            PartitionOp::AddReplica(ep)
+            | PartitionOp::DelReplica(ep)
+            | PartitionOp::RecoverTable(ep)
+            | PartitionOp::ChangeLeader(ep) => ep,
+        }
+    }
+
     /// Whether the partition already shows the change made.
     fn made_in(&self, p: &TablePartition) -> bool {
         match self {
@@ -423,9 +433,58 @@ impl Upgrader {
             }
         }
         match submitted {
-            Ok(()) => Ok(self.cluster.wait_partition_ops(since, part, op.name(), timeout).await?),
+            Ok(()) => match self.cluster.wait_partition_ops(since, part, op.name(), timeout).await {
+                Ok(ops) => Ok(ops),
+                Err(e) => {
+                    self.excuse_ops_failed_by_a_dead_tablet(part, since, &op).await;
+                    Err(e.into())
+                }
+            },
             Err(e) if e.code().is_some() && e.code() == op.already_made() => Ok(Vec::new()),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// After an op of this run failed: if a tablet it involved (a replica of the partition or
+    /// the op's target) is down now, the failure was the crash's doing, and the re-run deals
+    /// with the crash (drain of a down tablet, recover data). The op is recorded under
+    /// [`verify::EXCUSED_OPS`] for this run, so the checks report it as a note instead of
+    /// stopping every re-run on it; the partition itself is still checked as it is.
+    async fn excuse_ops_failed_by_a_dead_tablet(&self, part: Partition<'_>, since: u64, op: &PartitionOp<'_>) {
+        let Ok(ops) = self.cluster.ns.ops_since(since, part.db(), part.name(), part.pid).await else { return };
+        let failed: Vec<&OpStatus> = ops.iter().filter(|o| o.is_failure()).collect();
+        if failed.is_empty() {
+            return;
+        }
+        let mut involved: Vec<String> = match self.partition(part).await {
+            Ok(p) => p.partition_meta.iter().map(|m| m.endpoint.clone()).collect(),
+            Err(_) => Vec::new(),
+        };
+        involved.push(op.endpoint().to_string());
+        let mut down = None;
+        for tablet in &involved {
+            if self.is_down(tablet).await.unwrap_or(false) {
+                down = Some(tablet.clone());
+                break;
+            }
+        }
+        let Some(down) = down else { return };
+        for failed in failed {
+            let excused =
+                verify::ExcusedOp { op: failed.to_string(), reason: format!("tablet {down} went down while it ran") };
+            tracing::warn!(
+                "{part}: op {} failed; tablet {down} is down: the re-run recovers the partition",
+                excused.op
+            );
+            let recorded = async {
+                if self.journal.get::<serde_json::Value>(verify::EXCUSED_OPS).await?.is_none() {
+                    self.journal.put(verify::EXCUSED_OPS, &serde_json::json!({})).await?;
+                }
+                self.journal.put(&format!("{}/{}", verify::EXCUSED_OPS, failed.op_id), &excused).await
+            };
+            if let Err(e) = recorded.await {
+                tracing::warn!("{part}: could not record op {} as failed by a crash: {e}", failed.op_id);
+            }
         }
     }
 

@@ -17,6 +17,9 @@ use super::{
 use crate::cluster::ns::{Partition, TableInfo};
 use crate::journal::JournalError;
 
+/// The name restore_placement's report goes by (where a tablet's name goes for a restore).
+const PLACEMENT: &str = "the pre-flight placement";
+
 impl Upgrader {
     /// The moves recorded for `tablet` (empty when it was never drained or is restored), by
     /// (tid, pid). A drain recorded by an older version as one list under `drain/<tablet>` is
@@ -61,12 +64,54 @@ impl Upgrader {
     /// Moves leadership back to `tablet` exactly as recorded and removes temporary replicas
     /// (post-upgrade). Idempotent. auto_failover must be off.
     pub async fn restore_leaders(&self, tablet: &str, settings: &MoveSettings) -> Result<MoveReport, UpgradeError> {
-        let started = Instant::now();
         let moves = self.recorded_moves(tablet).await?;
-        let mut report = MoveReport { tablet: tablet.into(), ..MoveReport::default() };
         if moves.is_empty() {
-            return Ok(report);
+            return Ok(MoveReport { tablet: tablet.into(), ..MoveReport::default() });
         }
+        let report = self.move_home(tablet, moves, settings).await?;
+        self.journal.delete_tree(&drain_key(tablet)).await?;
+        Ok(report)
+    }
+
+    /// Leaders that are not on the tablet that led them at pre-flight (the run's baseline), as
+    /// moves home: `from` is that tablet, `to` the leader now. Only partitions whose home tablet
+    /// still holds an alive replica: the nameserver's failover moved them while a tablet was down
+    /// (C§3.4), which no drain recorded. Empty without a baseline.
+    pub async fn displaced_leaders(&self) -> Result<Vec<LeaderMove>, UpgradeError> {
+        let Some(baseline) = self.recorded_baseline().await? else { return Ok(Vec::new()) };
+        let mut displaced = Vec::new();
+        for table in self.cluster.ns.show_all_tables().await? {
+            let Some(before) = baseline.get(&table.tid) else { continue };
+            for p in &table.table_partition {
+                let (Some(home), Some(now)) = (before.leader(p.pid), p.alive_leader()) else { continue };
+                if now.endpoint != home && p.meta(home).is_some_and(|m| m.is_alive) {
+                    displaced.push(LeaderMove::new(&table, p.pid, home, &now.endpoint, false, MoveState::Moved));
+                }
+            }
+        }
+        Ok(displaced)
+    }
+
+    /// Puts every displaced leader ([`Upgrader::displaced_leaders`]) back on the tablet that led
+    /// it at pre-flight, as restore_leaders does (catch-up, fence, ChangeLeader, re-add).
+    /// Idempotent: what is home already is not moved. auto_failover must be off.
+    pub async fn restore_placement(&self, settings: &MoveSettings) -> Result<MoveReport, UpgradeError> {
+        let moves = self.displaced_leaders().await?;
+        if moves.is_empty() {
+            return Ok(MoveReport { tablet: PLACEMENT.into(), ..MoveReport::default() });
+        }
+        self.move_home(PLACEMENT, moves, settings).await
+    }
+
+    /// Moves each leader back to `from` (restore_leaders' work once the moves are known).
+    async fn move_home(
+        &self,
+        label: &str,
+        moves: Vec<LeaderMove>,
+        settings: &MoveSettings,
+    ) -> Result<MoveReport, UpgradeError> {
+        let started = Instant::now();
+        let mut report = MoveReport { tablet: label.into(), ..MoveReport::default() };
         self.require_auto_failover_off().await?;
         self.lift_stale_fences().await?;
         let tables = self.tables_by_tid().await?;
@@ -103,7 +148,6 @@ impl Upgrader {
             })
             .collect();
         report.settle(moves, &results, |(_, stats)| *stats, MoveState::Restored, readd_failures, started)?;
-        self.journal.delete_tree(&drain_key(tablet)).await?;
         Ok(report)
     }
 

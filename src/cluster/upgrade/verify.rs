@@ -43,6 +43,18 @@ fn superseded_by<'a>(failed: &ns::OpStatus, ops: &'a [ns::OpStatus]) -> Option<&
     })
 }
 
+/// Journal key (scoped to the run) of the ops this run made that failed because a tablet went
+/// down while they ran (recorded by `run_op`): reported as notes, not as failed ops.
+pub const EXCUSED_OPS: &str = "excused_ops";
+
+/// A failed op of this run that a crash explains.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExcusedOp {
+    /// The op as ShowOPStatus showed it when it failed.
+    pub op: String,
+    pub reason: String,
+}
+
 /// What `verify` found.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VerifyReport {
@@ -213,8 +225,16 @@ impl Upgrader {
                 .push(format!("{}.{} (tid {tid}) was dropped since pre-flight: not compared", gone.db, gone.name));
         }
         let ops = ns.show_op_status(None, None, None).await?;
+        let excused: BTreeMap<String, ExcusedOp> = self.journal.get_all(EXCUSED_OPS).await?.into_iter().collect();
         for op in ops.iter().filter(|o| o.op_id > since_op) {
             if op.is_failure() {
+                if let Some(excused) = excused.get(&op.op_id.to_string()) {
+                    report.notes.push(format!(
+                        "op {op} of this run failed because {}; the partition is checked as it is now",
+                        excused.reason
+                    ));
+                    continue;
+                }
                 match superseded_by(op, &ops) {
                     Some(later) => report.notes.push(format!(
                         "op {op} failed, and the later op {later} on that partition redid its work: \

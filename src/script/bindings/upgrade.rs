@@ -93,6 +93,42 @@ pub mod api {
         restore(&Call::new(&ctx, NS)?, tablet, &options)
     }
 
+    /// Leaders that are not on the tablet that led them when the run recorded its baseline
+    /// (pre-flight), where that tablet still holds an alive replica: moved by the nameserver's
+    /// failover while a tablet was down. The same maps as recorded_moves (`from` is the tablet to
+    /// go back to, `to` the leader now); empty without a baseline.
+    ///
+    /// Example: `print(upgrade::displaced_leaders().len());`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn displaced_leaders(ctx: NativeCallContext) -> RhaiResultOf<Array> {
+        let call = Call::new(&ctx, NS)?;
+        to_array(call.run(call.upgrader()?.displaced_leaders())?)
+    }
+
+    /// Moves every displaced leader (displaced_leaders) back where it was at pre-flight, the way
+    /// restore_leaders moves a drained tablet's leaders home. Options as drain_leaders.
+    /// Idempotent. auto_failover must be off.
+    /// Changes the cluster: in --dry-run it prints the moves and makes none.
+    ///
+    /// Example: `upgrade::with_auto_failover_off(|| upgrade::restore_placement(#{}));`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn restore_placement(ctx: NativeCallContext, options: Map) -> RhaiResultOf<Map> {
+        let call = Call::new(&ctx, NS)?;
+        let settings = move_settings(&call, &options)?;
+        let upgrader = call.upgrader()?;
+        if !call.dry_run() {
+            return to_map(&call.run(upgrader.restore_placement(&settings))?);
+        }
+        let moves = call.run(upgrader.displaced_leaders())?;
+        for m in &moves {
+            call.say(&format!(
+                "[dry-run] would move leader of {}.{} pid {} back where it was at pre-flight: {} -> {}",
+                m.db, m.table, m.pid, m.to, m.from
+            ));
+        }
+        to_map(&MoveReport { tablet: "the pre-flight placement".into(), moves, dry_run: true, ..MoveReport::default() })
+    }
+
     /// The leader moves recorded in the journal for a drained tablet (empty once restored):
     /// #{db, table, tid, pid, from, to, temp_replica, state, stall_ms, fence_attempts}: stall_ms is
     /// how long writes to the partition were refused by its switch (set once it switched).
