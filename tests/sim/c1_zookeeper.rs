@@ -185,3 +185,38 @@ async fn c1_2_leader_without_enough_tablets_exits() {
     let log = process.log_text();
     assert!(log.contains("tablet num 1 is less then system table replica num 2"), "{log}");
 }
+
+/// C§1.3, `TabletImpl::CheckZkClient` and `ZkClient::Register` (zk_client.cc:178-199): after
+/// ZooKeeper was down longer than the session timeout, a tablet reconnects with a new session;
+/// its old node lingers until the restarted server expires the old session, so registering
+/// fails (ZNODEEXISTS) and is retried every keep-alive interval until it succeeds. The
+/// nameserver then sees the tablet healthy again, and the nameserver leader lock is held again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_3_after_a_zookeeper_outage_tablets_register_again_once_their_old_node_expires() {
+    let mut cluster = SimCluster::new("/c1_3_outage");
+    let tablet = cluster.start_tablet(&[]).await;
+    let ns = cluster.start_leader(&[]).await;
+    let port = cluster.zk.port();
+    let dir = cluster.zk.dir().to_path_buf();
+    cluster.zk.stop();
+    // Longer than the 2 s session timeout of the fast flags: the clients give their sessions up.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cluster.zk = mldb_upgrade::sandbox::zookeeper::ZooKeeperServer::start_on(&dir, Some(port)).expect("restarts");
+
+    let node = format!("/c1_3_outage/nodes/{tablet}");
+    let client = cluster.zk_client().await;
+    wait_for("the tablet registers again with a new session", Duration::from_secs(30), || async {
+        let (value, stat) = client.get_data(&node).await.ok()?;
+        (String::from_utf8_lossy(&value) == tablet.as_str() && stat.ephemeral_owner != 0).then_some(())
+    })
+    .await;
+    wait_for("the nameserver leads and lists the tablet healthy", Duration::from_secs(30), || async {
+        let tablets = cluster.ns(&ns, "ShowTablet", json!({})).await;
+        (tablets["tablets"][0]["state"] == "kHealthy").then_some(())
+    })
+    .await;
+    assert_eq!(cluster.zk_leader().await.as_deref(), Some(ns.as_str()));
+    let log = std::fs::read_to_string(cluster.glog_dir(&tablet).join("tablet.INFO")).unwrap_or_default();
+    assert!(log.contains("reconnect zk"), "{log}");
+    assert!(log.contains(&format!("register self with endpoint {tablet} ok")), "{log}");
+}

@@ -19,8 +19,10 @@
 //! created; a missing `--ssd_root_path` or `--hdd_root_path` is only a warning in the log.
 //!
 //! Log: when its ZooKeeper session has expired, the keep-alive check writes `TabletImpl::
-//! CheckZkClient`'s `reconnect zk` (WARNING) and `reconnect zk ok` (INFO) to the process's glog
-//! files only (`super::glog`); warnings it already printed to stderr stay there too.
+//! CheckZkClient`'s `reconnect zk` (WARNING) and `reconnect zk ok` (INFO), and while its node is
+//! not registered yet (the old session's node still there) `register zk` and the failed or done
+//! `register self with endpoint ...`, to the process's glog files only (`super::glog`); warnings
+//! it already printed to stderr stay there too.
 
 mod data;
 mod log;
@@ -486,8 +488,12 @@ async fn register_and_keep_alive(flags: &SimFlags, shutdown: CancellationToken) 
     register(flags, &zk, true).await?;
     zk.create_if_missing(&paths.table_notify(), "1").await?;
     zk.create_if_missing(&paths.global_variable_notify(), "1").await?;
-    // CheckZkClient every zk_keep_alive_check_interval: after an expired session, reconnect
-    // and re-register with the plain endpoint value (C§1.3).
+    // CheckZkClient every zk_keep_alive_check_interval (tablet_impl.cc CheckZkClient): after an
+    // expired session, reconnect and re-register with the plain endpoint value (C§1.3); while
+    // not registered, register again. `ZkClient::Register` fails on an existing node (the
+    // ephemeral node of the old session, which lingers until the server expires that session:
+    // zk_client.cc:192-199), so registration is retried every interval until that node is gone.
+    let mut registered = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -496,13 +502,39 @@ async fn register_and_keep_alive(flags: &SimFlags, shutdown: CancellationToken) 
         if zk.is_dead() {
             // `TabletImpl::CheckZkClient`'s log lines go to glog only; stderr stays as it was.
             glog!(Severity::Warning, "reconnect zk");
+            registered = false;
             if let Ok(fresh) = Zk::connect(flags).await {
                 zk = fresh;
-                match register(flags, &zk, false).await {
-                    Ok(()) | Err(TabletError::AlreadyRegistered { .. }) => glog!(Severity::Info, "reconnect zk ok"),
-                    Err(e) => tracing::warn!("re-registration failed: {e}"),
+                registered = register_again(flags, &zk).await;
+                if registered {
+                    glog!(Severity::Info, "reconnect zk ok");
                 }
             }
+        } else if !registered {
+            glog!(Severity::Warning, "register zk");
+            registered = register_again(flags, &zk).await;
+            if registered {
+                glog!(Severity::Info, "register zk ok");
+            }
+        }
+    }
+}
+
+/// `ZkClient::Register(false)`: whether the node was created.
+async fn register_again(flags: &SimFlags, zk: &Zk) -> bool {
+    match register(flags, zk, false).await {
+        Ok(()) => {
+            glog!(Severity::Info, "register self with endpoint {} ok", flags.endpoint);
+            true
+        }
+        Err(TabletError::AlreadyRegistered { .. }) => {
+            // ZNODEEXISTS is -110 in the C client.
+            glog!(Severity::Warning, "fail to register self with endpoint {}, err from zk -110", flags.endpoint);
+            false
+        }
+        Err(e) => {
+            tracing::warn!("re-registration failed: {e}");
+            false
         }
     }
 }
