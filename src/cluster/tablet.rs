@@ -165,6 +165,15 @@ impl TabletClient {
         status.is_loaded().then_some(status.offset)
     }
 
+    /// [`TabletClient::loaded_offset`], with an error when the tablet does not answer (its
+    /// request already retried): it crashed or is cut off, so a wait on it can end at once.
+    pub async fn answered_offset(&self, endpoint: &str, tid: u32, pid: u32) -> Result<Option<u64>, String> {
+        match self.partition_status(endpoint, tid, pid).await {
+            Ok(status) => Ok(status.filter(|s| s.is_loaded()).map(|s| s.offset)),
+            Err(e) => Err(format!("{endpoint} does not answer ({e}); is it running?")),
+        }
+    }
+
     /// LoadTable as follower, from the root path of the table's storage mode (C§2.4; a disk
     /// table asked for as kMemory is looked for under the memory root, O§5.7). Loading runs in
     /// the background: the replica is kTableLoading until its snapshot and binlog are replayed.

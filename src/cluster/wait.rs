@@ -231,13 +231,11 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<(), WaitError> {
         wait_until(&format!("{follower} to catch up with leader {leader} on {part}"), timeout, || async {
-            // A leader that does not answer (its requests already retried) has crashed or is cut
-            // off: nothing will catch up with it, so the wait ends now rather than at its timeout.
-            let lead = match self.tablets.partition_status(leader, part.tid(), part.pid).await {
-                Ok(status) => status.filter(|s| s.is_loaded()).map(|s| s.offset),
-                Err(e) => return Err(format!("the leader {leader} does not answer ({e}); is it running?")),
-            };
-            let follow = self.tablets.loaded_offset(follower, part.tid(), part.pid).await;
+            // A leader or follower that does not answer (its requests already retried) has
+            // crashed or is cut off: nothing will catch up, so the wait ends now rather than at
+            // its timeout.
+            let lead = self.tablets.answered_offset(leader, part.tid(), part.pid).await?;
+            let follow = self.tablets.answered_offset(follower, part.tid(), part.pid).await?;
             Ok(match (lead, follow) {
                 (Some(l), Some(f)) if f + delta >= l => {
                     if f < l {
@@ -253,7 +251,9 @@ impl Cluster {
 
     /// Waits until `endpoint` has the partition loaded and normal on its tablet (after a
     /// LoadTable) and, with `need_alive`, marked alive in the nameserver's view: what a replica
-    /// needs before it may lead again (C§3.6). A tablet that does not answer is waited for.
+    /// needs before it may lead again (C§3.6). A tablet that does not answer (its request
+    /// already retried) ends the wait: it crashed or is cut off, and its partitions come back
+    /// through recover data once it runs again.
     pub async fn wait_replica_ready(
         &self,
         endpoint: &str,
@@ -271,7 +271,7 @@ impl Cluster {
                 Ok(Some(s)) if s.is_loaded() => Ok(()),
                 Ok(Some(s)) => Err(s.state.to_string()),
                 Ok(None) => Err("not loaded".to_string()),
-                Err(e) => Err(format!("GetTableStatus failed: {e}")),
+                Err(e) => return Err(format!("{endpoint} does not answer ({e}); is it running?")),
             };
             let alive = !need_alive || {
                 let partition = self.ns.partition(part.db(), part.name(), part.pid).await.map_err(|e| e.to_string())?;

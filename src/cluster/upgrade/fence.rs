@@ -106,7 +106,13 @@ impl Upgrader {
             let mut shortfalls = Vec::new();
             loop {
                 let level = self.wait_level(part, leader, candidate, delta, started, settings).await;
-                if let Err(last) = level {
+                if let Err(NotLevel::NoAnswer(why)) = level {
+                    return Err(partition_err(
+                        part,
+                        format!("{why}; the leader {leader} is unchanged: start {candidate} again (its data comes back through recover data), then re-run"),
+                    ));
+                }
+                if let Err(NotLevel::Short(last)) = level {
                     return Err(partition_err(
                         part,
                         format!(
@@ -163,18 +169,19 @@ impl Upgrader {
         delta: u64,
         started: Instant,
         settings: &MoveSettings,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotLevel> {
         let tablets = &self.cluster.tablets;
         loop {
             let lead = tablets.loaded_offset(leader, part.tid(), part.pid).await;
-            let follow = tablets.loaded_offset(candidate, part.tid(), part.pid).await;
+            // A candidate that does not answer will not catch up: no point waiting for it.
+            let follow = tablets.answered_offset(candidate, part.tid(), part.pid).await.map_err(NotLevel::NoAnswer)?;
             if let (Some(l), Some(f)) = (lead, follow) {
                 if f + delta >= l {
                     return Ok(());
                 }
             }
             if started.elapsed() >= settings.catchup_timeout {
-                return Err(format!("leader offset {lead:?}, candidate offset {follow:?}"));
+                return Err(NotLevel::Short(format!("leader offset {lead:?}, candidate offset {follow:?}")));
             }
             tokio::time::sleep(FENCE_POLL).await;
         }
@@ -279,4 +286,12 @@ impl Upgrader {
         }
         Ok(fences.len())
     }
+}
+
+/// Why a candidate did not come level with the leader.
+enum NotLevel {
+    /// The candidate's tablet does not answer.
+    NoAnswer(String),
+    /// Still short at `catchup_timeout`: the last comparison.
+    Short(String),
 }
