@@ -205,6 +205,14 @@ impl TabletClient {
         self.call(endpoint, "ChangeRole", body).await.map(|_| ())
     }
 
+    /// DropTable (`TabletImpl::DropTable`, `src/tablet/tablet_impl.cc:4195-4230`): the replica
+    /// is unloaded and its directory moved to the recycle bin of its storage mode. The reply is
+    /// given before the work is done, and without a recycle-bin root the replica stays loaded:
+    /// the caller checks with `partition_status`.
+    pub async fn drop_table(&self, endpoint: &str, tid: u32, pid: u32) -> Result<(), TabletError> {
+        self.call(endpoint, "DropTable", json!({"tid": tid, "pid": pid})).await.map(|_| ())
+    }
+
     /// ChangeRole (C§2.4) to leader with `term`, replicating to `followers`. Code 102 "table is
     /// leader" when it already leads.
     pub async fn change_role_to_leader(

@@ -11,9 +11,8 @@ use super::{Journal, JournalError};
 use crate::cluster::zk::{CreateFlags, ZkError};
 
 /// Keys a run records for itself alone, removed with its record: the baseline of the upgrade
-/// checks (`cluster::upgrade::baseline::KEY`) and the ops of the run that failed because a
-/// tablet went down (`cluster::upgrade::verify::EXCUSED_OPS`).
-pub const RUN_SCOPED: [&str; 2] = ["baseline", "excused_ops"];
+/// checks (`cluster::upgrade::baseline::KEY`).
+pub const RUN_SCOPED: [&str; 1] = ["baseline"];
 
 /// Who holds the lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -375,3 +375,54 @@ fn a_leader_offset_below_the_pre_flight_one_stops_the_run_naming_the_partition()
     let step = sb.run(&format!(r#"print(journal::done("tablet {first}: verify"));"#));
     assert_eq!(step.stdout.trim(), "false", "{}", step.stderr);
 }
+
+/// A drain's AddReplica of a temporary replica cut off after the copy reached the target (here:
+/// the target already holds the partition, so the op fails at kSendSnapshot, as after a
+/// nameserver that lost its leadership mid-op) leaves a copy the nameserver does not list. The
+/// next drain sends the temporary replica to the same tablet, drops that copy first
+/// (DropTable), and adds it; restore then removes it, leaving the partition as it was.
+#[test]
+fn a_temporary_replica_cut_off_mid_add_is_dropped_and_added_again_by_the_next_drain() {
+    let sb = Sandbox::up(&["--tablets", "3"]);
+    let sandbox_state = sandbox::load_state(&sb.dir).unwrap();
+    let t1 = sb.tablet(1);
+    let drain = format!(r#"upgrade::with_auto_failover_off(|| upgrade::drain_leaders("{t1}"));"#);
+    let dir = tempfile::tempdir().unwrap();
+    let script = support::write(dir.path(), "drain.rhai", &drain);
+    let plan = support::run(&["run", &script, "--cluster", &sb.cluster(), "--dry-run"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    // "[dry-run] would move leader of demo.single pid 2: <t1> -> <target> (temporary replica)"
+    let temp =
+        plan.stdout.lines().find(|l| l.ends_with("(temporary replica)")).expect("a single-replica partition on t1");
+    let words: Vec<&str> = temp.split_whitespace().collect();
+    let (db, name) = words[5].split_once('.').unwrap();
+    let pid: u32 = words[7].trim_end_matches(':').parse().unwrap();
+    let target = words[10].to_string();
+    let (tid, leader, followers) = partition(&sandbox_state, db, name, pid);
+    assert_eq!((leader.as_str(), followers.len()), (t1.as_str(), 0));
+
+    let meta = json!({"tid": tid, "pid": pid, "name": name, "db": db, "mode": "kTableFollower",
+                      "column_key": [{"index_name": "k", "col_name": ["k"]}]});
+    let loaded = tablet_call(&target, "LoadTable", json!({"table_meta": meta}));
+    assert_eq!(loaded["code"], 0, "{loaded}");
+    let first = sb.run(&drain);
+    assert_eq!(first.code, 1, "{}\n{}", first.stdout, first.stderr);
+    assert!(first.stderr.contains(&format!("kAddReplicaOP {db}.{name} pid {pid} kFailed")), "{}", first.stderr);
+
+    let second = sb.run(&drain);
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    let said = format!("{target} holds a copy the nameserver does not list, left by this run's interrupted AddReplica");
+    assert!(second.stderr.contains(&said), "{}", second.stderr);
+    let (_, leader, followers) = partition(&sandbox_state, db, name, pid);
+    assert_eq!((leader.as_str(), followers), (target.as_str(), vec![t1.clone()]));
+
+    let restore = sb.run(&format!(r#"upgrade::with_auto_failover_off(|| upgrade::restore_leaders("{t1}"));"#));
+    assert_eq!(restore.code, 0, "{}\n{}", restore.stdout, restore.stderr);
+    let (_, leader, followers) = partition(&sandbox_state, db, name, pid);
+    assert_eq!((leader.as_str(), followers.len()), (t1.as_str(), 0));
+    let loaded = tablet_call(&target, "GetTableStatus", json!({"tid": tid, "pid": pid}));
+    assert!(
+        loaded["all_table_status"].as_array().is_none_or(|a| a.is_empty()),
+        "the temporary replica stayed: {loaded}"
+    );
+}

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
@@ -15,6 +15,7 @@ use super::{
     Skipped, UpgradeError, Upgrader,
 };
 use crate::cluster::ns::{Partition, TableInfo, TablePartition};
+use crate::cluster::wait::{wait_until, Check};
 
 /// Why a single-replica partition cannot be drained: nowhere to put its temporary replica.
 const NO_TABLET_FOR_TEMP_REPLICA: &str = "no other healthy tablet can take a temporary replica";
@@ -145,6 +146,39 @@ impl Upgrader {
         Ok(report)
     }
 
+    /// Before adding a temporary replica again: an AddReplica of this run that was cut off
+    /// (its op failed at kSendSnapshot or later, the nameserver lost its leadership, ...) can
+    /// leave the partition loaded on `to` without the nameserver listing it there. The next
+    /// AddReplica would fail on it forever (SendData refuses an existing table, C§3.2), so that
+    /// copy, which only this run's earlier attempt can have made, is dropped first (DropTable).
+    async fn drop_leftover_copy(&self, part: Partition<'_>, to: &str, timeout: Duration) -> Result<(), UpgradeError> {
+        if self.partition(part).await?.meta(to).is_some() {
+            return Ok(());
+        }
+        let tablets = &self.cluster.tablets;
+        if tablets.partition_status(to, part.tid(), part.pid).await?.is_none() {
+            return Ok(());
+        }
+        tracing::warn!(
+            "{part}: {to} holds a copy the nameserver does not list, left by this run's interrupted AddReplica; dropping it before adding the temporary replica again"
+        );
+        tablets.drop_table(to, part.tid(), part.pid).await?;
+        let what = format!("{to} to drop its leftover copy of {part}");
+        let dropped = wait_until(&what, timeout, || async {
+            Ok(match tablets.partition_status(to, part.tid(), part.pid).await {
+                Ok(None) => Check::Done(()),
+                Ok(Some(s)) => Check::Waiting(format!("still {}", s.state)),
+                Err(e) => return Err(format!("{to} does not answer ({e}); is it running?")),
+            })
+        });
+        dropped.await.map_err(|e| {
+            partition_err(
+                part,
+                format!("{e}; without a recycle bin root for the table's storage mode a tablet does not drop tables (set --recycle_bin_root_path or drop it by hand), then re-run"),
+            )
+        })
+    }
+
     /// Moves every leader off `tablet` (pre-upgrade). auto_failover must be off.
     pub async fn drain_leaders(&self, tablet: &str, settings: &MoveSettings) -> Result<MoveReport, UpgradeError> {
         let started = Instant::now();
@@ -157,9 +191,24 @@ impl Upgrader {
         if let Some(s) = report.skipped.iter().find(|s| s.reason == NO_TABLET_FOR_TEMP_REPLICA) {
             return Err(partition_err(format_args!("{}.{} pid {}", s.db, s.table, s.pid), s.reason.clone()));
         }
+        // Temporary replicas an interrupted drain of this run had started to add go to the same
+        // tablet again, so that restore deletes the one that was added.
+        let earlier: BTreeMap<(u32, u32), String> = self
+            .recorded_moves(tablet)
+            .await?
+            .into_iter()
+            .filter(|m| m.temp_replica)
+            .map(|m| ((m.tid, m.pid), m.to))
+            .collect();
+        for m in report.moves.iter_mut().filter(|m| m.temp_replica) {
+            if let Some(to) = earlier.get(&(m.tid, m.pid)) {
+                m.to = to.clone();
+            }
+        }
         // Earlier moves of an interrupted drain stay recorded: the placement to restore is the
         // one before the first drain.
         let recorded = self.record_moves(tablet, &report.moves).await?;
+        let earlier = &earlier;
         let tables = self.tables_by_tid().await?;
         let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let results = futures::future::join_all(report.moves.iter().map(|m| {
@@ -172,6 +221,9 @@ impl Upgrader {
                 };
                 let part = Partition::new(&table, m.pid);
                 if m.temp_replica {
+                    if earlier.contains_key(&(m.tid, m.pid)) {
+                        self.drop_leftover_copy(part, &m.to, settings.op_timeout).await?;
+                    }
                     self.run_op(part, PartitionOp::AddReplica(&m.to), settings.op_timeout).await?;
                 }
                 let stats = self.switch_leader(part, &m.from, &m.to, settings).await?;

@@ -43,8 +43,10 @@ fn superseded_by<'a>(failed: &ns::OpStatus, ops: &'a [ns::OpStatus]) -> Option<&
     })
 }
 
-/// Journal key (scoped to the run) of the ops this run made that failed because a tablet went
-/// down while they ran (recorded by `run_op`): reported as notes, not as failed ops.
+/// Journal key of the ops a run made that failed because a tablet went down while they ran
+/// (recorded by `run_op`): reported as notes, not as failed ops. Kept after the run, so that
+/// later checks (the next run's pre-flight, `verify` in the REPL) explain them the same way; a
+/// few bytes per op, and only ops failed by a crash are recorded.
 pub const EXCUSED_OPS: &str = "excused_ops";
 
 /// A failed op of this run that a crash explains.
