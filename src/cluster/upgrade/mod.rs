@@ -412,6 +412,7 @@ impl Upgrader {
     ) -> Result<Vec<OpStatus>, UpgradeError> {
         let ns = &self.cluster.ns;
         let since = ns.op_index().await?;
+        let before = self.infrastructure_now().await;
         let (db, name, pid) = (part.db(), part.name(), part.pid);
         let submit = || async {
             match op {
@@ -436,7 +437,7 @@ impl Upgrader {
             Ok(()) => match self.cluster.wait_partition_ops(since, part, op.name(), timeout).await {
                 Ok(ops) => Ok(ops),
                 Err(e) => {
-                    self.excuse_ops_failed_by_a_dead_tablet(part, since, &op).await;
+                    self.excuse_ops_failed_by_a_crash(part, since, &op, &before).await;
                     Err(e.into())
                 }
             },
@@ -445,12 +446,31 @@ impl Upgrader {
         }
     }
 
+    /// Our ZooKeeper session and the nameserver leader's lock node (`leader/lock_request<n>`,
+    /// C§1.2: a new one after the leader lost its session, even when the same nameserver leads
+    /// again), to tell after an op failed whether ZooKeeper or the nameserver went away while
+    /// it ran.
+    async fn infrastructure_now(&self) -> (u64, Option<String>) {
+        let zk = self.cluster.zk();
+        let lock_node = zk.children("leader").await.ok().and_then(|c| c.first().cloned());
+        (zk.session_number(), lock_node)
+    }
+
     /// After an op of this run failed: if a tablet it involved (a replica of the partition or
-    /// the op's target) is down now, the failure was the crash's doing, and the re-run deals
-    /// with the crash (drain of a down tablet, recover data). The op is recorded under
-    /// [`verify::EXCUSED_OPS`] for this run, so the checks report it as a note instead of
-    /// stopping every re-run on it; the partition itself is still checked as it is.
-    async fn excuse_ops_failed_by_a_dead_tablet(&self, part: Partition<'_>, since: u64, op: &PartitionOp<'_>) {
+    /// the op's target) is down now, or ZooKeeper sessions expired or the nameserver leader
+    /// changed while it ran (`before` is [`Upgrader::infrastructure_now`] at its submission:
+    /// the nameserver that ran it lost its lock, C§1.2), the failure was the crash's doing, and
+    /// the re-run deals with the crash (drain of a down tablet, recover data, a temporary
+    /// replica added again). The op is recorded under [`verify::EXCUSED_OPS`], so the checks
+    /// report it as a note instead of stopping every re-run on it; the partition itself is
+    /// still checked as it is.
+    async fn excuse_ops_failed_by_a_crash(
+        &self,
+        part: Partition<'_>,
+        since: u64,
+        op: &PartitionOp<'_>,
+        before: &(u64, Option<String>),
+    ) {
         let Ok(ops) = self.cluster.ns.ops_since(since, part.db(), part.name(), part.pid).await else { return };
         let failed: Vec<&OpStatus> = ops.iter().filter(|o| o.is_failure()).collect();
         if failed.is_empty() {
@@ -461,21 +481,28 @@ impl Upgrader {
             Err(_) => Vec::new(),
         };
         involved.push(op.endpoint().to_string());
-        let mut down = None;
+        let mut reason = None;
         for tablet in &involved {
             if self.is_down(tablet).await.unwrap_or(false) {
-                down = Some(tablet.clone());
+                reason = Some(format!("tablet {tablet} went down while it ran"));
                 break;
             }
         }
-        let Some(down) = down else { return };
+        let now = self.infrastructure_now().await;
+        if reason.is_none() && now.0 != before.0 {
+            reason = Some("ZooKeeper sessions expired while it ran (a ZooKeeper outage)".to_string());
+        }
+        if reason.is_none() && now.1 != before.1 {
+            reason = Some(format!(
+                "the nameserver leader lost its lock while it ran (lock node {} -> {})",
+                before.1.as_deref().unwrap_or("none"),
+                now.1.as_deref().unwrap_or("none")
+            ));
+        }
+        let Some(reason) = reason else { return };
         for failed in failed {
-            let excused =
-                verify::ExcusedOp { op: failed.to_string(), reason: format!("tablet {down} went down while it ran") };
-            tracing::warn!(
-                "{part}: op {} failed; tablet {down} is down: the re-run recovers the partition",
-                excused.op
-            );
+            let excused = verify::ExcusedOp { op: failed.to_string(), reason: reason.clone() };
+            tracing::warn!("{part}: op {} failed: {reason}; the re-run recovers the partition", excused.op);
             let recorded = async {
                 if self.journal.get::<serde_json::Value>(verify::EXCUSED_OPS).await?.is_none() {
                     self.journal.put(verify::EXCUSED_OPS, &serde_json::json!({})).await?;
