@@ -95,7 +95,15 @@ impl Journal {
         match self.zk.set(&path, data.as_bytes()).await {
             Ok(_) => {}
             Err(ZkError::NoNode { .. }) => {
-                self.zk.create(&path, data.as_bytes(), CreateFlags::default()).await?;
+                match self.zk.create(&path, data.as_bytes(), CreateFlags::default()).await {
+                    // Another task of this run created it meanwhile: write over it.
+                    Err(ZkError::NodeExists { .. }) => {
+                        self.zk.set(&path, data.as_bytes()).await?;
+                    }
+                    created => {
+                        created?;
+                    }
+                }
             }
             Err(e) => return Err(e.into()),
         }

@@ -49,6 +49,7 @@ impl Upgrader {
         if let Err(e) = self.change_leader(part, candidate, settings.op_timeout).await {
             // The old leader leads again if the nameserver still says it does.
             self.lift_fence_or_warn(&fence).await;
+            self.demote_half_promoted(part, candidate, settings.op_timeout).await;
             return Err(e);
         }
         let stats = SwitchStats { stall: outcome.fenced_at.elapsed(), fence_attempts: outcome.attempts };
@@ -59,6 +60,39 @@ impl Upgrader {
         );
         self.forget_fence(part.tid(), part.pid).await?;
         Ok(stats)
+    }
+
+    /// After a failed ChangeLeader: an op that failed after its kChangeLeader task (at
+    /// kUpdateLeaderInfo, when ZooKeeper or the nameserver's lock went away) left the candidate
+    /// leading on its tablet with a new term while the nameserver still records the old
+    /// leader, which clients keep writing to. The candidate then refuses the old leader's
+    /// entries (an older term) and falls behind for good. It is marked not alive
+    /// (UpdateTableAliveStatus, C§2.3) and rebuilt as a follower by RecoverTable (C§3.1), which
+    /// drops what diverged. Best effort: what fails is logged, and the checks after the tablet
+    /// report the partition if it is still wrong.
+    async fn demote_half_promoted(&self, part: Partition<'_>, candidate: &str, timeout: Duration) {
+        let Ok(p) = self.partition(part).await else { return };
+        if p.alive_leader().is_none_or(|m| m.endpoint == candidate) {
+            return;
+        }
+        let leads_on_tablet = matches!(
+            self.cluster.tablets.partition_status(candidate, part.tid(), part.pid).await,
+            Ok(Some(s)) if s.is_leader()
+        );
+        if !leads_on_tablet {
+            return;
+        }
+        tracing::warn!(
+            "{part}: the failed ChangeLeader left {candidate} leading on its tablet while the nameserver records another leader; rebuilding it as a follower (RecoverTable)"
+        );
+        let ns = &self.cluster.ns;
+        if let Err(e) = ns.update_table_alive(part.db(), part.name(), part.pid, candidate, false).await {
+            tracing::warn!("{part}: could not mark {candidate} not alive: {e}");
+            return;
+        }
+        if let Err(e) = self.run_op(part, PartitionOp::RecoverTable(candidate), timeout).await {
+            tracing::warn!("{part}: could not rebuild {candidate} as a follower: {e}");
+        }
     }
 
     /// ChangeLeader to `candidate` and its op (C§3.5).
