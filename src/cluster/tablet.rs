@@ -213,6 +213,18 @@ impl TabletClient {
         self.call(endpoint, "DropTable", json!({"tid": tid, "pid": pid})).await.map(|_| ())
     }
 
+    /// DelReplica on a leader's tablet (`TabletImpl::DelReplica`): it stops replicating to
+    /// `follower` (its replicate node goes). Code 0 "replica does not exist" when it had none.
+    pub async fn del_replicate_node(
+        &self,
+        leader: &str,
+        tid: u32,
+        pid: u32,
+        follower: &str,
+    ) -> Result<(), TabletError> {
+        self.call(leader, "DelReplica", json!({"tid": tid, "pid": pid, "endpoint": follower})).await.map(|_| ())
+    }
+
     /// ChangeRole (C§2.4) to leader with `term`, replicating to `followers`. Code 102 "table is
     /// leader" when it already leads.
     pub async fn change_role_to_leader(

@@ -376,11 +376,12 @@ fn a_leader_offset_below_the_pre_flight_one_stops_the_run_naming_the_partition()
     assert_eq!(step.stdout.trim(), "false", "{}", step.stderr);
 }
 
-/// A drain's AddReplica of a temporary replica cut off after the copy reached the target (here:
-/// the target already holds the partition, so the op fails at kSendSnapshot, as after a
-/// nameserver that lost its leadership mid-op) leaves a copy the nameserver does not list. The
-/// next drain sends the temporary replica to the same tablet, drops that copy first
-/// (DropTable), and adds it; restore then removes it, leaving the partition as it was.
+/// A drain's AddReplica of a temporary replica cut off after the copy reached the target and
+/// the leader began replicating to it (here made by hand: the target already holds the
+/// partition, so the op fails at kSendSnapshot, as after a nameserver that lost its leadership
+/// mid-op) leaves a copy the nameserver does not list. The next drain sends the temporary
+/// replica to the same tablet, removes the copy first (DelReplica on the leader, DropTable on
+/// the target), and adds it; restore then removes it, leaving the partition as it was.
 #[test]
 fn a_temporary_replica_cut_off_mid_add_is_dropped_and_added_again_by_the_next_drain() {
     let sb = Sandbox::up(&["--tablets", "3"]);
@@ -405,6 +406,9 @@ fn a_temporary_replica_cut_off_mid_add_is_dropped_and_added_again_by_the_next_dr
                       "column_key": [{"index_name": "k", "col_name": ["k"]}]});
     let loaded = tablet_call(&target, "LoadTable", json!({"table_meta": meta}));
     assert_eq!(loaded["code"], 0, "{loaded}");
+    // The op's kAddReplica task ran too: the leader replicates to the copy.
+    let added = tablet_call(&t1, "AddReplica", json!({"tid": tid, "pid": pid, "endpoint": target}));
+    assert_eq!(added["code"], 0, "{added}");
     let first = sb.run(&drain);
     assert_eq!(first.code, 1, "{}\n{}", first.stdout, first.stderr);
     assert!(first.stderr.contains(&format!("kAddReplicaOP {db}.{name} pid {pid} kFailed")), "{}", first.stderr);

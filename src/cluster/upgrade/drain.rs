@@ -148,14 +148,20 @@ impl Upgrader {
 
     /// Before adding a temporary replica again: an AddReplica of this run that was cut off
     /// (its op failed at kSendSnapshot or later, the nameserver lost its leadership, ...) can
-    /// leave the partition loaded on `to` without the nameserver listing it there. The next
-    /// AddReplica would fail on it forever (SendData refuses an existing table, C§3.2), so that
-    /// copy, which only this run's earlier attempt can have made, is dropped first (DropTable).
+    /// leave the partition loaded on `to`, and `to` among the leader's replicate nodes, without
+    /// the nameserver listing it there. The next AddReplica would fail on them forever (SendData
+    /// refuses an existing table, C§3.2; the leader's AddReplica answers "replica endpoint
+    /// already exists", `LogReplicator::AddReplicateNode`), so both, which only this run's
+    /// earlier attempt can have made, go first (DelReplica on the leader, DropTable on `to`).
     async fn drop_leftover_copy(&self, part: Partition<'_>, to: &str, timeout: Duration) -> Result<(), UpgradeError> {
-        if self.partition(part).await?.meta(to).is_some() {
+        let p = self.partition(part).await?;
+        if p.meta(to).is_some() {
             return Ok(());
         }
         let tablets = &self.cluster.tablets;
+        if let Some(leader) = p.alive_leader() {
+            tablets.del_replicate_node(&leader.endpoint, part.tid(), part.pid, to).await?;
+        }
         if tablets.partition_status(to, part.tid(), part.pid).await?.is_none() {
             return Ok(());
         }
