@@ -762,7 +762,7 @@ fn kinds_cell(kinds: &BTreeMap<String, u64>) -> String {
         .iter()
         .filter_map(|k| kinds.get(k.key()).filter(|t| **t >= 50).map(|t| (k.label(), *t)))
         .collect();
-    list.sort_by(|a, b| b.1.cmp(&a.1));
+    list.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
     list.iter().map(|(label, t)| format!("{label} {:.1}", *t as f64 / 1000.0)).collect::<Vec<_>>().join(", ")
 }
 
