@@ -8,6 +8,7 @@
 //! - [`diagnostic`]: rendering errors that point into a file (line, caret).
 //! - [`interrupt`]: Ctrl-C and cancellation shared by the engine and the primitives.
 //! - [`progress`]: live lines for long waits on a terminal.
+//! - [`timing`]: where a run's time goes (waiting on OpenMLDB versus own work) and its lower bound.
 //! - [`process`]: processes on this machine (is a pid alive, stop one).
 //! - [`cluster`]: the OpenMLDB side (ZooKeeper, RPCs, waits, components, upgrade operations,
 //!   status); async, no Rhai.
@@ -34,5 +35,6 @@ pub mod sandbox;
 pub mod script;
 pub mod sim;
 pub mod ssh;
+pub mod timing;
 
 pub use cli::run;

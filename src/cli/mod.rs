@@ -317,6 +317,8 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
             ));
         }
     };
+    // Where the time went, also when the run failed (the steps so far).
+    host.report_timing();
     host.release(result.is_err());
     result.map(|_| ())?;
     Ok(())

@@ -6,14 +6,18 @@
 //! in this file: a tablet healthy, a nameserver leader elected, ops finished (all of them, one
 //! partition's, some partitions of a table), a server reporting a version, a follower caught up
 //! with its leader, a replica loaded.
+//!
+//! Each of these waits marks itself as waiting on OpenMLDB for the run's timing
+//! ([`crate::timing::waiting`]): time spent in them is OpenMLDB's, the rest is ours.
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use super::ns::{OpStatus, Partition, TableInfo};
+use super::ns::{OpState, OpStatus, Partition, TableInfo};
 use super::topology::Role;
 use super::Cluster;
+use crate::timing::{self, WaitKind};
 
 /// One look at a condition.
 pub enum Check<T> {
@@ -87,6 +91,24 @@ pub fn ops_progress(ops: &[OpStatus]) -> Result<Check<()>, String> {
     Ok(if pending.is_empty() { Check::Done(()) } else { Check::Waiting(pending.join(", ")) })
 }
 
+/// What unfinished ops are waiting for: to run (kInited, in their queue, C§3.3) or to finish
+/// running (kDoing).
+fn op_wait(ops: &[OpStatus]) -> WaitKind {
+    if ops.iter().any(|o| o.status == OpState::Doing) {
+        WaitKind::OpRunning
+    } else {
+        WaitKind::OpQueued
+    }
+}
+
+/// The ops a wait for a partition's ops saw finish, and how long they were running (kDoing)
+/// rather than queued, as seen by polling.
+#[derive(Debug, Clone)]
+pub struct OpsDone {
+    pub ops: Vec<OpStatus>,
+    pub running: Duration,
+}
+
 /// The first `limit` items and how many more there are: `a, b, c and 4 more`.
 fn first_few(items: &[String], limit: usize) -> String {
     let more = if items.len() > limit { format!(" and {} more", items.len() - limit) } else { String::new() };
@@ -98,6 +120,7 @@ impl Cluster {
     /// nameserver places on it is alive, loaded and in the right mode.
     pub async fn wait_tablet_healthy(&self, tablet: &str, timeout: Duration) -> Result<(), WaitError> {
         let what = format!("tablet {tablet} to be healthy (registered, kHealthy, every partition loaded and alive)");
+        let _waiting = timing::waiting(WaitKind::Loading);
         wait_until(&what, timeout, || async {
             // A use_name tablet registers under its name (C§1.1).
             let node = format!("nodes/{}", self.ns.names().name(tablet).await);
@@ -140,6 +163,7 @@ impl Cluster {
 
     /// Waits until a nameserver leader is elected and answers; returns its endpoint.
     pub async fn wait_nameserver_leader(&self, timeout: Duration) -> Result<String, WaitError> {
+        let _waiting = timing::waiting(WaitKind::Session);
         wait_until("a nameserver leader to be elected and answer", timeout, || async {
             let leader = match self.ns.discover_leader().await {
                 Ok(l) => l,
@@ -157,35 +181,45 @@ impl Cluster {
     /// Returns how many ops there were.
     pub async fn wait_ops_done(&self, since: u64, timeout: Duration) -> Result<usize, WaitError> {
         let what = format!("nameserver ops after #{since} to finish");
+        let waiting = timing::waiting(WaitKind::OpQueued);
         wait_until(&what, timeout, || async {
             let ops = self.ns.show_op_status(None, None, None).await.map_err(|e| e.to_string())?;
             let ops: Vec<OpStatus> = ops.into_iter().filter(|o| o.op_id > since).collect();
             Ok(match ops_progress(&ops)? {
                 Check::Done(()) => Check::Done(ops.len()),
-                Check::Waiting(pending) => Check::Waiting(pending),
+                Check::Waiting(pending) => {
+                    waiting.set(op_wait(&ops));
+                    Check::Waiting(pending)
+                }
             })
         })
         .await
     }
 
     /// Waits until every op created after `since` on one partition has finished; fails on
-    /// kFailed/kCanceled. `what` names the change the ops carry out. Returns the ops.
+    /// kFailed/kCanceled. `what` names the change the ops carry out. Returns the ops and how
+    /// long they ran.
     pub async fn wait_partition_ops(
         &self,
         since: u64,
         part: Partition<'_>,
         what: &str,
         timeout: Duration,
-    ) -> Result<Vec<OpStatus>, WaitError> {
+    ) -> Result<OpsDone, WaitError> {
         let label = format!("{what} on {part} (ops after #{since})");
-        wait_until_polling(&label, timeout, OP_POLL_MAX, || async {
+        let waiting = timing::waiting(WaitKind::OpQueued);
+        let ops = wait_until_polling(&label, timeout, OP_POLL_MAX, || async {
             let ops = self.ns.ops_since(since, part.db(), part.name(), part.pid).await.map_err(|e| e.to_string())?;
             Ok(match ops_progress(&ops)? {
                 Check::Done(()) => Check::Done(ops),
-                Check::Waiting(pending) => Check::Waiting(pending),
+                Check::Waiting(pending) => {
+                    waiting.set(op_wait(&ops));
+                    Check::Waiting(pending)
+                }
             })
         })
-        .await
+        .await?;
+        Ok(OpsDone { ops, running: waiting.running() })
     }
 
     /// Waits until every op created after `since` on the `pids` of `table` has finished; fails
@@ -199,11 +233,13 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<(), WaitError> {
         let label = format!("{what} of {} partitions of {} (ops after #{since})", pids.len(), table.full_name());
+        let waiting = timing::waiting(WaitKind::OpQueued);
         wait_until_polling(&label, timeout, OP_POLL_MAX, || async {
             let ops =
                 self.ns.show_op_status(Some(&table.db), Some(&table.name), None).await.map_err(|e| e.to_string())?;
             let ops: Vec<OpStatus> =
                 ops.into_iter().filter(|o| o.op_id > since && o.pid.is_some_and(|p| pids.contains(&p))).collect();
+            waiting.set(op_wait(&ops));
             ops_progress(&ops)
         })
         .await
@@ -212,8 +248,10 @@ impl Cluster {
     /// Waits until no op of the partition is unfinished, whenever it was created (ops a killed
     /// run left queued finish before the partition's state is looked at).
     pub async fn wait_partition_idle(&self, part: Partition<'_>, timeout: Duration) -> Result<(), WaitError> {
+        let waiting = timing::waiting(WaitKind::OpQueued);
         wait_until(&format!("earlier ops on {part} to finish"), timeout, || async {
             let ops = self.ns.ops_since(0, part.db(), part.name(), part.pid).await.map_err(|e| e.to_string())?;
+            waiting.set(op_wait(&ops));
             let pending: Vec<String> = ops.iter().filter(|o| !o.is_finished()).map(OpStatus::to_string).collect();
             Ok(if pending.is_empty() { Check::Done(()) } else { Check::Waiting(pending.join(", ")) })
         })
@@ -230,6 +268,7 @@ impl Cluster {
         delta: u64,
         timeout: Duration,
     ) -> Result<(), WaitError> {
+        let _waiting = timing::waiting(WaitKind::CatchUp);
         wait_until(&format!("{follower} to catch up with leader {leader} on {part}"), timeout, || async {
             // A leader or follower that does not answer (its requests already retried) has
             // crashed or is cut off: nothing will catch up, so the wait ends now rather than at
@@ -266,6 +305,7 @@ impl Cluster {
         } else {
             format!("{endpoint} to load {part}")
         };
+        let _waiting = timing::waiting(WaitKind::Loading);
         wait_until(&what, timeout, || async {
             let loaded = match self.tablets.partition_status(endpoint, part.tid(), part.pid).await {
                 Ok(Some(s)) if s.is_loaded() => Ok(()),
@@ -298,6 +338,7 @@ impl Cluster {
         timeout: Duration,
     ) -> Result<String, WaitError> {
         let what = format!("{endpoint} to report version {version}");
+        let _waiting = timing::waiting(WaitKind::Starting);
         wait_until(&what, timeout, || async {
             Ok(match self.running_version(role, endpoint).await {
                 Ok(v) if v == version || v.starts_with(&format!("{version}-")) => Check::Done(v),

@@ -28,6 +28,7 @@ use crate::cluster::Cluster;
 use crate::config::ClusterConfig;
 use crate::interrupt::Interrupt;
 use crate::ssh::SshClient;
+use crate::timing::{Timing, TimingReport};
 pub use error::{ScriptError, ScriptErrorKind};
 use program::Program;
 use resolver::{Resolver, SourceMap};
@@ -83,6 +84,8 @@ pub struct Host {
     pub planned_run: Mutex<Option<crate::journal::run::RunRecord>>,
     /// Releases staged on hosts and what a plan installs, for every component call of the run.
     pub staging: crate::cluster::component::staging::StagingMemory,
+    /// Where the run's time goes: steps (`journal::step`) and the waits on OpenMLDB in them.
+    pub timing: Arc<Timing>,
     pub output: Output,
 }
 
@@ -144,6 +147,7 @@ impl Host {
             declared: Mutex::new(Vec::new()),
             planned_run: Mutex::new(None),
             staging: Default::default(),
+            timing: Arc::new(Timing::new()),
             output,
         }
     }
@@ -235,6 +239,8 @@ impl Host {
             return Err(CallError::Interrupted);
         }
         let interrupt = self.interrupt.clone();
+        // Waits on OpenMLDB inside report to the run's timing ledger.
+        let fut = crate::timing::recording(self.timing.clone(), fut);
         self.runtime.block_on(async {
             tokio::select! {
                 result = fut => result.map_err(|e| CallError::Failed(e.to_string())),
@@ -314,6 +320,31 @@ impl Host {
                 LEAVE_TIMEOUT.as_secs()
             )),
         }
+    }
+
+    /// At the end of a run that ran steps (not a plan): prints where its time went and emits the
+    /// same numbers as one `audit` event ([`TimingReport`]). Returns the report printed.
+    pub fn report_timing(&self) -> Option<TimingReport> {
+        let report = self.timing.report();
+        if self.dry_run() || !report.has_steps() {
+            return None;
+        }
+        self.say("");
+        self.say(&report.render());
+        let json = serde_json::to_string(&report).unwrap_or_default();
+        tracing::info!(
+            target: "audit",
+            run_ms = report.run_ms,
+            waiting_ms = report.waiting_ms,
+            own_ms = report.own_ms,
+            lower_bound_ms = report.lower_bound_ms,
+            ratio = report.ratio,
+            resumed = report.resumed,
+            skipped_steps = report.skipped_steps,
+            report = %json,
+            "timing"
+        );
+        Some(report)
     }
 
     /// Prints a user-facing line.

@@ -11,7 +11,8 @@ use crate::support::{self, Sandbox};
 
 /// Full A→B under write load: every component reports B; leaders where they were; no
 /// temporary replicas; auto_failover as before; no failed ops; the run is finished; no
-/// acknowledged write lost and no failed write on tables with 2 or more replicas.
+/// acknowledged write lost and no failed write on tables with 2 or more replicas. The run ends
+/// with its timing table and the same numbers in the audit log.
 #[test]
 fn full_upgrade_a_to_b_under_load_restores_placement_and_loses_no_write() {
     let sb = Sandbox::up_exactly(&[
@@ -34,7 +35,8 @@ fn full_upgrade_a_to_b_under_load_restores_placement_and_loses_no_write() {
     let tarball = release.with_file_name("openmldb-0.9.3-linux.tar.gz");
     let load = sb.load(100);
     std::thread::sleep(Duration::from_secs(2));
-    let out = run_upgrade(&sb, tarball.to_str().unwrap(), &["--set", &format!("spark_release={}", spark.display())]);
+    let spark_release = format!("spark_release={}", spark.display());
+    let out = run_upgrade(&sb, tarball.to_str().unwrap(), &["--set", &spark_release, "--log-format", "json"]);
     let (summary, verified) = load.finish();
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     eprintln!("load: {summary}");
@@ -62,9 +64,81 @@ fn full_upgrade_a_to_b_under_load_restores_placement_and_loses_no_write() {
         "versions [\"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\", \"0.9.3\"]"
     );
     assert_safe_end_state(&before, &after);
+    assert_timing_reported(
+        &out.stdout,
+        &out.stderr,
+        &[("nameserver", 2), ("tablet", 3), ("apiserver", 1), ("taskmanager", 2)],
+    );
     // The Spark distribution was replaced first (O§6.1): the batch version is B too.
     let spark_jar = sb.dir.join("taskmanager-1/spark/jars/openmldb-batch-0.9.3.jar");
     assert!(spark_jar.exists(), "{}", spark_jar.display());
+}
+
+/// Seconds as the timing table prints them (`12.3s`).
+fn secs(cell: &str) -> Option<f64> {
+    cell.strip_suffix('s')?.parse().ok()
+}
+
+/// The timing table at the end of a run: a row per phase and per component (`components`: how
+/// many of each role), each adding up (waiting on OpenMLDB + own work = total, waiting ≤ total),
+/// a lower bound above 0 and below the run time, the ratio printed as run time / lower bound,
+/// and the same numbers in the audit event (`--log-format json`).
+fn assert_timing_reported(stdout: &str, stderr: &str, components: &[(&str, usize)]) {
+    let table: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| *l != "where the run's time went:")
+        .skip(2)
+        .take_while(|l| !l.starts_with("OpenMLDB: "))
+        .collect();
+    assert!(!table.is_empty(), "no timing table: {stdout}");
+    eprintln!("{}", stdout[stdout.find("where the run's time went:").unwrap()..].trim_end());
+    let mut run = None;
+    for row in &table {
+        // The first three times of a row: total, waiting on OpenMLDB, own work.
+        let times: Vec<f64> = row.split_whitespace().filter_map(secs).collect();
+        let (total, waiting, own) = (times[0], times[1], times[2]);
+        assert!(waiting <= total, "{row}");
+        assert!((waiting + own - total).abs() <= 0.11, "{row}");
+        if row.starts_with(" run ") {
+            run = Some((total, times[3]));
+        }
+    }
+    for (role, n) in components {
+        let rows = table.iter().filter(|r| r.starts_with(&format!("   {role} "))).count();
+        assert_eq!(rows, *n, "{role} rows: {table:#?}");
+        assert!(table.iter().any(|r| r.starts_with(&format!(" {role}s "))), "no {role}s phase: {table:#?}");
+    }
+    let (run_time, lower_bound) = run.unwrap_or_else(|| panic!("no run row: {table:#?}"));
+    assert!(lower_bound > 0.0 && lower_bound <= run_time, "lower bound {lower_bound}, run {run_time}");
+    let ratio_line = stdout.lines().find(|l| l.starts_with("run time / lower bound = ")).expect("no ratio line");
+    let shown: Vec<&str> = ratio_line.trim_start_matches("run time / lower bound = ").split(" = ").collect();
+    let ratio: f64 = shown[1].trim_end_matches('×').parse().unwrap();
+    assert_eq!(shown[0], format!("{run_time:.1}s / {lower_bound:.1}s"), "{ratio_line}");
+    // Both printed to 0.1 s: their quotient is the ratio up to that rounding.
+    let slack = 0.005 + ratio * (0.05 / run_time + 0.05 / lower_bound);
+    assert!((run_time / lower_bound - ratio).abs() <= slack, "{ratio_line}");
+    // The audit event carries the same, in milliseconds, and the whole report.
+    let event: serde_json::Value = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["target"] == "audit" && e["fields"]["message"] == "timing")
+        .unwrap_or_else(|| panic!("no timing event in the audit log: {stderr}"));
+    let fields = &event["fields"];
+    let (run_ms, bound_ms) = (fields["run_ms"].as_u64().unwrap(), fields["lower_bound_ms"].as_u64().unwrap());
+    assert!((run_ms as f64 / 1000.0 - run_time).abs() <= 0.051, "{fields}");
+    assert!((bound_ms as f64 / 1000.0 - lower_bound).abs() <= 0.051, "{fields}");
+    assert!((fields["ratio"].as_f64().unwrap() - run_ms as f64 / bound_ms as f64).abs() < 1e-9, "{fields}");
+    let report: serde_json::Value = serde_json::from_str(fields["report"].as_str().unwrap()).unwrap();
+    for row in report["rows"].as_array().unwrap().iter().filter(|r| r["component"].is_string()) {
+        let bound = &row["lower_bound"];
+        assert!(bound["total_ms"].as_u64().unwrap() <= row["total_ms"].as_u64().unwrap(), "{row}");
+        if row["phase"] == "tablets" {
+            // Every tablet was stopped and started and had leaders moved off it and back.
+            for part in ["stop_ms", "start_ms", "change_leader_out_ms", "change_leader_back_ms"] {
+                assert!(bound[part].as_u64().unwrap() > 0, "{part}: {row}");
+            }
+        }
+    }
 }
 
 /// kill -9 of the orchestrator during a drain, after a stop, after an install and during a

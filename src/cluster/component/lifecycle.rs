@@ -2,7 +2,9 @@
 //! O§1.5, O§8): a stop ends when every recorded process is gone and the port is free; a start
 //! ends when the process lives, answers its version and is registered in ZooKeeper. A tablet or
 //! nameserver is started only once the ZooKeeper node of its previous process has expired
-//! (C§1.2, C§1.3). A failed start shows the tail of the component's log.
+//! (C§1.2, C§1.3). A failed start shows the tail of the component's log. The waits for a
+//! process to stop, to start and for the old session to expire are OpenMLDB's time in the
+//! run's timing ([`crate::timing`]): they make a component's lower bound.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,7 @@ use super::{
 };
 use crate::cluster::topology::Role;
 use crate::config::Component;
+use crate::timing::{self, WaitKind};
 
 /// Time limit of `bin/start.sh` itself: its own waits add up to about 25 s (O§1.4, O§1.5).
 const START_SH: Duration = Duration::from_secs(180);
@@ -104,6 +107,8 @@ impl Control<'_> {
         let version = self.cluster.running_version(c.role, endpoint).await.ok();
         let mon = (!procs.is_empty()).then_some(under_mon);
         self.record(c, &step, "stopped", &Stopped { at: crate::journal::run::now(), version, mon }).await?;
+        // From here the process is OpenMLDB's to stop, until its port is free.
+        let stopping = timing::waiting(WaitKind::Stopping);
         // start.sh stop always exits 0 (O§1.5): its output is kept only for messages.
         let out = self.exec(c, &step, &command, START_SH).await?;
         tracing::debug!(endpoint, stdout = %out.stdout, stderr = %out.stderr, "start.sh stop");
@@ -172,6 +177,7 @@ impl Control<'_> {
             }
             self.sleep(c, &step).await?;
         }
+        drop(stopping);
         report.duration = started.elapsed();
         let killed = if report.killed { " (SIGKILL needed)" } else { "" };
         (self.say)(&format!("stopped {} in {:.1}s{killed}", c.on_host(), report.duration.as_secs_f64()));
@@ -253,6 +259,8 @@ impl Control<'_> {
             }
             (self.say)(&format!("starting {}", c.on_host()));
         }
+        // From start.sh until it answers and is registered, the process is OpenMLDB's to start.
+        let starting = timing::waiting(WaitKind::Starting);
         let start_sh = if report.already_running || self.dry_run {
             String::new()
         } else {
@@ -308,6 +316,7 @@ impl Control<'_> {
             }
             self.sleep(c, &step).await?;
         }
+        drop(starting);
         self.forget(c, &step, "stopped").await?;
         report.duration = started.elapsed();
         let pid = report.pid.map(|p| p.to_string()).unwrap_or_default();
@@ -379,6 +388,7 @@ impl Control<'_> {
         };
         let deadline = Instant::now() + timeout;
         let mut said = false;
+        let _waiting = timing::waiting(WaitKind::Session);
         loop {
             let stale = match c.role {
                 Role::Nameserver => {

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::cluster::ns::{Partition, TableInfo, TablePartition};
 use crate::cluster::wait::{wait_until, Check};
+use crate::timing::{self, Sample};
 
 /// Why a single-replica partition cannot be drained: nowhere to put its temporary replica.
 const NO_TABLET_FOR_TEMP_REPLICA: &str = "no other healthy tablet can take a temporary replica";
@@ -233,6 +234,7 @@ impl Upgrader {
                     self.run_op(part, PartitionOp::AddReplica(&m.to), settings.op_timeout).await?;
                 }
                 let stats = self.switch_leader(part, &m.from, &m.to, settings).await?;
+                timing::sample(Sample::ChangeLeaderOut, stats.change_leader);
                 // Only this move's record is rewritten.
                 let mut moved = m.clone();
                 moved.state = MoveState::Moved;

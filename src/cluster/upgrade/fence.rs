@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{partition_err, MoveSettings, UpgradeError, Upgrader};
 use crate::cluster::ns::Partition;
 use crate::cluster::tablet::TabletError;
+use crate::timing::{self, WaitKind};
 
 /// How long after the fence a replication call already on its way may still land. ChangeRole
 /// deletes the leader's replicate nodes (`LogReplicator::DelAllReplicateNode`,
@@ -170,6 +171,7 @@ impl Upgrader {
         started: Instant,
         settings: &MoveSettings,
     ) -> Result<(), NotLevel> {
+        let _waiting = timing::waiting(WaitKind::CatchUp);
         let tablets = &self.cluster.tablets;
         loop {
             let lead = tablets.loaded_offset(leader, part.tid(), part.pid).await;
@@ -197,6 +199,7 @@ impl Upgrader {
         delta: u64,
     ) -> Result<(), u64> {
         let Some(frozen) = frozen else { return Err(u64::MAX) };
+        let _waiting = timing::waiting(WaitKind::CatchUp);
         let deadline = Instant::now() + FENCE_SETTLE;
         loop {
             let follow = self.cluster.tablets.loaded_offset(candidate, part.tid(), part.pid).await.unwrap_or(0);

@@ -18,14 +18,15 @@ use crate::cluster::ns::{Partition, TableInfo};
 const RECOVER_ENDPOINT_CONCURRENCY: u32 = 8;
 
 impl Upgrader {
-    /// RecoverTable of a replaced leader: it becomes an alive follower (C§3.5).
+    /// RecoverTable of a replaced leader: it becomes an alive follower (C§3.5). Returns how
+    /// long its op ran (kDoing, not queued).
     pub(super) async fn readd_as_follower(
         &self,
         part: Partition<'_>,
         replica: &str,
         timeout: Duration,
-    ) -> Result<(), UpgradeError> {
-        self.run_op(part, PartitionOp::RecoverTable(replica), timeout).await.map(|_| ())
+    ) -> Result<Duration, UpgradeError> {
+        Ok(self.run_op(part, PartitionOp::RecoverTable(replica), timeout).await?.running)
     }
 
     /// Re-adds as followers the replicas on `endpoint` that leader switches left marked dead;
@@ -45,7 +46,7 @@ impl Upgrader {
         let semaphore = Semaphore::new(settings.concurrency.max(1));
         let results = futures::future::join_all(ours.iter().map(|(table, pid)| async {
             let _permit = semaphore.acquire().await;
-            self.readd_as_follower(Partition::new(table, *pid), endpoint, settings.op_timeout).await
+            self.readd_as_follower(Partition::new(table, *pid), endpoint, settings.op_timeout).await.map(|_| ())
         }))
         .await;
         results.into_iter().collect()

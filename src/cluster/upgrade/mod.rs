@@ -62,7 +62,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ns::{NsError, OpStatus, Partition, TableInfo, TablePartition};
 use super::tablet::TabletError;
-use super::wait::WaitError;
+use super::wait::{OpsDone, WaitError};
 use super::zk::Zk;
 use super::Cluster;
 use crate::journal::run::RunError;
@@ -403,13 +403,14 @@ impl Upgrader {
 
     /// Submits `op` for one partition and waits for the ops it creates: op ids above the
     /// `op_index` read before the call (C§3.2); kFailed or kCanceled fail. A change the
-    /// nameserver says is already made (a re-run) has nothing to wait for. Returns the ops.
+    /// nameserver says is already made (a re-run) has nothing to wait for. Returns the ops and
+    /// how long they ran (kDoing, not queued).
     async fn run_op(
         &self,
         part: Partition<'_>,
         op: PartitionOp<'_>,
         timeout: Duration,
-    ) -> Result<Vec<OpStatus>, UpgradeError> {
+    ) -> Result<OpsDone, UpgradeError> {
         let ns = &self.cluster.ns;
         let since = ns.op_index().await?;
         let before = self.infrastructure_now().await;
@@ -435,13 +436,15 @@ impl Upgrader {
         }
         match submitted {
             Ok(()) => match self.cluster.wait_partition_ops(since, part, op.name(), timeout).await {
-                Ok(ops) => Ok(ops),
+                Ok(done) => Ok(done),
                 Err(e) => {
                     self.excuse_ops_failed_by_a_crash(part, since, &op, &before).await;
                     Err(e.into())
                 }
             },
-            Err(e) if e.code().is_some() && e.code() == op.already_made() => Ok(Vec::new()),
+            Err(e) if e.code().is_some() && e.code() == op.already_made() => {
+                Ok(OpsDone { ops: Vec::new(), running: Duration::ZERO })
+            }
             Err(e) => Err(e.into()),
         }
     }

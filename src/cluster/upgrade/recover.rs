@@ -23,7 +23,8 @@
 //!   leader was alive and loaded already, followers it still replicates to are left alone.
 //!
 //! Partitions are recovered side by side (up to [`RECOVER_CONCURRENCY`] at once); every load and
-//! every op has its own `timeout`.
+//! every op has its own `timeout`. Each load (a LoadTable until loaded, a RecoverTable op while
+//! it runs) is reported to the run's timing: the slowest is part of the tablet's lower bound.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -33,6 +34,7 @@ use tokio::sync::Semaphore;
 use super::{partition_err, PartitionOp, UpgradeError, Upgrader};
 use crate::cluster::ns::{Partition, PartitionMeta, TableInfo, TablePartition};
 use crate::cluster::tablet::TableStatus;
+use crate::timing::{self, Sample};
 
 /// A replica on a healthy tablet, as recover data weighs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +168,8 @@ impl Upgrader {
             if m.is_alive {
                 self.cluster.ns.update_table_alive(&table.db, &table.name, pid, &m.endpoint, false).await?;
             }
-            self.readd_as_follower(part, &m.endpoint, timeout).await?;
+            let running = self.readd_as_follower(part, &m.endpoint, timeout).await?;
+            timing::sample(Sample::Load, running);
         }
         Ok(())
     }
@@ -183,8 +186,10 @@ impl Upgrader {
     ) -> Result<String, UpgradeError> {
         let (tablets, ns, table, pid) = (&self.cluster.tablets, &self.cluster.ns, part.table, part.pid);
         let loads = unloaded.iter().map(|ep| async move {
+            let started = std::time::Instant::now();
             tablets.load_table_as_follower(ep, table, pid).await?;
             self.cluster.wait_replica_ready(ep, part, false, timeout).await?;
+            timing::sample(Sample::Load, started.elapsed());
             Ok::<_, UpgradeError>(())
         });
         for result in futures::future::join_all(loads).await {

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::cluster::ns::{Partition, TableInfo};
 use crate::journal::JournalError;
+use crate::timing::{self, Sample};
 
 /// The name restore_placement's report goes by (where a tablet's name goes for a restore).
 const PLACEMENT: &str = "the pre-flight placement";
@@ -178,6 +179,7 @@ impl Upgrader {
             self.cluster.wait_replica_ready(home, part, true, settings.catchup_timeout).await?;
             let current = leader.ok_or_else(|| partition_err(part, "no alive leader to take over from"))?;
             let stats = self.switch_leader(part, &current, home, settings).await?;
+            timing::sample(Sample::ChangeLeaderBack, stats.change_leader);
             if !m.temp_replica {
                 return Ok((Some(current), Some(stats)));
             }

@@ -18,6 +18,9 @@ pub struct SwitchStats {
     pub stall: Duration,
     /// Fences raised; more than one when the candidate was short after a fence.
     pub fence_attempts: u32,
+    /// How long its ChangeLeader op ran (kDoing to done, its time in the queue not included):
+    /// a step of moves side by side takes at least its slowest ([`crate::timing::Sample`]).
+    pub change_leader: Duration,
 }
 
 impl SwitchStats {
@@ -46,13 +49,16 @@ impl Upgrader {
         // partition's would refuse writes all that time.
         let _slot = self.switch_slots[part.pid as usize % self.switch_slots.len()].lock().await;
         let (fence, outcome) = self.fence_leader(part, old_leader, candidate, settings).await?;
-        if let Err(e) = self.change_leader(part, candidate, settings.op_timeout).await {
-            // The old leader leads again if the nameserver still says it does.
-            self.lift_fence_or_warn(&fence).await;
-            self.demote_half_promoted(part, candidate, settings.op_timeout).await;
-            return Err(e);
-        }
-        let stats = SwitchStats { stall: outcome.fenced_at.elapsed(), fence_attempts: outcome.attempts };
+        let change_leader = match self.change_leader(part, candidate, settings.op_timeout).await {
+            Ok(running) => running,
+            Err(e) => {
+                // The old leader leads again if the nameserver still says it does.
+                self.lift_fence_or_warn(&fence).await;
+                self.demote_half_promoted(part, candidate, settings.op_timeout).await;
+                return Err(e);
+            }
+        };
+        let stats = SwitchStats { stall: outcome.fenced_at.elapsed(), fence_attempts: outcome.attempts, change_leader };
         tracing::debug!(
             "{part}: leader {old_leader} -> {candidate}, writes refused for {:?}, {} fence(s)",
             stats.stall,
@@ -95,11 +101,16 @@ impl Upgrader {
         }
     }
 
-    /// ChangeLeader to `candidate` and its op (C§3.5).
-    async fn change_leader(&self, part: Partition<'_>, candidate: &str, timeout: Duration) -> Result<(), UpgradeError> {
-        let ops = self.run_op(part, PartitionOp::ChangeLeader(candidate), timeout).await?;
+    /// ChangeLeader to `candidate` and its op (C§3.5); returns how long the op ran.
+    async fn change_leader(
+        &self,
+        part: Partition<'_>,
+        candidate: &str,
+        timeout: Duration,
+    ) -> Result<Duration, UpgradeError> {
+        let done = self.run_op(part, PartitionOp::ChangeLeader(candidate), timeout).await?;
         // ChangeLeader answers OK without an op when no follower is on a healthy tablet (C§3.5).
-        if !ops.iter().any(|o| o.op_type == "kChangeLeaderOP") {
+        if !done.ops.iter().any(|o| o.op_type == "kChangeLeaderOP") {
             let led = self.partition(part).await?.alive_leader().map(|m| m.endpoint.clone());
             if led.as_deref() != Some(candidate) {
                 return Err(partition_err(
@@ -108,6 +119,6 @@ impl Upgrader {
                 ));
             }
         }
-        Ok(())
+        Ok(done.running)
     }
 }

@@ -2,7 +2,8 @@
 //! cluster's lock and starts (or resumes) a run; `journal::step` runs a block once per run,
 //! recording it before and after, so re-running the same command skips what is done. Each step
 //! prints one progress line with its elapsed time and emits a structured log event (the audit
-//! log with `--log-format json`).
+//! log with `--log-format json`), and its time goes to the run's timing ledger
+//! ([`crate::timing`]), printed at the end of the run.
 
 use super::{to_map, Call, RhaiResultOf};
 use crate::journal::run::StepState;
@@ -92,8 +93,11 @@ pub mod api {
         if run.as_ref().is_some_and(|r| r.is_done(name)) {
             call.say(&format!("[{number:>3}] {name}: done in an earlier run, skipped"));
             tracing::info!(target: "audit", step = name, state = "skipped", "step");
+            call.host.timing.skipped(name);
             return Ok(Dynamic::UNIT);
         }
+        // The step's share of the run's time, and the waits on OpenMLDB in it (crate::timing).
+        let clock = call.host.timing.step(name);
         call.run(journal.record_step(name, StepState::Started, Duration::ZERO))?;
         call.say(&format!("[{number:>3}] {name} ..."));
         tracing::info!(target: "audit", step = name, state = "started", "step");
@@ -104,11 +108,13 @@ pub mod api {
         match result {
             Ok(value) => {
                 call.run(journal.record_step(name, StepState::Done, elapsed))?;
+                clock.finish(true);
                 call.say(&format!("[{number:>3}] {name}: done in {:.1}s", elapsed.as_secs_f64()));
                 tracing::info!(target: "audit", step = name, state = "done", duration_ms, "step");
                 Ok(value)
             }
             Err(e) => {
+                clock.finish(false);
                 call.say(&format!("[{number:>3}] {name}: FAILED after {:.1}s", elapsed.as_secs_f64()));
                 tracing::error!(target: "audit", step = name, state = "failed", duration_ms, "step");
                 Err(e)

@@ -1,7 +1,7 @@
 //! `upgrade::`: the operations an upgrade is made of ([`crate::cluster::upgrade`]): drain and
 //! restore leaders, recover data, the baseline and verify, and the auto_failover guard. Each
 //! returns a map a script can inspect; in --dry-run drain and restore print the exact moves and
-//! make none.
+//! make none. `upgrade::timing()` says where the run's time went ([`crate::timing`]).
 
 use super::{to_array, to_map, Call, Options, RhaiResultOf};
 use crate::cluster::upgrade::{MoveReport, MoveSettings, Upgrader};
@@ -207,6 +207,24 @@ pub mod api {
             ));
         }
         to_map(&report)
+    }
+
+    /// Where this run's time went so far, as printed at the end of every run: #{run_ms,
+    /// waiting_ms, own_ms, lower_bound_ms, ratio, resumed, skipped_steps, rows, steps,
+    /// between_steps}. `waiting_ms` is time spent waiting on OpenMLDB (ops queued or running,
+    /// replicas loading, followers catching up, ZooKeeper sessions expiring, processes stopping
+    /// and starting), `own_ms` the rest (our own work and polling). `rows` are the phases, each
+    /// followed by its components (#{phase, component, total_ms, waiting_ms, own_ms,
+    /// waiting_for, lower_bound, skipped_steps, failed}); `steps` the same per journal::step.
+    /// `lower_bound` sums, per component, its waits to stop and start and per step its slowest
+    /// partition load and ChangeLeader op out and back; `ratio` is run_ms / lower_bound_ms (()
+    /// while the lower bound is 0). Steps skipped by a resumed run count as 0.
+    ///
+    /// Example: `let t = upgrade::timing(); print("waited on OpenMLDB " + t.waiting_ms + " ms of " + t.run_ms);`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn timing(ctx: NativeCallContext) -> RhaiResultOf<Map> {
+        let call = Call::new(&ctx, NS)?;
+        to_map(&call.host.timing.report())
     }
 
     /// Runs `block` with auto_failover off and puts the original value back on every way out:
