@@ -286,6 +286,7 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
     let ast = script.ast;
     // First Ctrl-C stops the script cleanly; a second one ends the process.
     let interrupt = host.interrupt.clone();
+    let mirror = config.as_deref().and_then(crate::cluster::upgrade::mirror_path);
     let abort = format!(
         "mldb-upgrade abort --cluster {}",
         config.as_deref().map(|c| c.path.display().to_string()).unwrap_or_else(|| "FILE".into())
@@ -300,9 +301,19 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
             );
             interrupt.raise();
             if sigint.recv().await.is_some() {
-                eprintln!(
-                    "interrupt: exiting at once; fences, auto_failover and the lock may be left as they are: `{abort}` undoes them"
-                );
+                let left = mirror
+                    .and_then(|path| std::fs::read_to_string(path).ok())
+                    .map(|text| crate::journal::Outstanding::from_mirror(&text).lines())
+                    .unwrap_or_default();
+                if left.is_empty() {
+                    eprintln!("interrupt: exiting at once; the lock is left held: `{abort}` releases it");
+                } else {
+                    eprintln!("interrupt: exiting at once, leaving (as journalled on this machine):");
+                    for line in left {
+                        eprintln!("  - {line}");
+                    }
+                    eprintln!("and the lock held: `{abort}` undoes all of it (or re-run the same command)");
+                }
                 std::process::exit(130);
             }
         }

@@ -43,6 +43,74 @@ pub enum JournalError {
     LockLost { holder: run::LockHolder },
 }
 
+/// What the journal holds that a stopped run leaves for `abort`, as this machine's mirror of it
+/// replays (every write of a run made here is in it): read without ZooKeeper, so that a second
+/// Ctrl-C can say at once what it leaves.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outstanding {
+    /// Fenced leaders, as `db.table pid N on ENDPOINT`.
+    pub fences: Vec<String>,
+    /// The auto_failover value recorded before a run turned it off (not put back yet).
+    pub auto_failover: Option<bool>,
+    /// Tablets with recorded leader moves not restored.
+    pub drained: Vec<String>,
+}
+
+impl Outstanding {
+    /// Replays the mirror's put and delete events (JSON lines `{"event","key","value"}`).
+    pub fn from_mirror(text: &str) -> Outstanding {
+        let mut keys: std::collections::BTreeMap<String, serde_json::Value> = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            let Some(key) = event["key"].as_str() else { continue };
+            match event["event"].as_str() {
+                Some("put") => {
+                    keys.insert(key.to_string(), event["value"].clone());
+                }
+                Some("delete") => {
+                    keys.remove(key);
+                }
+                _ => {}
+            }
+        }
+        let mut outstanding = Outstanding::default();
+        for (key, value) in &keys {
+            if key.starts_with("fence/") {
+                outstanding.fences.push(format!(
+                    "{}.{} pid {} on {}",
+                    value["db"].as_str().unwrap_or("?"),
+                    value["table"].as_str().unwrap_or("?"),
+                    value["pid"],
+                    value["endpoint"].as_str().unwrap_or("?")
+                ));
+            } else if key == "auto_failover" {
+                outstanding.auto_failover = value.as_bool();
+            } else if let Some(rest) = key.strip_prefix("drain/") {
+                let tablet = rest.split('/').next().unwrap_or(rest).to_string();
+                if !outstanding.drained.contains(&tablet) {
+                    outstanding.drained.push(tablet);
+                }
+            }
+        }
+        outstanding
+    }
+
+    /// One line per kind of thing left, for the operator.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if !self.fences.is_empty() {
+            lines.push(format!("{} leader(s) fenced (refusing writes): {}", self.fences.len(), self.fences.join(", ")));
+        }
+        if let Some(value) = self.auto_failover {
+            lines.push(format!("auto_failover off (it was {value})"));
+        }
+        if !self.drained.is_empty() {
+            lines.push(format!("leaders moved off, not moved back: {}", self.drained.join(", ")));
+        }
+        lines
+    }
+}
+
 pub struct Journal {
     zk: Arc<Zk>,
     base: String,
@@ -186,5 +254,38 @@ impl Journal {
             Err(ZkError::NoNode { .. }) => Ok(Vec::new()),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod outstanding_tests {
+    use super::Outstanding;
+
+    #[test]
+    fn the_mirror_replays_to_what_a_stopped_run_leaves() {
+        let mirror = [
+            r#"{"at":"t","event":"put","key":"auto_failover","value":true}"#,
+            r#"{"at":"t","event":"put","key":"drain/10.0.0.1:9527","value":null}"#,
+            r#"{"at":"t","event":"put","key":"drain/10.0.0.1:9527/3-1","value":{"tid":3}}"#,
+            r#"{"at":"t","event":"put","key":"fence/3-1","value":{"db":"demo","table":"t","pid":1,"endpoint":"10.0.0.1:9527"}}"#,
+            r#"{"at":"t","event":"put","key":"fence/3-2","value":{"db":"demo","table":"t","pid":2,"endpoint":"10.0.0.1:9527"}}"#,
+            r#"{"at":"t","event":"delete","key":"fence/3-2","value":null}"#,
+            "not json",
+        ]
+        .join("\n");
+        let left = Outstanding::from_mirror(&mirror);
+        assert_eq!(left.fences, vec!["demo.t pid 1 on 10.0.0.1:9527"]);
+        assert_eq!(left.auto_failover, Some(true));
+        assert_eq!(left.drained, vec!["10.0.0.1:9527"]);
+        assert_eq!(
+            left.lines(),
+            vec![
+                "1 leader(s) fenced (refusing writes): demo.t pid 1 on 10.0.0.1:9527",
+                "auto_failover off (it was true)",
+                "leaders moved off, not moved back: 10.0.0.1:9527"
+            ]
+        );
+        let finished = format!("{mirror}\n{}", r#"{"at":"t","event":"delete","key":"auto_failover","value":null}"#);
+        assert_eq!(Outstanding::from_mirror(&finished).auto_failover, None);
     }
 }

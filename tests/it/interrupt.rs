@@ -89,3 +89,64 @@ fn ctrl_c_during_a_drain_lifts_fences_restores_auto_failover_and_releases_the_lo
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_safe_end_state(&before, &state(&sb));
 }
+
+/// A second Ctrl-C exits at once (130) and says exactly what it leaves, as journalled: here
+/// auto_failover off and a drained tablet, then `abort` undoes them. The nameservers are
+/// paused (SIGSTOP) before the first Ctrl-C, so its clean-up hangs on them as on a real
+/// cluster whose nameserver stopped answering, and the second one finds it still running.
+#[test]
+fn a_second_ctrl_c_exits_at_once_naming_what_is_left_and_the_abort_command() {
+    let sb = Sandbox::up(&["--tablets", "3"]);
+    let before = state(&sb);
+    let ep = sb.tablet(1);
+    let script = support::write(
+        &sb.dir,
+        "twice.rhai",
+        &format!(
+            r#"journal::begin("interrupted twice"); upgrade::disable_auto_failover(); upgrade::drain_leaders("{ep}"); print("drained"); sleep("60s");"#
+        ),
+    );
+    let mut child = std::process::Command::new(support::binary())
+        .args(["run", &script, "--cluster", &sb.cluster()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("drained") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0, "the script ended before draining");
+    }
+    use nix::sys::signal::{kill, Signal};
+    let sandbox_state = mldb_upgrade::sandbox::load_state(&sb.dir).unwrap();
+    let nameservers: Vec<nix::unistd::Pid> = sandbox_state
+        .components
+        .iter()
+        .filter(|c| c.role.as_str() == "nameserver")
+        .map(|c| nix::unistd::Pid::from_raw(mldb_upgrade::sandbox::component_pid(c).unwrap() as i32))
+        .collect();
+    for ns in &nameservers {
+        kill(*ns, Signal::SIGSTOP).unwrap();
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    kill(pid, Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    kill(pid, Signal::SIGINT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    for ns in &nameservers {
+        kill(*ns, Signal::SIGCONT).unwrap();
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupt: exiting at once, leaving (as journalled on this machine):"), "{stderr}");
+    assert!(stderr.contains("  - auto_failover off (it was true)"), "{stderr}");
+    assert!(stderr.contains(&format!("  - leaders moved off, not moved back: {ep}")), "{stderr}");
+    assert!(stderr.contains(&format!("`mldb-upgrade abort --cluster {}` undoes all of it", sb.cluster())), "{stderr}");
+    let out = sb.run(r#"print("auto_failover " + ns::auto_failover());"#);
+    assert!(out.stdout.contains("auto_failover false"), "the second Ctrl-C left at once: {}", out.stdout);
+
+    let out = support::run(&["abort", "--cluster", &sb.cluster()]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_safe_end_state(&before, &state(&sb));
+}

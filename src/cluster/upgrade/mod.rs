@@ -282,6 +282,11 @@ impl LeaderMove {
     }
 }
 
+/// The local mirror of a cluster's journal: `.mldb-upgrade/journal.jsonl` next to its config.
+pub fn mirror_path(config: &crate::config::ClusterConfig) -> Option<std::path::PathBuf> {
+    config.path.parent().map(|d| d.join(".mldb-upgrade/journal.jsonl"))
+}
+
 /// A change to one partition that the nameserver carries out as an op (C§3.3-3.5).
 #[derive(Debug, Clone, Copy)]
 enum PartitionOp<'a> {
@@ -378,7 +383,7 @@ impl Upgrader {
     /// The upgrader of the cluster `config` describes, over `zk`; the journal is mirrored
     /// next to the config file (`.mldb-upgrade/journal.jsonl`).
     pub fn for_cluster(config: &crate::config::ClusterConfig, zk: Arc<Zk>) -> Self {
-        let mirror = config.path.parent().map(|d| d.join(".mldb-upgrade/journal.jsonl"));
+        let mirror = mirror_path(config);
         Upgrader::new(Cluster::for_config(config, zk.clone()), Arc::new(Journal::new(zk, mirror)))
     }
 
