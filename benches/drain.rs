@@ -3,7 +3,7 @@
 //! `tools/openmldb_ops.py` does. Same sandbox, default concurrency flags, the C§7 timing flags
 //! scaled by the sandbox's `--fast` factor (0.1), which also scales the tool's 2 s poll to 200 ms.
 //!
-//! `cargo bench --bench drain` (builds the binaries first); prints both times and the ratio.
+//! `cargo bench --bench drain` (cargo builds the binaries first); prints both times and the ratio.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,11 +14,10 @@ fn main() {
         println!("drain benchmark: run it with `cargo bench --bench drain`");
         return;
     }
+    // Cargo builds the binaries for the bench profile and says where, wherever its target
+    // directory is (CARGO_TARGET_DIR included); the simulator is found next to it.
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_mldb-upgrade"));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status =
-        Command::new("cargo").args(["build", "--release", "--bins"]).current_dir(&root).status().expect("cargo");
-    assert!(status.success(), "build failed");
-    let bin = root.join("target/release/mldb-upgrade");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("sb");
     let d = dir.to_str().expect("utf-8");
