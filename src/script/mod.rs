@@ -307,6 +307,9 @@ impl Host {
                 if !left.drained.is_empty() {
                     todo.push(format!("leaders moved off, not moved back: {}", left.drained.join(", ")));
                 }
+                if left.auto_failover_held.is_some() {
+                    todo.push("auto_failover off (see above why)".to_string());
+                }
                 if left.needs_abort() {
                     self.say(&format!(
                         "left for a re-run of the same command or {abort}:\n{}",

@@ -92,10 +92,19 @@ impl Upgrader {
             }
         }
         self.restore_drained(&drained, say, &mut report).await?;
-        report.auto_failover = self.restore_auto_failover().await?;
-        match report.auto_failover {
-            Some(v) => say(&format!("auto_failover restored to {v}")),
-            None => say("auto_failover was not changed by a run"),
+        match self.restore_auto_failover().await {
+            Ok(restored) => {
+                report.auto_failover = restored;
+                match restored {
+                    Some(v) => say(&format!("auto_failover restored to {v}")),
+                    None => say("auto_failover was not changed by a run"),
+                }
+            }
+            Err(held @ UpgradeError::AutoFailoverHeld { .. }) => {
+                say(&held.to_string());
+                report.left.push("auto_failover off (see above why)".to_string());
+            }
+            Err(e) => return Err(e),
         }
         if report.left.is_empty() {
             self.journal.finish_run().await?;

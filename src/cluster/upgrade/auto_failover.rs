@@ -26,17 +26,51 @@ impl Upgrader {
     }
 
     /// Puts auto_failover back to the recorded value and forgets the record; `None` when
-    /// nothing was recorded (nothing to restore).
+    /// nothing was recorded (nothing to restore). Refused ([`UpgradeError::AutoFailoverHeld`],
+    /// the record kept) while a tablet that leads partitions is down: the nameserver's failover
+    /// would make followers lead that lack the writes the dead leader acknowledged last, while
+    /// with auto_failover off its restart and recover data keep them.
     pub async fn restore_auto_failover(&self) -> Result<Option<bool>, UpgradeError> {
         let Some(original) = self.recorded_auto_failover().await? else {
             return Ok(None);
         };
+        if original {
+            let down = self.leaders_on_down_tablets().await?;
+            if !down.is_empty() {
+                let tablets = down
+                    .iter()
+                    .map(|(tablet, led)| format!("{tablet} ({led} partition(s))"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(UpgradeError::AutoFailoverHeld { tablets });
+            }
+        }
         let ns = &self.cluster.ns;
         if ns.auto_failover().await? != original {
             ns.set_auto_failover(original).await?;
         }
         self.journal.delete(KEY).await?;
         Ok(Some(original))
+    }
+
+    /// Tablets that are down (offline for the nameserver, or not answering) while the
+    /// nameserver records them as the alive leader of partitions, with how many they lead.
+    pub async fn leaders_on_down_tablets(&self) -> Result<Vec<(String, usize)>, UpgradeError> {
+        let mut led: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for table in self.cluster.ns.show_all_tables().await? {
+            for p in &table.table_partition {
+                if let Some(leader) = p.alive_leader() {
+                    *led.entry(leader.endpoint.clone()).or_default() += 1;
+                }
+            }
+        }
+        let mut down = Vec::new();
+        for (tablet, count) in led {
+            if self.is_down(&tablet).await? {
+                down.push((tablet, count));
+            }
+        }
+        Ok(down)
     }
 
     /// The value auto_failover had before a run turned it off, when one did and did not put it

@@ -25,6 +25,8 @@ pub struct LeftBehind {
     pub fences_left: Vec<String>,
     /// The auto_failover value put back, when the run had turned it off.
     pub auto_failover: Option<bool>,
+    /// Why auto_failover was left off (a tablet leading partitions is down).
+    pub auto_failover_held: Option<String>,
     /// Components the run stopped and did not start again.
     pub stopped: Vec<String>,
     /// Tablets whose leaders were moved off and not moved back.
@@ -34,7 +36,10 @@ pub struct LeftBehind {
 impl LeftBehind {
     /// Whether `abort` (or a re-run) still has something to do.
     pub fn needs_abort(&self) -> bool {
-        !self.fences_left.is_empty() || !self.stopped.is_empty() || !self.drained.is_empty()
+        !self.fences_left.is_empty()
+            || !self.stopped.is_empty()
+            || !self.drained.is_empty()
+            || self.auto_failover_held.is_some()
     }
 }
 
@@ -66,7 +71,14 @@ impl Upgrader {
         }
         if let Some(value) = self.recorded_auto_failover().await? {
             say(&format!("putting auto_failover back to {value}"));
-            left.auto_failover = self.restore_auto_failover().await?;
+            match self.restore_auto_failover().await {
+                Ok(restored) => left.auto_failover = restored,
+                Err(held @ UpgradeError::AutoFailoverHeld { .. }) => {
+                    say(&held.to_string());
+                    left.auto_failover_held = Some(held.to_string());
+                }
+                Err(e) => return Err(e),
+            }
         }
         left.stopped = self.journal.keys("stopped").await?;
         left.drained = self.drained_tablets().await?;

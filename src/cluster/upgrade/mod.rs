@@ -245,6 +245,14 @@ pub enum UpgradeError {
     Run(#[from] RunError),
     #[error("auto_failover is on: the nameserver refuses leader moves while it is (code 301). Run the moves inside upgrade::with_auto_failover_off(...)")]
     AutoFailoverOn,
+    #[error(
+        "auto_failover stays off, as these tablets are down while they lead partitions: {tablets}. Turned on now, the nameserver \
+         would make followers lead in their place, and those lack the last writes the dead leaders \
+         acknowledged (replication is asynchronous, C§3.4): start the tablet(s) again and re-run the same \
+         command (recover data keeps the freshest replica), or, to trade those writes for availability, \
+         turn it on yourself (`ns::set_auto_failover(true)`) and run `mldb-upgrade abort`"
+    )]
+    AutoFailoverHeld { tablets: String },
     #[error("{endpoint} is not a tablet the nameserver knows; known tablets: {known}")]
     UnknownTablet { endpoint: String, known: String },
     #[error("{partition}: {reason}")]

@@ -44,9 +44,11 @@ pub mod api {
             return plan_begin(&call, journal, run_name);
         }
         let holder = call.run(journal.lock(&this_command(), STALE_LOCK_WAIT))?;
+        // A run killed before its first step finished is resumed too (and says so).
+        let resumed = call.run(journal.current_run())?.is_some_and(|r| r.name == run_name);
         let run = call.run(journal.begin_run(run_name))?;
         let done = run.done_count();
-        if done > 0 {
+        if resumed {
             call.say(&format!("resuming `{run_name}` started {}: {done} steps already done", run.started));
         } else {
             call.say(&format!("run `{run_name}` started; this process holds the cluster's upgrade lock ({holder})"));
