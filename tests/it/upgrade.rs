@@ -286,3 +286,36 @@ fn a_fence_left_by_a_killed_run_is_lifted_by_the_next_one() {
         assert_eq!(next.restore_auto_failover().await.unwrap(), Some(original_auto_failover));
     });
 }
+
+/// auto_failover is not put back while a tablet that leads partitions is down: the failover
+/// would make followers lead that lack the dead leader's last acknowledged writes (C§3.4).
+/// The refusal says why and what to do; once the tablet runs again and its data is recovered,
+/// it is put back.
+#[test]
+fn auto_failover_stays_off_while_a_crashed_tablet_leads_partitions() {
+    let sb = Sandbox::up(&["--tablets", "3"]);
+    let t1 = sb.tablet(1);
+    let off = sb.run("upgrade::disable_auto_failover(); print(ns::auto_failover());");
+    assert_eq!(off.stdout, "false\n", "{}", off.stderr);
+    let killed = support::run(&["sandbox", "fault", "--dir", sb.dir.to_str().unwrap(), "kill", &t1]);
+    assert_eq!(killed.code, 0, "{}", killed.stderr);
+
+    let held = sb.run("upgrade::restore_auto_failover();");
+    assert_eq!(held.code, 1, "{}\n{}", held.stdout, held.stderr);
+    assert!(
+        held.stderr.contains(&format!(
+            "auto_failover stays off, as these tablets are down while they lead partitions: {t1} ("
+        )),
+        "{}",
+        held.stderr
+    );
+    assert!(held.stderr.contains("start the tablet(s) again and re-run the same command"), "{}", held.stderr);
+    assert_eq!(sb.run("print(ns::auto_failover());").stdout, "false\n");
+
+    let back = sb.run(&format!(
+        r#"component::start("{t1}"); upgrade::recover_data(); wait::tablet_healthy("{t1}", "60s");
+           print(upgrade::restore_auto_failover()); print(ns::auto_failover()); print(upgrade::verify(0).healthy);"#
+    ));
+    assert_eq!(back.code, 0, "{}\n{}", back.stdout, back.stderr);
+    assert_eq!(back.stdout.lines().rev().take(3).collect::<Vec<_>>(), vec!["true", "true", "true"], "{}", back.stdout);
+}
