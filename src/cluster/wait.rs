@@ -116,6 +116,21 @@ fn first_few(items: &[String], limit: usize) -> String {
 }
 
 impl Cluster {
+    /// Waits until the nameserver lists `tablet` kHealthy (after it registered again).
+    pub async fn wait_tablet_listed_healthy(&self, tablet: &str, timeout: Duration) -> Result<(), WaitError> {
+        let what = format!("the nameserver to list tablet {tablet} kHealthy");
+        wait_until(&what, timeout, || async {
+            let state =
+                self.ns.show_tablet().await.map_err(|e| e.to_string())?.into_iter().find(|t| t.endpoint == tablet);
+            Ok(match state {
+                Some(t) if t.is_healthy() => Check::Done(()),
+                Some(t) => Check::Waiting(format!("it shows it {}", t.state)),
+                None => Check::Waiting("it does not list it".into()),
+            })
+        })
+        .await
+    }
+
     /// Waits until `tablet` is registered, `kHealthy`, and every partition replica the
     /// nameserver places on it is alive, loaded and in the right mode.
     pub async fn wait_tablet_healthy(&self, tablet: &str, timeout: Duration) -> Result<(), WaitError> {

@@ -272,8 +272,30 @@ pub mod api {
         call.run(upgrader.disable_auto_failover())
     }
 
+    /// Tablets that are down (offline for the nameserver, or not answering) while the nameserver
+    /// records them as the leader of partitions: #{tablet, partitions}. While there are any,
+    /// restore_auto_failover refuses to turn auto_failover on (the failover would lose the
+    /// writes they acknowledged last).
+    ///
+    /// Example: `for d in upgrade::down_leaders() { print(`${d.tablet} leads ${d.partitions}`); }`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn down_leaders(ctx: NativeCallContext) -> RhaiResultOf<Array> {
+        let call = Call::new(&ctx, NS)?;
+        let down = call.run(call.upgrader()?.leaders_on_down_tablets())?;
+        Ok(down
+            .into_iter()
+            .map(|(tablet, partitions)| {
+                let mut m = Map::new();
+                m.insert("tablet".into(), tablet.into());
+                m.insert("partitions".into(), (partitions as i64).into());
+                Dynamic::from_map(m)
+            })
+            .collect())
+    }
+
     /// Puts auto_failover back to the value recorded when an earlier run turned it off, and
-    /// forgets the record; () when nothing was recorded. Stock scripts call it first, so a killed
+    /// forgets the record; () when nothing was recorded. Fails, keeping it off, while a tablet
+    /// that leads partitions is down (down_leaders), saying what to do. Stock scripts call it first, so a killed
     /// run is healed. Changes the cluster: in --dry-run it prints what it would do and does nothing.
     ///
     /// Example: `upgrade::restore_auto_failover();`
