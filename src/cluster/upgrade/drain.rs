@@ -199,7 +199,9 @@ impl Upgrader {
             return Err(partition_err(format_args!("{}.{} pid {}", s.db, s.table, s.pid), s.reason.clone()));
         }
         // Temporary replicas an interrupted drain of this run had started to add go to the same
-        // tablet again, so that restore deletes the one that was added.
+        // tablet again, so that restore deletes the one that was added. Once added, such a
+        // replica is a follower like any other and the new plan moves the leader to it as a
+        // plain move: it stays recorded as temporary (or restore would keep it for good).
         let earlier: BTreeMap<(u32, u32), String> = self
             .recorded_moves(tablet)
             .await?
@@ -207,9 +209,10 @@ impl Upgrader {
             .filter(|m| m.temp_replica)
             .map(|m| ((m.tid, m.pid), m.to))
             .collect();
-        for m in report.moves.iter_mut().filter(|m| m.temp_replica) {
+        for m in report.moves.iter_mut() {
             if let Some(to) = earlier.get(&(m.tid, m.pid)) {
                 m.to = to.clone();
+                m.temp_replica = true;
             }
         }
         // Earlier moves of an interrupted drain stay recorded: the placement to restore is the
