@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use support::flow::{line, state, upgrade_args, wait_step};
+use support::flow::{find_step, line, state, upgrade_args, wait_step};
 use support::Sandbox;
 
 const DEFAULT_SEED: u64 = 15;
@@ -229,6 +229,16 @@ impl UpgradeRun {
         UpgradeRun { child, log }
     }
 
+    /// Waits until the run's output contains `text`.
+    fn wait_output(&mut self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !std::fs::read_to_string(&self.log).unwrap_or_default().contains(text) {
+            assert!(self.child.try_wait().unwrap().is_none(), "the run ended before printing {text:?}");
+            assert!(Instant::now() < deadline, "the run never printed {text:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn kill(mut self) -> String {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -408,10 +418,19 @@ fn orchestrator_kills(suite: &Suite, sb: &Sandbox, rng: &mut rand::rngs::StdRng)
     let load = sb.load(100);
     std::thread::sleep(Duration::from_secs(1));
     let mut injected = Vec::new();
-    let mut offset = 0;
+    let mut previous = 0;
     for (n, (step, at)) in points.iter().enumerate() {
-        let run = UpgradeRun::spawn(suite, sb, n + 1);
-        offset = wait_step(&journal, offset, step, at, Duration::from_secs(300));
+        // The run killed before this one went on for the jitter's few hundred milliseconds and
+        // may have reached this run's kill point already: then this run is killed once it has
+        // resumed; otherwise when it records the point itself.
+        let offset = std::fs::read_to_string(&journal).map(|t| t.len()).unwrap_or(0);
+        let mut run = UpgradeRun::spawn(suite, sb, n + 1);
+        if find_step(&journal, previous, step, at).is_some_and(|end| end <= offset) {
+            run.wait_output("resuming `upgrade to 0.9.3 from ", Duration::from_secs(120));
+        } else {
+            wait_step(&journal, offset, step, at, Duration::from_secs(300));
+        }
+        previous = offset;
         let delay = jitter(rng, 300);
         let out = run.kill();
         if n > 0 {

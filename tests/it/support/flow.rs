@@ -141,7 +141,7 @@ pub fn wait_step(file: &Path, from: usize, step: &str, state: &str, timeout: Dur
 }
 
 /// The offset after the first record, past `from`, of step `step` in `state`.
-fn find_step(file: &Path, from: usize, step: &str, state: &str) -> Option<usize> {
+pub fn find_step(file: &Path, from: usize, step: &str, state: &str) -> Option<usize> {
     let key = format!("\"{step}\":{{");
     let text = std::fs::read_to_string(file).unwrap_or_default();
     let mut at = from.min(text.len());
