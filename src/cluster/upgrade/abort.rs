@@ -86,7 +86,7 @@ impl Upgrader {
         }
         if restarted_tablets {
             say("recovering the data of the restarted tablets ...");
-            match self.recover_data(RECOVER_TIMEOUT).await {
+            match self.recover_data(RECOVER_TIMEOUT, super::recover::DownLeaders::Wait).await {
                 Ok(touched) => say(&format!("recovered {} partitions", touched.values().sum::<usize>())),
                 Err(e) => report.left.push(format!("recovering data after the restarts failed: {e}")),
             }

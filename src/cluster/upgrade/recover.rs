@@ -22,9 +22,12 @@
 //!   its (term, offset) against the partition's history and drops what diverged. When the
 //!   leader was alive and loaded already, followers it still replicates to are left alone.
 //!
-//! A partition whose leader of record is on a tablet that is down is left alone: that leader
-//! may hold acknowledged writes no follower has (replication is asynchronous), so it is
-//! recovered once its tablet runs again rather than led by a follower now.
+//! A partition whose leader of record is on a tablet that is down is, with
+//! [`DownLeaders::Wait`] (the stock flow, `abort`), left alone: that leader may hold
+//! acknowledged writes no follower has (replication is asynchronous), so it is recovered once
+//! its tablet runs again rather than led by a follower now. [`DownLeaders::Replace`] (the
+//! documented recoverdata, the default of `upgrade::recover_data()`) lets the freshest replica
+//! on a healthy tablet lead at once.
 //!
 //! Partitions are recovered side by side (up to [`RECOVER_CONCURRENCY`] at once); every load and
 //! every op has its own `timeout`. Each load (a LoadTable until loaded, a RecoverTable op while
@@ -39,6 +42,17 @@ use super::{partition_err, PartitionOp, UpgradeError, Upgrader};
 use crate::cluster::ns::{Partition, PartitionMeta, TableInfo, TablePartition};
 use crate::cluster::tablet::TableStatus;
 use crate::timing::{self, Sample};
+
+/// What recover data does with a partition whose leader of record is on a tablet that is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownLeaders {
+    /// The documented recoverdata (O§5.7): the freshest replica on a healthy tablet leads now.
+    /// Writes the dead leader acknowledged and had not replicated yet are given up.
+    Replace,
+    /// Leave the partition for that tablet's restart (the stock flow and `abort`): its binlog
+    /// then makes it the freshest replica, and nothing it acknowledged is lost.
+    Wait,
+}
 
 /// A replica on a healthy tablet, as recover data weighs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +99,11 @@ const REGISTERED_WAIT: Duration = Duration::from_secs(30);
 impl Upgrader {
     /// Recovers every partition with a replica that is not alive or not loaded; returns the
     /// partitions touched, per table. auto_failover must be off.
-    pub async fn recover_data(&self, timeout: Duration) -> Result<BTreeMap<String, usize>, UpgradeError> {
+    pub async fn recover_data(
+        &self,
+        timeout: Duration,
+        down_leaders: DownLeaders,
+    ) -> Result<BTreeMap<String, usize>, UpgradeError> {
         self.require_auto_failover_off().await?;
         let tablets = &self.cluster.tablets;
         let mut healthy = self.healthy_tablets().await?;
@@ -124,8 +142,10 @@ impl Upgrader {
                 // (replication is asynchronous): a follower made leader now would lose them. The
                 // partition waits for that tablet, and is recovered once it runs again.
                 if let Some(leader) = p.alive_leader().filter(|l| !healthy.contains(&l.endpoint)) {
-                    *led_by_down.entry(leader.endpoint.clone()).or_default() += 1;
-                    continue;
+                    if down_leaders == DownLeaders::Wait {
+                        *led_by_down.entry(leader.endpoint.clone()).or_default() += 1;
+                        continue;
+                    }
                 }
                 let healthy_metas = p.partition_meta.iter().filter(|m| healthy.contains(&m.endpoint));
                 let mut needs = false;

@@ -4,6 +4,7 @@
 //! make none. `upgrade::timing()` says where the run's time went ([`crate::timing`]).
 
 use super::{to_array, to_map, Call, Options, RhaiResultOf};
+use crate::cluster::upgrade::recover::DownLeaders;
 use crate::cluster::upgrade::{MoveReport, MoveSettings, Upgrader};
 use crate::script::Host;
 use rhai::plugin::*;
@@ -154,20 +155,36 @@ pub mod api {
     /// others are rebuilt by RecoverTable. Returns partitions recovered per table.
     /// Changes the cluster: in --dry-run it says what it would recover and does nothing.
     ///
+    /// A partition whose leader's tablet is down gets the freshest replica on a healthy tablet
+    /// too (what the dead leader had not replicated yet is given up); recover_data(#{down_leaders:
+    /// "wait"}) leaves it for that tablet's restart instead.
+    ///
     /// Example: `upgrade::with_auto_failover_off(|| upgrade::recover_data());`
     #[rhai_fn(volatile, return_raw)]
     pub fn recover_data(ctx: NativeCallContext) -> RhaiResultOf<Map> {
+        recover(&Call::new(&ctx, NS)?, DownLeaders::Replace)
+    }
+
+    /// recover_data with options: #{down_leaders: "replace" (default) | "wait"}. "wait" leaves
+    /// every partition whose leader's tablet is down as it is, to be recovered from that leader
+    /// once its tablet runs again (nothing it acknowledged is lost); the stock flow uses it.
+    /// Changes the cluster: in --dry-run it says what it would recover and does nothing.
+    ///
+    /// Example: `upgrade::recover_data(#{down_leaders: "wait"});`
+    #[rhai_fn(name = "recover_data", volatile, return_raw)]
+    pub fn recover_data_with(ctx: NativeCallContext, options: Map) -> RhaiResultOf<Map> {
         let call = Call::new(&ctx, NS)?;
-        let upgrader = call.upgrader()?;
-        if call.dry_run() {
-            call.say("[dry-run] would recover every partition with a replica that is not alive or not loaded");
-            return Ok(Map::new());
+        let mode = match options.get("down_leaders").map(|v| v.to_string()).as_deref() {
+            None | Some("replace") => DownLeaders::Replace,
+            Some("wait") => DownLeaders::Wait,
+            Some(other) => {
+                return Err(call.fail(format!("down_leaders must be \"replace\" or \"wait\", not {other:?}")));
+            }
+        };
+        if let Some(key) = options.keys().find(|k| k.as_str() != "down_leaders") {
+            return Err(call.fail(format!("recover_data has no option {key:?}; it takes down_leaders")));
         }
-        let touched = call.run(upgrader.recover_data(RECOVER_TIMEOUT))?;
-        for (table, n) in &touched {
-            call.say(&format!("recovered {n} partitions of {table}"));
-        }
-        to_map(&touched)
+        recover(&call, mode)
     }
 
     /// Checks the cluster: #{healthy, failed_ops, pending_ops, partitions_not_alive,
@@ -348,6 +365,19 @@ fn drain(call: &Call, tablet: &str, options: &Map) -> RhaiResultOf<Map> {
         call.say(&format!("[dry-run] would leave {}.{} pid {} on {}: {}", s.db, s.table, s.pid, tablet, s.reason));
     }
     to_map(&plan)
+}
+
+fn recover(call: &Call, down_leaders: DownLeaders) -> RhaiResultOf<Map> {
+    let upgrader = call.upgrader()?;
+    if call.dry_run() {
+        call.say("[dry-run] would recover every partition with a replica that is not alive or not loaded");
+        return Ok(Map::new());
+    }
+    let touched = call.run(upgrader.recover_data(RECOVER_TIMEOUT, down_leaders))?;
+    for (table, n) in &touched {
+        call.say(&format!("recovered {n} partitions of {table}"));
+    }
+    to_map(&touched)
 }
 
 fn restore(call: &Call, tablet: &str, options: &Map) -> RhaiResultOf<Map> {
