@@ -195,3 +195,106 @@ fn o5_7_recover_data_loads_ssd_replicas_from_the_ssd_root() {
 fn o5_7_recover_data_loads_hdd_replicas_from_the_hdd_root() {
     recover_picks_the_freshest_replica("disk", "hdd_triple", &["--storage-modes", "mixed"]);
 }
+
+/// The ops of `db.name` pid `pid` the nameserver shows: (op_id, op_type, status, task_type).
+fn partition_ops(state: &SandboxState, db: &str, name: &str, pid: u32) -> Vec<(u64, String, String, String)> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let reply = rt.block_on(sandbox::ns_call(state, "ShowOPStatus", json!({"db": db, "name": name, "pid": pid})));
+    let field = |o: &Value, k: &str| o[k].as_str().unwrap_or_default().to_string();
+    reply
+        .ok()
+        .and_then(|r| r["op_status"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|o| (o["op_id"].as_u64().unwrap_or(0), field(o, "op_type"), field(o, "status"), field(o, "task_type")))
+        .collect()
+}
+
+/// A RecoverTable sent while the partition's leader is making its scheduled snapshot fails at
+/// its first task, PauseSnapshot (a replica not kTableNormal is refused, tablet_impl.cc:
+/// 3058-3063). Recover data sends it again once the snapshot is over: the replica is rebuilt,
+/// alive and holding every row. Here the leader is kept snapshotting (MakeSnapshot back to
+/// back) until the nameserver shows the refused op.
+#[test]
+fn c4_a_recover_table_refused_by_a_leader_making_its_snapshot_is_sent_again_once_it_is_over() {
+    // The snapshot hour two hours on: no scheduled snapshot fires, and every MakeSnapshot
+    // writes one (threshold 0), holding the replica in kMakingSnapshot for a while.
+    let sb = Sandbox::up(&["--no-auto-failover", "--snapshot-window", "2h"]);
+    let state = sandbox::load_state(&sb.dir).unwrap();
+    let (db, name) = ("demo", "triple");
+    let before = placement(&state, db, name);
+    let partitions = before.len() as u32;
+    let (pid, metas) = before.iter().find(|(_, m)| m.len() == 3).unwrap().clone();
+    let leader = alive_leader(&before, pid).unwrap();
+    let follower = metas.iter().map(|(ep, _, _)| ep.clone()).find(|ep| *ep != leader).unwrap();
+    let table = TableName { db: db.into(), name: name.into() };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(support::client(&state));
+    let keys = keys_in(pid, partitions, 30);
+    for k in &keys {
+        rt.block_on(client.put(&table, k, &format!("v-{k}"))).unwrap_or_else(|e| panic!("put {k}: {e}"));
+    }
+    drop(client);
+    // The follower's tablet restarts: its replica comes back unloaded and marked dead.
+    stop_tablet(&sb, &state, &follower);
+    start_tablet(&state, &follower);
+    let tid = table_tid(&state, db, name);
+    let last_op_before = partition_ops(&state, db, name, pid).iter().map(|o| o.0).max().unwrap_or(0);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let snapshotter = {
+        let (stop, state, leader) = (stop.clone(), state.clone(), leader.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut refused = None;
+            let mut sent = 0u64;
+            while refused.is_none() && !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+                let body = json!({"tid": tid, "pid": pid});
+                let _ = rt.block_on(mldb_upgrade::sim::http::call(
+                    &leader,
+                    "/TabletServer/MakeSnapshot",
+                    &body,
+                    Duration::from_secs(2),
+                ));
+                sent += 1;
+                if sent % 20 == 0 {
+                    refused = partition_ops(&state, "demo", "triple", pid)
+                        .into_iter()
+                        .find(|o| o.0 > last_op_before && o.2 == "kFailed" && o.3 == "kPauseSnapshot");
+                }
+            }
+            refused
+        })
+    };
+    let out = sb.run(r#"let r = upgrade::recover_data(#{ down_leaders: "wait" }); print(`recovered ${r}`);"#);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = snapshotter.join().unwrap();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let refused = refused.unwrap_or_else(|| {
+        panic!(
+            "no op of {db}.{name} pid {pid} was refused at PauseSnapshot: {:?}\n{}",
+            partition_ops(&state, db, name, pid),
+            out.stderr
+        )
+    });
+    assert!(out.stderr.contains("failed at PauseSnapshot"), "the retry is not reported: {}", out.stderr);
+    // A later op of the partition did the job, and nothing is left unfinished.
+    let ops = partition_ops(&state, db, name, pid);
+    assert!(ops.iter().any(|o| o.0 > refused.0 && o.2 == "kDone"), "no op after #{} finished: {ops:?}", refused.0);
+    assert!(ops.iter().all(|o| o.2 != "kInited" && o.2 != "kDoing"), "{ops:?}");
+    let after = placement(&state, db, name);
+    assert_eq!(alive_leader(&after, pid).as_deref(), Some(leader.as_str()), "{after:?}");
+    let metas = &after.iter().find(|(p, _)| *p == pid).unwrap().1;
+    assert!(metas.iter().all(|(_, _, alive)| *alive), "{db}.{name} pid {pid}: {metas:?}");
+    // The rebuilt follower holds every row the leader acknowledged.
+    let status = rt
+        .block_on(mldb_upgrade::sim::http::call(
+            &follower,
+            "/TabletServer/GetTableStatus",
+            &json!({"tid": tid, "pid": pid}),
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    let offset = status["all_table_status"][0]["offset"].as_u64().unwrap_or(0);
+    assert!(offset >= keys.len() as u64, "{follower} holds {offset} entries of pid {pid}, {} were written", keys.len());
+}

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::{MoveSettings, PartitionOp, UpgradeError, Upgrader};
 use crate::cluster::ns::{Partition, TableInfo};
+use crate::cluster::wait::WaitError;
 
 /// RecoverEndpoint's `concurrency`: `name_server_task_max_concurrency`'s default (C§3.3, C§7).
 const RECOVER_ENDPOINT_CONCURRENCY: u32 = 8;
@@ -83,7 +84,14 @@ impl Upgrader {
             self.cluster.wait_table_ops(since, table, pids, "RecoverTable ops", settings.op_timeout)
         });
         for result in futures::future::join_all(waits).await {
-            result?;
+            match result {
+                // An op that failed (at PauseSnapshot during a scheduled snapshot, say) left its
+                // replica dead: the caller recovers it one by one, and sends it again if need be.
+                Err(e @ WaitError::Failed { .. }) => {
+                    tracing::warn!("{e}; recovering the replicas still marked dead one by one")
+                }
+                other => other?,
+            }
         }
         Ok(())
     }

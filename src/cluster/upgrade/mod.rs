@@ -52,6 +52,7 @@ pub mod follower;
 pub mod leave;
 pub mod recover;
 pub mod restore;
+pub mod snapshot;
 pub mod switch;
 pub mod verify;
 
@@ -418,14 +419,40 @@ impl Upgrader {
     /// `op_index` read before the call (C§3.2); kFailed or kCanceled fail. A change the
     /// nameserver says is already made (a re-run) has nothing to wait for. Returns the ops and
     /// how long they ran (kDoing, not queued).
+    ///
+    /// An op that failed at its first task because the partition's leader was making its
+    /// scheduled snapshot (PauseSnapshot refuses a replica that is not kTableNormal,
+    /// tablet_impl.cc:3058-3063) changed nothing: it is sent again once the snapshot is over,
+    /// up to [`snapshot::PAUSE_SNAPSHOT_RETRIES`] times.
     async fn run_op(
         &self,
         part: Partition<'_>,
         op: PartitionOp<'_>,
         timeout: Duration,
     ) -> Result<OpsDone, UpgradeError> {
+        let mut retries = 0;
+        loop {
+            let since = self.cluster.ns.op_index().await?;
+            match self.run_op_once(part, op, since, timeout).await {
+                Err(e) if retries < snapshot::PAUSE_SNAPSHOT_RETRIES => {
+                    let Some(failed) = self.failed_at_pause_snapshot(part, since).await else { return Err(e) };
+                    retries += 1;
+                    self.wait_leader_snapshot_over(part, &failed, timeout).await?;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// [`Upgrader::run_op`] once: `since` is the nameserver's op index read before submitting.
+    async fn run_op_once(
+        &self,
+        part: Partition<'_>,
+        op: PartitionOp<'_>,
+        since: u64,
+        timeout: Duration,
+    ) -> Result<OpsDone, UpgradeError> {
         let ns = &self.cluster.ns;
-        let since = ns.op_index().await?;
         let before = self.infrastructure_now().await;
         let (db, name, pid) = (part.db(), part.name(), part.pid);
         let submit = || async {
