@@ -17,7 +17,9 @@ print("auto_failover " + ns::auto_failover());
 print("failed_ops " + ns::ops().filter(|o| o.status == "kFailed" || o.status == "kCanceled").len());
 let versions = config::components().map(|c| rolling::version_of(c).split("-")[0]);
 print("versions " + versions);
-print("healthy " + upgrade::verify(0).healthy);
+let verified = upgrade::verify(0);
+print("healthy " + verified.healthy);
+print("failed_ops_not_redone " + verified.failed_ops.len());
 print("run " + journal::run());
 "#;
 
@@ -34,10 +36,18 @@ pub fn line<'a>(state: &'a str, key: &str) -> &'a str {
 /// The end state every finished or unwound run must leave: leaders where they were, no
 /// temporary replica, auto_failover back on, no failed op, a healthy cluster, no run recorded.
 pub fn assert_safe_end_state(before: &str, after: &str) {
+    assert_eq!(line(after, "failed_ops "), "failed_ops 0");
+    assert_safe_end_state_with_failed_ops_redone(before, after);
+}
+
+/// [`assert_safe_end_state`] where ops may have failed on their own during the run (a
+/// scheduled snapshot refusing PauseSnapshot, tablet_impl.cc:3058-3063) as long as a later op
+/// of the same partition redid each one (verify's `failed_ops` leaves those out).
+pub fn assert_safe_end_state_with_failed_ops_redone(before: &str, after: &str) {
     assert_eq!(line(after, "leaders"), line(before, "leaders"), "leader placement changed");
     assert_eq!(line(after, "replicas"), line(before, "replicas"), "temporary replicas left");
     assert_eq!(line(after, "auto_failover"), "auto_failover true");
-    assert_eq!(line(after, "failed_ops"), "failed_ops 0");
+    assert_eq!(line(after, "failed_ops_not_redone"), "failed_ops_not_redone 0");
     assert_eq!(line(after, "healthy"), "healthy true");
     assert_eq!(line(after, "run"), "run ");
 }
