@@ -210,23 +210,24 @@ fn partition_ops(state: &SandboxState, db: &str, name: &str, pid: u32) -> Vec<(u
         .collect()
 }
 
-/// A RecoverTable sent while the partition's leader is making its scheduled snapshot fails at
+/// An AddReplica sent while the partition's leader is making its scheduled snapshot fails at
 /// its first task, PauseSnapshot (a replica not kTableNormal is refused, tablet_impl.cc:
-/// 3058-3063). Recover data sends it again once the snapshot is over: the replica is rebuilt,
-/// alive and holding every row. Here the leader is kept snapshotting (MakeSnapshot back to
-/// back) until the nameserver shows the refused op.
+/// 3058-3063). The drain sends it again once the snapshot is over: the temporary replica of the
+/// single-replica partition is added, leads, and the restore moves the leader home and deletes
+/// it, every row still there. The leader is kept snapshotting (MakeSnapshot back to back) until
+/// the nameserver shows the refused op.
 #[test]
-fn c4_a_recover_table_refused_by_a_leader_making_its_snapshot_is_sent_again_once_it_is_over() {
+fn c4_an_add_replica_refused_by_a_leader_making_its_snapshot_is_sent_again_once_it_is_over() {
     // The snapshot hour two hours on: no scheduled snapshot fires, and every MakeSnapshot
     // writes one (threshold 0), holding the replica in kMakingSnapshot for a while.
-    let sb = Sandbox::up(&["--no-auto-failover", "--snapshot-window", "2h"]);
+    let sb = Sandbox::up(&["--snapshot-window", "2h"]);
     let state = sandbox::load_state(&sb.dir).unwrap();
-    let (db, name) = ("demo", "triple");
+    let (db, name) = ("demo", "single");
     let before = placement(&state, db, name);
     let partitions = before.len() as u32;
-    let (pid, metas) = before.iter().find(|(_, m)| m.len() == 3).unwrap().clone();
+    let pid = before[0].0;
     let leader = alive_leader(&before, pid).unwrap();
-    let follower = metas.iter().map(|(ep, _, _)| ep.clone()).find(|ep| *ep != leader).unwrap();
+    let tid = table_tid(&state, db, name);
     let table = TableName { db: db.into(), name: name.into() };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = rt.block_on(support::client(&state));
@@ -235,10 +236,6 @@ fn c4_a_recover_table_refused_by_a_leader_making_its_snapshot_is_sent_again_once
         rt.block_on(client.put(&table, k, &format!("v-{k}"))).unwrap_or_else(|e| panic!("put {k}: {e}"));
     }
     drop(client);
-    // The follower's tablet restarts: its replica comes back unloaded and marked dead.
-    stop_tablet(&sb, &state, &follower);
-    start_tablet(&state, &follower);
-    let tid = table_tid(&state, db, name);
     let last_op_before = partition_ops(&state, db, name, pid).iter().map(|o| o.0).max().unwrap_or(0);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let snapshotter = {
@@ -250,15 +247,12 @@ fn c4_a_recover_table_refused_by_a_leader_making_its_snapshot_is_sent_again_once
             let mut sent = 0u64;
             while refused.is_none() && !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
                 let body = json!({"tid": tid, "pid": pid});
-                let _ = rt.block_on(mldb_upgrade::sim::http::call(
-                    &leader,
-                    "/TabletServer/MakeSnapshot",
-                    &body,
-                    Duration::from_secs(2),
-                ));
+                let call =
+                    mldb_upgrade::sim::http::call(&leader, "/TabletServer/MakeSnapshot", &body, Duration::from_secs(2));
+                let _ = rt.block_on(call);
                 sent += 1;
                 if sent % 20 == 0 {
-                    refused = partition_ops(&state, "demo", "triple", pid)
+                    refused = partition_ops(&state, "demo", "single", pid)
                         .into_iter()
                         .find(|o| o.0 > last_op_before && o.2 == "kFailed" && o.3 == "kPauseSnapshot");
                 }
@@ -266,35 +260,86 @@ fn c4_a_recover_table_refused_by_a_leader_making_its_snapshot_is_sent_again_once
             refused
         })
     };
-    let out = sb.run(r#"let r = upgrade::recover_data(#{ down_leaders: "wait" }); print(`recovered ${r}`);"#);
+    let out = sb.run(&format!(
+        r#"upgrade::with_auto_failover_off(|| {{
+               let d = upgrade::drain_leaders("{leader}");
+               print(`drained ${{d.moves.len()}}`);
+               for p in ns::partitions() {{
+                   if p.db == "{db}" && p.table == "{name}" && p.pid == {pid} && p.leader && p.alive {{ print(`interim ${{p.endpoint}}`); }}
+               }}
+               upgrade::restore_leaders("{leader}");
+           }});"#
+    ));
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let refused = snapshotter.join().unwrap();
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let refused = refused.unwrap_or_else(|| {
         panic!(
-            "no op of {db}.{name} pid {pid} was refused at PauseSnapshot: {:?}\n{}",
-            partition_ops(&state, db, name, pid),
-            out.stderr
+            "no op of {db}.{name} pid {pid} was refused at PauseSnapshot: {:?}",
+            partition_ops(&state, db, name, pid)
         )
     });
     assert!(out.stderr.contains("failed at PauseSnapshot"), "the retry is not reported: {}", out.stderr);
-    // A later op of the partition did the job, and nothing is left unfinished.
+    // The temporary replica led meanwhile (the AddReplica sent again did its job).
+    let interim = out.stdout.lines().find_map(|l| l.strip_prefix("interim ")).unwrap_or_default();
+    assert!(!interim.is_empty() && interim != leader, "{}", out.stdout);
     let ops = partition_ops(&state, db, name, pid);
-    assert!(ops.iter().any(|o| o.0 > refused.0 && o.2 == "kDone"), "no op after #{} finished: {ops:?}", refused.0);
+    assert!(
+        ops.iter().any(|o| o.0 > refused.0 && o.1 == "kAddReplicaOP" && o.2 == "kDone"),
+        "no AddReplica after #{} finished: {ops:?}",
+        refused.0
+    );
     assert!(ops.iter().all(|o| o.2 != "kInited" && o.2 != "kDoing"), "{ops:?}");
+    // Home again, single replica, every row there.
     let after = placement(&state, db, name);
     assert_eq!(alive_leader(&after, pid).as_deref(), Some(leader.as_str()), "{after:?}");
-    let metas = &after.iter().find(|(p, _)| *p == pid).unwrap().1;
-    assert!(metas.iter().all(|(_, _, alive)| *alive), "{db}.{name} pid {pid}: {metas:?}");
-    // The rebuilt follower holds every row the leader acknowledged.
-    let status = rt
-        .block_on(mldb_upgrade::sim::http::call(
-            &follower,
-            "/TabletServer/GetTableStatus",
-            &json!({"tid": tid, "pid": pid}),
-            Duration::from_secs(5),
-        ))
-        .unwrap();
-    let offset = status["all_table_status"][0]["offset"].as_u64().unwrap_or(0);
-    assert!(offset >= keys.len() as u64, "{follower} holds {offset} entries of pid {pid}, {} were written", keys.len());
+    assert_eq!(after.iter().find(|(p, _)| *p == pid).unwrap().1.len(), 1, "temporary replica left: {after:?}");
+    let client = rt.block_on(support::client(&state));
+    for k in &keys {
+        let row = rt.block_on(client.get(&table, k)).unwrap_or_else(|e| panic!("get {k}: {e}"));
+        assert!(row.is_some(), "{db}.{name}: acknowledged row {k} lost");
+    }
+}
+
+/// After a drained tablet restarts, recover data loads its follower replicas from their own
+/// data and rebuilds them with RecoverTable's short op, kReAddReplicaSimplifyOP (the replica is
+/// loaded with a matching term and offset, C§3.1), not the four-tablet-task
+/// kReAddReplicaNoSendOP; every replica ends alive and loaded, and the cluster verifies healthy.
+#[test]
+fn c3_1_recover_data_rebuilds_a_restarted_tablets_followers_with_the_short_op() {
+    let sb = Sandbox::up(&[]);
+    let state = sandbox::load_state(&sb.dir).unwrap();
+    let tablet = state.components.iter().find(|c| c.role.as_str() == "tablet").unwrap().endpoint.clone();
+    let out = sb.run(&format!(r#"upgrade::disable_auto_failover(); upgrade::drain_leaders("{tablet}");"#));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    stop_tablet(&sb, &state, &tablet);
+    start_tablet(&state, &tablet);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let op_index = |state: &SandboxState| {
+        let reply = rt.block_on(sandbox::ns_call(state, "ShowOPStatus", json!({}))).unwrap();
+        reply["op_status"].as_array().unwrap().iter().filter_map(|o| o["op_id"].as_u64()).max().unwrap_or(0)
+    };
+    let since = op_index(&state);
+    let out = sb.run(&format!(
+        r#"let r = upgrade::recover_data(#{{ down_leaders: "wait" }}); print(`recovered ${{r}}`);
+           upgrade::restore_leaders("{tablet}"); upgrade::restore_auto_failover();
+           let v = upgrade::verify(0); print(`healthy ${{v.healthy}} ${{v.summary}}`);"#
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("healthy true"), "{}", out.stdout);
+    let reply = rt.block_on(sandbox::ns_call(&state, "ShowOPStatus", json!({}))).unwrap();
+    let children: Vec<(String, String)> = reply["op_status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| {
+            o["op_id"].as_u64().unwrap_or(0) > since && o["op_type"].as_str().unwrap_or("").starts_with("kReAdd")
+        })
+        .map(|o| (o["op_type"].as_str().unwrap().to_string(), o["status"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert!(children.len() >= 3, "recover data rebuilt fewer than 3 replicas: {children:?}");
+    assert!(
+        children.iter().all(|(t, s)| t == "kReAddReplicaSimplifyOP" && s == "kDone"),
+        "a replica was rebuilt the long way: {children:?}"
+    );
 }

@@ -29,16 +29,20 @@
 //! documented recoverdata, the default of `upgrade::recover_data()`) lets the freshest replica
 //! on a healthy tablet lead at once.
 //!
-//! Partitions are recovered side by side (up to [`RECOVER_CONCURRENCY`] at once); every load and
-//! every op has its own `timeout`. Each load (a LoadTable until loaded, a RecoverTable op while
+//! Partitions without a loaded alive leader are recovered side by side (up to
+//! [`RECOVER_CONCURRENCY`] at once). The followers of partitions whose leader serves (a
+//! restarted tablet's replicas, the usual case) are rebuilt per tablet, all at once: loaded from
+//! their own data first, so that each RecoverTable is the short kReAddReplicaSimplifyOP, then
+//! recovered by one RecoverEndpoint over 8 queues ([`Upgrader::rebuild_followers`]). Every load
+//! and every op has its own `timeout`. Each load (a LoadTable until loaded, a RecoverTable op while
 //! it runs) is reported to the run's timing: the slowest is part of the tablet's lower bound.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::{partition_err, PartitionOp, UpgradeError, Upgrader};
+use super::{partition_err, MoveSettings, PartitionOp, UpgradeError, Upgrader};
 use crate::cluster::ns::{Partition, PartitionMeta, TableInfo, TablePartition};
 use crate::cluster::tablet::TableStatus;
 use crate::timing::{self, Sample};
@@ -164,11 +168,13 @@ impl Upgrader {
                 "tablet {tablet} is down and leads {partitions} partition(s): they are left as they are, to be recovered from it once it runs again"
             );
         }
-        // Partitions are independent: they are recovered side by side, and the nameserver runs
-        // their ops in its queues (`pid % name_server_task_concurrency`, C§3.3), so a restarted
-        // tablet's recovery takes its slowest queue's time rather than the sum of all ops.
+        // Partitions without a loaded alive leader first: a leader is chosen for each, side by
+        // side, and its followers rebuilt.
+        let (needs_leader, followers_only): (Vec<_>, Vec<_>) = work
+            .into_iter()
+            .partition(|(table, p)| !p.alive_leader().is_some_and(|l| is_loaded(&l.endpoint, table.tid, p.pid)));
         let semaphore = Semaphore::new(RECOVER_CONCURRENCY);
-        let results = futures::future::join_all(work.iter().map(|(table, p)| async {
+        let results = futures::future::join_all(needs_leader.iter().map(|(table, p)| async {
             let _permit = semaphore.acquire().await;
             self.recover_partition(table, p, &healthy, &is_loaded, timeout).await.map(|()| table.full_name())
         }))
@@ -183,10 +189,81 @@ impl Upgrader {
                 }
             }
         }
+        // Then the followers of partitions whose leader serves, per tablet, all at once.
+        let mut by_tablet: BTreeMap<String, Vec<(&TableInfo, u32)>> = BTreeMap::new();
+        for (table, p) in &followers_only {
+            let leader = p.alive_leader().map(|l| l.endpoint.as_str());
+            for m in p.partition_meta.iter().filter(|m| healthy.contains(&m.endpoint)) {
+                if Some(m.endpoint.as_str()) != leader && (!m.is_alive || !is_loaded(&m.endpoint, table.tid, p.pid)) {
+                    by_tablet.entry(m.endpoint.clone()).or_default().push((table, p.pid));
+                }
+            }
+            *touched.entry(table.full_name()).or_insert(0) += 1;
+        }
+        let rebuilt = futures::future::join_all(
+            by_tablet.iter().map(|(tablet, replicas)| self.rebuild_followers(tablet, replicas, timeout)),
+        )
+        .await;
+        for result in rebuilt {
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
         match first_error {
             Some(e) => Err(e),
             None => Ok(touched),
         }
+    }
+
+    /// Rebuilds the follower replicas on `tablet` of partitions whose leader serves: each is
+    /// loaded from its own snapshot and binlog first (LoadTable as a follower, all at once), so
+    /// that RecoverTable finds it loaded with a matching (term, offset) and chooses
+    /// kReAddReplicaSimplifyOP (one tablet task, AddReplica on the leader) instead of
+    /// kReAddReplicaNoSendOP (PauseSnapshot, LoadTable, AddReplica, RecoverSnapshot, each polled
+    /// every `--get_task_status_interval`, C§3.1). They are then marked dead and recovered by
+    /// one RecoverEndpoint over 8 queues when they are all the dead replicas the tablet has
+    /// (RecoverTable alone shares 2 queues with every ChangeLeader, C§3.3), else one by one.
+    async fn rebuild_followers(
+        &self,
+        tablet: &str,
+        replicas: &[(&TableInfo, u32)],
+        timeout: Duration,
+    ) -> Result<(), UpgradeError> {
+        let tablets = &self.cluster.tablets;
+        let semaphore = Semaphore::new(RECOVER_CONCURRENCY);
+        let loads = replicas.iter().map(|(table, pid)| async {
+            let _permit = semaphore.acquire().await;
+            let part = Partition::new(table, *pid);
+            if tablets.loaded_offset(tablet, table.tid, *pid).await.is_some() {
+                return;
+            }
+            let started = std::time::Instant::now();
+            let loaded = match tablets.load_table_as_follower(tablet, table, *pid).await {
+                Ok(()) => {
+                    self.cluster.wait_replica_ready(tablet, part, false, timeout).await.map_err(UpgradeError::from)
+                }
+                Err(e) => Err(e.into()),
+            };
+            match loaded {
+                Ok(()) => timing::sample(Sample::Load, started.elapsed()),
+                // RecoverTable then sends it the leader's snapshot instead.
+                Err(e) => tracing::warn!(
+                    "{part}: loading the replica on {tablet} failed ({e}); RecoverTable rebuilds it from the leader"
+                ),
+            }
+        });
+        futures::future::join_all(loads).await;
+        let mut ours = BTreeSet::new();
+        for (table, pid) in replicas {
+            let p = self.partition(Partition::new(table, *pid)).await?;
+            if p.meta(tablet).is_some_and(|m| m.is_alive) {
+                self.cluster.ns.update_table_alive(&table.db, &table.name, *pid, tablet, false).await?;
+            }
+            ours.insert((table.tid, *pid));
+        }
+        let settings =
+            MoveSettings { op_timeout: timeout, concurrency: RECOVER_CONCURRENCY, ..MoveSettings::default() };
+        self.readd_replaced_leaders(tablet, &ours, &settings).await
     }
 
     /// Recovers one partition: a loaded alive leader (the freshest replica made leader when
