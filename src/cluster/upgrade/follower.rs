@@ -62,6 +62,12 @@ impl Upgrader {
         settings: &MoveSettings,
     ) -> Result<(), UpgradeError> {
         let ns = &self.cluster.ns;
+        // Its ops go to `pid % concurrency` (C§3.3): they enter those queues like any op.
+        let mut queues: Vec<usize> =
+            replicas.iter().map(|(_, pid)| super::queues::queue_of(*pid, RECOVER_ENDPOINT_CONCURRENCY)).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        let _in_queues = self.queues.enter(&queues).await;
         let since = ns.op_index().await?;
         match ns.recover_endpoint(endpoint, false, RECOVER_ENDPOINT_CONCURRENCY).await {
             // Not sent again: the ops it created, if any, are waited for below, and whatever is

@@ -6,6 +6,8 @@
 //! | [`drain`] | move every leader off a tablet (pre-upgrade) | O§6.1, C§3.5 |
 //! | [`fence`] | stop an old leader acknowledging writes before its switch | C§2.4, C§6 hazards 5-6 |
 //! | [`switch`] | one leader switch: fence, then ChangeLeader | C§3.5 |
+//! | [`queues`] | this run's ops in the nameserver's queues; a switch fences only when its ChangeLeader runs next | C§3.3 |
+//! | [`snapshot`] | ops refused by a leader's scheduled snapshot, sent again | C§3.1, C§4 |
 //! | [`follower`] | re-add replaced leaders as followers (RecoverTable / RecoverEndpoint) | C§3.4, C§3.5 |
 //! | [`restore`] | move leaders back exactly as recorded, drop temporary replicas (post-upgrade) | O§6.1 |
 //! | [`recover`] | the documented `recoverdata`, freshest replica first | O§5.7, C§6 bug 1 |
@@ -50,6 +52,7 @@ pub mod drain;
 pub mod fence;
 pub mod follower;
 pub mod leave;
+pub mod queues;
 pub mod recover;
 pub mod restore;
 pub mod snapshot;
@@ -309,7 +312,25 @@ enum PartitionOp<'a> {
     ChangeLeader(&'a str),
 }
 
+/// How an op stands to its nameserver queue ([`queues`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    /// It enters the queue once no leader switch holds it.
+    Enter,
+    /// The caller holds the queue for it: a leader switch's ChangeLeader.
+    Reserved,
+}
+
 impl PartitionOp<'_> {
+    /// The nameserver queue its op goes to (C§3.3): AddReplicaNS always queue 0, the others
+    /// `pid % --name_server_task_concurrency`.
+    fn queue(&self, pid: u32) -> usize {
+        match self {
+            PartitionOp::AddReplica(_) => 0,
+            _ => queues::queue_of(pid, queues::TASK_CONCURRENCY),
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             PartitionOp::AddReplica(_) => "AddReplica",
@@ -379,14 +400,14 @@ fn move_key(tablet: &str, tid: u32, pid: u32) -> String {
 pub struct Upgrader {
     pub cluster: Cluster,
     pub journal: Arc<Journal>,
-    /// One leader switch per nameserver queue at a time ([`switch::SWITCH_QUEUES`]).
-    switch_slots: Vec<tokio::sync::Mutex<()>>,
+    /// This run's ops in the nameserver's queues; a leader switch holds its queue
+    /// ([`queues`]).
+    queues: Arc<queues::OpQueues>,
 }
 
 impl Upgrader {
     pub fn new(cluster: Cluster, journal: Arc<Journal>) -> Self {
-        let switch_slots = (0..switch::SWITCH_QUEUES).map(|_| tokio::sync::Mutex::new(())).collect();
-        Upgrader { cluster, journal, switch_slots }
+        Upgrader { cluster, journal, queues: Arc::default() }
     }
 
     /// The upgrader of the cluster `config` describes, over `zk`; the journal is mirrored
@@ -430,10 +451,28 @@ impl Upgrader {
         op: PartitionOp<'_>,
         timeout: Duration,
     ) -> Result<OpsDone, UpgradeError> {
+        self.run_op_in(part, op, Queue::Enter, timeout).await
+    }
+
+    /// [`Upgrader::run_op`], `queue` saying whether the op enters its nameserver queue
+    /// ([`queues::OpQueues::enter`]) or the caller holds that queue for it (a leader switch).
+    async fn run_op_in(
+        &self,
+        part: Partition<'_>,
+        op: PartitionOp<'_>,
+        queue: Queue,
+        timeout: Duration,
+    ) -> Result<OpsDone, UpgradeError> {
         let mut retries = 0;
         loop {
+            let in_queue = match queue {
+                Queue::Enter => Some(self.queues.enter(&[op.queue(part.pid)]).await),
+                Queue::Reserved => None,
+            };
             let since = self.cluster.ns.op_index().await?;
-            match self.run_op_once(part, op, since, timeout).await {
+            let result = self.run_op_once(part, op, since, timeout).await;
+            drop(in_queue);
+            match result {
                 Err(e) if retries < snapshot::PAUSE_SNAPSHOT_RETRIES => {
                     let Some(failed) = self.failed_at_pause_snapshot(part, since).await else { return Err(e) };
                     retries += 1;

@@ -4,12 +4,8 @@
 
 use std::time::Duration;
 
-use super::{partition_err, MoveSettings, PartitionOp, UpgradeError, Upgrader};
+use super::{partition_err, MoveSettings, PartitionOp, Queue, UpgradeError, Upgrader};
 use crate::cluster::ns::Partition;
-
-/// How many ChangeLeader ops the nameserver runs at once: `--name_server_task_concurrency`'s
-/// default, the queues ChangeLeader ops are spread over by pid (C§3.3, C§7).
-pub(super) const SWITCH_QUEUES: usize = 2;
 
 /// What one leader switch cost the partition's writers.
 #[derive(Debug, Clone, Copy)]
@@ -44,16 +40,17 @@ impl Upgrader {
         settings: &MoveSettings,
     ) -> Result<SwitchStats, UpgradeError> {
         self.wait_near(part, old_leader, candidate, settings).await?;
-        // One switch per nameserver queue at a time: ChangeLeader ops of one queue run one
-        // after the other (C§3.3), and a partition fenced while its op waits behind another
-        // partition's would refuse writes all that time.
-        let _slot = self.switch_slots[part.pid as usize % self.switch_slots.len()].lock().await;
+        // The partition's queue is held, and emptied of this run's ops, before the fence: ops
+        // of one queue run one after the other (C§3.3), and a partition fenced while its
+        // ChangeLeader waits behind another op would refuse writes all that time.
+        let reserved = self.queues.reserve(PartitionOp::ChangeLeader(candidate).queue(part.pid)).await;
         let (fence, outcome) = self.fence_leader(part, old_leader, candidate, settings).await?;
         let change_leader = match self.change_leader(part, candidate, settings.op_timeout).await {
             Ok(running) => running,
             Err(e) => {
                 // The old leader leads again if the nameserver still says it does.
                 self.lift_fence_or_warn(&fence).await;
+                drop(reserved);
                 self.demote_half_promoted(part, candidate, settings.op_timeout).await;
                 return Err(e);
             }
@@ -108,7 +105,7 @@ impl Upgrader {
         candidate: &str,
         timeout: Duration,
     ) -> Result<Duration, UpgradeError> {
-        let done = self.run_op(part, PartitionOp::ChangeLeader(candidate), timeout).await?;
+        let done = self.run_op_in(part, PartitionOp::ChangeLeader(candidate), Queue::Reserved, timeout).await?;
         // ChangeLeader answers OK without an op when no follower is on a healthy tablet (C§3.5).
         if !done.ops.iter().any(|o| o.op_type == "kChangeLeaderOP") {
             let led = self.partition(part).await?.alive_leader().map(|m| m.endpoint.clone());
