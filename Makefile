@@ -41,6 +41,7 @@ demo: build
 
 bench: deps
 	$(CARGO) bench --bench drain
+	$(CARGO) bench --bench flow
 
 clean:
 	$(CARGO) clean
