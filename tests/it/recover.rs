@@ -251,7 +251,7 @@ fn c4_an_add_replica_refused_by_a_leader_making_its_snapshot_is_sent_again_once_
                     mldb_upgrade::sim::http::call(&leader, "/TabletServer/MakeSnapshot", &body, Duration::from_secs(2));
                 let _ = rt.block_on(call);
                 sent += 1;
-                if sent % 20 == 0 {
+                if sent.is_multiple_of(20) {
                     refused = partition_ops(&state, "demo", "single", pid)
                         .into_iter()
                         .find(|o| o.0 > last_op_before && o.2 == "kFailed" && o.3 == "kPauseSnapshot");
