@@ -358,3 +358,70 @@ fn c3_1_recover_data_rebuilds_a_restarted_tablets_followers_with_the_short_op() 
         "a replica was rebuilt the long way: {children:?}"
     );
 }
+
+/// recover_data(#{down_leaders: "wait"}) (the stock flow's, and abort's) leaves every partition
+/// whose leader's tablet is down as it is, naming that tablet: a follower made leader now would
+/// lose what the dead leader acknowledged and had not replicated (replication is asynchronous).
+/// Once the tablet runs again the same call recovers them from it, and every row is there. A
+/// misspelt option is refused before anything changes.
+#[test]
+fn o5_7_recover_data_waiting_for_a_down_leader_leaves_its_partitions_until_it_is_back() {
+    let sb = Sandbox::up(&["--no-auto-failover"]);
+    let state = sandbox::load_state(&sb.dir).unwrap();
+    let (db, name) = ("demo", "triple");
+    let before = placement(&state, db, name);
+    let partitions = before.len() as u32;
+    let (pid, _) = before.iter().find(|(_, m)| m.len() == 3).unwrap().clone();
+    let leader = alive_leader(&before, pid).unwrap();
+    let table = TableName { db: db.into(), name: name.into() };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(support::client(&state));
+    let keys = keys_in(pid, partitions, 30);
+    for k in &keys {
+        rt.block_on(client.put(&table, k, &format!("v-{k}"))).unwrap_or_else(|e| panic!("put {k}: {e}"));
+    }
+    drop(client);
+
+    let typo = sb.run(r#"upgrade::recover_data(#{ down_leaders: "wiat" });"#);
+    assert_ne!(typo.code, 0, "{}", typo.stdout);
+    assert!(typo.stderr.contains("wiat") && typo.stderr.contains("wait"), "{}", typo.stderr);
+    assert_eq!(placement(&state, db, name), before, "a refused call changed the cluster");
+
+    stop_tablet(&sb, &state, &leader);
+    let led_before: Vec<u32> = before
+        .iter()
+        .filter(|(p, _)| alive_leader(&before, *p).as_deref() == Some(leader.as_str()))
+        .map(|(p, _)| *p)
+        .collect();
+    let out = sb.run(r#"upgrade::recover_data(#{ down_leaders: "wait" });"#);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&format!("tablet {leader} is down and leads")),
+        "the down leader is not named: {}",
+        out.stderr
+    );
+    let during = placement(&state, db, name);
+    for p in &led_before {
+        assert_eq!(
+            alive_leader(&during, *p).as_deref(),
+            Some(leader.as_str()),
+            "pid {p} was led by a follower: {during:?}"
+        );
+    }
+
+    start_tablet(&state, &leader);
+    let out =
+        sb.run(r#"upgrade::recover_data(#{ down_leaders: "wait" }); print(`healthy ${upgrade::verify(0).healthy}`);"#);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let after = placement(&state, db, name);
+    for p in &led_before {
+        assert_eq!(alive_leader(&after, *p).as_deref(), Some(leader.as_str()), "pid {p}: {after:?}");
+    }
+    let metas = &after.iter().find(|(p, _)| *p == pid).unwrap().1;
+    assert!(metas.iter().all(|(_, _, alive)| *alive), "{db}.{name} pid {pid}: {metas:?}");
+    let client = rt.block_on(support::client(&state));
+    for k in &keys {
+        let row = rt.block_on(client.get(&table, k)).unwrap_or_else(|e| panic!("get {k}: {e}"));
+        assert!(row.is_some(), "{db}.{name}: acknowledged row {k} lost");
+    }
+}
