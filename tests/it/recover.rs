@@ -196,6 +196,23 @@ fn o5_7_recover_data_loads_hdd_replicas_from_the_hdd_root() {
     recover_picks_the_freshest_replica("disk", "hdd_triple", &["--storage-modes", "mixed"]);
 }
 
+/// Writes one row per key to `table`, each acknowledged.
+fn put_rows(rt: &tokio::runtime::Runtime, state: &SandboxState, table: &TableName, keys: &[String]) {
+    let client = rt.block_on(support::client(state));
+    for k in keys {
+        rt.block_on(client.put(table, k, &format!("v-{k}"))).unwrap_or_else(|e| panic!("put {k}: {e}"));
+    }
+}
+
+/// Reads back every key of `table` written by [`put_rows`]: none may be missing.
+fn assert_rows_present(rt: &tokio::runtime::Runtime, state: &SandboxState, table: &TableName, keys: &[String]) {
+    let client = rt.block_on(support::client(state));
+    for k in keys {
+        let row = rt.block_on(client.get(table, k)).unwrap_or_else(|e| panic!("get {k}: {e}"));
+        assert!(row.is_some(), "{}.{}: acknowledged row {k} lost", table.db, table.name);
+    }
+}
+
 /// The ops of `db.name` pid `pid` the nameserver shows: (op_id, op_type, status, task_type).
 fn partition_ops(state: &SandboxState, db: &str, name: &str, pid: u32) -> Vec<(u64, String, String, String)> {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -230,12 +247,8 @@ fn c4_an_add_replica_refused_by_a_leader_making_its_snapshot_is_sent_again_once_
     let tid = table_tid(&state, db, name);
     let table = TableName { db: db.into(), name: name.into() };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = rt.block_on(support::client(&state));
     let keys = keys_in(pid, partitions, 30);
-    for k in &keys {
-        rt.block_on(client.put(&table, k, &format!("v-{k}"))).unwrap_or_else(|e| panic!("put {k}: {e}"));
-    }
-    drop(client);
+    put_rows(&rt, &state, &table, &keys);
     let last_op_before = partition_ops(&state, db, name, pid).iter().map(|o| o.0).max().unwrap_or(0);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let snapshotter = {
@@ -309,11 +322,7 @@ fn c4_an_add_replica_refused_by_a_leader_making_its_snapshot_is_sent_again_once_
     let after = placement(&state, db, name);
     assert_eq!(alive_leader(&after, pid).as_deref(), Some(leader.as_str()), "{after:?}");
     assert_eq!(after.iter().find(|(p, _)| *p == pid).unwrap().1.len(), 1, "temporary replica left: {after:?}");
-    let client = rt.block_on(support::client(&state));
-    for k in &keys {
-        let row = rt.block_on(client.get(&table, k)).unwrap_or_else(|e| panic!("get {k}: {e}"));
-        assert!(row.is_some(), "{db}.{name}: acknowledged row {k} lost");
-    }
+    assert_rows_present(&rt, &state, &table, &keys);
 }
 
 /// After a drained tablet restarts, recover data loads its follower replicas from their own
@@ -375,12 +384,8 @@ fn o5_7_recover_data_waiting_for_a_down_leader_leaves_its_partitions_until_it_is
     let leader = alive_leader(&before, pid).unwrap();
     let table = TableName { db: db.into(), name: name.into() };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = rt.block_on(support::client(&state));
     let keys = keys_in(pid, partitions, 30);
-    for k in &keys {
-        rt.block_on(client.put(&table, k, &format!("v-{k}"))).unwrap_or_else(|e| panic!("put {k}: {e}"));
-    }
-    drop(client);
+    put_rows(&rt, &state, &table, &keys);
 
     let typo = sb.run(r#"upgrade::recover_data(#{ down_leaders: "wiat" });"#);
     assert_ne!(typo.code, 0, "{}", typo.stdout);
@@ -419,9 +424,5 @@ fn o5_7_recover_data_waiting_for_a_down_leader_leaves_its_partitions_until_it_is
     }
     let metas = &after.iter().find(|(p, _)| *p == pid).unwrap().1;
     assert!(metas.iter().all(|(_, _, alive)| *alive), "{db}.{name} pid {pid}: {metas:?}");
-    let client = rt.block_on(support::client(&state));
-    for k in &keys {
-        let row = rt.block_on(client.get(&table, k)).unwrap_or_else(|e| panic!("get {k}: {e}"));
-        assert!(row.is_some(), "{db}.{name}: acknowledged row {k} lost");
-    }
+    assert_rows_present(&rt, &state, &table, &keys);
 }
