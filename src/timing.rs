@@ -430,11 +430,15 @@ fn ms(d: Duration) -> u64 {
 }
 
 /// The component a step belongs to: `tablet 127.0.0.1:10921` of `tablet 127.0.0.1:10921: stop`.
+/// A batch of tablets upgraded together (`tablets 127.0.0.1:10921, 127.0.0.2:10921: start`)
+/// counts as one component of the tablets phase: its steps wait for all of them at once.
 pub fn component_of(step: &str) -> Option<&str> {
     let (prefix, _) = step.split_once(": ")?;
-    let (role, endpoint) = prefix.split_once(' ')?;
+    let (role, endpoints) = prefix.split_once(' ')?;
     let known = ["nameserver", "tablet", "apiserver", "taskmanager"];
-    (known.contains(&role) && !endpoint.is_empty() && !endpoint.contains(' ')).then_some(prefix)
+    let one = known.contains(&role) && !endpoints.contains(' ');
+    let batch = role == "tablets" && endpoints.split(", ").all(|e| !e.is_empty() && !e.contains(' '));
+    (!endpoints.is_empty() && (one || batch)).then_some(prefix)
 }
 
 /// The lower bound of a component, or the sum of several, in milliseconds.
@@ -570,7 +574,11 @@ pub struct TimingReport {
 /// The phase of a component: its role in the plural.
 fn phase_of(component: &str) -> String {
     let role = component.split(' ').next().unwrap_or(component);
-    format!("{role}s")
+    if role.ends_with('s') {
+        role.to_string()
+    } else {
+        format!("{role}s")
+    }
 }
 
 const BETWEEN_STEPS: &str = "between steps";
@@ -931,6 +939,11 @@ mod tests {
         assert_eq!(component_of("nameserver ns-1:7527: leader elected"), Some("nameserver ns-1:7527"));
         assert_eq!(component_of("pre-flight checks"), None);
         assert_eq!(component_of("restore leader placement: moves"), None);
+        // A batch of tablets is one component of the tablets phase.
+        let batch = component_of("tablets 127.0.0.1:10921, 127.0.0.2:10921: start");
+        assert_eq!(batch, Some("tablets 127.0.0.1:10921, 127.0.0.2:10921"));
+        assert_eq!(phase_of(batch.unwrap_or_default()), "tablets");
+        assert_eq!(component_of("tablets two words: start"), None);
     }
 
     #[tokio::test]

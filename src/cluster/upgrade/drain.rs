@@ -20,6 +20,9 @@ use crate::timing::{self, Sample};
 
 /// Why a single-replica partition cannot be drained: nowhere to put its temporary replica.
 const NO_TABLET_FOR_TEMP_REPLICA: &str = "no other healthy tablet can take a temporary replica";
+/// Why a partition cannot be drained with `avoid`: its other alive replicas all go down too.
+const EVERY_REPLICA_IN_BATCH: &str =
+    "its other alive replicas are all on tablets of the same batch (avoid); it would have no replica left to lead";
 
 impl Upgrader {
     /// The partitions `tablet` leads, with their tables.
@@ -42,8 +45,11 @@ impl Upgrader {
             let known = all.iter().map(|t| t.endpoint.as_str()).collect::<Vec<_>>().join(", ");
             return Err(UpgradeError::UnknownTablet { endpoint: tablet.into(), known });
         }
-        let healthy: Vec<String> =
-            all.iter().filter(|t| t.is_healthy() && t.endpoint != tablet).map(|t| t.endpoint.clone()).collect();
+        let healthy: Vec<String> = all
+            .iter()
+            .filter(|t| t.is_healthy() && t.endpoint != tablet && !settings.avoid.contains(&t.endpoint))
+            .map(|t| t.endpoint.clone())
+            .collect();
         // Replica counts per tablet, updated as temporary replicas are planned.
         let mut load: BTreeMap<String, usize> = healthy.iter().map(|t| (t.clone(), 0)).collect();
         for table in self.cluster.ns.show_all_tables().await? {
@@ -53,6 +59,7 @@ impl Upgrader {
                 }
             }
         }
+        let all_healthy: BTreeSet<&str> = all.iter().filter(|t| t.is_healthy()).map(|t| t.endpoint.as_str()).collect();
         let mut report = MoveReport { tablet: tablet.into(), ..MoveReport::default() };
         for (table, p) in self.led_partitions(tablet).await? {
             let planned = |to: &str, temp_replica: bool| {
@@ -73,6 +80,16 @@ impl Upgrader {
                 .max_by_key(|m| m.offset.unwrap_or(0));
             if let Some(follower) = best_follower {
                 report.moves.push(planned(&follower.endpoint, false));
+                continue;
+            }
+            let alive_in_batch = p.partition_meta.iter().any(|m| {
+                !m.is_leader
+                    && m.is_alive
+                    && settings.avoid.contains(&m.endpoint)
+                    && all_healthy.contains(m.endpoint.as_str())
+            });
+            if alive_in_batch {
+                report.skipped.push(skipped(EVERY_REPLICA_IN_BATCH));
                 continue;
             }
             match settings.single_replica {
@@ -195,7 +212,8 @@ impl Upgrader {
             return self.drain_down_tablet(tablet, started).await;
         }
         let mut report = self.plan_drain(tablet, settings).await?;
-        if let Some(s) = report.skipped.iter().find(|s| s.reason == NO_TABLET_FOR_TEMP_REPLICA) {
+        let refused = [NO_TABLET_FOR_TEMP_REPLICA, EVERY_REPLICA_IN_BATCH];
+        if let Some(s) = report.skipped.iter().find(|s| refused.contains(&s.reason.as_str())) {
             return Err(partition_err(format_args!("{}.{} pid {}", s.db, s.table, s.pid), s.reason.clone()));
         }
         // Temporary replicas an interrupted drain of this run had started to add go to the same

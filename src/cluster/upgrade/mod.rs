@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | [`auto_failover`] | the auto_failover guard: turn it off, recorded; put it back | C§3.4, O§5.11 |
 //! | [`drain`] | move every leader off a tablet (pre-upgrade) | O§6.1, C§3.5 |
+//! | [`batch`] | tablets that may go down together: an alive replica of every partition stays outside | O§6.1, C§2.2 |
 //! | [`fence`] | stop an old leader acknowledging writes before its switch | C§2.4, C§6 hazards 5-6 |
 //! | [`switch`] | one leader switch: fence, then ChangeLeader | C§3.5 |
 //! | [`queues`] | this run's ops in the nameserver's queues; a switch fences only when its ChangeLeader runs next | C§3.3 |
@@ -48,6 +49,7 @@
 pub mod abort;
 pub mod auto_failover;
 pub mod baseline;
+pub mod batch;
 pub mod drain;
 pub mod fence;
 pub mod follower;
@@ -105,6 +107,9 @@ pub struct MoveSettings {
     pub op_timeout: Duration,
     /// Partitions handled at once.
     pub concurrency: usize,
+    /// Tablets leadership and temporary replicas must not move to: the rest of the batch being
+    /// upgraded with the drained tablet ([`batch`]).
+    pub avoid: std::collections::BTreeSet<String>,
 }
 
 impl Default for MoveSettings {
@@ -115,6 +120,7 @@ impl Default for MoveSettings {
             catchup_timeout: Duration::from_secs(120),
             op_timeout: Duration::from_secs(600),
             concurrency: 16,
+            avoid: Default::default(),
         }
     }
 }
@@ -261,6 +267,15 @@ pub enum UpgradeError {
     UnknownTablet { endpoint: String, known: String },
     #[error("{partition}: {reason}")]
     Partition { partition: String, reason: String },
+    #[error(
+        "the tablets {batch} may no longer go down together: the placement changed since the batches were \
+         planned, and {count} partition(s) would lose every alive replica:\n{details}\nNothing of this batch \
+         was changed. What to do: find out why the placement changed (a failover, a replica moved by hand), \
+         then re-run the same command with --set tablet_batches=replan to plan the remaining tablets' batches \
+         again on the placement now (mldb-upgrade plan shows them), or with --set tablet_batches=one to take \
+         them one at a time"
+    )]
+    UnsafeBatch { batch: String, count: usize, details: String },
     #[error("{failed} of {total} partitions could not be moved:\n{details}\nMoves already made are in the journal; run upgrade::restore_leaders(\"{tablet}\") to undo them, or fix the cause and drain again")]
     Incomplete { tablet: String, failed: usize, total: usize, details: String },
 }

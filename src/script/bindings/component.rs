@@ -58,6 +58,35 @@ pub mod api {
         to_map(&with_control!(&call, |c| c.stop(endpoint, stop))?)
     }
 
+    /// Stops several components at the same time (a batch of tablets), each as stop(endpoint)
+    /// does; returns their maps in the order given. When any fails the others still finish,
+    /// and the error names each one that failed. Changes the hosts: in --dry-run it prints what
+    /// it would do and does nothing.
+    ///
+    /// Example: `component::stop(["10.0.0.5:10921", "10.0.0.6:10921"]);`
+    #[rhai_fn(name = "stop", volatile, return_raw)]
+    pub fn stop_many(ctx: NativeCallContext, endpoints: Array) -> RhaiResultOf<Array> {
+        let call = Call::new(&ctx, NS)?;
+        let endpoints = endpoint_list(&call, endpoints)?;
+        let reports = with_control!(&call, |c| all_of(&endpoints, |ep| c.stop(ep, StopOptions::default())))?;
+        to_array(reports)
+    }
+
+    /// Starts several components at the same time (a batch of tablets), each as start(endpoint,
+    /// options) does; returns their maps in the order given. When any fails the others still
+    /// finish, and the error names each one that failed. Options: #{timeout: "5m"}.
+    /// Changes the hosts: in --dry-run it prints what it would do and does nothing.
+    ///
+    /// Example: `component::start(["10.0.0.5:10921", "10.0.0.6:10921"], #{timeout: "10m"});`
+    #[rhai_fn(name = "start", volatile, return_raw)]
+    pub fn start_many(ctx: NativeCallContext, endpoints: Array, options: Map) -> RhaiResultOf<Array> {
+        let call = Call::new(&ctx, NS)?;
+        let timeout = Options::new(&call, &options, &["timeout"])?.duration("timeout", DEFAULT_START_TIMEOUT)?;
+        let endpoints = endpoint_list(&call, endpoints)?;
+        let reports = with_control!(&call, |c| all_of(&endpoints, |ep| c.start(ep, timeout)))?;
+        to_array(reports)
+    }
+
     /// Starts a component with `bin/start.sh start <role>` (plus `mon` when the config says daemon)
     /// and waits up to 2m until its process runs, it answers its version (GET /version, or
     /// GetVersion on the active TaskManager) and it is registered in ZooKeeper (a tablet's
@@ -319,6 +348,40 @@ pub mod api {
     pub fn running_version(ctx: NativeCallContext, endpoint: &str) -> RhaiResultOf<String> {
         let call = Call::new(&ctx, NS)?;
         with_control!(&call, |c| c.running_version(endpoint))
+    }
+}
+
+/// Components named in an array of endpoint strings.
+fn endpoint_list(call: &Call, endpoints: Array) -> RhaiResultOf<Vec<String>> {
+    endpoints
+        .into_iter()
+        .map(|e| {
+            e.into_string().map_err(|found| call.fail(format!("{}: endpoints must be strings, not {found}", call.name)))
+        })
+        .collect()
+}
+
+/// Runs `action` for every endpoint at the same time and waits for all of them; the error names
+/// each endpoint that failed.
+async fn all_of<'a, T, E, F, Fut>(endpoints: &'a [String], action: F) -> Result<Vec<T>, String>
+where
+    F: Fn(&'a str) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let results = futures::future::join_all(endpoints.iter().map(|ep| action(ep))).await;
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for (ep, result) in endpoints.iter().zip(results) {
+        match result {
+            Ok(report) => done.push(report),
+            Err(e) => failed.push(format!("{ep}: {e}")),
+        }
+    }
+    match failed.len() {
+        0 => Ok(done),
+        1 => Err(failed.remove(0)),
+        n => Err(format!("{n} of {} failed:\n{}", endpoints.len(), failed.join("\n"))),
     }
 }
 

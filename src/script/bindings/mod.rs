@@ -201,6 +201,13 @@ impl<'a> Options<'a> {
         self.map.get(key).map(|v| v.clone().into_string().map_err(|t| self.wrong(key, "a string", t))).transpose()
     }
 
+    /// A list of strings (`["a", "b"]`); empty when absent.
+    pub fn strings(&self, key: &str) -> RhaiResultOf<Vec<String>> {
+        let Some(v) = self.map.get(key) else { return Ok(Vec::new()) };
+        let list = v.clone().into_array().map_err(|t| self.wrong(key, "an array of strings", t))?;
+        list.into_iter().map(|x| x.into_string().map_err(|t| self.wrong(key, "an array of strings", t))).collect()
+    }
+
     pub fn flag(&self, key: &str) -> RhaiResultOf<bool> {
         self.map.get(key).map_or(Ok(false), |v| v.as_bool().map_err(|t| self.wrong(key, "true or false", t)))
     }

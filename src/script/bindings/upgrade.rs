@@ -65,7 +65,10 @@ pub mod api {
     }
 
     /// drain_leaders with options: #{single_replica: "add_replica"|"allow_unavailable",
-    /// offset_delta: 0, timeout: "10m" (per op), catchup_timeout: "2m", concurrency: 16}.
+    /// offset_delta: 0, timeout: "10m" (per op), catchup_timeout: "2m", concurrency: 16,
+    /// avoid: [tablets]}. `avoid` lists tablets that take no leader and no temporary replica (the
+    /// rest of a batch going down with this one): a partition whose other alive replicas are all
+    /// there is refused before any move.
     /// Changes the cluster: in --dry-run it prints the moves and makes none.
     ///
     /// Example: `upgrade::drain_leaders(ep, #{single_replica: "allow_unavailable"});`
@@ -289,6 +292,36 @@ pub mod api {
         call.run(upgrader.disable_auto_failover())
     }
 
+    /// Groups tablets (endpoints, in the order given) into batches that may be upgraded at the
+    /// same time: in each, every partition keeps an alive replica on a healthy tablet outside
+    /// the batch, or has a single alive replica the single-replica policy covers (a temporary
+    /// replica outside the batch, or unavailable). Options: #{single_replica:
+    /// "add_replica"|"allow_unavailable", max: 0 (tablets per batch; 0: as many as is safe)}.
+    /// Returns an array of arrays of endpoints; reads the placement, changes nothing.
+    ///
+    /// Example: `for b in upgrade::tablet_batches(["a:9527", "b:9527"], #{max: 2}) { print(b); }`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn tablet_batches(ctx: NativeCallContext, tablets: Array, options: Map) -> RhaiResultOf<Array> {
+        let call = Call::new(&ctx, NS)?;
+        let (policy, max) = batch_options(&call, &options, true)?;
+        let tablets = endpoints(&call, tablets)?;
+        let batches = call.run(call.upgrader()?.tablet_batches(&tablets, policy, max))?;
+        Ok(batches.into_iter().map(|b| Dynamic::from_array(b.into_iter().map(Dynamic::from).collect())).collect())
+    }
+
+    /// Checks on the placement now that the tablets may go down together (the rule of
+    /// tablet_batches); throws, listing the partitions that would lose every alive replica,
+    /// when they may not. Options: #{single_replica}. Changes nothing.
+    ///
+    /// Example: `upgrade::check_batch(batch, #{single_replica: "add_replica"});`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn check_batch(ctx: NativeCallContext, tablets: Array, options: Map) -> RhaiResultOf<()> {
+        let call = Call::new(&ctx, NS)?;
+        let (policy, _) = batch_options(&call, &options, false)?;
+        let tablets = endpoints(&call, tablets)?;
+        call.run(call.upgrader()?.check_batch(&tablets, policy))
+    }
+
     /// Tablets that are down (offline for the nameserver, or not answering) while the nameserver
     /// records them as the leader of partitions: #{tablet, partitions}. While there are any,
     /// restore_auto_failover refuses to turn auto_failover on (the failover would lose the
@@ -328,9 +361,39 @@ pub mod api {
     }
 }
 
-/// Reads `#{single_replica, offset_delta, timeout, catchup_timeout, concurrency}`.
+/// The tablets of a batch, given as an array of endpoint strings.
+fn endpoints(call: &Call, tablets: Array) -> RhaiResultOf<Vec<String>> {
+    tablets
+        .into_iter()
+        .map(|t| {
+            t.into_string()
+                .map_err(|found| call.fail(format!("{}: tablets must be endpoint strings, not {found}", call.name)))
+        })
+        .collect()
+}
+
+/// Reads `#{single_replica}` and, when `with_max`, `#{max}` (0 when absent).
+fn batch_options(
+    call: &Call,
+    options: &Map,
+    with_max: bool,
+) -> RhaiResultOf<(crate::cluster::upgrade::SingleReplicaPolicy, usize)> {
+    let known: &[&str] = if with_max { &["single_replica", "max"] } else { &["single_replica"] };
+    let options = Options::new(call, options, known)?;
+    let policy = match options.string("single_replica")? {
+        Some(text) => text.parse().map_err(|e: String| call.fail(e))?,
+        None => MoveSettings::default().single_replica,
+    };
+    let max = options.int("max")?.unwrap_or(0);
+    if max < 0 {
+        return Err(call.fail(format!("{}: option max must be 0 (no limit) or more, not {max}", call.name)));
+    }
+    Ok((policy, max as usize))
+}
+
+/// Reads `#{single_replica, offset_delta, timeout, catchup_timeout, concurrency, avoid}`.
 fn move_settings(call: &Call, options: &Map) -> RhaiResultOf<MoveSettings> {
-    let known = ["single_replica", "offset_delta", "timeout", "catchup_timeout", "concurrency"];
+    let known = ["single_replica", "offset_delta", "timeout", "catchup_timeout", "concurrency", "avoid"];
     let options = Options::new(call, options, &known)?;
     let defaults = MoveSettings::default();
     let single_replica = match options.string("single_replica")? {
@@ -343,6 +406,7 @@ fn move_settings(call: &Call, options: &Map) -> RhaiResultOf<MoveSettings> {
         catchup_timeout: options.duration("catchup_timeout", defaults.catchup_timeout)?,
         op_timeout: options.duration("timeout", defaults.op_timeout)?,
         concurrency: options.int("concurrency")?.map_or(defaults.concurrency, |c| c.clamp(1, 64) as usize),
+        avoid: options.strings("avoid")?.into_iter().collect(),
     })
 }
 
