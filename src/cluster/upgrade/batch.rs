@@ -247,7 +247,7 @@ mod tests {
         // Every partition has 3 replicas: any two tablets may go together, never three that
         // hold one partition completely.
         let three = table("t3", &[&[("a", true), ("b", true), ("c", true)], &[("b", true), ("c", true), ("d", true)]]);
-        let batches = plan_batches(&all, &[three.clone()], &healthy, SingleReplicaPolicy::AddReplica, 0);
+        let batches = plan_batches(&all, std::slice::from_ref(&three), &healthy, SingleReplicaPolicy::AddReplica, 0);
         assert_eq!(batches, vec![tablets(&["a", "b", "d"]), tablets(&["c"])]);
         // With a 2-replica partition on a and b, they never share a batch.
         let two = table("t2", &[&[("a", true), ("b", true)]]);
@@ -262,7 +262,8 @@ mod tests {
         // pid 0 lives on a and b, but its replica on b is dead: a holds its last alive replica.
         let t = table("t", &[&[("a", true), ("b", false), ("c", true)], &[("b", true), ("c", true)]]);
         let batch = tablets(&["a", "c"]);
-        let conflicts = batch_conflicts(&batch, &[t.clone()], &healthy, SingleReplicaPolicy::AllowUnavailable);
+        let conflicts =
+            batch_conflicts(&batch, std::slice::from_ref(&t), &healthy, SingleReplicaPolicy::AllowUnavailable);
         assert_eq!(conflicts.len(), 1, "{conflicts:?}");
         assert_eq!(conflicts[0].partition, "db.t pid 0");
         assert!(conflicts[0].reason.contains("all 2 alive replicas (a, c)"), "{}", conflicts[0].reason);
@@ -275,11 +276,13 @@ mod tests {
         let healthy: BTreeSet<String> = tablets(&["a", "b", "c"]).into_iter().collect();
         let t = table("one", &[&[("a", true)], &[("b", true)]]);
         let ab = tablets(&["a", "b"]);
-        assert!(batch_conflicts(&ab, &[t.clone()], &healthy, SingleReplicaPolicy::AddReplica).is_empty());
-        assert!(batch_conflicts(&ab, &[t.clone()], &healthy, SingleReplicaPolicy::AllowUnavailable).is_empty());
+        assert!(batch_conflicts(&ab, std::slice::from_ref(&t), &healthy, SingleReplicaPolicy::AddReplica).is_empty());
+        assert!(
+            batch_conflicts(&ab, std::slice::from_ref(&t), &healthy, SingleReplicaPolicy::AllowUnavailable).is_empty()
+        );
         // c already holds a (dead) replica of pid 0: its temporary replica has nowhere to go.
         let t = table("one", &[&[("a", true), ("c", false)]]);
-        let conflicts = batch_conflicts(&ab, &[t.clone()], &healthy, SingleReplicaPolicy::AddReplica);
+        let conflicts = batch_conflicts(&ab, std::slice::from_ref(&t), &healthy, SingleReplicaPolicy::AddReplica);
         assert_eq!(conflicts.len(), 1, "{conflicts:?}");
         assert!(conflicts[0].reason.contains("temporary replica"), "{}", conflicts[0].reason);
         assert!(batch_conflicts(&ab, &[t], &healthy, SingleReplicaPolicy::AllowUnavailable).is_empty());
