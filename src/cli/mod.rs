@@ -162,7 +162,10 @@ where
         }
     };
     init_tracing(&cli);
-    match execute(cli.command) {
+    let result = execute(cli.command);
+    let requests = crate::cluster::rpc::requests_sent();
+    tracing::debug!(requests, "{requests} request(s) sent to OpenMLDB servers");
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");

@@ -4,6 +4,7 @@
 //!
 //! Only transport failures are retried here, with backoff; what a code means is for callers.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -50,6 +51,15 @@ pub fn authorization(credentials: Option<&Credentials>) -> String {
         }
         None => "sdefault".to_string(),
     }
+}
+
+/// Requests this process sent to OpenMLDB servers, every attempt counted.
+static REQUESTS_SENT: AtomicU64 = AtomicU64::new(0);
+
+/// How many requests this process sent to OpenMLDB servers (logged at exit with `-v`; the scale
+/// benchmark reads it).
+pub fn requests_sent() -> u64 {
+    REQUESTS_SENT.load(Ordering::Relaxed)
 }
 
 /// An HTTP+JSON RPC client with a per-call timeout and bounded retries of transport errors.
@@ -115,6 +125,7 @@ impl RpcClient {
         let mut delay = Duration::from_millis(100);
         let mut last = String::new();
         for attempt in 1..=self.attempts {
+            REQUESTS_SENT.fetch_add(1, Ordering::Relaxed);
             let sent = self
                 .http
                 .post(&url)
