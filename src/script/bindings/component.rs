@@ -2,7 +2,7 @@
 //! hosts, and reading their versions ([`crate::cluster::component`]). Components are named by
 //! their endpoint as written in the cluster config.
 
-use super::{to_array, to_map, Call, Options, RhaiResultOf};
+use super::{string_list, to_array, to_map, Call, Options, RhaiResultOf};
 use crate::cluster::component::records::{Backup, PropertyEdits, SparkSwap};
 use crate::cluster::component::{Control, Parts, StopOptions};
 use rhai::plugin::*;
@@ -67,7 +67,7 @@ pub mod api {
     #[rhai_fn(name = "stop", volatile, return_raw)]
     pub fn stop_many(ctx: NativeCallContext, endpoints: Array) -> RhaiResultOf<Array> {
         let call = Call::new(&ctx, NS)?;
-        let endpoints = endpoint_list(&call, endpoints)?;
+        let endpoints = string_list(&call, endpoints, "endpoints")?;
         let reports = with_control!(&call, |c| all_of(&endpoints, |ep| c.stop(ep, StopOptions::default())))?;
         to_array(reports)
     }
@@ -82,7 +82,7 @@ pub mod api {
     pub fn start_many(ctx: NativeCallContext, endpoints: Array, options: Map) -> RhaiResultOf<Array> {
         let call = Call::new(&ctx, NS)?;
         let timeout = Options::new(&call, &options, &["timeout"])?.duration("timeout", DEFAULT_START_TIMEOUT)?;
-        let endpoints = endpoint_list(&call, endpoints)?;
+        let endpoints = string_list(&call, endpoints, "endpoints")?;
         let reports = with_control!(&call, |c| all_of(&endpoints, |ep| c.start(ep, timeout)))?;
         to_array(reports)
     }
@@ -349,16 +349,6 @@ pub mod api {
         let call = Call::new(&ctx, NS)?;
         with_control!(&call, |c| c.running_version(endpoint))
     }
-}
-
-/// Components named in an array of endpoint strings.
-fn endpoint_list(call: &Call, endpoints: Array) -> RhaiResultOf<Vec<String>> {
-    endpoints
-        .into_iter()
-        .map(|e| {
-            e.into_string().map_err(|found| call.fail(format!("{}: endpoints must be strings, not {found}", call.name)))
-        })
-        .collect()
 }
 
 /// Runs `action` for every endpoint at the same time and waits for all of them; the error names

@@ -157,6 +157,16 @@ pub fn to_array<T: Serialize>(items: impl IntoIterator<Item = T>) -> RhaiResultO
     items.into_iter().map(|item| to_map(&item).map(Dynamic::from)).collect()
 }
 
+/// An array argument of strings (endpoints, names); `what` names them in the error.
+pub fn string_list(call: &Call, items: Array, what: &str) -> RhaiResultOf<Vec<String>> {
+    items
+        .into_iter()
+        .map(|x| {
+            x.into_string().map_err(|found| call.fail(format!("{}: {what} must be strings, not {found}", call.name)))
+        })
+        .collect()
+}
+
 /// An options map (`#{timeout: "5m"}`), checked against the keys a function knows; errors
 /// point at the call.
 pub struct Options<'a> {

@@ -3,9 +3,9 @@
 //! returns a map a script can inspect; in --dry-run drain and restore print the exact moves and
 //! make none. `upgrade::timing()` says where the run's time went ([`crate::timing`]).
 
-use super::{to_array, to_map, Call, Options, RhaiResultOf};
+use super::{string_list, to_array, to_map, Call, Options, RhaiResultOf};
 use crate::cluster::upgrade::recover::DownLeaders;
-use crate::cluster::upgrade::{MoveReport, MoveSettings, Upgrader};
+use crate::cluster::upgrade::{MoveReport, MoveSettings, SingleReplicaPolicy, Upgrader};
 use crate::script::Host;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, FnPtr, Map};
@@ -304,7 +304,7 @@ pub mod api {
     pub fn tablet_batches(ctx: NativeCallContext, tablets: Array, options: Map) -> RhaiResultOf<Array> {
         let call = Call::new(&ctx, NS)?;
         let (policy, max) = batch_options(&call, &options, true)?;
-        let tablets = endpoints(&call, tablets)?;
+        let tablets = string_list(&call, tablets, "tablets")?;
         let batches = call.run(call.upgrader()?.tablet_batches(&tablets, policy, max))?;
         Ok(batches.into_iter().map(|b| Dynamic::from_array(b.into_iter().map(Dynamic::from).collect())).collect())
     }
@@ -318,7 +318,7 @@ pub mod api {
     pub fn check_batch(ctx: NativeCallContext, tablets: Array, options: Map) -> RhaiResultOf<()> {
         let call = Call::new(&ctx, NS)?;
         let (policy, _) = batch_options(&call, &options, false)?;
-        let tablets = endpoints(&call, tablets)?;
+        let tablets = string_list(&call, tablets, "tablets")?;
         call.run(call.upgrader()?.check_batch(&tablets, policy))
     }
 
@@ -361,29 +361,19 @@ pub mod api {
     }
 }
 
-/// The tablets of a batch, given as an array of endpoint strings.
-fn endpoints(call: &Call, tablets: Array) -> RhaiResultOf<Vec<String>> {
-    tablets
-        .into_iter()
-        .map(|t| {
-            t.into_string()
-                .map_err(|found| call.fail(format!("{}: tablets must be endpoint strings, not {found}", call.name)))
-        })
-        .collect()
+/// The `single_replica` option, the default policy when absent.
+fn single_replica(call: &Call, options: &Options) -> RhaiResultOf<SingleReplicaPolicy> {
+    match options.string("single_replica")? {
+        Some(text) => text.parse().map_err(|e: String| call.fail(e)),
+        None => Ok(MoveSettings::default().single_replica),
+    }
 }
 
 /// Reads `#{single_replica}` and, when `with_max`, `#{max}` (0 when absent).
-fn batch_options(
-    call: &Call,
-    options: &Map,
-    with_max: bool,
-) -> RhaiResultOf<(crate::cluster::upgrade::SingleReplicaPolicy, usize)> {
+fn batch_options(call: &Call, options: &Map, with_max: bool) -> RhaiResultOf<(SingleReplicaPolicy, usize)> {
     let known: &[&str] = if with_max { &["single_replica", "max"] } else { &["single_replica"] };
     let options = Options::new(call, options, known)?;
-    let policy = match options.string("single_replica")? {
-        Some(text) => text.parse().map_err(|e: String| call.fail(e))?,
-        None => MoveSettings::default().single_replica,
-    };
+    let policy = single_replica(call, &options)?;
     let max = options.int("max")?.unwrap_or(0);
     if max < 0 {
         return Err(call.fail(format!("{}: option max must be 0 (no limit) or more, not {max}", call.name)));
@@ -396,12 +386,8 @@ fn move_settings(call: &Call, options: &Map) -> RhaiResultOf<MoveSettings> {
     let known = ["single_replica", "offset_delta", "timeout", "catchup_timeout", "concurrency", "avoid"];
     let options = Options::new(call, options, &known)?;
     let defaults = MoveSettings::default();
-    let single_replica = match options.string("single_replica")? {
-        Some(text) => text.parse().map_err(|e: String| call.fail(e))?,
-        None => defaults.single_replica,
-    };
     Ok(MoveSettings {
-        single_replica,
+        single_replica: single_replica(call, &options)?,
         offset_delta: options.int("offset_delta")?.map_or(defaults.offset_delta, |d| d.max(0) as u64),
         catchup_timeout: options.duration("catchup_timeout", defaults.catchup_timeout)?,
         op_timeout: options.duration("timeout", defaults.op_timeout)?,
