@@ -63,6 +63,7 @@ impl Tablet {
         if self.flags.binlog_notify_on_put {
             replica.notify_nodes();
         }
+        replica.appended.notify_waiters();
         ok()
     }
 

@@ -137,6 +137,8 @@ pub struct Replica {
     nodes: BTreeMap<String, CancellationToken>,
     /// Wakes the nodes waiting for entries (`LogReplicator::Notify`).
     notify: Arc<Notify>,
+    /// Told of every entry written, so that an idle node needs no timer (see `replicate`).
+    appended: Arc<Notify>,
 }
 
 impl Replica {
@@ -150,6 +152,7 @@ impl Replica {
             last_make_snapshot: None,
             nodes: BTreeMap::new(),
             notify: Arc::new(Notify::new()),
+            appended: Arc::new(Notify::new()),
         }
     }
 

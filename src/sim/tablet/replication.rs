@@ -14,6 +14,9 @@
 //! once while more are waiting. A failed send (an error reply such as 122 from a follower
 //! with a newer term, or no reply) is kept and sent again as it was after
 //! `--binlog_coffee_time`. A successful send moves the node past the last entry it sent.
+//! Simplified: an idle node does not wake on a timer; it sleeps until an entry is written and
+//! then until its next `--binlog_sync_wait_time` tick, which sends each entry when a polling
+//! node would (`replicate`).
 //!
 //! Nodes are created for the `replicas` of a leader's meta when it is created or loaded
 //! (`StartSyncing`), by ChangeRole(leader) and by AddReplica; DelReplica stops one, and
@@ -73,7 +76,8 @@ impl Tablet {
             replica.meta.replicas.push(endpoint.to_string());
         }
         let (tid, pid) = (replica.meta.tid, replica.meta.pid);
-        tokio::spawn(replicate(self.clone(), tid, pid, endpoint.to_string(), stop, replica.notify.clone()));
+        let wake = Wake { notify: replica.notify.clone(), appended: replica.appended.clone() };
+        tokio::spawn(replicate(self.clone(), tid, pid, endpoint.to_string(), stop, wake));
         0
     }
 
@@ -214,15 +218,27 @@ async fn pause(stop: &CancellationToken, pause: Duration) -> bool {
     }
 }
 
-/// One node: a leader replica's replication to one follower, until `stop`.
-async fn replicate(
-    tablet: Arc<Tablet>,
-    tid: u32,
-    pid: u32,
-    follower: String,
-    stop: CancellationToken,
+/// What wakes a node that has sent everything.
+struct Wake {
+    /// `LogReplicator::Notify` (a Put with `--binlog_notify_on_put`): at once.
     notify: Arc<Notify>,
-) {
+    /// Any entry written: at the node's next `--binlog_sync_wait_time` tick.
+    appended: Arc<Notify>,
+}
+
+/// One node: a leader replica's replication to one follower, until `stop`.
+///
+/// A real idle node wakes every `--binlog_sync_wait_time` to look for entries. The simulator's
+/// node sleeps until an entry is written instead and then waits for its next tick, counted
+/// from when it started: entries reach the follower exactly when a polling node would send
+/// them, and thousands of idle replicas cost no CPU.
+async fn replicate(tablet: Arc<Tablet>, tid: u32, pid: u32, follower: String, stop: CancellationToken, wake: Wake) {
+    let started = tokio::time::Instant::now();
+    let next_tick = |period: Duration| {
+        let period_ns = period.as_nanos().max(1);
+        let into = started.elapsed().as_nanos() % period_ns;
+        Duration::from_nanos((period_ns - into) as u64)
+    };
     let flags = &tablet.flags;
     let path = "/TabletServer/AppendEntries";
     let term = || tablet.lock().replicas.get(&(tid, pid)).map(|r| r.meta.term);
@@ -251,9 +267,12 @@ async fn replicate(
         }
         // Everything sent: wait for a Put's notification or the sync wait time.
         loop {
-            let notified = notify.notified();
+            let notified = wake.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let appended = wake.appended.notified();
+            tokio::pin!(appended);
+            appended.as_mut().enable();
             let leader_offset = match tablet.lock().replicas.get(&(tid, pid)) {
                 Some(replica) => replica.log.offset(),
                 None => return,
@@ -261,10 +280,16 @@ async fn replicate(
             if last_sync < leader_offset {
                 break;
             }
+            // Biased: a Put with --binlog_notify_on_put tells both, and the notification wins.
             tokio::select! {
+                biased;
                 _ = stop.cancelled() => return,
                 _ = &mut notified => {}
-                _ = tokio::time::sleep(flags.binlog_sync_wait_time) => {}
+                _ = &mut appended => {
+                    if !pause(&stop, next_tick(flags.binlog_sync_wait_time)).await {
+                        return;
+                    }
+                }
             }
         }
         if stop.is_cancelled() {
