@@ -22,7 +22,7 @@ pub enum RpcError {
     OutcomeUnknown { endpoint: String, method: String, reason: String },
     #[error("{endpoint} answered {method} with HTTP {status}: {body}")]
     Http { endpoint: String, method: String, status: u16, body: String },
-    #[error("{endpoint} answered {method} with something that is not JSON: {body}")]
+    #[error("{endpoint} answered {method} with something that is not JSON or not its reply: {body}")]
     NotJson { endpoint: String, method: String, body: String },
     #[error("{endpoint} answered {method} without the expected {field}: {body}")]
     Incomplete { endpoint: String, method: String, field: String, body: String },
@@ -99,6 +99,19 @@ impl RpcClient {
         self.call_with(endpoint, service, method, body, true).await
     }
 
+    /// Like [`RpcClient::call`], the reply read straight into `T` without a JSON tree in
+    /// between: for the large replies (ShowTable of a big cluster), whose tree would take
+    /// several times the memory of the typed value.
+    pub async fn call_as<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        service: &str,
+        method: &str,
+        body: &Value,
+    ) -> Result<T, RpcError> {
+        self.call_with(endpoint, service, method, body, true).await
+    }
+
     /// Calls a method that changes the cluster and must not happen twice (one that creates an
     /// op). Only a connection that could not be made is retried (nothing was sent); a request
     /// that was sent and got no answer (a timeout, a connection closed before the reply) is
@@ -113,14 +126,25 @@ impl RpcClient {
         self.call_with(endpoint, service, method, body, false).await
     }
 
-    async fn call_with(
+    /// [`RpcClient::call_change`] with the reply read into `T`.
+    pub async fn call_change_as<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        service: &str,
+        method: &str,
+        body: &Value,
+    ) -> Result<T, RpcError> {
+        self.call_with(endpoint, service, method, body, false).await
+    }
+
+    async fn call_with<T: serde::de::DeserializeOwned>(
         &self,
         endpoint: &str,
         service: &str,
         method: &str,
         body: &Value,
         retry_sent: bool,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<T, RpcError> {
         let url = format!("http://{endpoint}/{service}/{method}");
         let mut delay = Duration::from_millis(100);
         let mut last = String::new();
@@ -147,10 +171,14 @@ impl RpcClient {
                         });
                     }
                     tracing::trace!(endpoint, method, %body, reply = %text, "rpc");
-                    return serde_json::from_str(&text).map_err(|_| RpcError::NotJson {
-                        endpoint: endpoint.into(),
-                        method: method.into(),
-                        body: text,
+                    return serde_json::from_str(&text).map_err(|e| {
+                        let shown: String = text.chars().take(500).collect();
+                        let more = if shown.len() < text.len() { " ..." } else { "" };
+                        RpcError::NotJson {
+                            endpoint: endpoint.into(),
+                            method: method.into(),
+                            body: format!("{shown}{more} ({e})"),
+                        }
                     });
                 }
                 Err(e) => {
@@ -262,6 +290,22 @@ macro_rules! openmldb_enum {
 pub(crate) use openmldb_enum;
 
 /// The `code` of a reply; absent means 0 (proto2 default, C§2.1).
+/// A reply's `code` and `msg` (app errors come as HTTP 200 with them, C§2.1), for replies read
+/// into their own types.
+pub trait Coded {
+    fn code(&self) -> i64;
+    fn msg(&self) -> String;
+}
+
+impl Coded for Value {
+    fn code(&self) -> i64 {
+        code(self)
+    }
+    fn msg(&self) -> String {
+        msg(self)
+    }
+}
+
 pub fn code(reply: &Value) -> i64 {
     reply.get("code").and_then(Value::as_i64).unwrap_or(0)
 }

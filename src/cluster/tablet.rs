@@ -131,9 +131,12 @@ impl TabletClient {
     /// for an unknown tid/pid, C§2.4).
     async fn get_table_status(&self, endpoint: &str, body: Value) -> Result<Vec<TableStatus>, TabletError> {
         let method = "GetTableStatus";
-        let reply = self.call(endpoint, method, body).await?;
-        serde_json::from_value(reply.get("all_table_status").cloned().unwrap_or(json!([]))).map_err(|e| {
-            TabletError::BadReply { endpoint: endpoint.into(), method: method.into(), reason: e.to_string() }
+        let mut reply = self.call(endpoint, method, body).await?;
+        let list = reply.get_mut("all_table_status").map(Value::take).unwrap_or(json!([]));
+        serde_json::from_value(list).map_err(|e| TabletError::BadReply {
+            endpoint: endpoint.into(),
+            method: method.into(),
+            reason: e.to_string(),
         })
     }
 
