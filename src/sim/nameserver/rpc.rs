@@ -135,13 +135,17 @@ impl NameServer {
         let name = request.str("name");
         let db = request.str("db").unwrap_or_default();
         let show_all = request.bool("show_all").unwrap_or(false);
+        // Copied under the lock (as the real one copies into the response), encoded after it:
+        // other requests do not wait while a large cluster's reply is encoded.
         let state = self.lock().await;
-        let mut tables: Vec<&TableInfo> = state
+        let mut tables: Vec<TableInfo> = state
             .tables
             .values()
             .filter(|t| name.as_ref().is_none_or(|n| *n == t.name))
             .filter(|t| t.db.is_empty() || show_all || t.db == db)
+            .cloned()
             .collect();
+        drop(state);
         // Legacy tables by name, then by db and name: OpenMLDB's maps (`NS:2969-3023`).
         tables.sort_by(|a, b| (&a.db, &a.name).cmp(&(&b.db, &b.name)));
         let mut reply = json!({ "code": 0, "msg": "ok" });
