@@ -42,6 +42,7 @@ demo: build
 bench: deps
 	$(CARGO) bench --bench drain
 	$(CARGO) bench --bench flow
+	$(CARGO) bench --bench scale
 
 clean:
 	$(CARGO) clean
