@@ -26,16 +26,16 @@ const EVERY_REPLICA_IN_BATCH: &str =
 
 impl Upgrader {
     /// The partitions `tablet` leads, with their tables.
-    async fn led_partitions(&self, tablet: &str) -> Result<Vec<(TableInfo, TablePartition)>, UpgradeError> {
+    fn led_partitions<'a>(tables: &'a [TableInfo], tablet: &str) -> Vec<(&'a TableInfo, &'a TablePartition)> {
         let mut led = Vec::new();
-        for table in self.cluster.ns.show_all_tables().await? {
+        for table in tables {
             for p in &table.table_partition {
                 if p.alive_leader().is_some_and(|m| m.endpoint == tablet) {
-                    led.push((table.clone(), p.clone()));
+                    led.push((table, p));
                 }
             }
         }
-        Ok(led)
+        led
     }
 
     /// Plans the moves off `tablet` without making them (dry run, or the first half of drain).
@@ -52,7 +52,8 @@ impl Upgrader {
             .collect();
         // Replica counts per tablet, updated as temporary replicas are planned.
         let mut load: BTreeMap<String, usize> = healthy.iter().map(|t| (t.clone(), 0)).collect();
-        for table in self.cluster.ns.show_all_tables().await? {
+        let tables = self.cluster.ns.show_all_tables().await?;
+        for table in &tables {
             for m in table.table_partition.iter().flat_map(|p| &p.partition_meta) {
                 if let Some(n) = load.get_mut(&m.endpoint) {
                     *n += 1;
@@ -61,7 +62,7 @@ impl Upgrader {
         }
         let all_healthy: BTreeSet<&str> = all.iter().filter(|t| t.is_healthy()).map(|t| t.endpoint.as_str()).collect();
         let mut report = MoveReport { tablet: tablet.into(), ..MoveReport::default() };
-        for (table, p) in self.led_partitions(tablet).await? {
+        for (table, p) in Self::led_partitions(&tables, tablet) {
             let planned = |to: &str, temp_replica: bool| {
                 LeaderMove::new(&table, p.pid, tablet, to, temp_replica, MoveState::Planned)
             };
