@@ -64,7 +64,7 @@ impl Upgrader {
         let mut report = MoveReport { tablet: tablet.into(), ..MoveReport::default() };
         for (table, p) in Self::led_partitions(&tables, tablet) {
             let planned = |to: &str, temp_replica: bool| {
-                LeaderMove::new(&table, p.pid, tablet, to, temp_replica, MoveState::Planned)
+                LeaderMove::new(table, p.pid, tablet, to, temp_replica, MoveState::Planned)
             };
             let skipped = |reason: &str| Skipped {
                 db: table.db.clone(),
