@@ -44,7 +44,19 @@ fn measure(bin: &Path, what: &str, args: &[&str]) -> Measured {
         .spawn()
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     let stderr = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    // Warnings and errors are shown as they come; the whole log is kept for a failure.
+    let shown = what.to_string();
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if line.contains(" WARN ") || line.contains(" ERROR ") || line.contains(" one by one") {
+                println!("  [{shown}] {line}");
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
     let mut peak = 0;
     let status = loop {
         if let Some(kb) = peak_rss_kb(child.id()) {

@@ -40,7 +40,13 @@ impl Upgrader {
     ) -> Result<(), UpgradeError> {
         let (ours, others) = self.dead_replicas(endpoint, switched).await?;
         if ours.len() > 1 && others == 0 {
+            tracing::debug!("re-adding {} replaced leader(s) on {endpoint} with one RecoverEndpoint", ours.len());
             self.recover_endpoint(endpoint, &ours, settings).await?;
+        } else if ours.len() > 1 {
+            tracing::info!(
+                "re-adding {} replaced leader(s) on {endpoint} one by one: {others} other replica(s) there are marked dead, which a RecoverEndpoint would recover too",
+                ours.len()
+            );
         }
         // Whatever is still dead (all of it when RecoverEndpoint was not used).
         let (ours, _) = self.dead_replicas(endpoint, switched).await?;
