@@ -5,10 +5,9 @@
 //! journalled before it is made; the replaced leaders are re-added as followers together.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use futures::StreamExt;
 
 use super::{
     move_key, partition_err, LeaderMove, MoveReport, MoveSettings, MoveState, PartitionOp, SingleReplicaPolicy,
@@ -239,16 +238,16 @@ impl Upgrader {
         let recorded = self.record_moves(tablet, &report.moves).await?;
         let earlier = &earlier;
         let tables = self.tables_by_tid().await?;
-        let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-        let results = futures::future::join_all(report.moves.iter().map(|m| {
-            let semaphore = semaphore.clone();
-            let table = tables.get(&m.tid).cloned();
-            async move {
-                let _permit = semaphore.acquire().await;
+        // At most `concurrency` moves under way, each borrowing its table: one future per move
+        // made up front would hold hundreds of them at scale.
+        let tables = &tables;
+        let mut results: Vec<_> = futures::stream::iter(report.moves.iter().enumerate().map(|(i, m)| {
+            let table = tables.get(&m.tid);
+            let one = async move {
                 let Some(table) = table else {
                     return Err(partition_err(m.partition(), "the table disappeared"));
                 };
-                let part = Partition::new(&table, m.pid);
+                let part = Partition::new(table, m.pid);
                 if m.temp_replica {
                     if earlier.contains_key(&(m.tid, m.pid)) {
                         self.drop_leftover_copy(part, &m.to, settings.op_timeout).await?;
@@ -263,9 +262,15 @@ impl Upgrader {
                 stats.record(&mut moved);
                 self.journal.put(&move_key(&m.from, m.tid, m.pid), &moved).await?;
                 Ok::<_, UpgradeError>(Some(stats))
-            }
+            };
+            async move { (i, one.await) }
         }))
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect()
         .await;
+        // In the moves' order again.
+        results.sort_by_key(|(i, _)| *i);
+        let results: Vec<_> = results.into_iter().map(|(_, r)| r).collect();
         // The replaced leaders, all on `tablet`, become followers together (moves of an
         // interrupted earlier drain included).
         let switched: BTreeSet<(u32, u32)> = recorded.iter().map(|m| (m.tid, m.pid)).collect();

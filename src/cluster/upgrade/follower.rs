@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use futures::StreamExt;
 
 use super::{MoveSettings, PartitionOp, UpgradeError, Upgrader};
 use crate::cluster::ns::{Partition, TableInfo};
@@ -50,11 +50,11 @@ impl Upgrader {
         }
         // Whatever is still dead (all of it when RecoverEndpoint was not used).
         let (ours, _) = self.dead_replicas(endpoint, switched).await?;
-        let semaphore = Semaphore::new(settings.concurrency.max(1));
-        let results = futures::future::join_all(ours.iter().map(|(table, pid)| async {
-            let _permit = semaphore.acquire().await;
+        let results: Vec<_> = futures::stream::iter(ours.iter().map(|(table, pid)| async {
             self.readd_as_follower(Partition::new(table, *pid), endpoint, settings.op_timeout).await.map(|_| ())
         }))
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect()
         .await;
         results.into_iter().collect()
     }

@@ -40,7 +40,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use futures::StreamExt;
 
 use super::{partition_err, MoveSettings, PartitionOp, UpgradeError, Upgrader};
 use crate::cluster::ns::{Partition, PartitionMeta, TableInfo, TablePartition};
@@ -173,11 +173,11 @@ impl Upgrader {
         let (needs_leader, followers_only): (Vec<_>, Vec<_>) = work
             .into_iter()
             .partition(|(table, p)| !p.alive_leader().is_some_and(|l| is_loaded(&l.endpoint, table.tid, p.pid)));
-        let semaphore = Semaphore::new(RECOVER_CONCURRENCY);
-        let results = futures::future::join_all(needs_leader.iter().map(|(table, p)| async {
-            let _permit = semaphore.acquire().await;
+        let results: Vec<_> = futures::stream::iter(needs_leader.iter().map(|(table, p)| async {
             self.recover_partition(table, p, &healthy, &is_loaded, timeout).await.map(|()| table.full_name())
         }))
+        .buffer_unordered(RECOVER_CONCURRENCY)
+        .collect()
         .await;
         let mut touched = BTreeMap::new();
         let mut first_error = None;
@@ -230,9 +230,7 @@ impl Upgrader {
         timeout: Duration,
     ) -> Result<(), UpgradeError> {
         let tablets = &self.cluster.tablets;
-        let semaphore = Semaphore::new(RECOVER_CONCURRENCY);
         let loads = replicas.iter().map(|(table, pid)| async {
-            let _permit = semaphore.acquire().await;
             let part = Partition::new(table, *pid);
             if tablets.loaded_offset(tablet, table.tid, *pid).await.is_some() {
                 return;
@@ -252,10 +250,12 @@ impl Upgrader {
                 ),
             }
         });
-        futures::future::join_all(loads).await;
+        futures::stream::iter(loads).buffer_unordered(RECOVER_CONCURRENCY).collect::<Vec<()>>().await;
         let mut ours = BTreeSet::new();
+        let now = self.tables_by_tid().await?;
         for (table, pid) in replicas {
-            let p = self.partition(Partition::new(table, *pid)).await?;
+            let p = now.get(&table.tid).and_then(|t| t.table_partition.iter().find(|p| p.pid == *pid));
+            let Some(p) = p else { continue };
             if p.meta(tablet).is_some_and(|m| m.is_alive) {
                 self.cluster.ns.update_table_alive(&table.db, &table.name, *pid, tablet, false).await?;
             }

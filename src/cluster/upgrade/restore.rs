@@ -4,10 +4,9 @@
 //! killed anywhere between the switch and the clean-up is finished here.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use futures::StreamExt;
 
 use super::switch::SwitchStats;
 use super::{
@@ -116,20 +115,25 @@ impl Upgrader {
         self.require_auto_failover_off().await?;
         self.lift_stale_fences().await?;
         let tables = self.tables_by_tid().await?;
-        let semaphore = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-        let results = futures::future::join_all(moves.iter().map(|m| {
-            let semaphore = semaphore.clone();
-            let table = tables.get(&m.tid).cloned();
-            async move {
-                let _permit = semaphore.acquire().await;
+        // At most `concurrency` moves under way, each borrowing its table (see drain_leaders).
+        let tables = &tables;
+        let mut results: Vec<_> = futures::stream::iter(moves.iter().enumerate().map(|(i, m)| {
+            let table = tables.get(&m.tid);
+            let one = async move {
                 let Some(table) = table else {
                     // The table was dropped meanwhile: nothing to restore.
                     return Ok((None, None));
                 };
-                self.restore_one(&table, m, settings).await
-            }
+                self.restore_one(table, m, settings).await
+            };
+            async move { (i, one.await) }
         }))
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect()
         .await;
+        // In the moves' order again.
+        results.sort_by_key(|(i, _)| *i);
+        let results: Vec<_> = results.into_iter().map(|(_, r)| r).collect();
         // The interim leaders become followers, together per tablet.
         let mut replaced: BTreeMap<String, BTreeSet<(u32, u32)>> = BTreeMap::new();
         for (m, r) in moves.iter().zip(&results) {
