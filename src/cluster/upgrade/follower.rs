@@ -72,6 +72,10 @@ impl Upgrader {
         let mut queues: Vec<usize> =
             replicas.iter().map(|(_, pid)| super::queues::queue_of(*pid, RECOVER_ENDPOINT_CONCURRENCY)).collect();
         queues.sort_unstable();
+        // Each queue runs its ops one after the other: the wait allows the per-op timeout for
+        // every op of the busiest one, so a wait scales with the work queued.
+        let busiest = queues.chunk_by(|a, b| a == b).map(<[usize]>::len).max().unwrap_or(1);
+        let timeout = settings.op_timeout.saturating_mul(busiest as u32);
         queues.dedup();
         let _in_queues = self.queues.enter(&queues).await;
         let since = ns.op_index().await?;
@@ -93,7 +97,7 @@ impl Upgrader {
             by_table.entry(table.tid).or_insert_with(|| (table, BTreeSet::new())).1.insert(*pid);
         }
         let waits = by_table.values().map(|(table, pids)| {
-            self.cluster.wait_table_ops(since, table, pids, "RecoverTable ops", settings.op_timeout)
+            self.cluster.wait_table_ops(since, table, pids, "RecoverTable ops", timeout)
         });
         for result in futures::future::join_all(waits).await {
             match result {
