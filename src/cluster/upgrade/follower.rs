@@ -96,9 +96,9 @@ impl Upgrader {
         for (table, pid) in replicas {
             by_table.entry(table.tid).or_insert_with(|| (table, BTreeSet::new())).1.insert(*pid);
         }
-        let waits = by_table.values().map(|(table, pids)| {
-            self.cluster.wait_table_ops(since, table, pids, "RecoverTable ops", timeout)
-        });
+        let waits = by_table
+            .values()
+            .map(|(table, pids)| self.cluster.wait_table_ops(since, table, pids, "RecoverTable ops", timeout));
         for result in futures::future::join_all(waits).await {
             match result {
                 // An op that failed (at PauseSnapshot during a scheduled snapshot, say) left its

@@ -32,6 +32,18 @@ struct ReplicaRow<'a> {
     offset: Option<u64>,
 }
 
+/// One table as `ns::tables` shows it.
+#[derive(Serialize)]
+struct TableRow<'a> {
+    db: &'a str,
+    table: &'a str,
+    tid: u32,
+    partitions: usize,
+    replica_num: u32,
+    /// Partitions with exactly one replica now.
+    single_replica_partitions: usize,
+}
+
 /// One op as `ns::ops` shows it.
 #[derive(Serialize)]
 struct OpRow {
@@ -95,6 +107,25 @@ pub mod api {
                     offset: meta.offset,
                 })
             })
+        }))
+    }
+
+    /// Every table (internal databases included), one map per table: #{db, table, tid,
+    /// partitions, replica_num, single_replica_partitions}. On a large cluster it is far
+    /// smaller than ns::partitions(), which has a map per replica.
+    ///
+    /// Example: `let single = ns::tables().filter(|t| t.single_replica_partitions > 0);`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn tables(ctx: NativeCallContext) -> RhaiResultOf<Array> {
+        let call = Call::new(&ctx, NS)?;
+        let tables = call.run(call.cluster()?.ns.show_all_tables())?;
+        to_array(tables.iter().map(|t| TableRow {
+            db: &t.db,
+            table: &t.name,
+            tid: t.tid,
+            partitions: t.table_partition.len(),
+            replica_num: t.replica_num,
+            single_replica_partitions: t.table_partition.iter().filter(|p| p.partition_meta.len() == 1).count(),
         }))
     }
 
