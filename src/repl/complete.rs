@@ -144,6 +144,8 @@ mod tests {
         assert!(c.contains(&"zk::".to_string()), "{c:?}");
         let (start, c) = at_end("let t = ns::ta", &f.session);
         assert_eq!(start, "let t = ns::".len());
+        assert_eq!(c, vec!["tables".to_string(), "tablets".to_string()]);
+        let (_, c) = at_end("let t = ns::tablet", &f.session);
         assert_eq!(c, vec!["tablets".to_string()]);
         let (_, c) = at_end("ns::", &f.session);
         assert!(c.contains(&"leader".to_string()) && c.contains(&"partitions".to_string()), "{c:?}");
@@ -211,8 +213,8 @@ mod tests {
     #[test]
     fn cursor_in_the_middle_completes_the_word_before_it() {
         let f = fixture();
-        let line = "ns::tab + 1";
-        let (start, c) = complete(line, 7, &f.session);
+        let line = "ns::tablet + 1";
+        let (start, c) = complete(line, 10, &f.session);
         assert_eq!(start, 4);
         assert_eq!(c, vec!["tablets".to_string()]);
     }
