@@ -24,7 +24,14 @@ pub enum Check<T> {
     Done(T),
     /// Not yet; the text says what is still missing (shown if the wait times out).
     Waiting(String),
+    /// Not yet, and only queued behind other work the nameserver is doing (an op kInited in its
+    /// queue, C§3.3): this time does not count against the timeout, so a wait scales with the
+    /// work queued ahead of it (up to [`QUEUED_CAP`] times the timeout in all).
+    Queued(String),
 }
+
+/// How many times its timeout a wait may last in all when most of it was queued.
+pub const QUEUED_CAP: u32 = 20;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WaitError {
@@ -59,15 +66,27 @@ where
     let started = Instant::now();
     let mut delay = Duration::from_millis(50);
     let mut indicator = crate::progress::WaitIndicator::new(what, timeout);
+    // Time spent queued (Check::Queued) is not counted, up to the cap.
+    let mut queued = Duration::ZERO;
+    let cap = timeout.saturating_mul(QUEUED_CAP);
+    let mut last_look = Instant::now();
     loop {
-        let last = match check().await {
+        let looked = Instant::now();
+        let (last, was_queued) = match check().await {
             Ok(Check::Done(value)) => return Ok(value),
-            Ok(Check::Waiting(state)) => state,
+            Ok(Check::Waiting(state)) => (state, false),
+            Ok(Check::Queued(state)) => (state, true),
             Err(reason) => return Err(WaitError::Failed { what: what.to_string(), reason }),
         };
-        let elapsed = started.elapsed();
-        if elapsed >= timeout {
-            return Err(WaitError::Timeout { what: what.to_string(), waited: timeout, last });
+        if was_queued {
+            queued += looked.duration_since(last_look);
+        }
+        last_look = looked;
+        let total = started.elapsed();
+        let elapsed = total.saturating_sub(queued);
+        if elapsed >= timeout || total >= cap {
+            let waited = if total >= cap { cap } else { timeout };
+            return Err(WaitError::Timeout { what: what.to_string(), waited, last });
         }
         tracing::trace!(what, ?elapsed, %last, "waiting");
         indicator.update(&last);
@@ -202,7 +221,7 @@ impl Cluster {
             let ops: Vec<OpStatus> = ops.into_iter().filter(|o| o.op_id > since).collect();
             Ok(match ops_progress(&ops)? {
                 Check::Done(()) => Check::Done(ops.len()),
-                Check::Waiting(pending) => {
+                Check::Waiting(pending) | Check::Queued(pending) => {
                     waiting.set(op_wait(&ops));
                     Check::Waiting(pending)
                 }
@@ -227,9 +246,15 @@ impl Cluster {
             let ops = self.ns.ops_since(since, part.db(), part.name(), part.pid).await.map_err(|e| e.to_string())?;
             Ok(match ops_progress(&ops)? {
                 Check::Done(()) => Check::Done(ops),
-                Check::Waiting(pending) => {
-                    waiting.set(op_wait(&ops));
-                    Check::Waiting(pending)
+                Check::Waiting(pending) | Check::Queued(pending) => {
+                    let kind = op_wait(&ops);
+                    waiting.set(kind);
+                    // Only queued behind other ops: the op's own time has not started.
+                    if kind == WaitKind::OpQueued && !ops.is_empty() {
+                        Check::Queued(pending)
+                    } else {
+                        Check::Waiting(pending)
+                    }
                 }
             })
         })
