@@ -289,7 +289,6 @@ macro_rules! openmldb_enum {
 }
 pub(crate) use openmldb_enum;
 
-/// The `code` of a reply; absent means 0 (proto2 default, C§2.1).
 /// A reply's `code` and `msg` (app errors come as HTTP 200 with them, C§2.1), for replies read
 /// into their own types.
 pub trait Coded {
@@ -306,6 +305,7 @@ impl Coded for Value {
     }
 }
 
+/// The `code` of a reply; absent means 0 (proto2 default, C§2.1).
 pub fn code(reply: &Value) -> i64 {
     reply.get("code").and_then(Value::as_i64).unwrap_or(0)
 }

@@ -159,8 +159,8 @@ impl Upgrader {
         Ok((healthy, all.into_iter().map(|t| t.endpoint).collect()))
     }
 
-    /// Refuses endpoints the nameserver does not list as tablets.
-    fn require_known(tablets: &[String], known: &[String]) -> Result<(), UpgradeError> {
+    /// Refuses endpoints the nameserver does not list as tablets (`known`).
+    pub(super) fn require_known(tablets: &[String], known: &[String]) -> Result<(), UpgradeError> {
         match tablets.iter().find(|t| !known.contains(t)) {
             Some(unknown) => Err(UpgradeError::UnknownTablet { endpoint: unknown.clone(), known: known.join(", ") }),
             None => Ok(()),

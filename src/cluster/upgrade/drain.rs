@@ -40,10 +40,8 @@ impl Upgrader {
     /// Plans the moves off `tablet` without making them (dry run, or the first half of drain).
     pub async fn plan_drain(&self, tablet: &str, settings: &MoveSettings) -> Result<MoveReport, UpgradeError> {
         let all = self.cluster.ns.show_tablet().await?;
-        if !all.iter().any(|t| t.endpoint == tablet) {
-            let known = all.iter().map(|t| t.endpoint.as_str()).collect::<Vec<_>>().join(", ");
-            return Err(UpgradeError::UnknownTablet { endpoint: tablet.into(), known });
-        }
+        let known: Vec<String> = all.iter().map(|t| t.endpoint.clone()).collect();
+        Self::require_known(&[tablet.to_string()], &known)?;
         let healthy: Vec<String> = all
             .iter()
             .filter(|t| t.is_healthy() && t.endpoint != tablet && !settings.avoid.contains(&t.endpoint))
