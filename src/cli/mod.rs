@@ -163,6 +163,7 @@ where
     };
     init_tracing(&cli);
     let result = execute(cli.command);
+    crate::cluster::component::staging::remove_packed_archives();
     let requests = crate::cluster::rpc::requests_sent();
     tracing::debug!(requests, "{requests} request(s) sent to OpenMLDB servers");
     match result {
@@ -317,6 +318,7 @@ fn run_script(args: RunArgs) -> Result<(), Error> {
                     }
                     eprintln!("and the lock held: `{abort}` undoes all of it (or re-run the same command)");
                 }
+                crate::cluster::component::staging::remove_packed_archives();
                 std::process::exit(130);
             }
         }
@@ -371,6 +373,7 @@ fn run_repl(args: ReplArgs) -> Result<(), Error> {
                 if evaluating.load(Ordering::SeqCst) {
                     interrupt.raise();
                 } else if !std::io::stdin().is_terminal() {
+                    crate::cluster::component::staging::remove_packed_archives();
                     std::process::exit(130);
                 }
             }

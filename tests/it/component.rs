@@ -64,11 +64,15 @@ impl Sandbox {
     }
 
     fn run(&self, name: &str, script: &str, extra: &[&str]) -> Run {
+        self.run_env(name, script, extra, &[])
+    }
+
+    fn run_env(&self, name: &str, script: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
         let path = support::write(self.tmp.path(), name, script);
         let toml = self.state.cluster_toml.display().to_string();
         let mut args = vec!["run", path.as_str(), "--cluster", toml.as_str()];
         args.extend_from_slice(extra);
-        support::run(&args)
+        support::run_in(&support::repo(), &args, env)
     }
 }
 
@@ -277,13 +281,19 @@ print(`old=${{component::running_version(ep)}}`);
     assert!(!dir.join("bin.installing").exists() && !dir.join("bin.old").exists());
     assert!(!dir.join(".mldb-staging").exists(), "staging dir left behind");
 
-    // A broken build: start.sh exits 0, our checks fail with the log's tail.
+    // A broken build: start.sh exits 0, our checks fail with the log's tail. It is a directory,
+    // so the run packs it into an archive first; the failed run still removes that archive.
     let broken = releases.join("openmldb-0.9.4-linux").display().to_string();
     let script = format!(
         "let ep = \"{ep}\";\ncomponent::stop(ep);\ncomponent::install(ep, \"{broken}\");\ncomponent::start(ep, #{{timeout: \"30s\"}});\n"
     );
-    let out = sb.run("broken.rhai", &script, &[]);
+    let own_tmp = sb.tmp.path().join("tmp");
+    std::fs::create_dir_all(&own_tmp).unwrap();
+    let out = sb.run_env("broken.rhai", &script, &[], &[("TMPDIR", own_tmp.to_str().unwrap())]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("openmldb-0.9.4-linux.tar.gz"), "the directory was not packed:\n{}", out.stdout);
+    let left: Vec<_> = std::fs::read_dir(&own_tmp).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.is_empty(), "the run left {left:?} in its temporary directory");
     let host = ep.split(':').next().unwrap();
     for expected in [
         format!("tablet {ep} did not start on {host}"),

@@ -81,20 +81,52 @@ pub fn local_sha256(path: &Path) -> std::io::Result<String> {
     Ok(sum)
 }
 
-/// A local release directory packed as `<name>.tar.gz` (once per process and directory).
+/// Local release directories packed in this process: the temporary directory that holds the
+/// archives, and which directory gave which archive.
+#[derive(Default)]
+struct Packed {
+    dir: Option<tempfile::TempDir>,
+    archives: HashMap<PathBuf, PathBuf>,
+}
+
+fn packed_archives() -> &'static Mutex<Packed> {
+    static PACKED: OnceLock<Mutex<Packed>> = OnceLock::new();
+    PACKED.get_or_init(Default::default)
+}
+
+/// A local release directory packed as `<name>.tar.gz` (once per process and directory), in a
+/// temporary directory of this process that [`remove_packed_archives`] removes.
 fn packed(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
-    if let Some(archive) = lock(CACHE.get_or_init(Default::default)).get(dir) {
+    let mut packed = lock(packed_archives());
+    if let Some(archive) = packed.archives.get(dir) {
         if archive.is_file() {
             return Ok(archive.clone());
         }
     }
-    let out = std::env::temp_dir().join(format!("mldb-upgrade-{}", std::process::id()));
-    std::fs::create_dir_all(&out)?;
-    let archive = out.join(format!("{name}.tar.gz"));
+    if packed.dir.is_none() {
+        packed.dir = Some(tempfile::Builder::new().prefix("mldb-upgrade-packed-").tempdir()?);
+    }
+    let out = packed.dir.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default();
+    // One archive per directory: two release directories of the same name pack side by side.
+    let archive = out.join(packed.archives.len().to_string()).join(format!("{name}.tar.gz"));
+    std::fs::create_dir_all(archive.parent().unwrap_or(&out))?;
     crate::release::pack_dir(dir, name, &archive)?;
-    lock(CACHE.get_or_init(Default::default)).insert(dir.to_path_buf(), archive.clone());
+    packed.archives.insert(dir.to_path_buf(), archive.clone());
     Ok(archive)
+}
+
+/// Removes the archives this process packed (each is tens of MB; a run that did not remove them
+/// would leave them in the temporary directory for good). Called when a command ends, however
+/// it ends.
+pub fn remove_packed_archives() {
+    let mut packed = lock(packed_archives());
+    packed.archives.clear();
+    if let Some(dir) = packed.dir.take() {
+        let path = dir.path().display().to_string();
+        if let Err(e) = dir.close() {
+            tracing::warn!("could not remove the packed release archives in {path}: {e}");
+        }
+    }
 }
 
 impl Control<'_> {
