@@ -6,6 +6,8 @@
 //!
 //! `cargo bench --bench scale` (cargo builds the binaries first). SCALE_REPLICAS=n changes the
 //! number of replicas created (default 50000), SCALE_TABLETS=n the tablets (default 20).
+//! SCALE_FAST=1 starts the sandbox with `--fast`: a quick look at memory and request counts,
+//! whose times are not OpenMLDB's.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -100,10 +102,12 @@ fn main() {
     let dir = tmp.path().join("sb");
     let d = dir.to_str().expect("utf-8");
     let t = tablets.to_string();
+    let fast = std::env::var("SCALE_FAST").is_ok_and(|v| v == "1");
     let started = Instant::now();
     let up = Command::new(&bin)
         .args(["sandbox", "up", "--dir", d, "--nameservers", "1", "--tablets", &t, "--apiservers", "0"])
         .args(["--taskmanagers", "0"])
+        .args(fast.then_some("--fast"))
         .output()
         .expect("sandbox up");
     assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
