@@ -62,6 +62,24 @@ pub fn requests_sent() -> u64 {
     REQUESTS_SENT.load(Ordering::Relaxed)
 }
 
+/// A transport error with its causes: reqwest's own text ("error sending request for url ...")
+/// does not say whether the request timed out, was refused or lost its connection.
+fn transport_error(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {}", humantime::format_duration(timeout));
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// An HTTP+JSON RPC client with a per-call timeout and bounded retries of transport errors.
 #[derive(Clone)]
 pub struct RpcClient {
@@ -182,7 +200,7 @@ impl RpcClient {
                     });
                 }
                 Err(e) => {
-                    last = e.to_string();
+                    last = transport_error(&e, self.timeout);
                     tracing::debug!(endpoint, method, attempt, error = %last, "rpc transport error");
                     if !retry_sent && !e.is_connect() {
                         return Err(RpcError::OutcomeUnknown {

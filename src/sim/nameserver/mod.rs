@@ -4,7 +4,7 @@
 mod ops;
 mod rpc;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -636,11 +636,26 @@ impl NameServer {
 async fn update_table_status_loop(ns: Arc<NameServer>, token: CancellationToken) {
     loop {
         let tablets = ns.lock().await.healthy_tablets();
-        let mut reports: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+        // Each tablet's statuses indexed by (tid, pid) before the lock is taken, as the real one
+        // builds its map of replies first (`NameServerImpl::UpdateTableStatus`, keyed
+        // `tid_pid_endpoint`, src/nameserver/name_server_impl.cc): under the lock, one lookup per
+        // replica. A scan of the tablet's list per replica held the lock for seconds at
+        // 15 000 replicas, and every RPC waited behind it.
+        let mut reports: HashMap<String, HashMap<(u64, u64), serde_json::Value>> = HashMap::new();
         for endpoint in &tablets {
-            if let Ok(reply) = ns.call_tablet(endpoint, "GetTableStatus", &serde_json::json!({})).await {
-                let list = reply.get("all_table_status").and_then(|v| v.as_array()).cloned().unwrap_or_default();
-                reports.insert(endpoint.clone(), list);
+            if let Ok(mut reply) = ns.call_tablet(endpoint, "GetTableStatus", &serde_json::json!({})).await {
+                let list = match reply.get_mut("all_table_status").map(serde_json::Value::take) {
+                    Some(serde_json::Value::Array(list)) => list,
+                    _ => Vec::new(),
+                };
+                let by_partition = list
+                    .into_iter()
+                    .filter_map(|s| {
+                        let key = (s.get("tid")?.as_u64()?, s.get("pid")?.as_u64()?);
+                        Some((key, s))
+                    })
+                    .collect();
+                reports.insert(endpoint.clone(), by_partition);
             }
         }
         {
@@ -649,11 +664,7 @@ async fn update_table_status_loop(ns: Arc<NameServer>, token: CancellationToken)
                 for partition in table.table_partition.iter_mut() {
                     for meta in partition.partition_meta.iter_mut() {
                         let Some(report) = reports.get(&meta.endpoint) else { continue };
-                        let status = report.iter().find(|s| {
-                            s.get("tid").and_then(|v| v.as_u64()) == Some(u64::from(table.tid))
-                                && s.get("pid").and_then(|v| v.as_u64()) == Some(u64::from(partition.pid))
-                        });
-                        match status {
+                        match report.get(&(u64::from(table.tid), u64::from(partition.pid))) {
                             Some(status) => {
                                 meta.offset = status.get("offset").and_then(|v| v.as_u64());
                                 meta.record_cnt = status.get("record_cnt").and_then(|v| v.as_u64());
