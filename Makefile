@@ -9,7 +9,13 @@ APT_PACKAGES := zookeeper openssh-server openssh-client default-jre-headless lib
                 netcat-openbsd tmux curl rsync libssl-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test faults demo bench lint clean
+.PHONY: deps build test faults demo bench lint clean install install-files
+
+# `make install PREFIX=...`: the binaries, shell completions, man pages, the stock scripts and the
+# editors' definitions file. DESTDIR is prepended for packaging.
+PREFIX ?= /usr/local
+BIN_DIR ?= $(or $(CARGO_TARGET_DIR),target)/release
+SHARE := $(DESTDIR)$(PREFIX)/share
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -43,6 +49,26 @@ bench: deps
 	$(CARGO) bench --bench drain
 	$(CARGO) bench --bench flow
 	$(CARGO) bench --bench scale
+
+install: build
+	$(MAKE) --no-print-directory install-files
+
+# What `install` copies, from the binaries already built in BIN_DIR.
+install-files:
+	@test -x $(BIN_DIR)/mldb-upgrade -a -x $(BIN_DIR)/openmldb-sim || \
+	  { echo "no mldb-upgrade and openmldb-sim in $(BIN_DIR): run \`make install\` (it builds them) or set BIN_DIR"; exit 1; }
+	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE)/man/man1 $(SHARE)/bash-completion/completions \
+	  $(SHARE)/zsh/site-functions $(SHARE)/fish/vendor_completions.d \
+	  $(SHARE)/mldb-upgrade/scripts/examples $(SHARE)/mldb-upgrade/definitions
+	install -m 755 $(BIN_DIR)/mldb-upgrade $(BIN_DIR)/openmldb-sim $(DESTDIR)$(PREFIX)/bin/
+	$(BIN_DIR)/mldb-upgrade completions bash > $(SHARE)/bash-completion/completions/mldb-upgrade
+	$(BIN_DIR)/mldb-upgrade completions zsh > $(SHARE)/zsh/site-functions/_mldb-upgrade
+	$(BIN_DIR)/mldb-upgrade completions fish > $(SHARE)/fish/vendor_completions.d/mldb-upgrade.fish
+	$(BIN_DIR)/mldb-upgrade man --dir $(SHARE)/man/man1
+	install -m 644 scripts/upgrade.rhai scripts/rollback.rhai $(SHARE)/mldb-upgrade/scripts/
+	install -m 644 scripts/examples/*.rhai $(SHARE)/mldb-upgrade/scripts/examples/
+	install -m 644 definitions/mldb-upgrade.d.rhai $(SHARE)/mldb-upgrade/definitions/
+	@echo "installed mldb-upgrade into $(DESTDIR)$(PREFIX) (stock scripts in $(SHARE)/mldb-upgrade/scripts)"
 
 clean:
 	$(CARGO) clean

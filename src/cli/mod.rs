@@ -86,6 +86,17 @@ enum Command {
     /// Local rehearsal clusters on this machine.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Print the shell completion script for SHELL (e.g. `source <(mldb-upgrade completions bash)`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into DIR.
+    Man {
+        /// Write `mldb-upgrade.1`, `mldb-upgrade-run.1`, ... into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +186,41 @@ where
     }
 }
 
+/// The completion script for `shell`.
+fn completions(shell: clap_complete::Shell) -> String {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "mldb-upgrade", &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    if shell != clap_complete::Shell::Bash {
+        return script;
+    }
+    // clap_complete's bash script spells a subcommand's state `mldb__upgrade__subcmd__run` in
+    // its dispatch loop but `mldb__subcmd__upgrade__subcmd__run` in the arms that complete it,
+    // for any bin name with a hyphen (clap-rs/clap#6421): no option after a subcommand would
+    // ever complete. The arms are spelled as the loop spells them.
+    script.replace("mldb__subcmd__upgrade", "mldb__upgrade")
+}
+
+/// The man page of the tool on stdout, or a page per command written into `dir`.
+fn man_pages(dir: Option<&Path>) -> Result<(), Error> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = dir else {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command)
+            .render(&mut page)
+            .map_err(|e| Error::Operation(format!("cannot render the man page: {e}")))?;
+        print!("{}", String::from_utf8_lossy(&page));
+        return Ok(());
+    };
+    let cannot = |e: std::io::Error| {
+        Error::Usage(format!("cannot write man pages into {}: {e}; give a writable directory", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(cannot)?;
+    clap_mangen::generate_to(command, dir).map_err(cannot)?;
+    Ok(())
+}
+
 fn init_tracing(cli: &Cli) {
     // Step events (target `audit`) duplicate the progress lines on a terminal; with
     // `--log-format json` they are the audit log, one structured event per step.
@@ -249,6 +295,11 @@ fn execute(command: Command) -> Result<(), Error> {
         }
         Command::Repl(args) => run_repl(args),
         Command::Sandbox(cmd) => run_sandbox(cmd),
+        Command::Completions { shell } => {
+            print!("{}", completions(shell));
+            Ok(())
+        }
+        Command::Man { dir } => man_pages(dir.as_deref()),
     }
 }
 

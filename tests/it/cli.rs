@@ -172,3 +172,76 @@ fn status_shows_components_leaders_lock_holder_and_journal() {
     let standby = tms.iter().find(|l| !l.trim_end().ends_with("leader")).unwrap();
     assert!(standby.contains(&format!("standby or stopped (active: {active_ep})")), "{text}");
 }
+
+/// `make install PREFIX=...` (its copying half, `install-files`, from the binaries this suite
+/// built): the installed tool works from anywhere, the stock scripts check, the bash completion
+/// loads and completes, the man pages are there, and the simulator is found next to the tool.
+#[test]
+fn make_install_into_a_prefix_gives_a_working_tool_with_completions_and_man_pages() {
+    let prefix = tempfile::tempdir().unwrap();
+    let p = prefix.path();
+    let bin_dir = support::binary().parent().unwrap().to_path_buf();
+    let made = std::process::Command::new("make")
+        .args(["-s", "install-files"])
+        .arg(format!("PREFIX={}", p.display()))
+        .arg(format!("BIN_DIR={}", bin_dir.display()))
+        .current_dir(support::repo())
+        .output()
+        .expect("make");
+    let said = format!("{}{}", String::from_utf8_lossy(&made.stdout), String::from_utf8_lossy(&made.stderr));
+    assert!(made.status.success(), "make install-files failed:\n{said}");
+    assert!(said.contains(&format!("installed mldb-upgrade into {}", p.display())), "{said}");
+
+    let installed = p.join("bin/mldb-upgrade");
+    let tool = |args: &[&str]| {
+        let out = std::process::Command::new(&installed).args(args).current_dir(p).output().expect("installed tool");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let (ok, docs) = tool(&["docs"]);
+    assert!(ok && docs.contains("upgrade::drain_leaders"), "{docs}");
+    let scripts = p.join("share/mldb-upgrade/scripts");
+    let upgrade = scripts.join("upgrade.rhai").display().to_string();
+    let rollback = scripts.join("rollback.rhai").display().to_string();
+    let (ok, checked) = tool(&["check", &upgrade, &rollback]);
+    assert!(ok, "the installed stock scripts do not check:\n{checked}");
+    assert!(p.join("share/mldb-upgrade/definitions/mldb-upgrade.d.rhai").is_file());
+
+    // The simulator is found next to the installed tool.
+    let release = p.join("release");
+    let (ok, made) = tool(&["sandbox", "release", "--version", "0.9.3", "--out", release.to_str().unwrap()]);
+    assert!(ok, "{made}");
+    assert!(release.join("openmldb-0.9.3-linux/bin/openmldb").is_file());
+
+    // The bash completion loads and completes subcommands and their options.
+    let completion = p.join("share/bash-completion/completions/mldb-upgrade");
+    let complete = |words: &str| {
+        let script = format!(
+            "source {}; f=$(complete -p mldb-upgrade | sed -E 's/.*-F ([^ ]+).*/\\1/'); COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMP_LINE=\"{words}\"; COMP_POINT=${{#COMP_LINE}}; $f mldb-upgrade \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"; echo \"${{COMPREPLY[@]}}\"",
+            completion.display()
+        );
+        let out = std::process::Command::new("bash").args(["-c", &script]).output().expect("bash");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let words = complete("mldb-upgrade sa");
+    assert!(words.split_whitespace().any(|w| w == "sandbox"), "`mldb-upgrade sa<TAB>` gave {words:?}");
+    let words = complete("mldb-upgrade run --dr");
+    assert!(words.split_whitespace().any(|w| w == "--dry-run"), "`mldb-upgrade run --dr<TAB>` gave {words:?}");
+    let words = complete("mldb-upgrade sandbox up --fa");
+    assert!(words.split_whitespace().any(|w| w == "--fast"), "`mldb-upgrade sandbox up --fa<TAB>` gave {words:?}");
+    for shell in ["zsh/site-functions/_mldb-upgrade", "fish/vendor_completions.d/mldb-upgrade.fish"] {
+        let text = std::fs::read_to_string(p.join("share").join(shell)).unwrap();
+        assert!(text.contains("mldb-upgrade"), "{shell}");
+    }
+
+    // A man page per command, roff with the command's own text.
+    let man = p.join("share/man/man1");
+    let main = std::fs::read_to_string(man.join("mldb-upgrade.1")).unwrap();
+    assert!(
+        main.contains(".TH mldb-upgrade 1") && main.contains("Rolling upgrades of a live OpenMLDB cluster"),
+        "{main}"
+    );
+    let run = std::fs::read_to_string(man.join("mldb-upgrade-run.1")).unwrap();
+    assert!(run.contains("dry\\-run"), "{run}");
+}
