@@ -56,6 +56,10 @@ pub enum TransportKind {
     Local,
     /// `local` for `localhost` and `127.0.0.1` (as OpenMLDB's `run_auto`, O§2.3), else `ssh2`.
     Auto,
+    /// The system's `ssh` (multiplexed, one master connection per host): `~/.ssh/config`,
+    /// ProxyJump, agents, certificates and known_hosts work as in the operator's shell; strict
+    /// host key checking.
+    Openssh,
 }
 
 /// ZooKeeper connection settings.
@@ -94,6 +98,21 @@ pub struct HostAccess {
     /// Where releases are uploaded and unpacked on the host, once per release (by checksum);
     /// a relative path is under the ssh user's home directory.
     pub staging_dir: String,
+    /// What the cluster config itself sets, for the `openssh` transport: whatever it leaves
+    /// unset comes from the ssh config, as in the operator's shell.
+    pub explicit: ExplicitSsh,
+}
+
+/// The ssh settings a cluster config sets for a host (`[ssh.host."<host>"]` over `[ssh]`),
+/// without the built-in defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExplicitSsh {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_files: Vec<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    /// `ssh_config`: the ssh config file (`ssh -F`); the user's `~/.ssh/config` when unset.
+    pub ssh_config: Option<PathBuf>,
 }
 
 /// Where releases are staged on a host unless `staging_dir` says otherwise.
@@ -255,29 +274,38 @@ impl ClusterConfig {
             other => other,
         };
         let home = env.home().unwrap_or_else(|| PathBuf::from("/root"));
-        let identity_files =
-            match over.and_then(|o| o.identity_file.clone()).or_else(|| self.ssh_defaults.identity_file.clone()) {
-                Some(files) => files.to_vec().iter().map(|f| expand_path(f, &base, env)).collect(),
-                None => ["id_ed25519", "id_ecdsa", "id_rsa"]
-                    .iter()
-                    .map(|n| home.join(".ssh").join(n))
-                    .filter(|p| p.exists())
-                    .collect(),
-            };
+        let explicit_identities: Option<Vec<PathBuf>> = over
+            .and_then(|o| o.identity_file.clone())
+            .or_else(|| self.ssh_defaults.identity_file.clone())
+            .map(|files| files.to_vec().iter().map(|f| expand_path(f, &base, env)).collect());
+        let identity_files = explicit_identities.clone().unwrap_or_else(|| {
+            ["id_ed25519", "id_ecdsa", "id_rsa"]
+                .iter()
+                .map(|n| home.join(".ssh").join(n))
+                .filter(|p| p.exists())
+                .collect()
+        });
+        let explicit = ExplicitSsh {
+            user: pick(|c| c.user.clone()),
+            port: over.and_then(|o| o.port).or(self.ssh_defaults.port),
+            identity_files: explicit_identities.unwrap_or_default(),
+            known_hosts: pick(|c| c.known_hosts.clone()).map(|p| expand_path(&p, &base, env)),
+            ssh_config: pick(|c| c.ssh_config.clone()).map(|p| expand_path(&p, &base, env)),
+        };
         HostAccess {
             host: host.to_string(),
             transport,
-            user: pick(|c| c.user.clone()).or_else(|| env.var("USER")).unwrap_or_else(|| "root".into()),
-            port: over.and_then(|o| o.port).or(self.ssh_defaults.port).unwrap_or(22),
+            user: explicit.user.clone().or_else(|| env.var("USER")).unwrap_or_else(|| "root".into()),
+            port: explicit.port.unwrap_or(22),
             identity_files,
-            known_hosts: pick(|c| c.known_hosts.clone())
-                .map_or_else(|| home.join(".ssh/known_hosts"), |p| expand_path(&p, &base, env)),
+            known_hosts: explicit.known_hosts.clone().unwrap_or_else(|| home.join(".ssh/known_hosts")),
             agent: over.and_then(|o| o.agent).or(self.ssh_defaults.agent).unwrap_or(false),
             connect_timeout: pick(|c| c.connect_timeout.clone())
                 .and_then(|t| parse_duration(&t).ok())
                 .unwrap_or(Duration::from_secs(10)),
             login_shell: over.and_then(|o| o.login_shell).or(self.ssh_defaults.login_shell).unwrap_or(false),
             staging_dir: pick(|c| c.staging_dir.clone()).unwrap_or_else(|| DEFAULT_STAGING_DIR.to_string()),
+            explicit,
         }
     }
 

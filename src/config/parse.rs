@@ -62,6 +62,8 @@ pub(super) struct RawSshCommon {
     pub connect_timeout: Option<String>,
     pub login_shell: Option<bool>,
     pub staging_dir: Option<String>,
+    /// The ssh config file of the `openssh` transport (`ssh -F`).
+    pub ssh_config: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,7 +155,7 @@ impl Source<'_> {
 }
 
 /// The keys of `[ssh]` and `[ssh.host."<host>"]` (serde cannot list them: they are flattened).
-const SSH_KEYS: [&str; 10] = [
+const SSH_KEYS: [&str; 11] = [
     "user",
     "port",
     "identity_file",
@@ -163,6 +165,7 @@ const SSH_KEYS: [&str; 10] = [
     "connect_timeout",
     "login_shell",
     "staging_dir",
+    "ssh_config",
     "host",
 ];
 
@@ -226,6 +229,9 @@ impl ClusterConfig {
             let access = config.host_access_with_env(&component.host, env);
             if access.transport == TransportKind::Ssh2 {
                 check_ssh_files(path, &access)?;
+            }
+            if access.transport == TransportKind::Openssh {
+                check_openssh(path, &access)?;
             }
         }
         Ok(config)
@@ -385,6 +391,53 @@ fn check_unique_endpoints(path: &Path, components: &[Component]) -> Result<(), C
     Ok(())
 }
 
+/// The `openssh` transport: the files the cluster config names must be readable, and `ssh` must
+/// be installed; the rest is the ssh config's business, as in the operator's shell.
+fn check_openssh(config: &Path, access: &HostAccess) -> Result<(), ConfigError> {
+    let key = format!("ssh settings of host {}", access.host);
+    let explicit = &access.explicit;
+    let named = explicit
+        .identity_files
+        .iter()
+        .map(|f| ("identity_file", f))
+        .chain(explicit.known_hosts.iter().map(|f| ("known_hosts", f)))
+        .chain(explicit.ssh_config.iter().map(|f| ("ssh_config", f)));
+    for (setting, file) in named {
+        if let Err(e) = std::fs::File::open(file) {
+            return Err(ConfigError {
+                key: Some(format!("{key}: {setting}")),
+                ..ConfigError::whole_file(
+                    config,
+                    format!("cannot read {setting} {}: {e}", file.display()),
+                    Some(format!(
+                        "fix {setting} under [ssh] (or [ssh.host.\"<host>\"]), or leave it out to use your ssh config"
+                    )),
+                )
+            });
+        }
+    }
+    let ssh_installed = std::process::Command::new("ssh")
+        .arg("-V")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !ssh_installed {
+        return Err(ConfigError {
+            key: Some(format!("{key}: transport")),
+            ..ConfigError::whole_file(
+                config,
+                "transport = \"openssh\" runs the system's `ssh`, which is not installed here".to_string(),
+                Some(
+                    "install the OpenSSH client (`apt-get install openssh-client`), or use transport = \"ssh2\"".into(),
+                ),
+            )
+        });
+    }
+    Ok(())
+}
+
 fn check_ssh_files(config: &Path, access: &HostAccess) -> Result<(), ConfigError> {
     let key = format!("ssh settings of host {}", access.host);
     if access.identity_files.is_empty() && !access.agent {
@@ -468,6 +521,31 @@ mod tests {
         assert_eq!(c.host_access("127.0.0.1").transport, TransportKind::Local);
         assert_eq!(c.host_access("localhost").transport, TransportKind::Local);
         assert_eq!(c.host_access("10.0.0.1").transport, TransportKind::Ssh2);
+    }
+
+    #[test]
+    fn openssh_passes_on_only_what_the_config_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh_config = dir.path().join("ssh_config");
+        std::fs::write(&ssh_config, "Host db-7\n  HostName 10.0.0.7\n").unwrap();
+        let text = format!(
+            "zk_cluster = \"127.0.0.1:2181\"\n[ssh]\ntransport = \"openssh\"\nssh_config = \"{}\"\n\
+             [ssh.host.\"db-7\"]\nuser = \"ops\"\n\
+             [[component]]\nrole = \"tablet\"\nendpoint = \"10.0.0.7:10921\"\nhost = \"db-7\"\ndir = \"/opt/o\"\n",
+            ssh_config.display()
+        );
+        let c = parse(&text).unwrap();
+        let access = c.host_access("db-7");
+        assert_eq!(access.transport, TransportKind::Openssh);
+        assert_eq!(access.explicit.user.as_deref(), Some("ops"));
+        assert_eq!((access.explicit.port, access.explicit.known_hosts.as_ref()), (None, None));
+        assert!(access.explicit.identity_files.is_empty());
+        assert_eq!(access.explicit.ssh_config.as_deref(), Some(ssh_config.as_path()));
+        // A named file that is not there is refused before anything runs, naming the setting.
+        let missing = text.replace(&ssh_config.display().to_string(), "/nonexistent/ssh_config");
+        let err = parse(&missing).unwrap_err().to_string();
+        assert!(err.contains("cannot read ssh_config /nonexistent/ssh_config"), "{err}");
+        assert!(err.contains("leave it out to use your ssh config"), "{err}");
     }
 
     #[test]

@@ -191,6 +191,11 @@ impl Journal {
         Ok(())
     }
 
+    /// True when this process took the cluster's lock and has not let go of it.
+    pub fn took_lock(&self) -> bool {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
     fn hold(&self, data: Vec<u8>) {
         *self.held.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(HeldLock { data, session: self.zk.session_number() });

@@ -254,9 +254,10 @@ impl Host {
     /// ([`Upgrader::forget_untouched_run`]), saying so, and otherwise leaves the cluster serving
     /// ([`Host::leave_serving`]).
     pub fn release(&self, failed: bool) {
-        if let Some(u) = &self.upgrader {
+        if let Some(u) = self.upgrader.as_ref().filter(|u| u.journal.took_lock()) {
             // Only a run holding the lock (`journal::begin`, the stock scripts) cleans up: what a
-            // script without it leaves may belong to another run.
+            // script without it leaves may belong to another run. A script that never took it
+            // (one that only runs ssh commands, say) does not even reach ZooKeeper here.
             let holds_lock =
                 self.runtime.block_on(u.journal.lock_holder()).ok().flatten().is_some_and(|holder| holder.is_me());
             if failed && holds_lock && !self.dry_run() {

@@ -1,12 +1,14 @@
 //! Running commands and moving files on the hosts of a cluster.
 //!
-//! Two transports behind one API: `ssh2` (libssh2, strict known_hosts checking, agent or key-file
-//! auth) and `local` (this machine). Which one a host uses comes from the cluster config
+//! Three transports behind one API: `ssh2` (libssh2, strict known_hosts checking, agent or
+//! key-file auth), `openssh` (the system's `ssh` with the operator's ssh config, multiplexed) and
+//! `local` (this machine). Which one a host uses comes from the cluster config
 //! ([`crate::config::HostAccess`]). Every call has a timeout and honours the [`Interrupt`].
 
 pub mod known_hosts;
 mod libssh2;
 mod local;
+mod openssh;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -118,12 +120,13 @@ type Result<T, E = SshError> = std::result::Result<T, E>;
 pub struct SshClient {
     config: Option<Arc<ClusterConfig>>,
     sessions: Mutex<HashMap<String, Arc<Mutex<libssh2::Connection>>>>,
+    masters: Mutex<HashMap<String, Arc<openssh::Connection>>>,
 }
 
 impl SshClient {
     /// Without a config every host is reached with the built-in defaults.
     pub fn new(config: Option<Arc<ClusterConfig>>) -> Self {
-        SshClient { config, sessions: Mutex::new(HashMap::new()) }
+        SshClient { config, sessions: Mutex::new(HashMap::new()), masters: Mutex::new(HashMap::new()) }
     }
 
     /// The ssh settings that apply to `host`.
@@ -147,6 +150,7 @@ impl SshClient {
                 connect_timeout: Duration::from_secs(10),
                 login_shell: false,
                 staging_dir: crate::config::DEFAULT_STAGING_DIR.to_string(),
+                explicit: Default::default(),
             },
         }
     }
@@ -157,6 +161,11 @@ impl SshClient {
             .entry(access.host.clone())
             .or_insert_with(|| Arc::new(Mutex::new(libssh2::Connection::new(access.clone()))))
             .clone()
+    }
+
+    fn master(&self, access: &HostAccess) -> Arc<openssh::Connection> {
+        let mut masters = self.masters.lock().unwrap_or_else(|p| p.into_inner());
+        masters.entry(access.host.clone()).or_insert_with(|| Arc::new(openssh::Connection::new(access.clone()))).clone()
     }
 
     /// Runs `command` under `sh -c` on `host`.
@@ -180,6 +189,7 @@ impl SshClient {
                 })
                 .await
             }
+            TransportKind::Openssh => self.master(&access).exec(command, timeout, interrupt).await,
         }
     }
 
@@ -193,6 +203,7 @@ impl SshClient {
                 let (local, remote) = (local.to_path_buf(), remote.to_string());
                 blocking(host, move || conn.lock().unwrap_or_else(|p| p.into_inner()).upload(&local, &remote)).await
             }
+            TransportKind::Openssh => self.master(&access).upload(local, remote).await,
         }
     }
 
@@ -206,6 +217,7 @@ impl SshClient {
                 let (local, remote) = (local.to_path_buf(), remote.to_string());
                 blocking(host, move || conn.lock().unwrap_or_else(|p| p.into_inner()).download(&remote, &local)).await
             }
+            TransportKind::Openssh => self.master(&access).download(remote, local).await,
         }
     }
 
@@ -219,6 +231,7 @@ impl SshClient {
                 let path = path.to_string();
                 blocking(host, move || conn.lock().unwrap_or_else(|p| p.into_inner()).path_kind(&path)).await
             }
+            TransportKind::Openssh => self.master(&access).path_kind(path).await,
         }
     }
 }

@@ -11,6 +11,8 @@ use mldb_upgrade::sandbox::zookeeper::free_loopback_port;
 
 pub struct Sshd {
     child: Option<Child>,
+    /// The loopback address it listens on (127.0.0.1 unless started with [`Sshd::start_on`]).
+    pub address: String,
     pub port: u16,
     pub dir: tempfile::TempDir,
     /// Private key the test client logs in with.
@@ -51,6 +53,15 @@ impl Sshd {
     /// Starts sshd offering one host key per given type (`ed25519`, `ecdsa`, `rsa`); known_hosts
     /// holds the first one only.
     pub fn start_with_host_keys(kinds: &[&str]) -> Sshd {
+        Self::start_with(kinds, "127.0.0.1")
+    }
+
+    /// Starts sshd (ed25519 host key) on another loopback address, e.g. `127.0.0.3`.
+    pub fn start_on(address: &str) -> Sshd {
+        Self::start_with(&["ed25519"], address)
+    }
+
+    fn start_with(kinds: &[&str], address: &str) -> Sshd {
         let sshd_bin = Path::new("/usr/sbin/sshd");
         assert!(sshd_bin.exists(), "/usr/sbin/sshd missing: run `make deps` (openssh-server)");
         std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
@@ -68,7 +79,7 @@ impl Sshd {
         std::fs::copy(d.join("client_key.pub"), &authorized).expect("authorized_keys");
         let port = free_loopback_port().expect("free port");
         let mut config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nPidFile {pid}\nAuthorizedKeysFile {auth}\n\
+            "Port {port}\nListenAddress {address}\nPidFile {pid}\nAuthorizedKeysFile {auth}\n\
              PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nLogLevel ERROR\nSubsystem sftp internal-sftp\n",
             pid = d.join("sshd.pid").display(),
@@ -90,9 +101,17 @@ impl Sshd {
             .expect("start sshd");
         let known_hosts = d.join("known_hosts");
         let first_pub = host_keys[0].with_extension("pub");
-        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {}\n", public_key_fields(&first_pub)))
+        std::fs::write(&known_hosts, format!("[{address}]:{port} {}\n", public_key_fields(&first_pub)))
             .expect("write known_hosts");
-        let mut sshd = Sshd { child: Some(child), port, dir, client_key, known_hosts, user: current_user() };
+        let mut sshd = Sshd {
+            child: Some(child),
+            address: address.to_string(),
+            port,
+            dir,
+            client_key,
+            known_hosts,
+            user: current_user(),
+        };
         sshd.wait_listening();
         sshd
     }
@@ -100,7 +119,7 @@ impl Sshd {
     fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if std::net::TcpStream::connect((self.address.as_str(), self.port)).is_ok() {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
@@ -109,7 +128,7 @@ impl Sshd {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("sshd did not listen on 127.0.0.1:{} within 10s", self.port);
+        panic!("sshd did not listen on {}:{} within 10s", self.address, self.port);
     }
 }
 
