@@ -24,6 +24,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod diagnostic;
+pub mod discover;
 pub mod error;
 pub mod interrupt;
 pub mod journal;

@@ -86,6 +86,9 @@ enum Command {
     /// Local rehearsal clusters on this machine.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Write a cluster.toml from what a running cluster knows (ZooKeeper, and the processes on
+    /// each host over ssh). Changes nothing on the cluster.
+    Discover(DiscoverArgs),
     /// Print the shell completion script for SHELL (e.g. `source <(mldb-upgrade completions bash)`).
     Completions {
         #[arg(value_enum)]
@@ -97,6 +100,35 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+struct DiscoverArgs {
+    /// The cluster's ZooKeeper, as its --zk_cluster: HOST:PORT[,HOST:PORT...].
+    #[arg(long, value_name = "HOST:PORT[,..]")]
+    zk: String,
+    /// The cluster's --zk_root_path.
+    #[arg(long, default_value = "/openmldb", value_name = "PATH")]
+    zk_root: String,
+    /// How the hosts are reached: openssh (your ssh config), ssh2, local (this machine) or auto.
+    #[arg(long, default_value = "openssh", value_parser = ["openssh", "ssh2", "local", "auto"])]
+    transport: String,
+    /// The ssh config file for the openssh transport (`ssh -F`); default: yours.
+    #[arg(long, value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// The ssh user; default: your ssh config's (or $USER).
+    #[arg(long)]
+    user: Option<String>,
+    /// The cluster's conf/hosts (as sbin/deploy-all.sh reads it): its [apiserver] entries are
+    /// the apiservers, which ZooKeeper does not list. Default: those found on the hosts.
+    #[arg(long, value_name = "FILE")]
+    hosts: Option<PathBuf>,
+    /// Where to write the config.
+    #[arg(long, default_value = "cluster.toml", value_name = "FILE")]
+    out: PathBuf,
+    /// Replace FILE when it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +216,49 @@ where
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// `discover`: finds the cluster, checks the file it would write, then writes it.
+fn discover(args: DiscoverArgs) -> Result<(), Error> {
+    use crate::discover;
+    if args.out.exists() && !args.force {
+        return Err(Error::Usage(format!(
+            "{} exists; pass --force to replace it, or --out another file",
+            args.out.display()
+        )));
+    }
+    let transport = match args.transport.as_str() {
+        "ssh2" => crate::config::TransportKind::Ssh2,
+        "local" => crate::config::TransportKind::Local,
+        "auto" => crate::config::TransportKind::Auto,
+        _ => crate::config::TransportKind::Openssh,
+    };
+    let options = discover::Options {
+        zk: args.zk,
+        zk_root: args.zk_root,
+        transport,
+        ssh_config: args.ssh_config.map(|p| std::path::absolute(&p).unwrap_or(p)),
+        user: args.user,
+        hosts_file: args.hosts,
+    };
+    let rt = runtime()?;
+    let found = rt.block_on(discover::discover(&options))?;
+    let text = discover::render(&options, &found);
+    // What is written must load as a cluster config.
+    ClusterConfig::parse(&args.out, &text, &crate::config::ProcessEnv)
+        .map_err(|e| Error::Operation(format!("discover made a config that does not load (a bug): {e}\n{text}")))?;
+    std::fs::write(&args.out, &text)
+        .map_err(|e| Error::Usage(format!("cannot write {}: {e}; pass --out a writable file", args.out.display())))?;
+    println!("wrote {} ({} components):", args.out.display(), found.len());
+    for d in &found {
+        let mode = if d.daemon { ", under mon" } else { "" };
+        println!("  {:<11} {:<22} {} on {}, {}{mode}", d.role.as_str(), d.endpoint, d.dir, d.host, d.version_text());
+    }
+    let out = args.out.display();
+    println!(
+        "next: `mldb-upgrade status --cluster {out}`, then `mldb-upgrade plan scripts/upgrade.rhai --cluster {out}`"
+    );
+    Ok(())
 }
 
 /// The completion script for `shell`.
@@ -295,6 +370,7 @@ fn execute(command: Command) -> Result<(), Error> {
         }
         Command::Repl(args) => run_repl(args),
         Command::Sandbox(cmd) => run_sandbox(cmd),
+        Command::Discover(args) => discover(args),
         Command::Completions { shell } => {
             print!("{}", completions(shell));
             Ok(())

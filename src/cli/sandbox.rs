@@ -103,6 +103,12 @@ pub(crate) struct SandboxUpArgs {
     /// OpenMLDB version of the sandbox.
     #[arg(long, default_value = "0.9.2")]
     version: String,
+    /// Take the shape of the cluster a cluster config describes (e.g. one `discover` wrote):
+    /// how many of each component, daemon (mon) mode, and the deploy layout when components
+    /// of a host share a directory. Instead of --nameservers, --tablets, --apiservers,
+    /// --taskmanagers, --daemon and --layout.
+    #[arg(long, value_name = "CLUSTER_TOML", conflicts_with_all = ["nameservers", "tablets", "apiservers", "taskmanagers", "daemon", "layout"])]
+    like: Option<PathBuf>,
     #[arg(long, default_value_t = 2)]
     nameservers: usize,
     #[arg(long, default_value_t = 3)]
@@ -157,10 +163,82 @@ pub(crate) struct SandboxUpArgs {
     spark_master: sandbox::hdfs::SparkMaster,
 }
 
+/// What `sandbox up --like` copies from a cluster config.
+struct Shape {
+    nameservers: usize,
+    tablets: usize,
+    apiservers: usize,
+    taskmanagers: usize,
+    daemon: bool,
+    layout: sandbox::Layout,
+}
+
+impl Shape {
+    fn describe(&self) -> String {
+        let counted = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        format!(
+            "{}, {}, {}, {}{}{}",
+            counted(self.nameservers, "nameserver"),
+            counted(self.tablets, "tablet"),
+            counted(self.apiservers, "apiserver"),
+            counted(self.taskmanagers, "taskmanager"),
+            if self.daemon { ", daemon (mon) mode" } else { "" },
+            match self.layout {
+                sandbox::Layout::Deploy => ", deploy layout (components of a host share a directory)",
+                sandbox::Layout::Separate => "",
+            }
+        )
+    }
+}
+
+/// The shape of the cluster `file` describes (read from the file only; the cluster is not
+/// reached).
+fn shape_of(file: &std::path::Path) -> Result<Shape, Error> {
+    use crate::cluster::topology::Role;
+    if !file.is_file() {
+        return Err(Error::Usage(format!(
+            "sandbox up --like {}: no such file; give the cluster config of the cluster to copy (e.g. one \
+             `mldb-upgrade discover` wrote)",
+            file.display()
+        )));
+    }
+    let config =
+        crate::config::ClusterConfig::load(file).map_err(|e| Error::Usage(format!("sandbox up --like: {e}")))?;
+    let count = |role: Role| config.components.iter().filter(|c| c.role == role).count();
+    let daemons = config.components.iter().filter(|c| c.daemon).count();
+    if daemons != 0 && daemons != config.components.len() {
+        return Err(Error::Usage(format!(
+            "sandbox up --like {}: {daemons} of its {} components run under mon and the others do not; a sandbox runs \
+             all or none under mon: start one with --daemon or without, giving the counts yourself",
+            file.display(),
+            config.components.len()
+        )));
+    }
+    let mut dirs = std::collections::BTreeSet::new();
+    let shared = config.components.iter().any(|c| !dirs.insert((c.host.clone(), c.dir.clone())));
+    let shape = Shape {
+        nameservers: count(Role::Nameserver),
+        tablets: count(Role::Tablet),
+        apiservers: count(Role::Apiserver),
+        taskmanagers: count(Role::Taskmanager),
+        daemon: daemons != 0,
+        layout: if shared { sandbox::Layout::Deploy } else { sandbox::Layout::Separate },
+    };
+    Ok(shape)
+}
+
 pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
     let op = |e: sandbox::SandboxError| Error::Operation(e.to_string());
     match cmd {
-        SandboxCommand::Up(args) => {
+        SandboxCommand::Up(mut args) => {
+            if let Some(file) = &args.like {
+                let shape = shape_of(file)?;
+                println!("shape of {}: {}", file.display(), shape.describe());
+                (args.nameservers, args.tablets, args.apiservers, args.taskmanagers) =
+                    (shape.nameservers, shape.tablets, shape.apiservers, shape.taskmanagers);
+                args.daemon = shape.daemon;
+                args.layout = shape.layout;
+            }
             let options = sandbox::UpOptions {
                 version: args.version,
                 nameservers: args.nameservers,

@@ -9,6 +9,7 @@ mod checks;
 mod cli;
 mod component;
 mod deploy;
+mod discover;
 mod docs;
 mod errors;
 mod flow;

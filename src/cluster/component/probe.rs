@@ -30,7 +30,7 @@ impl Pids {
 /// mistaken for the one seen before), and what it is (command line, working directory,
 /// executable) to tell a component's own process from an unrelated one that reuses its pid.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Proc {
+pub(crate) struct Proc {
     pub pid: u32,
     pub start: u64,
     /// The command line, arguments separated by spaces.
@@ -120,13 +120,13 @@ fn parse_stat(stat: &str) -> Option<(char, u64)> {
 
 /// Shell that prints what `/proc` knows of the pid in `$p`: a `proc` line (pid, cwd, exe), a
 /// `cmd` line and a `stat` line; nothing for a pid that is not running.
-pub(super) const DESCRIBE_PID: &str = "if [ -n \"$p\" ] && [ -r /proc/\"$p\"/stat ]; then \
+pub(crate) const DESCRIBE_PID: &str = "if [ -n \"$p\" ] && [ -r /proc/\"$p\"/stat ]; then \
      printf 'proc\\t%s\\t%s\\t%s\\n' \"$p\" \"$(readlink /proc/\"$p\"/cwd 2>/dev/null)\" \"$(readlink /proc/\"$p\"/exe 2>/dev/null)\"; \
      printf 'cmd\\t%s\\n' \"$(tr '\\000\\n' '  ' < /proc/\"$p\"/cmdline 2>/dev/null)\"; \
      printf 'stat\\t%s\\n' \"$(cat /proc/\"$p\"/stat 2>/dev/null)\"; fi";
 
 /// Reads the `proc`/`cmd`/`stat` records [`DESCRIBE_PID`] prints; other lines are ignored.
-pub(super) fn parse_procs(text: &str) -> Vec<Proc> {
+pub(crate) fn parse_procs(text: &str) -> Vec<Proc> {
     let mut procs = Vec::new();
     let mut current: Option<Proc> = None;
     for line in text.lines() {
@@ -163,7 +163,7 @@ pub(super) fn parse_procs(text: &str) -> Vec<Proc> {
 }
 
 /// The value of the first uncommented `--key=value` line of a flags file.
-fn flag_value(flags: &str, key: &str) -> Option<String> {
+pub(crate) fn flag_value(flags: &str, key: &str) -> Option<String> {
     flags.lines().find_map(|line| {
         let value = line.trim().strip_prefix(&format!("--{key}="))?;
         Some(value.trim().to_string())
