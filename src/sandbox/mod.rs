@@ -595,8 +595,14 @@ async fn create_tables(state: &SandboxState, tablets: usize, storage_modes: Stor
         if code != 0 && code != 801 {
             return Err(SandboxError::Tables(format!("CreateDatabase {db}: {reply}")));
         }
+        // A schema as `CREATE TABLE t (row_key string, row_value string, INDEX(KEY=row_key))`
+        // gives it (an absolute TTL of 0: rows never expire); `sandbox load` writes such rows.
         let table_info = json!({"name": name, "db": db, "partition_num": partitions, "replica_num": replicas,
-                                "storage_mode": storage_mode});
+                                "storage_mode": storage_mode,
+                                "column_desc": [{"name": "row_key", "data_type": "kString"},
+                                                {"name": "row_value", "data_type": "kString"}],
+                                "column_key": [{"index_name": "row_key", "col_name": ["row_key"],
+                                                "ttl": {"ttl_type": "kAbsoluteTime", "abs_ttl": 0}}]});
         let reply =
             ns_call(state, "CreateTable", json!({"table_info": table_info})).await.map_err(SandboxError::Tables)?;
         if crate::sim::http::reply_code(&reply) != 0 {

@@ -133,6 +133,10 @@ pub async fn serve(
         let service = service.clone();
         let config = config.clone();
         connections.spawn(async move {
+            // One port, two protocols: brpc tells baidu_std from HTTP by the first bytes.
+            if speaks_baidu_std(&stream).await {
+                return super::baidu_std::serve_connection(stream, service, config).await;
+            }
             // brpc verifies the credential once per connection (C§2.1).
             let verified = Arc::new(AtomicBool::new(false));
             let handler = hyper::service::service_fn(move |request| {
@@ -143,6 +147,21 @@ pub async fn serve(
         while connections.try_join_next().is_some() {}
     }
     connections.abort_all();
+}
+
+/// Whether the connection's first bytes are a baidu_std frame's (waits for 4 bytes, or fewer
+/// when the client stops sending: HTTP requests are longer than that).
+async fn speaks_baidu_std(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 4];
+    for _ in 0..50 {
+        match stream.peek(&mut first).await {
+            Ok(n) if n >= 4 => return &first == super::baidu_std::MAGIC,
+            Ok(0) | Err(_) => return false,
+            Ok(n) if first[..n] != super::baidu_std::MAGIC[..n] => return false,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    false
 }
 
 async fn handle(

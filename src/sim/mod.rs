@@ -67,10 +67,12 @@
 //!
 //! # Simplifications versus real OpenMLDB
 //!
-//! * Metadata in ZooKeeper is **JSON**, not binary protobuf: `table/db_table_data/<tid>`
-//!   holds a `TableInfo` as JSON, `op/op_data/<id>` an `OPInfo` as JSON whose `data` field is
-//!   the JSON of one merged op-data struct (real OpenMLDB uses one message per op type).
-//!   Legacy `table/table_data/<name>` (tables without a db) is never written.
+//! * Table metadata in ZooKeeper is binary protobuf as in OpenMLDB ([`pb`]:
+//!   `table/db_table_data/<tid>` holds a serialized `TableInfo` with its schema and indexes,
+//!   what the SDK reads), but op data is **JSON**: `op/op_data/<id>` holds an `OPInfo` as
+//!   JSON whose `data` field is the JSON of one merged op-data struct (real OpenMLDB uses one
+//!   binary message per op type; only nameservers read these). Legacy
+//!   `table/table_data/<name>` (tables without a db) is never written.
 //! * Only HTTP+JSON is served (no baidu_std, no `application/proto` bodies); built-in pages
 //!   are `/version`, `/health` and `/status` (with `--enable_status_service`). The status
 //!   page is a short text with a `version: <ver>` line. `/version` is answered from the
@@ -162,6 +164,7 @@
 //!   its file daily. Details in [`glog`] and [`log4j`].
 
 pub mod apiserver;
+pub mod baidu_std;
 pub mod cli;
 pub mod flags;
 pub mod glog;
@@ -170,6 +173,7 @@ pub mod log4j;
 pub mod mon;
 pub mod names;
 pub mod nameserver;
+pub mod pb;
 pub mod process;
 pub mod proto;
 pub mod rest;

@@ -158,6 +158,10 @@ impl Zk {
 
     /// Creates a node (parents made persistent as needed, like `ZkClient::CreateNode`).
     pub async fn create(&self, path: &str, value: &str, mode: zk::CreateMode) -> Result<String, zk::Error> {
+        self.create_bytes(path, value.as_bytes(), mode).await
+    }
+
+    async fn create_bytes(&self, path: &str, value: &[u8], mode: zk::CreateMode) -> Result<String, zk::Error> {
         if let Some(parent) = Self::parent(path) {
             let options = zk::CreateMode::Persistent.with_acls(self.acls());
             match self.client.mkdir(parent, &options).await {
@@ -166,7 +170,7 @@ impl Zk {
             }
         }
         let options = mode.with_acls(self.acls());
-        let (_stat, sequence) = self.client.create(path, value.as_bytes(), &options).await?;
+        let (_stat, sequence) = self.client.create(path, value, &options).await?;
         Ok(if matches!(mode, zk::CreateMode::EphemeralSequential | zk::CreateMode::PersistentSequential) {
             format!("{path}{sequence}")
         } else {
@@ -185,12 +189,17 @@ impl Zk {
 
     /// Writes `value`, creating the node when missing.
     pub async fn put(&self, path: &str, value: &str) -> Result<(), ZkError> {
-        match self.client.set_data(path, value.as_bytes(), None).await {
+        self.put_bytes(path, value.as_bytes()).await
+    }
+
+    /// Writes `value` (binary, e.g. a protobuf message), creating the node when missing.
+    pub async fn put_bytes(&self, path: &str, value: &[u8]) -> Result<(), ZkError> {
+        match self.client.set_data(path, value, None).await {
             Ok(_) => Ok(()),
-            Err(zk::Error::NoNode) => match self.create(path, value, zk::CreateMode::Persistent).await {
+            Err(zk::Error::NoNode) => match self.create_bytes(path, value, zk::CreateMode::Persistent).await {
                 Ok(_) => Ok(()),
                 Err(zk::Error::NodeExists) => {
-                    self.client.set_data(path, value.as_bytes(), None).await.map(|_| ()).map_err(op_err("set", path))
+                    self.client.set_data(path, value, None).await.map(|_| ()).map_err(op_err("set", path))
                 }
                 Err(source) => Err(ZkError::Op { op: "create", path: path.to_string(), source }),
             },
@@ -200,8 +209,13 @@ impl Zk {
 
     /// The node's value as text; `None` when the node does not exist.
     pub async fn get(&self, path: &str) -> Result<Option<String>, ZkError> {
+        Ok(self.get_bytes(path).await?.map(|data| String::from_utf8_lossy(&data).to_string()))
+    }
+
+    /// The node's value; `None` when the node does not exist.
+    pub async fn get_bytes(&self, path: &str) -> Result<Option<Vec<u8>>, ZkError> {
         match self.client.get_data(path).await {
-            Ok((data, _)) => Ok(Some(String::from_utf8_lossy(&data).to_string())),
+            Ok((data, _)) => Ok(Some(data)),
             Err(zk::Error::NoNode) => Ok(None),
             Err(source) => Err(ZkError::Op { op: "get", path: path.to_string(), source }),
         }

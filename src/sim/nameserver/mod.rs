@@ -152,8 +152,7 @@ impl NameServer {
     /// Persists a table's metadata and bumps `/table/notify` (C§1.1).
     pub(crate) async fn persist_table(&self, table: &TableInfo) -> Result<(), ZkError> {
         let zk = self.zk().await;
-        let text = serde_json::to_string(table).unwrap_or_default();
-        zk.put(&self.paths.table_data(table.tid), &text).await?;
+        zk.put_bytes(&self.paths.table_data(table.tid), &crate::sim::pb::encode_table(table)).await?;
         zk.add_to_counter(&self.paths.table_notify(), 1, 1).await?;
         Ok(())
     }
@@ -191,9 +190,13 @@ impl NameServer {
         let dbs: BTreeSet<String> = zk.children(&paths.dbs()).await?.into_iter().collect();
         let mut tables = BTreeMap::new();
         for child in zk.children(&paths.db_table_data()).await? {
-            if let Some(text) = zk.get(&format!("{}/{child}", paths.db_table_data())).await? {
-                if let Ok(table) = serde_json::from_str::<TableInfo>(&text) {
-                    tables.insert(table.tid, table);
+            if let Some(bytes) = zk.get_bytes(&format!("{}/{child}", paths.db_table_data())).await? {
+                match crate::sim::pb::decode_table(&bytes) {
+                    Some(table) => {
+                        tables.insert(table.tid, table);
+                    }
+                    // As NameServerImpl::RecoverTableInfo: a node that does not parse is skipped.
+                    None => tracing::warn!("parse table info failed! tid[{child}] value size[{}]", bytes.len()),
                 }
             }
         }
@@ -286,8 +289,9 @@ impl NameServer {
                 continue;
             }
             let replicas = self.flags.system_table_replica_num.max(1);
+            let (columns, indexes) = system_table_schema(name);
             let created =
-                self.create_table_internal(name, db, 1, replicas, StorageMode::kMemory, Vec::new(), Vec::new()).await;
+                self.create_table_internal(name, db, 1, replicas, StorageMode::kMemory, columns, indexes).await;
             if let Err((code, msg)) = created {
                 tracing::warn!("cannot create system table {db}.{name}: {code} {msg}");
             }
@@ -374,8 +378,12 @@ impl NameServer {
                 if meta.is_leader && !followers.is_empty() {
                     table_meta["replicas"] = serde_json::json!(followers);
                 }
+                // CreateTableOnTablet copies the schema and the indexes (name_server_impl.cc).
                 if !table.column_desc.is_empty() {
                     table_meta["column_desc"] = serde_json::json!(table.column_desc);
+                }
+                if !table.column_key.is_empty() {
+                    table_meta["column_key"] = serde_json::json!(table.column_key);
                 }
                 let reply = self
                     .call_tablet(&meta.endpoint, "CreateTable", &serde_json::json!({ "table_meta": table_meta }))
@@ -393,6 +401,80 @@ impl NameServer {
         self.lock().await.tables.insert(tid, table.clone());
         Ok(table)
     }
+}
+
+/// The columns and indexes of a system table, as `SystemTable::GetTableInfo` gives them
+/// (`src/nameserver/system_table.h`): every index keeps the latest row per key, except
+/// PRE_AGG_META_INFO's, which never expire.
+fn system_table_schema(name: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    use serde_json::json;
+    // (column, data type) and (index, its columns).
+    type Schema<'a> = (&'a [(&'a str, &'a str)], &'a [(&'a str, &'a [&'a str])]);
+    let (columns, indexes): Schema = match name {
+        "JOB_INFO" => (
+            &[
+                ("id", "kInt"),
+                ("job_type", "kString"),
+                ("state", "kString"),
+                ("start_time", "kTimestamp"),
+                ("end_time", "kTimestamp"),
+                ("parameter", "kString"),
+                ("cluster", "kString"),
+                ("application_id", "kString"),
+                ("error", "kString"),
+            ],
+            &[("id", &["id"])],
+        ),
+        "PRE_AGG_META_INFO" => (
+            &[
+                ("aggr_table", "kString"),
+                ("aggr_db", "kString"),
+                ("base_db", "kString"),
+                ("base_table", "kString"),
+                ("aggr_func", "kString"),
+                ("aggr_col", "kString"),
+                ("partition_cols", "kString"),
+                ("order_by_col", "kString"),
+                ("bucket_size", "kString"),
+                ("filter_col", "kString"),
+            ],
+            &[
+                ("aggr_table", &["aggr_table"]),
+                (
+                    "unique_key",
+                    &["base_db", "base_table", "aggr_func", "aggr_col", "partition_cols", "order_by_col", "filter_col"],
+                ),
+            ],
+        ),
+        "GLOBAL_VARIABLES" => {
+            (&[("Variable_name", "kString"), ("Variable_value", "kString")], &[("Variable_name", &["Variable_name"])])
+        }
+        "DEPLOY_RESPONSE_TIME" => (
+            &[("DEPLOY_NAME", "kString"), ("TIME", "kString"), ("COUNT", "kBigInt"), ("TOTAL", "kString")],
+            &[("index", &["DEPLOY_NAME", "TIME"])],
+        ),
+        "USER" => (
+            &[
+                ("Host", "kString"),
+                ("User", "kString"),
+                ("authentication_string", "kString"),
+                ("password_last_changed", "kTimestamp"),
+                ("password_expired", "kTimestamp"),
+                ("Create_user_priv", "kString"),
+            ],
+            &[("index", &["Host", "User"])],
+        ),
+        _ => (&[], &[]),
+    };
+    let ttl = if name == "PRE_AGG_META_INFO" {
+        json!({"ttl_type": "kAbsoluteTime", "abs_ttl": 0})
+    } else {
+        json!({"ttl_type": "kLatestTime", "lat_ttl": 1})
+    };
+    (
+        columns.iter().map(|(name, data_type)| json!({"name": name, "data_type": data_type})).collect(),
+        indexes.iter().map(|(index, cols)| json!({"index_name": index, "col_name": cols, "ttl": ttl})).collect(),
+    )
 }
 
 /// Starts a nameserver on `listener` and runs it until `shutdown` or a fatal error.
@@ -475,8 +557,8 @@ async fn wait_for_user_table(ns: &Arc<NameServer>, shutdown: &CancellationToken)
         let zk = ns.zk().await;
         if let Ok(children) = zk.children(&ns.paths.db_table_data()).await {
             for child in children {
-                if let Ok(Some(text)) = zk.get(&format!("{}/{child}", ns.paths.db_table_data())).await {
-                    if let Ok(table) = serde_json::from_str::<TableInfo>(&text) {
+                if let Ok(Some(bytes)) = zk.get_bytes(&format!("{}/{child}", ns.paths.db_table_data())).await {
+                    if let Some(table) = crate::sim::pb::decode_table(&bytes) {
                         if table.db == INTERNAL_DB && table.name == "USER" {
                             return;
                         }
