@@ -6,10 +6,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # Debian packages the tests and the sandbox need (see reference/tooling.md).
 APT_PACKAGES := zookeeper openssh-server openssh-client default-jre-headless libslf4j-java \
-                netcat-openbsd tmux curl rsync libssl-dev pkg-config
+                netcat-openbsd tmux curl rsync libssl-dev pkg-config python3 python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test faults demo bench lint clean install install-files
+.PHONY: deps sdk build test faults demo bench lint clean install install-files
 
 # `make install PREFIX=...`: the binaries, shell completions, man pages, the stock scripts and the
 # editors' definitions file. DESTDIR is prepended for packaging.
@@ -27,10 +27,22 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
+# OpenMLDB's own Python SDK (the client operators run), in a virtual environment, for
+# `sandbox load --client sdk` and the tests that write with it. Its wheel is Linux x86-64 only.
+SDK_VENV := $(CURDIR)/.venv-sdk
+SDK_VERSION := 0.9.2
+sdk: deps
+	@if [ "$$(uname -sm)" != "Linux x86_64" ]; then \
+	  echo "OpenMLDB's SDK $(SDK_VERSION) is built for Linux x86-64 only: its tests will be skipped"; \
+	elif ! $(SDK_VENV)/bin/python -c 'import openmldb' 2>/dev/null; then \
+	  echo "installing OpenMLDB's SDK $(SDK_VERSION) into $(SDK_VENV)"; \
+	  python3 -m venv $(SDK_VENV) && $(SDK_VENV)/bin/pip install -q openmldb==$(SDK_VERSION); \
+	fi
+
 build: deps
 	$(CARGO) build --release --bins
 
-test: deps
+test: deps sdk
 	$(CARGO) build --all-targets
 	$(CARGO) test --lib --bins --tests
 

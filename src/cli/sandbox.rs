@@ -40,6 +40,14 @@ pub(crate) enum SandboxCommand {
         /// not retry; the default 0s does not either.
         #[arg(long, default_value = "0s", value_parser = parse_duration_arg)]
         retry_for: std::time::Duration,
+        /// Who writes: `own`, the tool's client; `sdk`, OpenMLDB's own Python SDK (`make sdk`
+        /// installs it into .venv-sdk), one INSERT per row, never retried.
+        #[arg(long, value_enum, default_value_t = LoadClient::Own)]
+        client: LoadClient,
+        /// The Python that has OpenMLDB's SDK, for --client sdk. Default: $MLDB_SDK_PYTHON, else
+        /// .venv-sdk/bin/python.
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
     },
     /// Read back every acknowledged row of a load report: missing rows, failed writes, and the
     /// longest write outage per partition.
@@ -94,6 +102,15 @@ pub(crate) enum FaultCommand {
     },
     /// Break every open ssh connection to the sandbox's sshd (--ssh sandboxes).
     DropSsh,
+}
+
+/// Who writes a sandbox load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LoadClient {
+    /// The tool's own client (routes like the SDK; `--retry-for` makes it retry).
+    Own,
+    /// OpenMLDB's own Python SDK, unmodified.
+    Sdk,
 }
 
 #[derive(Debug, Args)]
@@ -309,7 +326,12 @@ pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
             println!("{}", status_table(&lines));
             Ok(())
         }
-        SandboxCommand::Load { dir, rate, duration, report, retry_for } => {
+        SandboxCommand::Load { dir, rate, duration, report, retry_for, client, python } => {
+            if client == LoadClient::Sdk && !retry_for.is_zero() {
+                return Err(Error::Usage(
+                    "--retry-for is for the tool's own client; OpenMLDB's SDK does not retry (drop --retry-for, or use --client own)".into(),
+                ));
+            }
             let rt = runtime()?;
             let mut options = sandbox::load::LoadOptions::for_sandbox(&dir, rate, duration, &report)
                 .map_err(|e| Error::Operation(e.to_string()))?;
@@ -322,9 +344,14 @@ pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
                     on_ctrl_c.cancel();
                 }
             });
-            let summary = rt
-                .block_on(sandbox::load::run_load_until(options, stop))
-                .map_err(|e| Error::Operation(e.to_string()))?;
+            let summary = match client {
+                LoadClient::Own => rt.block_on(sandbox::load::run_load_until(options, stop)),
+                LoadClient::Sdk => {
+                    let python = python.unwrap_or_else(sandbox::load::sdk::default_python);
+                    rt.block_on(sandbox::load::sdk::run_sdk_load(options, &python, stop))
+                }
+            }
+            .map_err(|e| Error::Operation(e.to_string()))?;
             println!("{summary}");
             Ok(())
         }

@@ -67,7 +67,7 @@ struct RpcResponseMeta {
 }
 
 /// The request and response messages of the methods served over baidu_std, with the field
-/// numbers of OpenMLDB 0.9.2's `src/proto/name_server.proto`.
+/// numbers of OpenMLDB 0.9.2's `src/proto/name_server.proto` and `src/proto/tablet.proto`.
 pub mod codec {
     use prost::Message;
     use serde_json::{json, Value};
@@ -120,6 +120,48 @@ pub mod codec {
         db: Vec<String>,
     }
 
+    /// `api.Dimension`.
+    #[derive(Clone, PartialEq, Message)]
+    struct Dimension {
+        #[prost(string, optional, tag = "1")]
+        key: Option<String>,
+        #[prost(uint32, optional, tag = "2")]
+        idx: Option<u32>,
+    }
+
+    /// `api.PutRequest` (tablet.proto; `put_if_absent`, `check_exists` and `memory_limit`
+    /// are read but not acted on: see the simulator's module docs).
+    #[derive(Clone, PartialEq, Message)]
+    struct PutRequest {
+        #[prost(string, optional, tag = "1")]
+        pk: Option<String>,
+        #[prost(int64, optional, tag = "2")]
+        time: Option<i64>,
+        #[prost(bytes = "vec", optional, tag = "3")]
+        value: Option<Vec<u8>>,
+        #[prost(uint32, optional, tag = "4")]
+        tid: Option<u32>,
+        #[prost(uint32, optional, tag = "5")]
+        pid: Option<u32>,
+        #[prost(message, repeated, tag = "6")]
+        dimensions: Vec<Dimension>,
+        #[prost(uint32, optional, tag = "9")]
+        memory_limit: Option<u32>,
+        #[prost(bool, optional, tag = "10")]
+        put_if_absent: Option<bool>,
+        #[prost(bool, optional, tag = "11")]
+        check_exists: Option<bool>,
+    }
+
+    /// `api.PutResponse`.
+    #[derive(Clone, PartialEq, Message)]
+    struct PutResponse {
+        #[prost(int32, optional, tag = "1")]
+        code: Option<i32>,
+        #[prost(string, optional, tag = "2")]
+        msg: Option<String>,
+    }
+
     fn code(reply: &Value) -> i32 {
         reply["code"].as_i64().and_then(|c| i32::try_from(c).ok()).unwrap_or_default()
     }
@@ -139,6 +181,16 @@ pub mod codec {
             ("openmldb.nameserver.NameServer", "UseDatabase") => {
                 UseDatabaseRequest::decode(bytes).map(|r| json!({ "db": r.db }))
             }
+            ("openmldb.api.TabletServer", "Put") => PutRequest::decode(bytes).map(|r| {
+                use base64::Engine;
+                // json2pb's form of a bytes field is base64 (Json2PbOptions::base64_to_bytes).
+                let value = r.value.map(|v| base64::engine::general_purpose::STANDARD.encode(v));
+                let dimensions: Vec<Value> =
+                    r.dimensions.into_iter().map(|d| json!({ "key": d.key, "idx": d.idx.unwrap_or(0) })).collect();
+                json!({ "pk": r.pk, "time": r.time, "value": value, "tid": r.tid, "pid": r.pid,
+                        "dimensions": dimensions, "put_if_absent": r.put_if_absent, "check_exists": r.check_exists,
+                        "memory_limit": r.memory_limit })
+            }),
             _ => return None,
         };
         Some(decoded.map(|mut value| {
@@ -163,6 +215,7 @@ pub mod codec {
                     .unwrap_or_default(),
             }
             .encode_to_vec(),
+            "Put" => PutResponse { code: Some(code(reply)), msg: msg(reply) }.encode_to_vec(),
             _ => GeneralResponse { code: code(reply), msg: msg(reply) }.encode_to_vec(),
         }
     }
@@ -302,6 +355,11 @@ mod tests {
         assert_eq!(value, json!({"db": "demo"}));
         let empty = codec::request("openmldb.nameserver.NameServer", "ShowFunction", &[]).unwrap().unwrap();
         assert_eq!(empty, json!({}));
-        assert!(codec::request("openmldb.api.TabletServer", "Put", &[]).is_none());
+        // PutRequest{value: [1, 2], tid: 1, pid: 0, dimensions: [{key: "k", idx: 0}]}, as the SDK
+        // sends it (idx written even when 0).
+        let put = [0x1a, 0x02, 0x01, 0x02, 0x20, 0x01, 0x28, 0x00, 0x32, 0x05, 0x0a, 0x01, b'k', 0x10, 0x00];
+        let value = codec::request("openmldb.api.TabletServer", "Put", &put).unwrap().unwrap();
+        assert_eq!(value, json!({"tid": 1, "pid": 0, "value": "AQI=", "dimensions": [{"key": "k", "idx": 0}]}));
+        assert!(codec::request("openmldb.api.TabletServer", "Query", &[]).is_none());
     }
 }

@@ -73,7 +73,13 @@
 //!   JSON whose `data` field is the JSON of one merged op-data struct (real OpenMLDB uses one
 //!   binary message per op type; only nameservers read these). Legacy
 //!   `table/table_data/<name>` (tables without a db) is never written.
-//! * Only HTTP+JSON is served (no baidu_std, no `application/proto` bodies); built-in pages
+//! * HTTP+JSON serves every RPC (no `application/proto` bodies); brpc's baidu_std, on the
+//!   same port, only what OpenMLDB's SDK needs to connect and write ([`baidu_std`]):
+//!   ShowFunction, ShowDatabase, UseDatabase and Put (others get `ENOMETHOD`, so the SDK's
+//!   connect-time Query of GLOBAL_VARIABLES fails and it keeps its defaults, as it does when
+//!   that query fails on a real cluster). Put ignores `put_if_absent` and `check_exists`, and
+//!   stores the value in json2pb's form (a bytes field as base64): a value our own HTTP
+//!   clients send is stored as given, not base64-decoded as real brpc would. Built-in pages
 //!   are `/version`, `/health` and `/status` (with `--enable_status_service`). The status
 //!   page is a short text with a `version: <ver>` line. `/version` is answered from the
 //!   start, while real tablets set it only after registering in ZooKeeper.

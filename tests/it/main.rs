@@ -19,6 +19,7 @@ mod repl;
 mod sandbox;
 mod sbin;
 mod scripts;
+mod sdk;
 mod ssh;
 mod tables;
 mod upgrade;

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, ClientError, ClientOptions, TableName};
 
+pub mod sdk;
 mod verify;
 use crate::config::ClusterConfig;
 pub use verify::{
@@ -55,6 +56,10 @@ pub enum LoadError {
     NoTables,
     #[error("--rate must be at least 1 row per second")]
     ZeroRate,
+    #[error("{0}")]
+    Sdk(String),
+    #[error("cannot run OpenMLDB's SDK: {0}")]
+    SdkIo(#[source] std::io::Error),
 }
 
 /// What to write, where, how fast.

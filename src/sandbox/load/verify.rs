@@ -278,7 +278,7 @@ pub async fn verify(report: &Path, options: VerifyOptions) -> Result<VerifyRepor
             let mut reason = String::new();
             for attempt in 0..3 {
                 match client.get(&table, &row.key).await {
-                    Ok(Some(found)) if found.value == row_value(&row.key) => return None,
+                    Ok(Some(found)) if stored_value(&found.value) == row_value(&row.key) => return None,
                     Ok(Some(_)) => reason = "wrong value".to_string(),
                     Ok(None) => reason = "not found".to_string(),
                     Err(e) => {
@@ -330,6 +330,18 @@ pub async fn verify(report: &Path, options: VerifyOptions) -> Result<VerifyRepor
         failures,
         partitions,
     })
+}
+
+/// The `row_value` a read returned: our own client stores it as the value itself; OpenMLDB's
+/// SDK stores the encoded row (`row_key`, `row_value`), which a read returns in json2pb's form
+/// of a bytes field, base64.
+fn stored_value(value: &str) -> String {
+    use base64::Engine;
+    let row = base64::engine::general_purpose::STANDARD.decode(value).ok();
+    match row.as_deref().and_then(|row| crate::sandbox::row_codec::decode_strings(row, 2)) {
+        Some(columns) => columns.into_iter().nth(1).flatten().unwrap_or_default(),
+        None => value.to_string(),
+    }
 }
 
 #[cfg(test)]
