@@ -277,6 +277,7 @@ pub(crate) fn run_sandbox(cmd: SandboxCommand) -> Result<(), Error> {
             let rt = runtime()?;
             let state = rt.block_on(sandbox::up(&args.dir, &options)).map_err(|e| match e {
                 sandbox::SandboxError::Option(m) => Error::Usage(m),
+                stopped @ sandbox::SandboxError::Stopped { .. } => Error::Usage(stopped.to_string()),
                 sandbox::SandboxError::Release(sandbox::release::ReleaseError::BadVersion(v)) => {
                     Error::Usage(format!("`{v}` is not a release version; expected X.Y.Z, e.g. 0.9.3"))
                 }

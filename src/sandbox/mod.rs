@@ -70,6 +70,8 @@ pub enum SandboxError {
     },
     #[error("a sandbox is already running in {dir} (ZooKeeper pid {pid}); run `mldb-upgrade sandbox down --dir {dir}` first")]
     AlreadyRunning { dir: PathBuf, pid: u32 },
+    #[error("{dir} holds a stopped sandbox, whose ZooKeeper data (tables, ops, journal) a new one would start from: remove it (`rm -rf {dir}`) or give another --dir")]
+    Stopped { dir: PathBuf },
     #[error("no sandbox in {dir} (no sandbox.json); start one with `mldb-upgrade sandbox up --dir {dir}`")]
     NotFound { dir: PathBuf },
     #[error("{what} did not {condition} within {waited:?}; the last lines of {log}:\n{tail}\nThe sandbox is half up: run `mldb-upgrade sandbox down --dir {dir}`")]
@@ -283,6 +285,7 @@ pub async fn up(dir: &Path, options: &UpOptions) -> Result<SandboxState, Sandbox
         if is_running(state.zookeeper_pid) {
             return Err(SandboxError::AlreadyRunning { dir, pid: state.zookeeper_pid });
         }
+        return Err(SandboxError::Stopped { dir });
     }
     let releases = dir.join("releases");
     let release = release::build(&options.version, &releases, &release::Faults::default(), false)?;

@@ -120,6 +120,17 @@ fn sandbox_up_2_nameservers_3_tablets_then_down_leaves_nothing() {
     assert_eq!(down.code, 0, "{}", down.stderr);
     assert_eq!(leftovers(&dir), Vec::<u32>::new(), "processes left behind");
     assert!(!is_running(state["zookeeper_pid"].as_u64().unwrap() as u32));
+    // A second `up` in the stopped sandbox's directory would start from its ZooKeeper data
+    // (its tables clash with the new ones): refused before anything starts.
+    let again = support::run(&["sandbox", "up", "--dir", d, "--fast"]);
+    assert_eq!(
+        again.code, 2,
+        "{}
+{}",
+        again.stdout, again.stderr
+    );
+    assert!(again.stderr.contains("holds a stopped sandbox") && again.stderr.contains("rm -rf"), "{}", again.stderr);
+    assert_eq!(leftovers(&dir), Vec::<u32>::new(), "the refused up started something");
 }
 
 fn sandbox_leader(state: &Value) -> String {

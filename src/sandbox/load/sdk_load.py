@@ -43,7 +43,8 @@ def main():
     seq = 0
     while not stop:
         due = started + seq * interval
-        if due - started >= args.duration:
+        # A load that falls behind its rate still stops on time.
+        if due - started >= args.duration or time.time() - started >= args.duration:
             break
         pause = due - time.time()
         if pause > 0:
