@@ -176,7 +176,12 @@ fn start_sh_mon_mode_pid_files_o1_3() {
     // Killing only the component: mon starts it again (from whatever bin/openmldb is on disk).
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child_pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while read("tablet.pid.child") == child_pid || !is_running(read("tablet.pid.child")) {
+    // mon rewrites the child pid file: it can be read empty in between.
+    let child = || {
+        let text = std::fs::read_to_string(tablet.join("bin/tablet.pid.child")).unwrap_or_default();
+        text.trim().parse::<u32>().ok()
+    };
+    while child().is_none_or(|pid| pid == child_pid || !is_running(pid)) {
         assert!(Instant::now() < deadline, "mon did not restart the tablet");
         std::thread::sleep(Duration::from_millis(200));
     }
