@@ -11,7 +11,7 @@ use crate::support::{self, Sandbox};
 
 /// A deploy-layout sandbox over ssh with `tablets` tablets, 2 nameservers, 1 apiserver and 2
 /// taskmanagers.
-fn deploy_sandbox(tablets: &str) -> Sandbox {
+pub fn deploy_sandbox(tablets: &str) -> Sandbox {
     Sandbox::up_exactly(&[
         "--layout",
         "deploy",

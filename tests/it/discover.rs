@@ -151,19 +151,7 @@ fn discovery_of_an_unreachable_host_is_a_clear_error_and_writes_nothing() {
 /// `conf/hosts` import, and drives the stock upgrade over that transport to the same end state.
 #[test]
 fn a_deploy_layout_is_discovered_over_openssh_with_only_an_ssh_config() {
-    let sb = Sandbox::up_exactly(&[
-        "--layout",
-        "deploy",
-        "--ssh",
-        "--tablets",
-        "2",
-        "--nameservers",
-        "2",
-        "--apiservers",
-        "1",
-        "--taskmanagers",
-        "2",
-    ]);
+    let sb = crate::deploy::deploy_sandbox("2");
     let own = sb.dir.join("cluster.toml");
     let config = ClusterConfig::load(&own).unwrap();
     let access = config.host_access(&config.components[0].host);

@@ -208,6 +208,19 @@ impl ReportWriter {
         Ok(ReportWriter { path: path.to_path_buf(), file: Mutex::new(file) })
     }
 
+    /// Creates the report of a load with `options` on `tables`, with its `start` line.
+    fn start(options: &LoadOptions, tables: &[TableName]) -> Result<Self, LoadError> {
+        let report = ReportWriter::create(&options.report)?;
+        report.write(&ReportLine::Start {
+            at_ms: now_ms(),
+            zk_cluster: options.zk_cluster.clone(),
+            zk_root_path: options.zk_root_path.clone(),
+            rate: options.rate,
+            tables: tables.to_vec(),
+        })?;
+        Ok(report)
+    }
+
     fn write(&self, line: &ReportLine) -> Result<(), LoadError> {
         let mut text = serde_json::to_string(line).unwrap_or_default();
         text.push('\n');
@@ -237,12 +250,9 @@ struct Counts {
     failed: u64,
 }
 
-/// Runs the load until `options.duration` has passed or `stop` is cancelled; writes in flight
-/// are waited for and the report gets its `end` line either way.
-pub async fn run_load_until(options: LoadOptions, stop: CancellationToken) -> Result<LoadSummary, LoadError> {
-    if options.rate == 0 {
-        return Err(LoadError::ZeroRate);
-    }
+/// The tool's client on the cluster, and the tables to write to (`options.tables`, or every
+/// user table).
+async fn connect(options: &LoadOptions) -> Result<(Client, Vec<TableName>), LoadError> {
     let client = Client::connect(ClientOptions {
         zk_cluster: options.zk_cluster.clone(),
         zk_root_path: options.zk_root_path.clone(),
@@ -250,19 +260,22 @@ pub async fn run_load_until(options: LoadOptions, stop: CancellationToken) -> Re
     })
     .await
     .map_err(LoadError::Connect)?;
-    let client = Arc::new(client);
     let tables = if options.tables.is_empty() { client.user_tables().await } else { options.tables.clone() };
     if tables.is_empty() {
         return Err(LoadError::NoTables);
     }
-    let report = Arc::new(ReportWriter::create(&options.report)?);
-    report.write(&ReportLine::Start {
-        at_ms: now_ms(),
-        zk_cluster: options.zk_cluster.clone(),
-        zk_root_path: options.zk_root_path.clone(),
-        rate: options.rate,
-        tables: tables.clone(),
-    })?;
+    Ok((client, tables))
+}
+
+/// Runs the load until `options.duration` has passed or `stop` is cancelled; writes in flight
+/// are waited for and the report gets its `end` line either way.
+pub async fn run_load_until(options: LoadOptions, stop: CancellationToken) -> Result<LoadSummary, LoadError> {
+    if options.rate == 0 {
+        return Err(LoadError::ZeroRate);
+    }
+    let (client, tables) = connect(&options).await?;
+    let client = Arc::new(client);
+    let report = Arc::new(ReportWriter::start(&options, &tables)?);
     // Keys are unique across runs: the run's start time, then a sequence number.
     let run = now_ms();
     let interval = Duration::from_secs_f64(1.0 / options.rate as f64);

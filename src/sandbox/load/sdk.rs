@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use super::{now_ms, LoadError, LoadOptions, LoadSummary, ReportLine, ReportWriter};
-use crate::sandbox::client::{partition_of, Client, ClientOptions};
+use crate::sandbox::client::partition_of;
 
 /// The driver's source.
 const DRIVER: &str = include_str!("sdk_load.py");
@@ -56,31 +56,14 @@ pub async fn run_sdk_load(
     }
     // The tables and their partition counts, for the report's pids (the SDK routes by the same
     // hash).
-    let client = Client::connect(ClientOptions {
-        zk_cluster: options.zk_cluster.clone(),
-        zk_root_path: options.zk_root_path.clone(),
-        zk_cert: options.zk_cert.clone(),
-    })
-    .await
-    .map_err(LoadError::Connect)?;
-    let tables = if options.tables.is_empty() { client.user_tables().await } else { options.tables.clone() };
-    if tables.is_empty() {
-        return Err(LoadError::NoTables);
-    }
+    let (client, tables) = super::connect(&options).await?;
     let mut partitions = Vec::new();
     for table in &tables {
         partitions.push(client.route(table).await.map_err(LoadError::Connect)?.partition_num);
     }
     let driver = tempfile::Builder::new().prefix("mldb-sdk-load").suffix(".py").tempfile().map_err(LoadError::SdkIo)?;
     std::fs::write(driver.path(), DRIVER).map_err(LoadError::SdkIo)?;
-    let report = ReportWriter::create(&options.report)?;
-    report.write(&ReportLine::Start {
-        at_ms: now_ms(),
-        zk_cluster: options.zk_cluster.clone(),
-        zk_root_path: options.zk_root_path.clone(),
-        rate: options.rate,
-        tables: tables.clone(),
-    })?;
+    let report = ReportWriter::start(&options, &tables)?;
     let names: Vec<String> = tables.iter().map(|t| format!("{}.{}", t.db, t.name)).collect();
     let mut child = tokio::process::Command::new(python)
         .arg(driver.path())
