@@ -29,14 +29,21 @@ deps:
 
 # OpenMLDB's own Python SDK (the client operators run), in a virtual environment, for
 # `sandbox load --client sdk` and the tests that write with it. Its wheel is Linux x86-64 only.
+# It imports on Python 3.8 to 3.12 (on 3.13 its pinned sqlalchemy 2.0.27 fails): SDK_PYTHON=python3.12
+# picks another interpreter.
 SDK_VENV := $(CURDIR)/.venv-sdk
 SDK_VERSION := 0.9.2
+SDK_PYTHON ?= python3
 sdk: deps
 	@if [ "$$(uname -sm)" != "Linux x86_64" ]; then \
 	  echo "OpenMLDB's SDK $(SDK_VERSION) is built for Linux x86-64 only: its tests will be skipped"; \
 	elif ! $(SDK_VENV)/bin/python -c 'import openmldb' 2>/dev/null; then \
 	  echo "installing OpenMLDB's SDK $(SDK_VERSION) into $(SDK_VENV)"; \
-	  python3 -m venv $(SDK_VENV) && $(SDK_VENV)/bin/pip install -q openmldb==$(SDK_VERSION); \
+	  rm -rf $(SDK_VENV) && $(SDK_PYTHON) -m venv $(SDK_VENV) && \
+	  $(SDK_VENV)/bin/pip install -q openmldb==$(SDK_VERSION) && \
+	  { $(SDK_VENV)/bin/python -c 'import openmldb' || \
+	    { echo "OpenMLDB's SDK $(SDK_VERSION) does not import with $$($(SDK_PYTHON) --version) (it needs 3.8 to 3.12):" \
+	           "run \`make sdk SDK_PYTHON=python3.12\` (or another of those)"; rm -rf $(SDK_VENV); exit 1; }; }; \
 	fi
 
 build: deps
