@@ -238,6 +238,11 @@ async fn on_host(ssh: &SshClient, host: &str) -> Result<Vec<HostProcess>, Error>
 
 /// Finds the cluster's components (see the module docs). Changes nothing anywhere.
 pub async fn discover(options: &Options) -> Result<Vec<Discovered>, Error> {
+    // The local file first: a wrong --hosts stops discovery before it reaches anything.
+    let apiservers = match &options.hosts_file {
+        Some(file) => conf_hosts_apiservers(file)?,
+        None => Vec::new(),
+    };
     let text = header(options);
     let config = ClusterConfig::parse(std::path::Path::new("discover"), &text, &std::collections::HashMap::new())
         .map_err(|e| Error::Usage(format!("discover: {e}")))?;
@@ -259,27 +264,14 @@ pub async fn discover(options: &Options) -> Result<Vec<Discovered>, Error> {
     }
     let ssh = SshClient::new(Some(Arc::new(config)));
     let ours = zk_servers(&options.zk);
+    // Every host ZooKeeper names (a wildcard address names none) and every conf/hosts
+    // apiserver's, each read once.
+    let listed_hosts = listed.iter().filter_map(|(_, endpoint, _)| endpoint.rsplit_once(':').map(|(h, _)| h));
+    let to_probe: BTreeSet<&str> =
+        listed_hosts.filter(|h| !is_wildcard(h)).chain(apiservers.iter().map(|(host, _, _)| host.as_str())).collect();
     let mut hosts: BTreeMap<String, Vec<HostProcess>> = BTreeMap::new();
-    for (_, endpoint, _) in &listed {
-        let host = endpoint.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
-        if is_wildcard(&host) {
-            continue;
-        }
-        if let std::collections::btree_map::Entry::Vacant(entry) = hosts.entry(host) {
-            let processes = on_host(&ssh, entry.key()).await?;
-            entry.insert(processes);
-        }
-    }
-    // conf/hosts' apiservers, on hosts ZooKeeper may not name.
-    let apiservers = match &options.hosts_file {
-        Some(file) => conf_hosts_apiservers(file)?,
-        None => Vec::new(),
-    };
-    for (host, _, _) in &apiservers {
-        if let std::collections::btree_map::Entry::Vacant(entry) = hosts.entry(host.clone()) {
-            let processes = on_host(&ssh, entry.key()).await?;
-            entry.insert(processes);
-        }
+    for host in to_probe {
+        hosts.insert(host.to_string(), on_host(&ssh, host).await?);
     }
     // Only processes of this cluster: same ZooKeeper servers and root.
     let of_cluster = |p: &HostProcess| {

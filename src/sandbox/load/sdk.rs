@@ -98,8 +98,8 @@ pub async fn run_sdk_load(
             _ = stop.cancelled(), if !stopping => {
                 stopping = true;
                 // SIGTERM: the driver finishes the write in flight and stops.
-                if let Some(pid) = child.id() {
-                    let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+                if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
                 }
                 continue;
             }
