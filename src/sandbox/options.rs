@@ -22,10 +22,10 @@ pub enum StorageModes {
     Mixed,
 }
 
-/// The `--fast` flags a tablet takes: the ZooKeeper ones of [`fast_flags`] and the
-/// replicator's waits a tenth of their defaults (`src/flags.cc:93-98`; binlog_sync_wait_time
-/// matters only where `--binlog_notify_on_put` is off). The snapshot schedule is left alone:
-/// `--snapshot-window` is for that.
+/// The `--fast` flags a tablet takes: the ZooKeeper ones of [`fast_flags`], and the
+/// replicator's and the file sender's waits a tenth of their defaults (`src/flags.cc:93-98`,
+/// `:127-129`; binlog_sync_wait_time matters only where `--binlog_notify_on_put` is off). The
+/// snapshot schedule is left alone: `--snapshot-window` is for that.
 pub(super) fn tablet_fast_flags() -> Vec<(&'static str, String)> {
     let mut flags: Vec<(&'static str, String)> = fast_flags()
         .into_iter()
@@ -35,6 +35,8 @@ pub(super) fn tablet_fast_flags() -> Vec<(&'static str, String)> {
         ("binlog_sync_wait_time", "10".into()),
         ("binlog_coffee_time", "100".into()),
         ("binlog_match_logoffset_interval", "100".into()),
+        ("stream_close_wait_time_ms", "100".into()),
+        ("retry_send_file_wait_time_ms", "300".into()),
     ]);
     flags
 }

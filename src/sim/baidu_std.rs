@@ -10,15 +10,19 @@
 //! the HTTP front checks its `Authorization` header; a failed check closes the connection.
 //!
 //! Each request message is decoded into the JSON object json2pb would have made of it and
-//! handed to the same [`RpcService`] the HTTP front calls; the JSON reply is encoded back as
-//! the method's response message. Only the methods [`codec`] knows are served this way; any
-//! other gets brpc's `ENOMETHOD` (1002).
+//! handed, with the request's attachment, to the same [`RpcService`] the HTTP front calls;
+//! the JSON reply is encoded back as the method's response message. Only the methods [`codec`]
+//! knows are served this way; any other gets brpc's `ENOMETHOD` (1002).
+//!
+//! [`Channel`] is the client side, as a tablet's `FileSender` uses it: one connection, one
+//! request at a time, the attachment after the message.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use prost::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
@@ -153,6 +157,54 @@ pub mod codec {
         check_exists: Option<bool>,
     }
 
+    /// `api.SendDataRequest`: one block of a file a tablet sends another; the block's bytes
+    /// are the request's attachment (`src/tablet/file_sender.cc` `FileSender::WriteData`).
+    #[derive(Clone, PartialEq, Message)]
+    pub struct SendDataRequest {
+        #[prost(uint32, required, tag = "1")]
+        pub tid: u32,
+        #[prost(uint32, required, tag = "2")]
+        pub pid: u32,
+        #[prost(string, required, tag = "3")]
+        pub file_name: String,
+        #[prost(uint64, required, tag = "4")]
+        pub block_id: u64,
+        #[prost(uint32, optional, tag = "5")]
+        pub block_size: Option<u32>,
+        #[prost(bool, optional, tag = "6")]
+        pub eof: Option<bool>,
+        #[prost(string, optional, tag = "7")]
+        pub dir_name: Option<String>,
+        #[prost(int32, optional, tag = "8")]
+        pub storage_mode: Option<i32>,
+    }
+
+    /// `api.CheckFileRequest`: the size a sent file must have on the receiver.
+    #[derive(Clone, PartialEq, Message)]
+    pub struct CheckFileRequest {
+        #[prost(uint32, optional, tag = "1")]
+        pub tid: Option<u32>,
+        #[prost(uint32, optional, tag = "2")]
+        pub pid: Option<u32>,
+        #[prost(string, optional, tag = "3")]
+        pub file: Option<String>,
+        #[prost(uint64, optional, tag = "4")]
+        pub size: Option<u64>,
+        #[prost(string, optional, tag = "5")]
+        pub dir_name: Option<String>,
+        #[prost(int32, optional, tag = "6")]
+        pub storage_mode: Option<i32>,
+    }
+
+    /// `api.GeneralResponse` as a client reads it.
+    #[derive(Clone, PartialEq, Message)]
+    pub struct ApiGeneralResponse {
+        #[prost(int32, optional, tag = "1")]
+        pub code: Option<i32>,
+        #[prost(string, optional, tag = "2")]
+        pub msg: Option<String>,
+    }
+
     /// `api.PutResponse`.
     #[derive(Clone, PartialEq, Message)]
     struct PutResponse {
@@ -191,6 +243,15 @@ pub mod codec {
                         "dimensions": dimensions, "put_if_absent": r.put_if_absent, "check_exists": r.check_exists,
                         "memory_limit": r.memory_limit })
             }),
+            ("openmldb.api.TabletServer", "SendData") => SendDataRequest::decode(bytes).map(|r| {
+                json!({ "tid": r.tid, "pid": r.pid, "file_name": r.file_name, "block_id": r.block_id,
+                        "block_size": r.block_size, "eof": r.eof, "dir_name": r.dir_name,
+                        "storage_mode": r.storage_mode })
+            }),
+            ("openmldb.api.TabletServer", "CheckFile") => CheckFileRequest::decode(bytes).map(|r| {
+                json!({ "tid": r.tid, "pid": r.pid, "file": r.file, "size": r.size, "dir_name": r.dir_name,
+                        "storage_mode": r.storage_mode })
+            }),
             _ => return None,
         };
         Some(decoded.map(|mut value| {
@@ -225,10 +286,11 @@ pub mod codec {
 struct Frame {
     meta: RpcMeta,
     message: Vec<u8>,
+    attachment: Vec<u8>,
 }
 
 /// Reads a frame; `None` at the end of the connection or on bytes that are not one.
-async fn read_frame(reader: &mut tokio::net::tcp::OwnedReadHalf) -> Option<Frame> {
+async fn read_frame(reader: &mut (impl AsyncRead + Unpin)) -> Option<Frame> {
     let mut header = [0u8; 12];
     reader.read_exact(&mut header).await.ok()?;
     if &header[..4] != MAGIC {
@@ -243,10 +305,25 @@ async fn read_frame(reader: &mut tokio::net::tcp::OwnedReadHalf) -> Option<Frame
     let mut body = vec![0u8; body_size];
     reader.read_exact(&mut body).await.ok()?;
     let meta = RpcMeta::decode(&body[..meta_size]).ok()?;
-    let attachment = meta.attachment_size.unwrap_or(0).max(0) as usize;
+    let attachment_size = meta.attachment_size.unwrap_or(0).max(0) as usize;
     let payload = &body[meta_size..];
-    let message = payload.get(..payload.len().checked_sub(attachment)?)?.to_vec();
-    Some(Frame { meta, message })
+    let split = payload.len().checked_sub(attachment_size)?;
+    let (message, attachment) = (payload[..split].to_vec(), payload[split..].to_vec());
+    Some(Frame { meta, message, attachment })
+}
+
+/// A frame of `meta`, `message` and `attachment` (the meta's `attachment_size` must say its size).
+fn encode_frame(meta: &RpcMeta, message: &[u8], attachment: &[u8]) -> Vec<u8> {
+    let meta = meta.encode_to_vec();
+    let body = meta.len() + message.len() + attachment.len();
+    let mut frame = Vec::with_capacity(12 + body);
+    frame.extend_from_slice(MAGIC);
+    frame.extend_from_slice(&(body as u32).to_be_bytes());
+    frame.extend_from_slice(&(meta.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&meta);
+    frame.extend_from_slice(message);
+    frame.extend_from_slice(attachment);
+    frame
 }
 
 /// A response frame for `correlation_id`: `error_code` 0 with `message`, or an error without
@@ -262,16 +339,9 @@ fn response_frame(correlation_id: i64, error: Option<(i32, String)>, message: &[
         compress_type: Some(0),
         correlation_id: Some(correlation_id),
         ..RpcMeta::default()
-    }
-    .encode_to_vec();
+    };
     let message = if failed { &[][..] } else { message };
-    let mut frame = Vec::with_capacity(12 + meta.len() + message.len());
-    frame.extend_from_slice(MAGIC);
-    frame.extend_from_slice(&((meta.len() + message.len()) as u32).to_be_bytes());
-    frame.extend_from_slice(&(meta.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&meta);
-    frame.extend_from_slice(message);
-    frame
+    encode_frame(&meta, message, &[])
 }
 
 /// Serves baidu_std requests on `stream` until it closes.
@@ -293,7 +363,7 @@ pub async fn serve_connection(stream: TcpStream, service: Arc<dyn RpcService>, c
         let service = service.clone();
         let writer = writer.clone();
         calls.spawn(async move {
-            let reply = call(&service, &request, &frame.message).await;
+            let reply = call(&service, &request, &frame.message, frame.attachment).await;
             let bytes = match reply {
                 Ok(message) => response_frame(correlation_id, None, &message),
                 Err(error) => response_frame(correlation_id, Some(error), &[]),
@@ -310,6 +380,7 @@ async fn call(
     service: &Arc<dyn RpcService>,
     request: &RpcRequestMeta,
     message: &[u8],
+    attachment: Vec<u8>,
 ) -> Result<Vec<u8>, (i32, String)> {
     let (name, method) = (request.service_name.as_str(), request.method_name.as_str());
     if name != service.full_name() {
@@ -321,10 +392,126 @@ async fn call(
         Some(Err(e)) => return Err((EREQUEST, format!("Fail to parse request message, {e}"))),
         Some(Ok(body)) => body,
     };
-    match service.clone().call(method.to_string(), body).await {
+    match service.clone().call(method.to_string(), body, attachment).await {
         Ok(reply) => Ok(codec::response(method, &reply)),
         Err(RpcError::NoMethod(_)) => Err(no_method()),
         Err(RpcError::MissingField(missing)) => Err((EREQUEST, missing.to_string())),
+    }
+}
+
+/// A failed call through a [`Channel`].
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("cannot reach {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{method} to {endpoint}: connection failed: {source}")]
+    Io {
+        endpoint: String,
+        method: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{method} to {endpoint}: no answer within {timeout:?}")]
+    Timeout { endpoint: String, method: String, timeout: Duration },
+    #[error("{method} to {endpoint}: the connection closed or sent bytes that are not a baidu_std frame")]
+    BadFrame { endpoint: String, method: String },
+    #[error("{method} to {endpoint}: [E{code}] {text}")]
+    Rpc { endpoint: String, method: String, code: i32, text: String },
+}
+
+/// A baidu_std client of one server over one connection, requests one at a time (a brpc
+/// `Channel` with the single connection type, as `FileSender` uses it). It connects on the
+/// first call and again after a failed one; a connection's first request carries the
+/// credential every OpenMLDB server-to-server channel sends, `sdefault` (`BRPCAuthenticator`'s
+/// service token).
+pub struct Channel {
+    endpoint: String,
+    stream: Option<TcpStream>,
+    next_correlation_id: i64,
+}
+
+impl Channel {
+    pub fn new(endpoint: &str) -> Channel {
+        Channel { endpoint: endpoint.to_string(), stream: None, next_correlation_id: 1 }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Calls `service`'s `method` with the encoded `request` and `attachment` within
+    /// `timeout` (connecting included); the encoded response message.
+    pub async fn call(
+        &mut self,
+        service: &str,
+        method: &str,
+        request: &[u8],
+        attachment: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ChannelError> {
+        let endpoint = self.endpoint.clone();
+        let result = match tokio::time::timeout(timeout, self.exchange(service, method, request, attachment)).await {
+            Ok(result) => result,
+            Err(_) => Err(ChannelError::Timeout { endpoint, method: method.to_string(), timeout }),
+        };
+        if !matches!(result, Ok(_) | Err(ChannelError::Rpc { .. })) {
+            // What is left of the connection may hold half a frame.
+            self.stream = None;
+        }
+        result
+    }
+
+    async fn exchange(
+        &mut self,
+        service: &str,
+        method: &str,
+        request: &[u8],
+        attachment: &[u8],
+    ) -> Result<Vec<u8>, ChannelError> {
+        let endpoint = self.endpoint.clone();
+        let first_on_connection = self.stream.is_none();
+        if first_on_connection {
+            let stream = TcpStream::connect(&endpoint)
+                .await
+                .map_err(|source| ChannelError::Connect { endpoint: endpoint.clone(), source })?;
+            let _ = stream.set_nodelay(true);
+            self.stream = Some(stream);
+        }
+        let Some(stream) = self.stream.as_mut() else { unreachable!("connected above") };
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let meta = RpcMeta {
+            request: Some(RpcRequestMeta {
+                service_name: service.to_string(),
+                method_name: method.to_string(),
+                log_id: None,
+            }),
+            correlation_id: Some(correlation_id),
+            attachment_size: (!attachment.is_empty()).then_some(attachment.len() as i32),
+            authentication_data: first_on_connection.then(|| b"sdefault".to_vec()),
+            ..RpcMeta::default()
+        };
+        let io = |source| ChannelError::Io { endpoint: endpoint.clone(), method: method.to_string(), source };
+        stream.write_all(&encode_frame(&meta, request, attachment)).await.map_err(io)?;
+        let bad_frame = || ChannelError::BadFrame { endpoint: endpoint.clone(), method: method.to_string() };
+        let reply = read_frame(stream).await.ok_or_else(bad_frame)?;
+        if reply.meta.correlation_id != Some(correlation_id) {
+            return Err(bad_frame());
+        }
+        let error = reply.meta.response.and_then(|r| r.error_code.filter(|&c| c != 0).map(|c| (c, r.error_text)));
+        match error {
+            Some((code, text)) => Err(ChannelError::Rpc {
+                endpoint: endpoint.clone(),
+                method: method.to_string(),
+                code,
+                text: text.unwrap_or_default(),
+            }),
+            None => Ok(reply.message),
+        }
     }
 }
 

@@ -105,8 +105,19 @@ pub struct SimFlags {
     pub binlog_sync_batch_size: usize,
     pub binlog_coffee_time: Duration,
     pub binlog_match_logoffset_interval: Duration,
-    /// `--request_timeout_ms` (default 20000, `src/flags.cc:114`): the timeout of a replication call.
+    /// `--request_timeout_ms` (default 20000, `src/flags.cc:114`): the timeout of a replication call
+    /// and of each call a file sender makes.
     pub request_timeout: Duration,
+    /// Sending files to another tablet (`src/flags.cc:127-131`, `src/tablet/file_sender.cc`):
+    /// blocks of `--stream_block_size` bytes (1 × 1204 × 1024, sic), at most
+    /// `--stream_bandwidth_limit` bytes/s (10 × 1204 × 1024; 0 is none), a pause of
+    /// `--stream_close_wait_time_ms` (1000) after each attempt at a file, `--send_file_max_try`
+    /// (3) attempts, the n-th retry after n × `--retry_send_file_wait_time_ms` (3000).
+    pub stream_block_size: usize,
+    pub stream_bandwidth_limit: u64,
+    pub stream_close_wait_time: Duration,
+    pub send_file_max_try: u32,
+    pub retry_send_file_wait_time: Duration,
     pub enable_status_service: bool,
     /// `--openmldb_log_dir` (default `./logs`, relative to the working directory): where a
     /// server's glog files go; empty means stderr (`src/base/glog_wrapper.h`, see `glog`).
@@ -173,6 +184,11 @@ impl Default for SimFlags {
             binlog_coffee_time: Duration::from_millis(1000),
             binlog_match_logoffset_interval: Duration::from_millis(1000),
             request_timeout: Duration::from_millis(20_000),
+            stream_block_size: 1204 * 1024,
+            stream_bandwidth_limit: 10 * 1204 * 1024,
+            stream_close_wait_time: Duration::from_millis(1000),
+            send_file_max_try: 3,
+            retry_send_file_wait_time: Duration::from_millis(3000),
             enable_status_service: false,
             openmldb_log_dir: "./logs".to_string(),
             log_level: "debug".to_string(),
@@ -316,6 +332,14 @@ impl SimFlags {
             "binlog_coffee_time" => self.binlog_coffee_time = ms(&text)?,
             "binlog_match_logoffset_interval" => self.binlog_match_logoffset_interval = ms(&text)?,
             "request_timeout_ms" => self.request_timeout = ms(&text)?,
+            "stream_block_size" => self.stream_block_size = num(&text)? as usize,
+            "stream_bandwidth_limit" => {
+                // An int32 flag; only a positive limit limits (`FileSender::Init`).
+                self.stream_bandwidth_limit = text.parse::<i64>().map_err(|_| bad("a number"))?.max(0) as u64;
+            }
+            "stream_close_wait_time_ms" => self.stream_close_wait_time = ms(&text)?,
+            "send_file_max_try" => self.send_file_max_try = num(&text)? as u32,
+            "retry_send_file_wait_time_ms" => self.retry_send_file_wait_time = ms(&text)?,
             "enable_status_service" => self.enable_status_service = boolean(&text)?,
             "openmldb_log_dir" => self.openmldb_log_dir = value.unwrap_or_default(),
             "log_level" => self.log_level = text,

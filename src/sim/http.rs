@@ -47,7 +47,9 @@ pub trait RpcService: Send + Sync + 'static {
     fn short_name(&self) -> &'static str;
     /// `openmldb.nameserver.NameServer` / `openmldb.api.TabletServer`.
     fn full_name(&self) -> &'static str;
-    fn call(self: Arc<Self>, method: String, body: Value) -> RpcFuture;
+    /// Runs `method` on the JSON form of its request. `attachment` is the bytes that came
+    /// after a baidu_std request's message (always empty over HTTP+JSON).
+    fn call(self: Arc<Self>, method: String, body: Value, attachment: Vec<u8>) -> RpcFuture;
 }
 
 /// `"1" + hex(sha256(password))`, OpenMLDB's stored password form (`src/codec/encrypt.h`).
@@ -226,7 +228,7 @@ async fn handle(
             }
         }
     };
-    match service.call(method, body).await {
+    match service.call(method, body, Vec::new()).await {
         Ok(reply) => Ok(json(&reply)),
         Err(RpcError::NoMethod(_)) => Ok(text(StatusCode::NOT_FOUND, format!("Fail to find method on `{path}'"))),
         Err(RpcError::MissingField(missing)) => Ok(text(StatusCode::BAD_REQUEST, missing.to_string())),

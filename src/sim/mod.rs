@@ -74,8 +74,9 @@
 //!   binary message per op type; only nameservers read these). Legacy
 //!   `table/table_data/<name>` (tables without a db) is never written.
 //! * HTTP+JSON serves every RPC (no `application/proto` bodies); brpc's baidu_std, on the
-//!   same port, only what OpenMLDB's SDK needs to connect and write ([`baidu_std`]):
-//!   ShowFunction, ShowDatabase, UseDatabase and Put (others get `ENOMETHOD`, so the SDK's
+//!   same port, only what OpenMLDB's SDK needs to connect and write and what tablets send
+//!   each other files with ([`baidu_std`]): ShowFunction, ShowDatabase, UseDatabase, Put,
+//!   SendData and CheckFile (others get `ENOMETHOD`, so the SDK's
 //!   connect-time Query of GLOBAL_VARIABLES fails and it keeps its defaults, as it does when
 //!   that query fails on a real cluster). Put ignores `put_if_absent` and `check_exists`, and
 //!   stores the value in json2pb's form (a bytes field as base64): a value our own HTTP
@@ -106,10 +107,12 @@
 //!   [`tablet::SNAPSHOT_MIN`] (200 ms) plus, for a memory table, its rows at
 //!   [`tablet::SNAPSHOT_ROWS_PER_SECOND`] (50 000 rows/s); a disk table's checkpoint does not
 //!   grow with the data. `GetManifest` reports that MANIFEST (only `offset: 0` without one).
-//!   `SendSnapshot` ships `table_meta.json`, the whole log and the MANIFEST through `SendData`
-//!   calls carrying each file in a JSON field (the real tablet sends its snapshot file, or
-//!   nothing when it has none, and lets the replicator send the rest). `DeleteBinlog` does
-//!   nothing (the log doubles as the snapshot). `diskused` is always 0.
+//!   `SendSnapshot` ships files as the real tablet does (`tablet`'s `file_transfer`: SendData
+//!   over baidu_std, each block in the attachment, `eof`, CheckFile, the `--stream_*` and
+//!   `--send_file_*` flags): `table_meta.json`, then, only when there is a MANIFEST, the log
+//!   as it was when the send began (the stand-in for the snapshot's data file) and the
+//!   MANIFEST; without one the replicator sends every entry. `DeleteBinlog` does nothing (the
+//!   log doubles as the snapshot). `diskused` is always 0.
 //! * Loading (kTableUndefined → kTableLoading → kTableNormal) runs in the background:
 //!   100 ms undefined (a disk table: not listed yet), then 100 ms plus the replay at
 //!   100 000 rows/s ([`tablet::load_duration`]) of every entry for a memory table and of the

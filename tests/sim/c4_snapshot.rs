@@ -237,6 +237,12 @@ async fn put_during_kmakingsnapshot_is_written_and_the_other_rpcs_answer_like_th
     .await;
     let target_dir = cluster.path().join(format!("db-{}", target.replace(':', "_"))).join("41_0");
     assert!(target_dir.join("snapshot/MANIFEST").is_file(), "the MANIFEST travels with the files");
+    // The log (the snapshot's data in the simulator, 7 MB) went in blocks of
+    // --stream_block_size and arrived whole, with the Puts made before the send.
+    let sent = std::fs::read_to_string(target_dir.join("binlog.jsonl")).expect("the log travels too");
+    assert_eq!(sent.lines().count(), 100_002);
+    assert!(sent.contains("\"pk\":\"paused\""), "the Put made while paused is in the sent log");
+    assert!(!target_dir.join("binlog.jsonl.tmp").exists());
     assert_eq!(cluster.tablet(&tablet, "RecoverSnapshot", tid_pid.clone()).await["code"], 0);
     assert_eq!(cluster.table_status(&tablet, 41, 0).await.expect("loaded")["state"], "kTableNormal");
 }

@@ -10,6 +10,7 @@ mod c2_rpc;
 mod c3_4_load;
 mod c3_5_replication;
 mod c3_ops;
+mod c4_send_data;
 mod c4_snapshot;
 mod c4_storage;
 mod cli_compat;

@@ -45,7 +45,7 @@ impl RpcService for Follower {
         "openmldb.api.TabletServer"
     }
 
-    fn call(self: Arc<Self>, method: String, body: Value) -> RpcFuture {
+    fn call(self: Arc<Self>, method: String, body: Value, _attachment: Vec<u8>) -> RpcFuture {
         Box::pin(async move {
             if method != "AppendEntries" {
                 return Err(RpcError::NoMethod(method));

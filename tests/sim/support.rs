@@ -22,6 +22,8 @@ pub const FAST: &[&str] = &[
     "--get_table_status_interval=200",
     "--name_server_task_wait_time=100",
     "--zk_keep_alive_check_interval=1000",
+    "--stream_close_wait_time_ms=100",
+    "--retry_send_file_wait_time_ms=300",
 ];
 
 pub fn free_port() -> u16 {

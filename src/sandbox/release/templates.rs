@@ -22,7 +22,8 @@ pub const NAMESERVER_FLAGS: &str = "\
 ";
 
 /// The tablet's keys as `release/conf/tablet.flags.template` has them: the binlog block
-/// (notify on put), the disk roots (HDD set, SSD commented out) and the snapshot hour.
+/// (notify on put), the disk roots (HDD set, SSD commented out), the snapshot hour and the
+/// send file block (20 MB/s).
 pub const TABLET_FLAGS: &str = "\
 # tablet
 --endpoint=127.0.0.1:10921
@@ -51,6 +52,14 @@ pub const TABLET_FLAGS: &str = "\
 --make_snapshot_time=23
 #--make_snapshot_check_interval=600000
 #--make_snapshot_threshold_offset=100000
+# send file conf
+#--send_file_max_try=3
+#--stream_close_wait_time_ms=1000
+#--stream_block_size=1048576
+# 20M/s
+--stream_bandwidth_limit=20971520
+#--request_timeout_ms=5000
+#--retry_send_file_wait_time_ms=3000
 ";
 
 pub const APISERVER_FLAGS: &str = "\

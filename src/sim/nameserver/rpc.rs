@@ -27,7 +27,7 @@ impl RpcService for NameServer {
         "openmldb.nameserver.NameServer"
     }
 
-    fn call(self: Arc<Self>, method: String, body: Value) -> RpcFuture {
+    fn call(self: Arc<Self>, method: String, body: Value, _attachment: Vec<u8>) -> RpcFuture {
         Box::pin(async move {
             let known = matches!(
                 method.as_str(),

@@ -25,15 +25,16 @@
 //! it already printed to stderr stay there too.
 
 mod data;
+mod file_transfer;
 mod log;
 mod replication;
 mod snapshot;
 mod storage;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -206,6 +207,8 @@ struct TabletState {
     tasks: Vec<TaskInfo>,
     /// SendSnapshot runs, `<endpoint>_<tid>_<pid>` (`sync_snapshot_set_`).
     sending: HashSet<String>,
+    /// Files being received by SendData, `<tid>_<pid>_<file name>` (`file_receiver_map_`).
+    receivers: HashMap<String, file_transfer::FileReceiver>,
 }
 
 /// The tablet service and its state.
@@ -223,8 +226,6 @@ pub struct Tablet {
     /// A ZooKeeper session for reading `map/names`, opened on first need.
     names_zk: tokio::sync::OnceCell<Zk>,
 }
-
-const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -358,7 +359,7 @@ impl RpcService for Tablet {
         "openmldb.api.TabletServer"
     }
 
-    fn call(self: Arc<Self>, method: String, body: Value) -> RpcFuture {
+    fn call(self: Arc<Self>, method: String, body: Value, attachment: Vec<u8>) -> RpcFuture {
         Box::pin(async move {
             let reply = match method.as_str() {
                 "GetTableStatus" => self.get_table_status(&Body::new(&body, "openmldb.api.GetTableStatusRequest")),
@@ -388,7 +389,12 @@ impl RpcService for Tablet {
                     request.require(&["tid", "pid", "endpoint"])?;
                     self.send_snapshot(&request)
                 }
-                "SendData" => self.send_data(&Body::new(&body, "openmldb.api.SendDataRequest")),
+                "SendData" => {
+                    let request = Body::new(&body, "openmldb.api.SendDataRequest");
+                    request.require(&["tid", "pid", "file_name", "block_id"])?;
+                    self.send_data(&request, &attachment)
+                }
+                "CheckFile" => self.check_file(&Body::new(&body, "openmldb.api.CheckFileRequest")),
                 "Put" => self.put(&Body::new(&body, "openmldb.api.PutRequest")),
                 "Get" => self.get(&Body::new(&body, "openmldb.api.GetRequest")),
                 "Scan" => self.scan(&Body::new(&body, "openmldb.api.ScanRequest")),

@@ -24,10 +24,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Timelike;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::storage::{read_manifest, BINLOG_FILE, META_FILE};
-use super::{Tablet, TabletState};
+use super::{file_transfer, Tablet, TabletState};
+use crate::sim::glog::{glog, Severity};
 use crate::sim::http;
 use crate::sim::proto::{general, ok, Body, StorageMode, TableMode, TableState, TaskInfo, TaskStatus};
 
@@ -231,10 +232,11 @@ impl Tablet {
     /// SendSnapshot (`TabletImpl::SendSnapshot`, `src/tablet/tablet_impl.cc:2886-2938`): the
     /// task first; 100, 103 on a follower, 107 unless kSnapshotPaused, 128 while a send of
     /// the same partition to the same endpoint runs. In the background the replica's files go
-    /// to the target's `SendData` with the table's storage mode (`SendSnapshotInternal`,
-    /// `:2940-3030`): the meta on disk, the log (the simulator's data; the real tablet sends
-    /// its snapshot file, or nothing when it has none) and the MANIFEST (empty when there is
-    /// no snapshot, which removes a stale one on the target).
+    /// to the target through [`file_transfer::FileSender`] with the table's storage mode
+    /// (`SendSnapshotInternal`, `:2940-3030`): the meta on disk, and only when the replica has
+    /// a snapshot (a MANIFEST) the snapshot's data and then the MANIFEST. The simulator's log
+    /// stands in for the snapshot's data file; without a snapshot the target gets only the
+    /// meta, and the replicator sends it every entry once AddReplica starts it.
     pub(super) fn send_snapshot(self: &Arc<Self>, body: &Body<'_>) -> Value {
         let (tid, pid) = Self::tid_pid(body);
         let endpoint = body.str("endpoint").unwrap_or_default();
@@ -257,11 +259,18 @@ impl Tablet {
                 return failed(&mut state, general(107, "table status is not kSnapshotPaused"))
             }
             Some(r) => {
-                let meta = std::fs::read_to_string(r.dir.join(META_FILE))
-                    .unwrap_or_else(|_| serde_json::to_string(&r.meta).unwrap_or_default());
-                let manifest =
-                    std::fs::read_to_string(r.dir.join(SNAPSHOT_DIR).join(MANIFEST_FILE)).unwrap_or_default();
-                let files = [(META_FILE, meta), (BINLOG_FILE, r.log.to_jsonl()), (MANIFEST_FILE, manifest)];
+                // A file that cannot be read fails the send, as `GetFileSize` does.
+                let meta = std::fs::read(r.dir.join(META_FILE)).ok();
+                let manifest = std::fs::read(r.dir.join(SNAPSHOT_DIR).join(MANIFEST_FILE)).ok();
+                let mut files = vec![(META_FILE, meta)];
+                if let Some(manifest) = manifest {
+                    let data = r.log.to_jsonl().into_bytes();
+                    // An empty log is a snapshot without a data file.
+                    if !data.is_empty() {
+                        files.push((BINLOG_FILE, Some(data)));
+                    }
+                    files.push((MANIFEST_FILE, Some(manifest)));
+                }
                 (files, r.meta.mode_of_storage())
             }
         };
@@ -272,18 +281,23 @@ impl Tablet {
         let tablet = self.clone();
         tokio::spawn(async move {
             let (files, storage) = files;
+            let address = tablet.peer_address(&endpoint).await;
+            let timing = file_transfer::SendTiming::from_flags(&tablet.flags);
+            let mut sender = file_transfer::FileSender::new(tid, pid, storage, &address, timing);
             let mut status = TaskStatus::kDone;
             for (file_name, data) in files {
-                let request = json!({ "tid": tid, "pid": pid, "file_name": file_name, "block_id": 0,
-                                      "storage_mode": storage.name(), "data": data });
-                let address = tablet.peer_address(&endpoint).await;
-                match http::call(&address, "/TabletServer/SendData", &request, super::PEER_TIMEOUT).await {
-                    Ok(reply) if http::reply_code(&reply) == 0 => {}
-                    _ => {
-                        status = TaskStatus::kFailed;
-                        break;
-                    }
+                let sent = match data {
+                    Some(data) => sender.send_file(file_name, &data).await,
+                    None => Err("get size failed".to_string()),
+                };
+                if let Err(failure) = sent {
+                    glog!(Severity::Warning, "send {file_name} failed. tid[{tid}] pid[{pid}]: {failure}");
+                    status = TaskStatus::kFailed;
+                    break;
                 }
+            }
+            if status == TaskStatus::kDone {
+                glog!(Severity::Info, "send snapshot success. endpoint {endpoint} tid {tid} pid {pid}");
             }
             let mut state = tablet.lock();
             Self::finish_task_locked(&mut state, task.as_ref(), status);

@@ -359,39 +359,6 @@ impl Tablet {
         ok()
     }
 
-    /// SendData: receive one snapshot file for a partition that is not loaded here, under the
-    /// root of the request's storage mode (`TabletImpl::SendData`,
-    /// `src/tablet/tablet_impl.cc:2770-2884`: 138 without a root, 101 when loaded). The
-    /// simulator's files come whole in a `data` field: `table_meta.json` and `binlog.jsonl`
-    /// into the replica's directory, `MANIFEST` into its `snapshot/`.
-    pub(super) fn send_data(&self, body: &Body<'_>) -> Value {
-        let (tid, pid) = Self::tid_pid(body);
-        let Some(dir) = self.roots.dir(tid, pid, request_mode(body)) else {
-            return general(138, "fail to get db root path");
-        };
-        let file_name = body.str("file_name").unwrap_or_default();
-        let target = match file_name.as_str() {
-            META_FILE | BINLOG_FILE => dir.join(&file_name),
-            MANIFEST_FILE => dir.join(SNAPSHOT_DIR).join(MANIFEST_FILE),
-            _ => return general(-1, "unknown file"),
-        };
-        if self.lock().replicas.contains_key(&(tid, pid)) {
-            return general(101, "table already exists");
-        }
-        let data = body.str("data").unwrap_or_default();
-        if file_name == MANIFEST_FILE && data.is_empty() {
-            // The sender has no snapshot: none here either.
-            let _ = std::fs::remove_file(&target);
-            return ok();
-        }
-        let written =
-            target.parent().map(std::fs::create_dir_all).unwrap_or(Ok(())).and_then(|_| std::fs::write(&target, data));
-        match written {
-            Ok(()) => ok(),
-            Err(_) => general(127, "write data failed"),
-        }
-    }
-
     /// GetManifest (`TabletImpl::GetManifest`, `src/tablet/tablet_impl.cc:3983-4021`): the
     /// snapshot manifest under the root of the request's storage mode (138 without one);
     /// only `offset: 0` when there is no snapshot.
