@@ -35,7 +35,6 @@ pub mod hdfs;
 pub mod load;
 mod options;
 pub mod release;
-pub mod row_codec;
 mod separate;
 pub mod sshd;
 mod status;

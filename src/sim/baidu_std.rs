@@ -205,6 +205,48 @@ pub mod codec {
         pub msg: Option<String>,
     }
 
+    /// `api.QueryRequest` (batch mode; a parameter row would come in the attachment, and
+    /// the simulator's queries take none).
+    #[derive(Clone, PartialEq, Message)]
+    struct QueryRequest {
+        #[prost(string, optional, tag = "1")]
+        sql: Option<String>,
+        #[prost(string, optional, tag = "2")]
+        db: Option<String>,
+        #[prost(bool, optional, tag = "3")]
+        is_batch: Option<bool>,
+        #[prost(bool, optional, tag = "4")]
+        is_debug: Option<bool>,
+        #[prost(uint32, optional, tag = "10")]
+        parameter_row_size: Option<u32>,
+    }
+
+    /// `api.QueryResponse`; the rows are the response's attachment.
+    #[derive(Clone, PartialEq, Message)]
+    pub struct QueryResponse {
+        #[prost(int32, optional, tag = "1")]
+        pub code: Option<i32>,
+        #[prost(string, optional, tag = "2")]
+        pub msg: Option<String>,
+        #[prost(uint32, optional, tag = "3")]
+        pub count: Option<u32>,
+        #[prost(uint32, optional, tag = "4")]
+        pub byte_size: Option<u32>,
+        #[prost(bytes = "vec", optional, tag = "5")]
+        pub schema: Option<Vec<u8>>,
+        #[prost(uint32, optional, tag = "6")]
+        pub row_slices: Option<u32>,
+    }
+
+    /// `nameserver.DropTableRequest`.
+    #[derive(Clone, PartialEq, Message)]
+    struct DropTableRequest {
+        #[prost(string, required, tag = "1")]
+        name: String,
+        #[prost(string, optional, tag = "4")]
+        db: Option<String>,
+    }
+
     /// `api.PutResponse`.
     #[derive(Clone, PartialEq, Message)]
     struct PutResponse {
@@ -233,6 +275,13 @@ pub mod codec {
             ("openmldb.nameserver.NameServer", "UseDatabase") => {
                 UseDatabaseRequest::decode(bytes).map(|r| json!({ "db": r.db }))
             }
+            ("openmldb.nameserver.NameServer", "DropTable") => {
+                DropTableRequest::decode(bytes).map(|r| json!({ "name": r.name, "db": r.db }))
+            }
+            ("openmldb.api.TabletServer", "Query") => QueryRequest::decode(bytes).map(|r| {
+                json!({ "sql": r.sql, "db": r.db, "is_batch": r.is_batch, "is_debug": r.is_debug,
+                        "parameter_row_size": r.parameter_row_size })
+            }),
             ("openmldb.api.TabletServer", "Put") => PutRequest::decode(bytes).map(|r| {
                 use base64::Engine;
                 // json2pb's form of a bytes field is base64 (Json2PbOptions::base64_to_bytes).
@@ -263,9 +312,30 @@ pub mod codec {
         }))
     }
 
-    /// The response message of `method` for the JSON `reply`.
-    pub fn response(method: &str, reply: &Value) -> Vec<u8> {
-        match method {
+    /// The response message of `method` for the JSON `reply`, and the response's attachment:
+    /// a Query's rows, which the reply carries as `rows` (base64).
+    pub fn response(method: &str, reply: &Value) -> (Vec<u8>, Vec<u8>) {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        if method == "Query" {
+            let rows: Vec<u8> = reply["rows"]
+                .as_array()
+                .map(|rows| {
+                    rows.iter().filter_map(Value::as_str).filter_map(|r| engine.decode(r).ok()).flatten().collect()
+                })
+                .unwrap_or_default();
+            let number = |field: &str| reply[field].as_u64().and_then(|n| u32::try_from(n).ok());
+            let message = QueryResponse {
+                code: Some(code(reply)),
+                msg: msg(reply),
+                count: number("count"),
+                byte_size: number("byte_size"),
+                schema: reply["schema"].as_str().and_then(|s| engine.decode(s).ok()),
+                row_slices: None,
+            };
+            return (message.encode_to_vec(), rows);
+        }
+        let message = match method {
             "ShowFunction" => ShowFunctionResponse { code: Some(code(reply)), msg: msg(reply) }.encode_to_vec(),
             "ShowDatabase" => ShowDatabaseResponse {
                 code: Some(code(reply)),
@@ -278,7 +348,8 @@ pub mod codec {
             .encode_to_vec(),
             "Put" => PutResponse { code: Some(code(reply)), msg: msg(reply) }.encode_to_vec(),
             _ => GeneralResponse { code: code(reply), msg: msg(reply) }.encode_to_vec(),
-        }
+        };
+        (message, Vec::new())
     }
 }
 
@@ -326,22 +397,23 @@ fn encode_frame(meta: &RpcMeta, message: &[u8], attachment: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// A response frame for `correlation_id`: `error_code` 0 with `message`, or an error without
-/// a message.
-fn response_frame(correlation_id: i64, error: Option<(i32, String)>, message: &[u8]) -> Vec<u8> {
+/// A response frame for `correlation_id`: `error_code` 0 with `message` and `attachment`, or
+/// an error without either.
+fn response_frame(correlation_id: i64, error: Option<(i32, String)>, message: &[u8], attachment: &[u8]) -> Vec<u8> {
     let failed = error.is_some();
     let (error_code, error_text) = match error {
         Some((code, text)) => (Some(code), Some(text)),
         None => (Some(0), None),
     };
+    let (message, attachment) = if failed { (&[][..], &[][..]) } else { (message, attachment) };
     let meta = RpcMeta {
         response: Some(RpcResponseMeta { error_code, error_text }),
         compress_type: Some(0),
         correlation_id: Some(correlation_id),
+        attachment_size: (!attachment.is_empty()).then_some(attachment.len() as i32),
         ..RpcMeta::default()
     };
-    let message = if failed { &[][..] } else { message };
-    encode_frame(&meta, message, &[])
+    encode_frame(&meta, message, attachment)
 }
 
 /// Serves baidu_std requests on `stream` until it closes.
@@ -365,8 +437,8 @@ pub async fn serve_connection(stream: TcpStream, service: Arc<dyn RpcService>, c
         calls.spawn(async move {
             let reply = call(&service, &request, &frame.message, frame.attachment).await;
             let bytes = match reply {
-                Ok(message) => response_frame(correlation_id, None, &message),
-                Err(error) => response_frame(correlation_id, Some(error), &[]),
+                Ok((message, attachment)) => response_frame(correlation_id, None, &message, &attachment),
+                Err(error) => response_frame(correlation_id, Some(error), &[], &[]),
             };
             let _ = writer.lock().await.write_all(&bytes).await;
         });
@@ -381,7 +453,7 @@ async fn call(
     request: &RpcRequestMeta,
     message: &[u8],
     attachment: Vec<u8>,
-) -> Result<Vec<u8>, (i32, String)> {
+) -> Result<(Vec<u8>, Vec<u8>), (i32, String)> {
     let (name, method) = (request.service_name.as_str(), request.method_name.as_str());
     if name != service.full_name() {
         return Err((ENOSERVICE, format!("Fail to find service={name}")));
@@ -522,7 +594,8 @@ mod tests {
 
     #[test]
     fn a_response_frame_is_header_meta_message() {
-        let frame = response_frame(8_589_934_594, None, &codec::response("UseDatabase", &json!({"code": 0})));
+        let (message, _) = codec::response("UseDatabase", &json!({"code": 0}));
+        let frame = response_frame(8_589_934_594, None, &message, &[]);
         assert_eq!(&frame[..4], MAGIC);
         let body = u32::from_be_bytes(frame[4..8].try_into().unwrap()) as usize;
         let meta_size = u32::from_be_bytes(frame[8..12].try_into().unwrap()) as usize;
@@ -547,6 +620,6 @@ mod tests {
         let put = [0x1a, 0x02, 0x01, 0x02, 0x20, 0x01, 0x28, 0x00, 0x32, 0x05, 0x0a, 0x01, b'k', 0x10, 0x00];
         let value = codec::request("openmldb.api.TabletServer", "Put", &put).unwrap().unwrap();
         assert_eq!(value, json!({"tid": 1, "pid": 0, "value": "AQI=", "dimensions": [{"key": "k", "idx": 0}]}));
-        assert!(codec::request("openmldb.api.TabletServer", "Query", &[]).is_none());
+        assert!(codec::request("openmldb.api.TabletServer", "Scan", &[]).is_none());
     }
 }

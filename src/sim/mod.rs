@@ -74,11 +74,13 @@
 //!   binary message per op type; only nameservers read these). Legacy
 //!   `table/table_data/<name>` (tables without a db) is never written.
 //! * HTTP+JSON serves every RPC (no `application/proto` bodies); brpc's baidu_std, on the
-//!   same port, only what OpenMLDB's SDK needs to connect and write and what tablets send
-//!   each other files with ([`baidu_std`]): ShowFunction, ShowDatabase, UseDatabase, Put,
-//!   SendData and CheckFile (others get `ENOMETHOD`, so the SDK's
-//!   connect-time Query of GLOBAL_VARIABLES fails and it keeps its defaults, as it does when
-//!   that query fails on a real cluster). Put ignores `put_if_absent` and `check_exists`, and
+//!   same port, only what OpenMLDB's SDK needs to connect, write, read the global variables
+//!   and drop a table, and what tablets send each other files with ([`baidu_std`]):
+//!   ShowFunction, ShowDatabase, UseDatabase, DropTable, Put, Query, SendData and CheckFile
+//!   (others get `ENOMETHOD`; in particular the SDK's CREATE TABLE fails). Query answers only
+//!   a `SELECT` of columns with `column = 'value'` conditions over a table of string columns
+//!   whose partitions are all on the tablet asked, which covers the SDK's own queries of
+//!   GLOBAL_VARIABLES and PRE_AGG_META_INFO (`tablet`'s `query`). Put ignores `put_if_absent` and `check_exists`, and
 //!   stores the value in json2pb's form (a bytes field as base64): a value our own HTTP
 //!   clients send is stored as given, not base64-decoded as real brpc would. Built-in pages
 //!   are `/version`, `/health` and `/status` (with `--enable_status_service`). The status
@@ -90,7 +92,9 @@
 //!   not modelled, so other users cannot be added.
 //! * The internal databases (`__INTERNAL_DB`, `__PRE_AGG_DB`, `INFORMATION_SCHEMA`) and
 //!   their system tables are created as metadata with one partition and
-//!   `--system_table_replica_num` replicas (at least 1); they hold no rows.
+//!   `--system_table_replica_num` replicas (at least 1); GLOBAL_VARIABLES gets its four
+//!   default rows when it is created, as `InitGlobalVarTable` puts them; the others hold no
+//!   rows.
 //! * Tables need no schema: every table CreateTable makes counts as indexed; only a
 //!   LoadTable that finds no meta on disk and gets no `column_key` fails for the lack of one.
 //! * Tablets keep a replica's metadata and log under `<root of its storage mode>/<tid>_<pid>/`
@@ -186,6 +190,7 @@ pub mod pb;
 pub mod process;
 pub mod proto;
 pub mod rest;
+pub mod row_codec;
 pub mod tablet;
 pub mod taskmanager;
 pub mod zk;

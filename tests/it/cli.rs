@@ -245,3 +245,20 @@ fn make_install_into_a_prefix_gives_a_working_tool_with_completions_and_man_page
     let run = std::fs::read_to_string(man.join("mldb-upgrade-run.1")).unwrap();
     assert!(run.contains("dry\\-run"), "{run}");
 }
+
+/// `mldb-upgrade docs | head -1`: a reader that stops reading ends the tool as SIGPIPE would
+/// (141), without a panic message on the operator's screen.
+#[test]
+fn output_into_a_closed_pipe_ends_the_tool_quietly() {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(support::binary())
+        .arg("docs")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run mldb-upgrade");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -71,8 +71,9 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
-/// issue 18: the SDK connects, `SHOW`s the sandbox's databases and tables, and its INSERTs into
-/// 1-, 2- and 3-replica tables are all read back with the tool's client.
+/// issue 18: the SDK connects, `SHOW`s the sandbox's databases, tables and global variables, its
+/// INSERTs into 1-, 2- and 3-replica tables are all read back with the tool's client, and its
+/// DROP TABLE drops the table.
 #[test]
 fn the_real_sdk_shows_the_sandbox_and_its_writes_to_every_replica_count_are_read_back() {
     let Some(python) = sdk_python() else { return };
@@ -84,6 +85,20 @@ fn the_real_sdk_shows_the_sandbox_and_its_writes_to_every_replica_count_are_read
          cur.execute('USE demo'); cur.execute('SHOW TABLES'); print(sorted(r[0] for r in cur.fetchall()))",
     );
     assert_eq!(shown, "['demo', 'shop']\n['double', 'single', 'triple']\n");
+    // At connect the SDK read GLOBAL_VARIABLES with a Query to the tablet leading it, which
+    // answered the rows the nameserver put there (`InitGlobalVarTable`): job_timeout 20000;
+    // without them the SDK falls back to 60000.
+    let variables = with_sdk(
+        &python,
+        &sb,
+        "cur.execute('SHOW SESSION VARIABLES'); print(dict(cur.fetchall())['job_timeout'])\n\
+         cur.execute('SHOW GLOBAL VARIABLES'); print(sorted(cur.fetchall()))",
+    );
+    assert_eq!(
+        variables,
+        "20000\n[('enable_trace', 'false'), ('execute_mode', 'online'), ('job_timeout', '20000'), \
+         ('sync_job', 'false')]\n"
+    );
 
     let work = tempfile::tempdir().unwrap();
     let report = work.path().join("sdk.jsonl");
@@ -98,6 +113,18 @@ fn the_real_sdk_shows_the_sandbox_and_its_writes_to_every_replica_count_are_read
     for table in ["demo.single", "demo.double", "demo.triple"] {
         assert!(acks(&report, table, None, 0) > 5, "too few SDK writes to {table}: {verified}");
     }
+
+    // DROP TABLE: the SDK asks PRE_AGG_META_INFO for the table's pre-aggregates (a Query), then
+    // the nameserver's DropTable; the table is gone from the cluster, not only from the SDK.
+    let dropped = with_sdk(
+        &python,
+        &sb,
+        "cur.execute('DROP TABLE demo.single')\n\
+         cur.execute('USE demo'); cur.execute('SHOW TABLES'); print(sorted(r[0] for r in cur.fetchall()))",
+    );
+    assert_eq!(dropped, "['double', 'triple']\n");
+    let left = sb.run(r#"print(ns::partitions().filter(|r| r.db == "demo" && r.table == "single").len());"#);
+    assert_eq!(left.stdout.trim(), "0", "{}\n{}", left.stdout, left.stderr);
 }
 
 /// issue 18: leader changes while the SDK writes (the tool's drain and restore of a tablet):

@@ -338,7 +338,7 @@ pub async fn verify(report: &Path, options: VerifyOptions) -> Result<VerifyRepor
 fn stored_value(value: &str) -> String {
     use base64::Engine;
     let row = base64::engine::general_purpose::STANDARD.decode(value).ok();
-    match row.as_deref().and_then(|row| crate::sandbox::row_codec::decode_strings(row, 2)) {
+    match row.as_deref().and_then(|row| crate::sim::row_codec::decode_strings(row, 2)) {
         Some(columns) => columns.into_iter().nth(1).flatten().unwrap_or_default(),
         None => value.to_string(),
     }

@@ -292,11 +292,38 @@ impl NameServer {
             let (columns, indexes) = system_table_schema(name);
             let created =
                 self.create_table_internal(name, db, 1, replicas, StorageMode::kMemory, columns, indexes).await;
-            if let Err((code, msg)) = created {
-                tracing::warn!("cannot create system table {db}.{name}: {code} {msg}");
+            match created {
+                Err((code, msg)) => tracing::warn!("cannot create system table {db}.{name}: {code} {msg}"),
+                Ok(table) if name == "GLOBAL_VARIABLES" => self.init_global_variables(&table).await,
+                Ok(_) => {}
             }
         }
         Ok(())
+    }
+
+    /// `InitGlobalVarTable` (`src/nameserver/name_server_impl.cc:10127-10175`): a new
+    /// GLOBAL_VARIABLES table gets the four defaults, each an encoded row Put to the leader of
+    /// its one partition with the variable's name as the key. The SDK reads them when it
+    /// connects (`job_timeout` 20000 here, 60000 when it cannot).
+    async fn init_global_variables(&self, table: &TableInfo) {
+        use base64::Engine;
+        let defaults =
+            [("enable_trace", "false"), ("execute_mode", "online"), ("job_timeout", "20000"), ("sync_job", "false")];
+        let leader = table.table_partition.first().and_then(|p| {
+            p.partition_meta.iter().find(|m| m.is_leader && m.is_alive.unwrap_or(true)).map(|m| m.endpoint.clone())
+        });
+        let Some(leader) = leader else { return };
+        for (name, value) in defaults {
+            let row = crate::sim::row_codec::encode_strings(&[Some(name), Some(value)]);
+            // A bytes field in JSON is base64 (json2pb), as the tablet stores a Put's value.
+            let put = serde_json::json!({ "tid": table.tid, "pid": 0, "time": now_ms(),
+                "value": base64::engine::general_purpose::STANDARD.encode(row),
+                "dimensions": [{ "key": name, "idx": 0 }] });
+            match self.call_tablet(&leader, "Put", &put).await {
+                Ok(reply) if http::reply_code(&reply) == 0 => {}
+                other => tracing::warn!("cannot put the default of {name} into GLOBAL_VARIABLES: {other:?}"),
+            }
+        }
     }
 
     /// Creates a table: allocates a tid, places replicas round-robin over the healthy

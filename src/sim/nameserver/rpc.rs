@@ -50,6 +50,7 @@ impl RpcService for NameServer {
                     | "DeleteOP"
                     | "CreateDatabase"
                     | "CreateTable"
+                    | "DropTable"
                     | "UseDatabase"
             );
             if !known {
@@ -66,6 +67,7 @@ impl RpcService for NameServer {
                 "OfflineEndpoint" => ("openmldb.nameserver.OfflineEndpointRequest", &["endpoint"]),
                 "ConfSet" => ("openmldb.nameserver.ConfSetRequest", &["conf"]),
                 "CreateTable" => ("openmldb.nameserver.CreateTableRequest", &["table_info"]),
+                "DropTable" => ("openmldb.nameserver.DropTableRequest", &["name"]),
                 _ => ("openmldb.nameserver.GeneralRequest", &[]),
             };
             let request = Body::new(&body, required.0);
@@ -102,6 +104,7 @@ impl RpcService for NameServer {
                 "DeleteOP" => self.delete_op(&request).await,
                 "CreateDatabase" => self.create_database(&request).await,
                 "CreateTable" => self.create_table(&request).await,
+                "DropTable" => self.drop_table(&request).await,
                 "UseDatabase" => self.use_database(&request).await,
                 _ => Err(RpcError::NoMethod(method)),
             }
@@ -661,5 +664,62 @@ impl NameServer {
             Ok(_) => Ok(ok()),
             Err((code, msg)) => Ok(general(code, &msg)),
         }
+    }
+
+    /// DropTable (`NameServerImpl::DropTable` → `DropTableInternel`,
+    /// `src/nameserver/name_server_impl.cc:3063-3245`; what OpenMLDB's SDK sends for `DROP
+    /// TABLE`): 100 for an unknown table; otherwise DropTable on every alive replica of a
+    /// healthy tablet (a failure makes the answer 313 "drop table error" but the drop goes on),
+    /// the ZooKeeper node deleted, the table's inited or running ops canceled (on the tablets
+    /// too), and `/table/notify` bumped. The simulator has no deployments, so none stops it.
+    async fn drop_table(&self, request: &Body<'_>) -> Reply {
+        let name = request.str("name").unwrap_or_default();
+        let db = request.str("db").unwrap_or_default();
+        let mut state = self.lock().await;
+        let Some(table) = state.table(&name, &db).cloned() else {
+            return Ok(general(100, "table does not exist!"));
+        };
+        let healthy = state.healthy_tablets();
+        let mut canceled = Vec::new();
+        for op in state.queues.iter_mut().flatten() {
+            let running = matches!(op.info.task_status, TaskStatus::kInited | TaskStatus::kDoing);
+            if running && op.info.db == db && op.info.name == name {
+                op.info.task_status = TaskStatus::kCanceled;
+                for task in op.tasks.iter_mut() {
+                    task.status = TaskStatus::kCanceled;
+                }
+                canceled.push(op.info.op_id);
+            }
+        }
+        state.tables.remove(&table.tid);
+        drop(state);
+        let mut code = 0;
+        let mut endpoints = std::collections::BTreeSet::new();
+        for partition in &table.table_partition {
+            for meta in &partition.partition_meta {
+                if !meta.is_alive.unwrap_or(true) || !healthy.contains(&meta.endpoint) {
+                    continue;
+                }
+                endpoints.insert(meta.endpoint.clone());
+                let dropped = self
+                    .call_tablet(&meta.endpoint, "DropTable", &json!({ "tid": table.tid, "pid": partition.pid }))
+                    .await;
+                if !matches!(dropped, Ok(reply) if crate::sim::http::reply_code(&reply) == 0) {
+                    code = 313;
+                }
+            }
+        }
+        let zk = self.zk().await;
+        if zk.delete(&self.paths.table_data(table.tid)).await.is_err() {
+            code = 304;
+        }
+        for op_id in canceled {
+            for endpoint in &endpoints {
+                let _ = self.call_tablet(endpoint, "CancelOP", &json!({ "op_id": op_id })).await;
+            }
+        }
+        let _ = zk.add_to_counter(&self.paths.table_notify(), 1, 1).await;
+        self.wake_ops.notify_one();
+        Ok(if code == 0 { ok() } else { general(code, "drop table error") })
     }
 }

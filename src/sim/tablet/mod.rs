@@ -27,6 +27,7 @@
 mod data;
 mod file_transfer;
 mod log;
+mod query;
 mod replication;
 mod snapshot;
 mod storage;
@@ -396,6 +397,7 @@ impl RpcService for Tablet {
                 }
                 "CheckFile" => self.check_file(&Body::new(&body, "openmldb.api.CheckFileRequest")),
                 "Put" => self.put(&Body::new(&body, "openmldb.api.PutRequest")),
+                "Query" => self.query(&Body::new(&body, "openmldb.api.QueryRequest")).await,
                 "Get" => self.get(&Body::new(&body, "openmldb.api.GetRequest")),
                 "Scan" => self.scan(&Body::new(&body, "openmldb.api.ScanRequest")),
                 _ => return Err(RpcError::NoMethod(method)),

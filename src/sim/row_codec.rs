@@ -1,6 +1,8 @@
 //! OpenMLDB's row encoding (`src/codec/codec.cc` `RowBuilder`/`RowView`, format version 1),
-//! for rows whose columns are all strings, as the sandbox tables' `row_key, row_value` are:
-//! what OpenMLDB's SDK sends in a Put, so `sandbox verify` can read back rows it wrote.
+//! for rows whose columns are all strings, as the sandbox tables' `row_key, row_value` and the
+//! system tables' are: what OpenMLDB's SDK sends in a Put (so `sandbox verify` can read back
+//! rows it wrote), what the nameserver writes into GLOBAL_VARIABLES, and what a tablet's Query
+//! answers.
 //!
 //! Layout: `u8` format version (1), `u8` schema version, `u32` little-endian row size, a null
 //! bitmap of `columns.div_ceil(8)` bytes (bit set = NULL), the fixed-size columns (none here),
@@ -58,7 +60,7 @@ pub fn decode_strings(row: &[u8], columns: usize) -> Option<Vec<Option<String>>>
     Some(values)
 }
 
-/// Encodes string columns as the SDK does (for tests and the simulator's own reads).
+/// Encodes string columns as the SDK does.
 pub fn encode_strings(values: &[Option<&str>]) -> Vec<u8> {
     let columns = values.len();
     let bitmap = columns.div_ceil(8);
