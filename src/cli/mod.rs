@@ -555,7 +555,8 @@ fn status(path: &Path) -> Result<(), Error> {
 
 fn abort(path: &Path) -> Result<(), Error> {
     let (rt, host) = cluster_host(path)?;
-    let say = |line: &str| println!("{line}");
+    // Like a run's lines: a reader that went away (`abort | head`) must not stop the unwinding.
+    let say = |line: &str| host.output.line(line);
     let (_, upgrader) = host.cluster_parts("abort").map_err(|e| Error::Operation(e.to_string()))?;
     let control = host.control("abort", &say).map_err(|e| Error::Operation(e.to_string()))?;
     let command: Vec<String> = std::env::args().collect();
@@ -568,6 +569,6 @@ fn abort(path: &Path) -> Result<(), Error> {
             left.join("\n")
         )));
     }
-    println!("aborted: no run is recorded any more; components the run replaced stay replaced, leaders are restored");
+    say("aborted: no run is recorded any more; components the run replaced stay replaced, leaders are restored");
     Ok(())
 }

@@ -331,7 +331,17 @@ fn status_and_plan_during_a_live_run_tell_the_truth() {
     run.kill();
     let out = support::run(&["abort", "--cluster", &sb.cluster()]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_safe_end_state(&before, &state(&sb));
+    let after = state(&sb);
+    if line(&after, "healthy") != "healthy true" {
+        // What abort did and what the nameserver holds about the system tables (a run under
+        // heavy load once left one of their replicas on the drained tablet not alive).
+        let held = sb.run(
+            r#"for o in ns::ops() { if o.db != "demo" && o.db != "shop" { print(o); } }
+               for p in ns::partitions() { if p.db != "demo" && p.db != "shop" { print(p); } }"#,
+        );
+        eprintln!("abort said:\n{}\n{}\nsystem tables:\n{}{}", out.stdout, out.stderr, held.stdout, held.stderr);
+    }
+    assert_safe_end_state(&before, &after);
 }
 
 /// The rollback returns what the upgrade changed, the Spark distribution included, and its plan

@@ -19,6 +19,9 @@ let versions = config::components().map(|c| rolling::version_of(c).split("-")[0]
 print("versions " + versions);
 let verified = upgrade::verify(0);
 print("healthy " + verified.healthy);
+let problems = verified.summary;
+problems.replace("\n", " | ");
+print("problems " + problems);
 print("failed_ops_not_redone " + verified.failed_ops.len());
 print("run " + journal::run());
 "#;
@@ -48,7 +51,7 @@ pub fn assert_safe_end_state_with_failed_ops_redone(before: &str, after: &str) {
     assert_eq!(line(after, "replicas"), line(before, "replicas"), "temporary replicas left");
     assert_eq!(line(after, "auto_failover"), "auto_failover true");
     assert_eq!(line(after, "failed_ops_not_redone"), "failed_ops_not_redone 0");
-    assert_eq!(line(after, "healthy"), "healthy true");
+    assert_eq!(line(after, "healthy"), "healthy true", "{}", line(after, "problems"));
     assert_eq!(line(after, "run"), "run ");
 }
 
