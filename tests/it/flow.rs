@@ -260,9 +260,26 @@ fn abort_unwinds_a_run_killed_during_a_drain() {
     let before = state(&sb);
     let tablet = sb.tablet(1);
     kill_upgrade_at(&sb, release.to_str().unwrap(), &format!("tablet {tablet}: drain leaders"), "started");
+    // A follower no move touched, marked not alive meanwhile (as the nameserver's own failover
+    // does when a tablet's session expires while auto_failover is on): abort re-adds it too.
+    let follower = sb.tablet(2);
+    let dead = sb.run(&format!(
+        r#"let f = ns::partitions().filter(|r| r.db == "demo" && r.table == "double" && !r.leader && r.endpoint == "{follower}");
+           print(f[0].pid);"#
+    ));
+    let pid: u32 = dead.stdout.trim().parse().unwrap_or_else(|_| panic!("{}\n{}", dead.stdout, dead.stderr));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let marked = rt.block_on(async {
+        let client = support::client(&mldb_upgrade::sandbox::load_state(&sb.dir).unwrap()).await;
+        let body =
+            serde_json::json!({"db": "demo", "name": "double", "pid": pid, "endpoint": follower, "is_alive": false});
+        client.nameserver("UpdateTableAliveStatus", &body).await.unwrap()
+    });
+    assert_eq!(marked["code"], 0, "{marked}");
     let out = support::run(&["abort", "--cluster", &sb.cluster()]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("auto_failover restored to true"), "{}", out.stdout);
+    assert!(out.stdout.contains("re-adding 1 replica(s) not alive on healthy tablets"), "{}", out.stdout);
     let after = state(&sb);
     assert_safe_end_state(&before, &after);
     // The nameserver was upgraded before the kill; the tablets stay at A.

@@ -2,10 +2,12 @@
 //! the fences it left are lifted; the components it stopped are started again (as installed,
 //! or from their backup); restarted tablets get their data back (recover data); the leaders of
 //! drained tablets go back where they were recorded, for each tablet that is up and healthy (a
-//! tablet that is down is reported, never waited on); auto_failover is put back; the run record
+//! tablet that is down is reported, never waited on); replicas left not alive on healthy
+//! tablets are re-added (recover data); auto_failover is put back; the run record
 //! is dropped when nothing is left undone. Safety invariants 1 and 3 of the design: nothing a
 //! run changed to move leaders outlives it, and no component stays down because of it.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::{MoveSettings, UpgradeError, Upgrader};
@@ -92,6 +94,7 @@ impl Upgrader {
             }
         }
         self.restore_drained(&drained, say, &mut report).await?;
+        self.readd_dead_replicas(say, &mut report).await?;
         match self.restore_auto_failover().await {
             Ok(restored) => {
                 report.auto_failover = restored;
@@ -110,6 +113,38 @@ impl Upgrader {
             self.journal.finish_run().await?;
         }
         Ok(report)
+    }
+
+    /// Replicas left not alive on healthy tablets (a move the kill cut short, or the
+    /// nameserver's own failover during the run) come back the way the run brings them back
+    /// before each drain: recover data, with auto_failover off meanwhile.
+    async fn readd_dead_replicas(
+        &self,
+        say: &(dyn Fn(&str) + Send + Sync),
+        report: &mut AbortReport,
+    ) -> Result<(), UpgradeError> {
+        let healthy: BTreeSet<String> =
+            self.cluster.ns.show_tablet().await?.into_iter().filter(|t| t.is_healthy()).map(|t| t.endpoint).collect();
+        let dead = self
+            .cluster
+            .ns
+            .show_all_tables()
+            .await?
+            .iter()
+            .flat_map(|t| t.table_partition.iter())
+            .flat_map(|p| p.partition_meta.iter())
+            .filter(|m| !m.is_alive && healthy.contains(&m.endpoint))
+            .count();
+        if dead == 0 {
+            return Ok(());
+        }
+        self.disable_auto_failover().await?;
+        say(&format!("re-adding {dead} replica(s) not alive on healthy tablets ..."));
+        match self.recover_data(RECOVER_TIMEOUT, super::recover::DownLeaders::Wait).await {
+            Ok(touched) => say(&format!("recovered {} partitions", touched.values().sum::<usize>())),
+            Err(e) => report.left.push(format!("re-adding the replicas not alive failed: {e}")),
+        }
+        Ok(())
     }
 
     /// Starts every component recorded as stopped (nameservers first, then tablets, apiservers,
