@@ -309,9 +309,7 @@ impl NameServer {
         use base64::Engine;
         let defaults =
             [("enable_trace", "false"), ("execute_mode", "online"), ("job_timeout", "20000"), ("sync_job", "false")];
-        let leader = table.table_partition.first().and_then(|p| {
-            p.partition_meta.iter().find(|m| m.is_leader && m.is_alive.unwrap_or(true)).map(|m| m.endpoint.clone())
-        });
+        let leader = table.table_partition.first().and_then(|p| p.alive_leader()).map(|m| m.endpoint.clone());
         let Some(leader) = leader else { return };
         for (name, value) in defaults {
             let row = crate::sim::row_codec::encode_strings(&[Some(name), Some(value)]);

@@ -539,10 +539,7 @@ impl NameServer {
         let Some(op) = op.filter(|o| matches!(o.info.task_status, TaskStatus::kInited | TaskStatus::kDoing)) else {
             return Ok(general(312, "op status is not kDoing or kInited"));
         };
-        op.info.task_status = TaskStatus::kCanceled;
-        for task in op.tasks.iter_mut() {
-            task.status = TaskStatus::kCanceled;
-        }
+        cancel(op);
         let tablets = state.healthy_tablets();
         drop(state);
         for endpoint in tablets {
@@ -684,10 +681,7 @@ impl NameServer {
         for op in state.queues.iter_mut().flatten() {
             let running = matches!(op.info.task_status, TaskStatus::kInited | TaskStatus::kDoing);
             if running && op.info.db == db && op.info.name == name {
-                op.info.task_status = TaskStatus::kCanceled;
-                for task in op.tasks.iter_mut() {
-                    task.status = TaskStatus::kCanceled;
-                }
+                cancel(op);
                 canceled.push(op.info.op_id);
             }
         }
@@ -697,7 +691,7 @@ impl NameServer {
         let mut endpoints = std::collections::BTreeSet::new();
         for partition in &table.table_partition {
             for meta in &partition.partition_meta {
-                if !meta.is_alive.unwrap_or(true) || !healthy.contains(&meta.endpoint) {
+                if !meta.alive() || !healthy.contains(&meta.endpoint) {
                     continue;
                 }
                 endpoints.insert(meta.endpoint.clone());
@@ -721,5 +715,13 @@ impl NameServer {
         let _ = zk.add_to_counter(&self.paths.table_notify(), 1, 1).await;
         self.wake_ops.notify_one();
         Ok(if code == 0 { ok() } else { general(code, "drop table error") })
+    }
+}
+
+/// Flips an op and its tasks to kCanceled (CancelOP, and DropTable for the table's ops).
+fn cancel(op: &mut super::ops::Op) {
+    op.info.task_status = TaskStatus::kCanceled;
+    for task in op.tasks.iter_mut() {
+        task.status = TaskStatus::kCanceled;
     }
 }
