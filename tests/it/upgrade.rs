@@ -67,6 +67,54 @@ fn drain_then_restore_keeps_placement_for_1_2_and_3_replica_tables() {
     assert!(o.contains("healthy true"), "{o}");
 }
 
+/// The stock flow stops a tablet right after its drain: the replaced leaders are left fenced
+/// (followers on their tablet, C§3.5) and not alive for recover data after the restart, and
+/// nothing about the placement or the replicas differs at the end.
+#[test]
+fn a_drain_before_a_stop_leaves_the_replaced_leaders_fenced_until_recover_data() {
+    let sb = Sandbox::up(&[]);
+    let ep = sb.tablet(1);
+    let out = sb.run(&format!(
+        r#"{SNAPSHOT}
+        let ep = "{ep}";
+        let before = snapshot();
+        upgrade::with_auto_failover_off(|| {{
+            let drained = upgrade::drain_leaders(ep, #{{ readd_followers: false }});
+            let replaced = ns::partitions().filter(|r| r.endpoint == ep && r.leader && !r.alive).len();
+            print(`moved ${{drained.moves.len()}}, replaced leaders not alive ${{replaced}}`);
+            print(`leading on the tablet ${{tablet::status(ep).filter(|p| p.mode == "kTableLeader").len()}}`);
+            component::stop(ep);
+            component::start(ep);
+            upgrade::recover_data(#{{ down_leaders: "wait" }});
+            print(`not alive after recover data ${{ns::partitions().filter(|r| r.endpoint == ep && !r.alive).len()}}`);
+            upgrade::restore_leaders(ep);
+        }});
+        let after = snapshot();
+        print("placement identical " + (before.leaders == after.leaders));
+        print("replicas " + before.replicas + " -> " + after.replicas);
+        print("healthy " + upgrade::verify(0).healthy);
+        print("auto_failover " + ns::auto_failover());
+        try {{ upgrade::restore_leaders(ep, #{{ readd_followers: false }}); }} catch (e) {{ print(`restore: ${{e}}`); }}
+        "#
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let o = &out.stdout;
+    let moved: usize = o.split("moved ").nth(1).and_then(|r| r.split(',').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!(moved > 0, "{o}");
+    assert!(o.contains(&format!("replaced leaders not alive {moved}\n")), "{o}");
+    assert!(o.contains("leading on the tablet 0\n"), "the replaced leaders refuse writes (fenced): {o}");
+    assert!(o.contains("not alive after recover data 0\n"), "{o}");
+    assert!(o.contains("placement identical true"), "{o}");
+    let replicas: Vec<&str> = o.lines().find(|l| l.starts_with("replicas ")).unwrap().split(' ').collect();
+    assert_eq!(replicas[1], replicas[3], "temporary replicas left behind: {o}");
+    assert!(o.contains("healthy true"), "{o}");
+    assert!(o.contains("auto_failover true"), "{o}");
+    assert!(
+        o.contains("restore: upgrade::restore_leaders: unknown option `readd_followers`"),
+        "only a drain takes it: {o}"
+    );
+}
+
 #[test]
 fn restore_finishes_a_drain_killed_halfway() {
     let sb = Sandbox::up(&[]);

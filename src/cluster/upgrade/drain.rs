@@ -2,7 +2,8 @@
 //! Multi-replica partitions switch to their most caught-up follower on a healthy tablet;
 //! single-replica ones get a temporary replica on the healthy tablet with the fewest replicas
 //! (AddReplica, C§3.3), or stay when the policy allows them to be unavailable. Every move is
-//! journalled before it is made; the replaced leaders are re-added as followers together.
+//! journalled before it is made; the replaced leaders are re-added as followers together, unless
+//! the tablet stops next ([`MoveSettings::readd_replaced`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -270,11 +271,17 @@ impl Upgrader {
         results.sort_by_key(|(i, _)| *i);
         let results: Vec<_> = results.into_iter().map(|(_, r)| r).collect();
         // The replaced leaders, all on `tablet`, become followers together (moves of an
-        // interrupted earlier drain included).
-        let switched: BTreeSet<(u32, u32)> = recorded.iter().map(|m| (m.tid, m.pid)).collect();
-        let readded = self.readd_replaced_leaders(tablet, &switched, settings).await;
-        let readd_failure =
-            readded.err().map(|e| format!("re-adding the replaced leaders on {tablet} as followers: {e}"));
+        // interrupted earlier drain included), unless the tablet stops next.
+        let readd_failure = if settings.readd_replaced {
+            let switched: BTreeSet<(u32, u32)> = recorded.iter().map(|m| (m.tid, m.pid)).collect();
+            let readded = self.readd_replaced_leaders(tablet, &switched, settings).await;
+            readded.err().map(|e| format!("re-adding the replaced leaders on {tablet} as followers: {e}"))
+        } else {
+            tracing::debug!(
+                "the replaced leaders on {tablet} stay fenced and marked not alive until its restart (recover data)"
+            );
+            None
+        };
         let moves = std::mem::take(&mut report.moves);
         report.settle(
             moves,

@@ -110,6 +110,12 @@ pub struct MoveSettings {
     /// Tablets leadership and temporary replicas must not move to: the rest of the batch being
     /// upgraded with the drained tablet ([`batch`]).
     pub avoid: std::collections::BTreeSet<String>,
+    /// Whether a drain re-adds the leaders it replaced as followers (one RecoverTable each,
+    /// C§3.5) before it returns. False when the tablet is stopped right after the drain: the
+    /// replaced leaders stay fenced (they refuse writes) and marked not alive, and the recover
+    /// data after the restart rebuilds them with the tablet's other replicas. Re-adding them
+    /// first only adds ops to the nameserver's queues whose work the stop throws away.
+    pub readd_replaced: bool,
 }
 
 impl Default for MoveSettings {
@@ -121,6 +127,7 @@ impl Default for MoveSettings {
             op_timeout: Duration::from_secs(600),
             concurrency: 16,
             avoid: Default::default(),
+            readd_replaced: true,
         }
     }
 }

@@ -218,7 +218,13 @@ impl<'a> Options<'a> {
         list.into_iter().map(|x| x.into_string().map_err(|t| self.wrong(key, "an array of strings", t))).collect()
     }
 
+    /// true or false; false when absent.
     pub fn flag(&self, key: &str) -> RhaiResultOf<bool> {
-        self.map.get(key).map_or(Ok(false), |v| v.as_bool().map_err(|t| self.wrong(key, "true or false", t)))
+        self.flag_or(key, false)
+    }
+
+    /// true or false; `default` when absent.
+    pub fn flag_or(&self, key: &str, default: bool) -> RhaiResultOf<bool> {
+        self.map.get(key).map_or(Ok(default), |v| v.as_bool().map_err(|t| self.wrong(key, "true or false", t)))
     }
 }

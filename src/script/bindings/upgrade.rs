@@ -66,9 +66,12 @@ pub mod api {
 
     /// drain_leaders with options: #{single_replica: "add_replica"|"allow_unavailable",
     /// offset_delta: 0, timeout: "10m" (per op), catchup_timeout: "2m", concurrency: 16,
-    /// avoid: [tablets]}. `avoid` lists tablets that take no leader and no temporary replica (the
-    /// rest of a batch going down with this one): a partition whose other alive replicas are all
-    /// there is refused before any move.
+    /// avoid: [tablets], readd_followers: true}. `avoid` lists tablets that take no leader and
+    /// no temporary replica (the rest of a batch going down with this one): a partition whose
+    /// other alive replicas are all there is refused before any move. `readd_followers: false`
+    /// is for a tablet stopped right after the drain: the replaced leaders stay fenced (they
+    /// refuse writes) and marked not alive until recover_data after its restart, instead of
+    /// each getting a RecoverTable op that the stop makes moot.
     /// Changes the cluster: in --dry-run it prints the moves and makes none.
     ///
     /// Example: `upgrade::drain_leaders(ep, #{single_replica: "allow_unavailable"});`
@@ -88,7 +91,8 @@ pub mod api {
         restore(&Call::new(&ctx, NS)?, tablet, &Map::new())
     }
 
-    /// restore_leaders with the options of drain_leaders.
+    /// restore_leaders with the options of drain_leaders but `readd_followers`: the leaders it
+    /// replaces (on tablets that keep running) are always re-added as followers.
     /// Changes the cluster: in --dry-run it prints the moves and makes none.
     ///
     /// Example: `upgrade::restore_leaders(ep, #{catchup_timeout: "10m"});`
@@ -381,10 +385,25 @@ fn batch_options(call: &Call, options: &Map, with_max: bool) -> RhaiResultOf<(Si
     Ok((policy, max as usize))
 }
 
+/// The options every leader move takes.
+const MOVE_OPTIONS: [&str; 6] =
+    ["single_replica", "offset_delta", "timeout", "catchup_timeout", "concurrency", "avoid"];
+
 /// Reads `#{single_replica, offset_delta, timeout, catchup_timeout, concurrency, avoid}`.
 fn move_settings(call: &Call, options: &Map) -> RhaiResultOf<MoveSettings> {
-    let known = ["single_replica", "offset_delta", "timeout", "catchup_timeout", "concurrency", "avoid"];
+    move_settings_of(call, &Options::new(call, options, &MOVE_OPTIONS)?)
+}
+
+/// Reads the options of a drain: those of [`move_settings`] and `#{readd_followers}`.
+fn drain_settings(call: &Call, options: &Map) -> RhaiResultOf<MoveSettings> {
+    let mut known = MOVE_OPTIONS.to_vec();
+    known.push("readd_followers");
     let options = Options::new(call, options, &known)?;
+    let readd_replaced = options.flag_or("readd_followers", true)?;
+    Ok(MoveSettings { readd_replaced, ..move_settings_of(call, &options)? })
+}
+
+fn move_settings_of(call: &Call, options: &Options) -> RhaiResultOf<MoveSettings> {
     let defaults = MoveSettings::default();
     Ok(MoveSettings {
         single_replica: single_replica(call, &options)?,
@@ -393,11 +412,12 @@ fn move_settings(call: &Call, options: &Map) -> RhaiResultOf<MoveSettings> {
         op_timeout: options.duration("timeout", defaults.op_timeout)?,
         concurrency: options.int("concurrency")?.map_or(defaults.concurrency, |c| c.clamp(1, 64) as usize),
         avoid: options.strings("avoid")?.into_iter().collect(),
+        ..defaults
     })
 }
 
 fn drain(call: &Call, tablet: &str, options: &Map) -> RhaiResultOf<Map> {
-    let settings = move_settings(call, options)?;
+    let settings = drain_settings(call, options)?;
     let upgrader = call.upgrader()?;
     if !call.dry_run() {
         return to_map(&call.run(upgrader.drain_leaders(tablet, &settings))?);
