@@ -430,3 +430,34 @@ fn a_temporary_replica_cut_off_mid_add_is_dropped_and_added_again_by_the_next_dr
         "the temporary replica stayed: {loaded}"
     );
 }
+
+/// The release is staged on every host at once: a host where it cannot be staged is named in
+/// the error, and the hosts that got it keep their copy (marked complete) for the next run.
+#[test]
+fn staging_on_every_host_names_the_host_that_failed_and_the_others_keep_their_copy() {
+    let sb = Sandbox::up(&["--tablets", "3"]);
+    let release = support::release(&sb.dir.join("rel"), "0.9.3", &[]);
+    let bad_host = sb.tablet(2).split(':').next().unwrap().to_string();
+    let cluster = std::fs::read_to_string(sb.cluster()).unwrap();
+    let bad_dir = format!("staging_dir = \"{}\"", sb.dir.join("hosts").join(&bad_host).join("staging").display());
+    assert!(cluster.contains(&bad_dir), "{cluster}");
+    // A staging directory below a regular file cannot be made.
+    std::fs::write(sb.cluster(), cluster.replace(&bad_dir, "staging_dir = \"/dev/null/staging\"")).unwrap();
+    let out = sb.run(&format!(r#"release::stage("{}");"#, release.display()));
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&format!("on {bad_host}")) && out.stderr.contains("/dev/null/staging"),
+        "{}",
+        out.stderr
+    );
+    let hosts =
+        std::fs::read_dir(sb.dir.join("hosts")).unwrap().flatten().map(|e| e.file_name().into_string().unwrap());
+    let mut staged = Vec::new();
+    for host in hosts.filter(|h| *h != bad_host) {
+        let copies = std::fs::read_dir(sb.dir.join("hosts").join(&host).join("staging")).unwrap().flatten();
+        let complete = copies.filter(|c| c.path().join(".complete").is_file()).count();
+        staged.push(format!("{host}: {complete}"));
+    }
+    assert_eq!(staged.len(), 3, "1 nameserver and 2 more tablets: {staged:?}");
+    assert!(staged.iter().all(|s| s.ends_with(": 1")), "{staged:?}");
+}

@@ -10,6 +10,8 @@
 //! release directory or tarball put there by the operator) is used in place.
 
 use std::collections::HashMap;
+
+use futures::StreamExt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -23,6 +25,9 @@ use crate::ssh::PathKind;
 
 /// Time limit of uploading or unpacking a release.
 const TRANSFER: std::time::Duration = std::time::Duration::from_secs(1800);
+/// Hosts a release is staged on at once: their uploads share this machine's link, their
+/// unpacking runs on each host.
+const STAGE_CONCURRENCY: usize = 8;
 /// The file that says a staged release was unpacked completely.
 const COMPLETE: &str = ".complete";
 
@@ -282,23 +287,36 @@ impl Control<'_> {
 
     /// Stages `source` on every host of the cluster (once per host) and runs its
     /// `bin/openmldb --version` there, so a release that cannot run on the cluster's machines
-    /// (another architecture, a damaged upload) is found before anything is changed.
+    /// (another architecture, a damaged upload) is found before anything is changed. Up to
+    /// [`STAGE_CONCURRENCY`] hosts at once (one at a time in a dry run, so that its lines come
+    /// in the cluster's order); the copies come back in that order, and the first host that
+    /// failed, in that order, gives the error once every host is done.
     pub async fn stage_everywhere(&self, source: &str) -> Result<Vec<StagedCopy>> {
-        let mut copies: Vec<StagedCopy> = Vec::new();
+        let mut hosts: Vec<&Component> = Vec::new();
         for c in &self.config.components {
-            if copies.iter().any(|copy| copy.host == c.host) {
-                continue;
+            if !hosts.iter().any(|h| h.host == c.host) {
+                hosts.push(c);
             }
-            let step = format!("staging {source} on {}", c.host);
-            let dir = self.stage(c, &step, source).await?;
-            let version = match self.version_in(c, &dir, false, &step).await {
-                Ok(version) => version,
-                Err(_) if self.dry_run => super::NOT_READ_YET.to_string(),
-                Err(e) => return Err(e),
-            };
-            copies.push(StagedCopy { host: c.host.clone(), dir, version });
         }
-        Ok(copies)
+        let at_once = if self.dry_run { 1 } else { STAGE_CONCURRENCY };
+        let staged: Vec<Result<StagedCopy>> =
+            futures::stream::iter(hosts.into_iter().map(|c| self.stage_on(c, source)))
+                .buffered(at_once)
+                .collect()
+                .await;
+        staged.into_iter().collect()
+    }
+
+    /// Stages `source` on `c`'s host and reads the version of the staged binary there.
+    async fn stage_on(&self, c: &Component, source: &str) -> Result<StagedCopy> {
+        let step = format!("staging {source} on {}", c.host);
+        let dir = self.stage(c, &step, source).await?;
+        let version = match self.version_in(c, &dir, false, &step).await {
+            Ok(version) => version,
+            Err(_) if self.dry_run => super::NOT_READ_YET.to_string(),
+            Err(e) => return Err(e),
+        };
+        Ok(StagedCopy { host: c.host.clone(), dir, version })
     }
 
     /// Removes the staged copy of `source` (a path on this machine) from every host of the
