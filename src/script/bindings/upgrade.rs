@@ -406,7 +406,7 @@ fn drain_settings(call: &Call, options: &Map) -> RhaiResultOf<MoveSettings> {
 fn move_settings_of(call: &Call, options: &Options) -> RhaiResultOf<MoveSettings> {
     let defaults = MoveSettings::default();
     Ok(MoveSettings {
-        single_replica: single_replica(call, &options)?,
+        single_replica: single_replica(call, options)?,
         offset_delta: options.int("offset_delta")?.map_or(defaults.offset_delta, |d| d.max(0) as u64),
         catchup_timeout: options.duration("catchup_timeout", defaults.catchup_timeout)?,
         op_timeout: options.duration("timeout", defaults.op_timeout)?,
