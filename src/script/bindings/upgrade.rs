@@ -403,6 +403,7 @@ fn drain_settings(call: &Call, options: &Map) -> RhaiResultOf<MoveSettings> {
     Ok(MoveSettings { readd_replaced, ..move_settings_of(call, &options)? })
 }
 
+/// The settings [`MOVE_OPTIONS`] give, from options already checked against the known keys.
 fn move_settings_of(call: &Call, options: &Options) -> RhaiResultOf<MoveSettings> {
     let defaults = MoveSettings::default();
     Ok(MoveSettings {
