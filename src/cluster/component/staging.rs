@@ -8,6 +8,11 @@
 //! there, and marked complete. Every later component on that host, and a resumed run, finds the
 //! marker and reuses it: nothing is uploaded twice. A path that exists only on the host (a
 //! release directory or tarball put there by the operator) is used in place.
+//!
+//! Pre-flight stages on several hosts at once. Hosts that share one staging directory (one
+//! machine under several names, a home directory on NFS) would unpack into it at the same
+//! time: a `.staging-id` file in the directory, created once by whichever host comes first,
+//! tells them apart, and hosts reading the same id go one after the other.
 
 use std::collections::HashMap;
 
@@ -28,6 +33,9 @@ const TRANSFER: std::time::Duration = std::time::Duration::from_secs(1800);
 /// Hosts a release is staged on at once: their uploads share this machine's link, their
 /// unpacking runs on each host.
 const STAGE_CONCURRENCY: usize = 8;
+/// The file in a staging directory that tells hosts sharing it apart from hosts that do not
+/// ([`Control::staging_id`]).
+const STAGING_ID: &str = ".staging-id";
 /// The file that says a staged release was unpacked completely.
 const COMPLETE: &str = ".complete";
 
@@ -287,10 +295,14 @@ impl Control<'_> {
 
     /// Stages `source` on every host of the cluster (once per host) and runs its
     /// `bin/openmldb --version` there, so a release that cannot run on the cluster's machines
-    /// (another architecture, a damaged upload) is found before anything is changed. Up to
-    /// [`STAGE_CONCURRENCY`] hosts at once (one at a time in a dry run, so that its lines come
-    /// in the cluster's order); the copies come back in that order, and the first host that
-    /// failed, in that order, gives the error once every host is done.
+    /// (another architecture, a damaged upload) is found before anything is changed.
+    ///
+    /// Up to [`STAGE_CONCURRENCY`] hosts at once, except hosts whose staging directories are
+    /// one and the same ([`Control::staging_id`]: one machine under several names, a home on
+    /// NFS): those go one after the other, and all but the first find the copy complete. A dry
+    /// run goes one host at a time, so that its lines come in the cluster's order. The copies
+    /// come back in that order, and the first host that failed, in that order, gives the error
+    /// once every host is done.
     pub async fn stage_everywhere(&self, source: &str) -> Result<Vec<StagedCopy>> {
         let mut hosts: Vec<&Component> = Vec::new();
         for c in &self.config.components {
@@ -298,13 +310,66 @@ impl Control<'_> {
                 hosts.push(c);
             }
         }
-        let at_once = if self.dry_run { 1 } else { STAGE_CONCURRENCY };
-        let staged: Vec<Result<StagedCopy>> =
-            futures::stream::iter(hosts.into_iter().map(|c| self.stage_on(c, source)))
-                .buffered(at_once)
-                .collect()
-                .await;
-        staged.into_iter().collect()
+        if self.dry_run {
+            let mut copies = Vec::new();
+            for c in hosts {
+                copies.push(self.stage_on(c, source).await?);
+            }
+            return Ok(copies);
+        }
+        let ids: Vec<Result<String>> = futures::stream::iter(
+            hosts.iter().map(|c| async move { self.staging_id(c, &format!("staging {source} on {}", c.host)).await }),
+        )
+        .buffered(STAGE_CONCURRENCY)
+        .collect()
+        .await;
+        // Hosts by the staging directory they share, in the cluster's order.
+        let mut results: Vec<Option<Result<StagedCopy>>> = hosts.iter().map(|_| None).collect();
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, id) in ids.into_iter().enumerate() {
+            match id {
+                Ok(id) => match groups.iter_mut().find(|(g, _)| *g == id) {
+                    Some((_, members)) => members.push(i),
+                    None => groups.push((id, vec![i])),
+                },
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let hosts = &hosts;
+        let staged: Vec<Vec<(usize, Result<StagedCopy>)>> =
+            futures::stream::iter(groups.iter().map(|(_, members)| async move {
+                let mut done = Vec::new();
+                for &i in members {
+                    done.push((i, self.stage_on(hosts[i], source).await));
+                }
+                done
+            }))
+            .buffered(STAGE_CONCURRENCY)
+            .collect()
+            .await;
+        for (i, result) in staged.into_iter().flatten() {
+            results[i] = Some(result);
+        }
+        results.into_iter().flatten().collect()
+    }
+
+    /// What names the staging directory of `c`'s host wherever it is seen from: written there
+    /// once (an exclusive create, so the first of several hosts sharing the directory wins) and
+    /// read back. Hosts that read the same id share one directory and must not unpack into it
+    /// at the same time.
+    async fn staging_id(&self, c: &Component, step: &str) -> Result<String> {
+        let root = self.staging_root(c, step).await?;
+        let file = join(&root, STAGING_ID);
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+        let fresh = format!("{}-{}-{nanos}", c.host, std::process::id());
+        let command = format!(
+            "mkdir -p {root} && {{ (set -C; printf '%s' {fresh} > {file}) 2>/dev/null; cat {file}; }}",
+            root = q(&root),
+            fresh = q(&fresh),
+            file = q(&file)
+        );
+        let out = self.run(c, step, &command, SHORT, "check permissions of the staging directory").await?;
+        Ok(out.stdout.trim().to_string())
     }
 
     /// Stages `source` on `c`'s host and reads the version of the staged binary there.
