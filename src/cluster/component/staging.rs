@@ -11,8 +11,9 @@
 //!
 //! Pre-flight stages on several hosts at once. Hosts that share one staging directory (one
 //! machine under several names, a home directory on NFS) would unpack into it at the same
-//! time: a `.staging-id` file in the directory, created once by whichever host comes first,
-//! tells them apart, and hosts reading the same id go one after the other.
+//! time: a `.staging-id` file in the directory, created once by whichever host comes first and
+//! removed once every host has read it, tells them apart, and hosts reading the same id go one
+//! after the other.
 
 use std::collections::HashMap;
 
@@ -323,6 +324,11 @@ impl Control<'_> {
         .buffered(STAGE_CONCURRENCY)
         .collect()
         .await;
+        // The ids are only needed for the grouping below: nothing is left behind.
+        futures::stream::iter(hosts.iter().map(|c| self.forget_staging_id(c, source)))
+            .buffered(STAGE_CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
         // Hosts by the staging directory they share, in the cluster's order.
         let mut results: Vec<Option<Result<StagedCopy>>> = hosts.iter().map(|_| None).collect();
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
@@ -370,6 +376,16 @@ impl Control<'_> {
         );
         let out = self.run(c, step, &command, SHORT, "check permissions of the staging directory").await?;
         Ok(out.stdout.trim().to_string())
+    }
+
+    /// Removes the file [`Control::staging_id`] wrote (best effort: a file left behind is only a
+    /// few bytes, and the next run reads it as its own id).
+    async fn forget_staging_id(&self, c: &Component, source: &str) {
+        let Some(root) = lock(&self.memory.roots).get(&c.host).cloned() else { return };
+        let step = format!("staging {source} on {}", c.host);
+        if let Err(e) = self.exec(c, &step, &format!("rm -f {}", q(&join(&root, STAGING_ID))), SHORT).await {
+            tracing::debug!("{step}: could not remove {STAGING_ID}: {e}");
+        }
     }
 
     /// Stages `source` on `c`'s host and reads the version of the staged binary there.
