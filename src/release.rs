@@ -7,8 +7,11 @@
 //! version with its build hash is what `bin/openmldb --version` prints on a cluster host once
 //! the release is staged there (`release::stage`).
 
+use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -40,7 +43,7 @@ pub fn is_batchjob_jar(name: &str) -> bool {
 }
 
 /// What the release's files say.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Contents {
     /// Top-level directory names (an archive should hold exactly one).
     tops: Vec<String>,
@@ -120,6 +123,23 @@ fn read_dir_release(dir: &Path) -> Result<Contents, String> {
     Ok(contents)
 }
 
+/// [`read_archive`], remembered per (path, size, mtime): a run reads its release more than once
+/// (the script, pre-flight, the TaskManager phase), and reading a release of a few hundred MB
+/// through takes seconds. A changed file is read again.
+fn read_archive_once(path: &Path) -> Result<Contents, String> {
+    type Key = (PathBuf, u64, Option<SystemTime>);
+    static READ: OnceLock<Mutex<HashMap<Key, Contents>>> = OnceLock::new();
+    let read = || READ.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    let Ok(meta) = std::fs::metadata(path) else { return read_archive(path) };
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    if let Some(contents) = read().get(&key) {
+        return Ok(contents.clone());
+    }
+    let contents = read_archive(path)?;
+    read().insert(key, contents.clone());
+    Ok(contents)
+}
+
 fn read_archive(path: &Path) -> Result<Contents, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
@@ -162,7 +182,7 @@ pub fn inspect(path: &Path) -> Result<Release, String> {
                 "release {shown} is neither a directory nor a .tar.gz/.tgz: give an openmldb-X.Y.Z-linux directory or tarball"
             ));
         };
-        let contents = read_archive(path).map_err(|e| format!("release {shown}: {e}"))?;
+        let contents = read_archive_once(path).map_err(|e| format!("release {shown}: {e}"))?;
         if contents.tops != [name] {
             return Err(format!(
                 "release {shown} must unpack to one directory named {name} (O§4.4); it holds {}",
