@@ -360,18 +360,22 @@ impl Control<'_> {
     }
 
     /// What names the staging directory of `c`'s host wherever it is seen from: written there
-    /// once (an exclusive create, so the first of several hosts sharing the directory wins) and
-    /// read back. Hosts that read the same id share one directory and must not unpack into it
+    /// once (the first of several hosts sharing the directory to link it in wins) and read
+    /// back. Hosts that read the same id share one directory and must not unpack into it
     /// at the same time.
     async fn staging_id(&self, c: &Component, step: &str) -> Result<String> {
         let root = self.staging_root(c, step).await?;
         let file = join(&root, STAGING_ID);
         let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
         let fresh = format!("{}-{}-{nanos}", c.host, std::process::id());
+        // Written whole under a name of its own, then linked into place: a link is made at once
+        // or not at all (also on NFS), so no host reads the file half written. Where hard links
+        // are not supported, a rename that never replaces the file stands in.
         let command = format!(
-            "mkdir -p {root} && {{ (set -C; printf '%s' {fresh} > {file}) 2>/dev/null; cat {file}; }}",
+            "mkdir -p {root} && printf '%s' {fresh} > {own} && {{ ln {own} {file} 2>/dev/null || mv -n {own} {file} 2>/dev/null; rm -f {own}; cat {file}; }}",
             root = q(&root),
             fresh = q(&fresh),
+            own = q(&format!("{file}.{fresh}")),
             file = q(&file)
         );
         let out = self.run(c, step, &command, SHORT, "check permissions of the staging directory").await?;
