@@ -16,13 +16,12 @@
 //! after the other.
 
 use std::collections::HashMap;
-
-use futures::StreamExt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::{join, q, ssh_error, ComponentError, Control, Result, SHORT};
@@ -143,7 +142,24 @@ pub fn remove_packed_archives() {
     }
 }
 
+/// How the steps of staging `source` on `c`'s host are named in errors.
+fn staging_step(source: &str, c: &Component) -> String {
+    format!("staging {source} on {}", c.host)
+}
+
 impl Control<'_> {
+    /// The first component of each host of the cluster, in the cluster's order: what is staged
+    /// is staged once per host.
+    fn one_per_host(&self) -> Vec<&Component> {
+        let mut hosts: Vec<&Component> = Vec::new();
+        for c in &self.config.components {
+            if !hosts.iter().any(|h| h.host == c.host) {
+                hosts.push(c);
+            }
+        }
+        hosts
+    }
+
     fn bad_release(&self, c: &Component, step: &str, path: &str, reason: String) -> ComponentError {
         ComponentError::BadRelease {
             step: step.to_string(),
@@ -305,12 +321,7 @@ impl Control<'_> {
     /// come back in that order, and the first host that failed, in that order, gives the error
     /// once every host is done.
     pub async fn stage_everywhere(&self, source: &str) -> Result<Vec<StagedCopy>> {
-        let mut hosts: Vec<&Component> = Vec::new();
-        for c in &self.config.components {
-            if !hosts.iter().any(|h| h.host == c.host) {
-                hosts.push(c);
-            }
-        }
+        let hosts = self.one_per_host();
         if self.dry_run {
             let mut copies = Vec::new();
             for c in hosts {
@@ -319,7 +330,7 @@ impl Control<'_> {
             return Ok(copies);
         }
         let ids: Vec<Result<String>> = futures::stream::iter(
-            hosts.iter().map(|c| async move { self.staging_id(c, &format!("staging {source} on {}", c.host)).await }),
+            hosts.iter().map(|c| async move { self.staging_id(c, &staging_step(source, c)).await }),
         )
         .buffered(STAGE_CONCURRENCY)
         .collect()
@@ -386,7 +397,7 @@ impl Control<'_> {
     /// few bytes, and the next run reads it as its own id).
     async fn forget_staging_id(&self, c: &Component, source: &str) {
         let Some(root) = lock(&self.memory.roots).get(&c.host).cloned() else { return };
-        let step = format!("staging {source} on {}", c.host);
+        let step = staging_step(source, c);
         if let Err(e) = self.exec(c, &step, &format!("rm -f {}", q(&join(&root, STAGING_ID))), SHORT).await {
             tracing::debug!("{step}: could not remove {STAGING_ID}: {e}");
         }
@@ -394,7 +405,7 @@ impl Control<'_> {
 
     /// Stages `source` on `c`'s host and reads the version of the staged binary there.
     async fn stage_on(&self, c: &Component, source: &str) -> Result<StagedCopy> {
-        let step = format!("staging {source} on {}", c.host);
+        let step = staging_step(source, c);
         let dir = self.stage(c, &step, source).await?;
         let version = match self.version_in(c, &dir, false, &step).await {
             Ok(version) => version,
@@ -416,13 +427,7 @@ impl Control<'_> {
         };
         let Some(sum) = archive.and_then(|a| local_sha256(&a).ok()) else { return Ok(Vec::new()) };
         let mut removed = Vec::new();
-        let mut hosts: Vec<&Component> = Vec::new();
-        for c in &self.config.components {
-            if !hosts.iter().any(|h| h.host == c.host) {
-                hosts.push(c);
-            }
-        }
-        for c in hosts {
+        for c in self.one_per_host() {
             let step = "removing the staged release";
             let at = join(&self.staging_root(c, step).await?, &sum[..16]);
             let command = format!("if [ -d {at} ]; then rm -rf {at} && echo removed; fi", at = q(&at));
