@@ -36,8 +36,9 @@
 //! whose log follows the partition's history is attached to its leader directly, the tablet
 //! RPCs of kReAddReplicaSimplifyOP without the op ([`Upgrader::reattach_follower`]); the others
 //! (a replaced leader the nameserver still flags leader, a log that diverged) are recovered by
-//! one RecoverEndpoint over 8 queues. Every load, wait and op has its own `timeout`. Each load (a LoadTable until loaded, a RecoverTable op while
-//! it runs) is reported to the run's timing: the slowest is part of the tablet's lower bound.
+//! one RecoverEndpoint over 8 queues. Every load, wait and op has its own `timeout`. Each load
+//! (a LoadTable until loaded, a RecoverTable op while it runs) is reported to the run's timing:
+//! the slowest is part of the tablet's lower bound.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
