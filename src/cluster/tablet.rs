@@ -226,9 +226,7 @@ impl TabletClient {
         pid: u32,
         follower: &str,
     ) -> Result<(), TabletError> {
-        // Replicate nodes go by the name a use_name leader was given (tablet_impl.cc:2234-2242).
-        let follower = self.names.name(follower).await;
-        self.call(leader, "DelReplica", json!({"tid": tid, "pid": pid, "endpoint": follower})).await.map(|_| ())
+        self.replica_request(leader, "DelReplica", tid, pid, follower).await
     }
 
     /// AddReplica on a leader's tablet without a task (`TabletImpl::AddReplica`,
@@ -242,8 +240,21 @@ impl TabletClient {
         pid: u32,
         follower: &str,
     ) -> Result<(), TabletError> {
+        self.replica_request(leader, "AddReplica", tid, pid, follower).await
+    }
+
+    /// A `ReplicaRequest` (AddReplica, DelReplica) to `leader` about `follower`, without a task.
+    async fn replica_request(
+        &self,
+        leader: &str,
+        method: &str,
+        tid: u32,
+        pid: u32,
+        follower: &str,
+    ) -> Result<(), TabletError> {
+        // Replicate nodes go by the name a use_name leader was given (tablet_impl.cc:2234-2242).
         let follower = self.names.name(follower).await;
-        self.call(leader, "AddReplica", json!({"tid": tid, "pid": pid, "endpoint": follower})).await.map(|_| ())
+        self.call(leader, method, json!({"tid": tid, "pid": pid, "endpoint": follower})).await.map(|_| ())
     }
 
     /// The offset of the snapshot a replica keeps (GetManifest, tablet_impl.cc:3983-4030: its

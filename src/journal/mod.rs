@@ -226,10 +226,10 @@ impl Journal {
     /// Writes several keys, concurrently.
     pub async fn put_all<T: Serialize>(&self, entries: &[(String, T)]) -> Result<(), JournalError> {
         use futures::StreamExt;
-        let writes = futures::stream::iter(entries.iter().map(|(key, value)| self.put(key, value)))
-            .buffer_unordered(256)
-            .collect::<Vec<_>>()
-            .await;
+        // Collected first, so that no closure is part of this future's type: it can then be
+        // spawned (a closure over references is not seen as general enough to be `Send`).
+        let puts: Vec<_> = entries.iter().map(|(key, value)| self.put(key, value)).collect();
+        let writes = futures::stream::iter(puts).buffer_unordered(256).collect::<Vec<_>>().await;
         writes.into_iter().collect()
     }
 

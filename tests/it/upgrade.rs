@@ -115,6 +115,79 @@ fn a_drain_before_a_stop_leaves_the_replaced_leaders_fenced_until_recover_data()
     );
 }
 
+/// The stock flow adds the next tablet's temporary replicas while the tablet before it stops
+/// and starts (upgrade::prepare_drain, in the background), as here: only for the next tablet's
+/// single-replica partitions (not for those whose other replica is on the stopped tablet), none
+/// on the stopped tablet (`avoid`); recorded as the next tablet's drain, they are what verify
+/// expects (it waits for them first); that drain only switches to them, with no second
+/// AddReplica; and its restore deletes them, leaving placement and replica counts as before. An
+/// unknown tablet is refused at once.
+#[test]
+fn prepare_drain_adds_the_temporary_replicas_ahead_and_the_drain_only_switches_to_them() {
+    let sb = Sandbox::up(&[]);
+    let (stopping, next) = (sb.tablet(1), sb.tablet(2));
+    let out = sb.run(&format!(
+        r#"{SNAPSHOT}
+        let ep = "{stopping}";
+        let next = "{next}";
+        let before = snapshot();
+        let replicas = #{{}};
+        for r in ns::partitions() {{ replicas[`${{r.tid}}/${{r.pid}}`] = (replicas[`${{r.tid}}/${{r.pid}}`] ?? 0) + 1; }}
+        let singles = ns::partitions().filter(|r| r.endpoint == next && r.leader && replicas[`${{r.tid}}/${{r.pid}}`] == 1);
+        print(`next leads single-replica ${{singles.len()}}`);
+        let since = ns::op_index();
+        upgrade::with_auto_failover_off(|| {{
+            upgrade::drain_leaders(ep, #{{ readd_followers: false }});
+            component::stop(ep);
+            upgrade::prepare_drain(next, #{{ avoid: [ep] }});
+            component::start(ep);
+            upgrade::recover_data(#{{ down_leaders: "wait" }});
+            upgrade::restore_leaders(ep);
+            let v = upgrade::verify(since);
+            print(`healthy with them ${{v.healthy}}: ${{v.summary}}`);
+            let ahead = upgrade::recorded_moves(next).filter(|m| m.temp_replica);
+            print(`added ahead ${{ahead.len()}}, on the stopped tablet ${{ahead.filter(|m| m.to == ep).len()}}`);
+            print(`leaders moved ahead ${{upgrade::recorded_moves(next).filter(|m| m.state != "planned").len()}}`);
+            let drained = upgrade::drain_leaders(next);
+            print(`drain temporary ${{drained.moves.filter(|m| m.temp_replica).len()}}`);
+            upgrade::restore_leaders(next);
+        }});
+        let adds = ns::ops().filter(|o| o.op_id > since && o.op_type == "kAddReplicaOP");
+        let ours = adds.filter(|o| singles.some(|r| r.table == o.table && r.pid == o.pid));
+        print(`AddReplica ops for the next tablet ${{ours.len()}}`);
+        let after = snapshot();
+        print("placement identical " + (before.leaders == after.leaders));
+        print("replicas " + before.replicas + " -> " + after.replicas);
+        print("healthy " + upgrade::verify(since).healthy);
+        print("drained " + upgrade::drained_tablets().len());
+        try {{ upgrade::with_auto_failover_off(|| upgrade::prepare_drain("127.0.0.1:1", #{{}})); }} catch (e) {{ print(`unknown: ${{e}}`); }}
+        "#
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let o = &out.stdout;
+    let number = |prefix: &str| -> usize {
+        o.split(prefix)
+            .nth(1)
+            .and_then(|r| r.split([',', ':', '\n']).next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap()
+    };
+    let singles = number("next leads single-replica ");
+    assert!(singles > 0, "the next tablet leads a single-replica partition in the sandbox: {o}");
+    assert_eq!(number("added ahead "), singles, "{o}");
+    assert!(o.contains("healthy with them true"), "{o}");
+    assert!(o.contains("on the stopped tablet 0"), "{o}");
+    assert!(o.contains("leaders moved ahead 0"), "{o}");
+    assert_eq!(number("drain temporary "), singles, "{o}");
+    assert_eq!(number("AddReplica ops for the next tablet "), singles, "one AddReplica each: {o}");
+    assert!(o.contains("placement identical true"), "{o}");
+    let replicas: Vec<&str> = o.lines().find(|l| l.starts_with("replicas ")).unwrap().split(' ').collect();
+    assert_eq!(replicas[1], replicas[3], "temporary replicas left behind: {o}");
+    assert!(o.contains("healthy true"), "{o}");
+    assert!(o.contains("drained 0"), "{o}");
+    assert!(o.contains("unknown: ") && o.contains("127.0.0.1:1"), "{o}");
+}
+
 #[test]
 fn restore_finishes_a_drain_killed_halfway() {
     let sb = Sandbox::up(&[]);

@@ -202,8 +202,106 @@ impl Upgrader {
         })
     }
 
+    /// Adds the temporary replicas a drain of `tablet` would add for its partitions
+    /// with a single replica (AddReplica, C§3.3), recorded as that drain's moves, without moving a leader:
+    /// the drain finds them added and only switches. Returns how many were added. An
+    /// AddReplica runs about five tablet tasks polled every `--get_task_status_interval` (about
+    /// 10 s at OpenMLDB's timing), all in queue 0, so the stock flow starts this for the next
+    /// tablet while the one before it stops and starts, when the nameserver has no other op of
+    /// the run to run ([`Upgrader::start_adding_temp_replicas`]). `settings.avoid` names the
+    /// tablets that take none (the one about to stop).
+    pub async fn add_temp_replicas(&self, tablet: &str, settings: &MoveSettings) -> Result<usize, UpgradeError> {
+        self.require_auto_failover_off().await?;
+        if self.is_down(tablet).await? {
+            return Ok(0);
+        }
+        let plan = self.plan_drain(tablet, settings).await?;
+        let tables = self.tables_by_tid().await?;
+        // Only partitions with a single replica: one whose other replicas are on a tablet that
+        // is down now (the one before, stopping) has a follower again by the time of its drain.
+        let single = |m: &LeaderMove| {
+            let p = tables.get(&m.tid).and_then(|t| t.table_partition.iter().find(|p| p.pid == m.pid));
+            p.is_some_and(|p| p.partition_meta.len() == 1)
+        };
+        let temps: Vec<LeaderMove> = plan.moves.into_iter().filter(|m| m.temp_replica && single(m)).collect();
+        if temps.is_empty() {
+            return Ok(0);
+        }
+        let earlier: BTreeSet<(u32, u32)> = self.recorded_moves(tablet).await?.iter().map(|m| (m.tid, m.pid)).collect();
+        let recorded = self.record_moves(tablet, &temps).await?;
+        // Only moves still to make, as recorded (an earlier drain's target stays its target).
+        let mut added = 0;
+        for m in recorded.iter().filter(|m| m.temp_replica && m.state == MoveState::Planned) {
+            let table = tables.get(&m.tid).ok_or_else(|| partition_err(m.partition(), "the table disappeared"))?;
+            self.add_temp_replica(table, m, earlier.contains(&(m.tid, m.pid)), settings.op_timeout).await?;
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// The temporary replica of move `m`: an AddReplica, after dropping what an interrupted one
+    /// of this run left when the move was `recorded_before`.
+    async fn add_temp_replica(
+        &self,
+        table: &TableInfo,
+        m: &LeaderMove,
+        recorded_before: bool,
+        timeout: Duration,
+    ) -> Result<(), UpgradeError> {
+        let part = Partition::new(table, m.pid);
+        if recorded_before {
+            self.drop_leftover_copy(part, &m.to, timeout).await?;
+        }
+        self.run_op(part, PartitionOp::AddReplica(&m.to), timeout).await.map(|_| ())
+    }
+
+    /// [`Upgrader::add_temp_replicas`] in the background, once `tablet` is known to the
+    /// nameserver and auto_failover is off: returns then, and the drain of `tablet` (or
+    /// [`Upgrader::wait_temp_replicas`], which verify calls) waits for it. A failure there is
+    /// only logged: the drain adds what is missing itself.
+    pub async fn start_adding_temp_replicas(&self, tablet: &str, settings: &MoveSettings) -> Result<(), UpgradeError> {
+        let known: Vec<String> = self.cluster.ns.show_tablet().await?.into_iter().map(|t| t.endpoint).collect();
+        Self::require_known(&[tablet.to_string()], &known)?;
+        self.require_auto_failover_off().await?;
+        let (upgrader, ep, settings) = (self.clone(), tablet.to_string(), settings.clone());
+        let task = tokio::spawn(async move {
+            let added = upgrader.add_temp_replicas(&ep, &settings).await.map_err(|e| e.to_string());
+            if let Ok(n @ 1..) = added {
+                tracing::info!("added {n} temporary replica(s) for the drain of {ep} ahead of it");
+            }
+            added
+        });
+        let mut under_way = self.temp_replicas_under_way.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(earlier) = under_way.insert(tablet.to_string(), task) {
+            earlier.abort();
+        }
+        Ok(())
+    }
+
+    /// Waits for the temporary replicas being added in the background for the drain of
+    /// `tablet`, or of every tablet when `None`.
+    pub async fn wait_temp_replicas(&self, tablet: Option<&str>) {
+        let tasks: Vec<(String, tokio::task::JoinHandle<Result<usize, String>>)> = {
+            let mut under_way = self.temp_replicas_under_way.lock().unwrap_or_else(|e| e.into_inner());
+            match tablet {
+                Some(t) => under_way.remove(t).map(|task| (t.to_string(), task)).into_iter().collect(),
+                None => under_way.drain().collect(),
+            }
+        };
+        for (ep, task) in tasks {
+            match task.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(
+                    "adding temporary replicas ahead of the drain of {ep} failed ({e}); the drain adds what is missing"
+                ),
+                Err(e) => tracing::warn!("adding temporary replicas ahead of the drain of {ep} stopped: {e}"),
+            }
+        }
+    }
+
     /// Moves every leader off `tablet` (pre-upgrade). auto_failover must be off.
     pub async fn drain_leaders(&self, tablet: &str, settings: &MoveSettings) -> Result<MoveReport, UpgradeError> {
+        self.wait_temp_replicas(Some(tablet)).await;
         let started = Instant::now();
         self.require_auto_failover_off().await?;
         self.lift_stale_fences().await?;

@@ -418,18 +418,26 @@ fn move_key(tablet: &str, tid: u32, pid: u32) -> String {
     format!("drain/{tablet}/{tid}-{pid}")
 }
 
-/// The upgrade operations of one cluster: its servers and the run journal.
+/// Temporary replicas being added in the background ([`Upgrader::start_adding_temp_replicas`]),
+/// by the tablet whose drain they are for.
+type TempReplicasUnderWay =
+    std::sync::Mutex<std::collections::HashMap<String, tokio::task::JoinHandle<Result<usize, String>>>>;
+
+/// The upgrade operations of one cluster: its servers and the run journal. A clone shares the
+/// journal, the queues and the work under way.
+#[derive(Clone)]
 pub struct Upgrader {
     pub cluster: Cluster,
     pub journal: Arc<Journal>,
     /// This run's ops in the nameserver's queues; a leader switch holds its queue
     /// ([`queues`]).
     queues: Arc<queues::OpQueues>,
+    temp_replicas_under_way: Arc<TempReplicasUnderWay>,
 }
 
 impl Upgrader {
     pub fn new(cluster: Cluster, journal: Arc<Journal>) -> Self {
-        Upgrader { cluster, journal, queues: Arc::default() }
+        Upgrader { cluster, journal, queues: Arc::default(), temp_replicas_under_way: Arc::default() }
     }
 
     /// The upgrader of the cluster `config` describes, over `zk`; the journal is mirrored

@@ -80,6 +80,27 @@ pub mod api {
         drain(&Call::new(&ctx, NS)?, tablet, &options)
     }
 
+    /// Starts adding, in the background, the temporary replicas drain_leaders(tablet, options)
+    /// would add for the tablet's single-replica partitions (AddReplica ops, recorded as that
+    /// drain's moves; no leader moves), and returns at once. drain_leaders(tablet) and verify
+    /// wait for them; a failure is logged and the drain adds what is missing. For the tablet
+    /// after the one about to stop (name that one in `avoid`): its AddReplicas, about 10 s each
+    /// at OpenMLDB's timing, then run while the nameserver has nothing else of the run to do.
+    /// Options as drain_leaders. auto_failover must be off. In --dry-run it does nothing (the
+    /// drain's plan shows the temporary replicas).
+    ///
+    /// Example: `upgrade::prepare_drain(next, #{avoid: [ep]}); component::stop(ep);`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn prepare_drain(ctx: NativeCallContext, tablet: &str, options: Map) -> RhaiResultOf<()> {
+        let call = Call::new(&ctx, NS)?;
+        let settings = drain_settings(&call, &options)?;
+        if call.dry_run() {
+            return Ok(());
+        }
+        let upgrader = call.upgrader()?;
+        call.run(upgrader.start_adding_temp_replicas(tablet, &settings))
+    }
+
     /// Post-upgrade: moves leadership back to the tablet exactly as recorded by drain_leaders,
     /// once each returning replica is loaded, alive and caught up, and deletes temporary replicas.
     /// Idempotent: a re-run finishes a partial run. auto_failover must be off.
