@@ -33,22 +33,11 @@ fn yes() -> bool {
     true
 }
 
-/// `TermPair` of `TablePartition.term_offset` (`name_server.proto`): the first offset of a
-/// leader term (C§3.5: a ChangeLeader appends one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TermOffset {
-    pub term: u64,
-    pub offset: u64,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TablePartition {
     pub pid: u32,
     #[serde(default)]
     pub partition_meta: Vec<PartitionMeta>,
-    /// The partition's leader terms, each with its first offset.
-    #[serde(default)]
-    pub term_offset: Vec<TermOffset>,
 }
 
 impl TablePartition {

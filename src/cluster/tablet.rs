@@ -1,5 +1,4 @@
-//! TabletServer RPCs over HTTP+JSON (C§2.4): GetTableStatus, GetTermPair, GetManifest, ChangeRole,
-//! LoadTable, DropTable, and AddReplica/DelReplica on a leader.
+//! TabletServer RPCs over HTTP+JSON (C§2.4): GetTableStatus, GetTermPair, ChangeRole and LoadTable.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -226,44 +225,9 @@ impl TabletClient {
         pid: u32,
         follower: &str,
     ) -> Result<(), TabletError> {
-        self.replica_request(leader, "DelReplica", tid, pid, follower).await
-    }
-
-    /// AddReplica on a leader's tablet without a task (`TabletImpl::AddReplica`,
-    /// tablet_impl.cc:2202-2269): the leader starts a replicate node for `follower` at once,
-    /// which first asks the follower for its offset and then sends it the log from there.
-    /// Code 119 "replica endpoint already exists" when it has one; 103 on a follower.
-    pub async fn add_replicate_node(
-        &self,
-        leader: &str,
-        tid: u32,
-        pid: u32,
-        follower: &str,
-    ) -> Result<(), TabletError> {
-        self.replica_request(leader, "AddReplica", tid, pid, follower).await
-    }
-
-    /// A `ReplicaRequest` (AddReplica, DelReplica) to `leader` about `follower`, without a task.
-    async fn replica_request(
-        &self,
-        leader: &str,
-        method: &str,
-        tid: u32,
-        pid: u32,
-        follower: &str,
-    ) -> Result<(), TabletError> {
         // Replicate nodes go by the name a use_name leader was given (tablet_impl.cc:2234-2242).
         let follower = self.names.name(follower).await;
-        self.call(leader, method, json!({"tid": tid, "pid": pid, "endpoint": follower})).await.map(|_| ())
-    }
-
-    /// The offset of the snapshot a replica keeps (GetManifest, tablet_impl.cc:3983-4030: its
-    /// `snapshot/MANIFEST` under the root of the table's storage mode; 0 without a snapshot).
-    /// A leader's binlog before that offset may be deleted already.
-    pub async fn manifest_offset(&self, endpoint: &str, table: &TableInfo, pid: u32) -> Result<u64, TabletError> {
-        let body = json!({"tid": table.tid, "pid": pid, "storage_mode": table.storage_mode});
-        let reply = self.call(endpoint, "GetManifest", body).await?;
-        Ok(reply["manifest"]["offset"].as_u64().unwrap_or(0))
+        self.call(leader, "DelReplica", json!({"tid": tid, "pid": pid, "endpoint": follower})).await.map(|_| ())
     }
 
     /// ChangeRole (C§2.4) to leader with `term`, replicating to `followers`. Code 102 "table is

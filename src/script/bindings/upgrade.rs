@@ -180,9 +180,7 @@ pub mod api {
 
     /// The documented recoverdata, after tablets restarted with auto_failover off: each broken
     /// partition gets the freshest replica (by offset) as leader, loaded and marked alive, and the
-    /// others follow it again: a restarted tablet's plain followers are loaded and attached to
-    /// their leader directly (AddReplica on its tablet), the rest rebuilt by RecoverTable.
-    /// Returns partitions recovered per table.
+    /// others are rebuilt by RecoverTable. Returns partitions recovered per table.
     /// Changes the cluster: in --dry-run it says what it would recover and does nothing.
     ///
     /// A partition whose leader's tablet is down gets the freshest replica on a healthy tablet
