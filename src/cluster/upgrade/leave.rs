@@ -69,6 +69,7 @@ impl Upgrader {
                 left.fences_left.push(format!("{}.{} pid {} on {}", fence.db, fence.table, fence.pid, fence.endpoint));
             }
         }
+        self.delete_temp_replicas_ahead(say).await?;
         if let Some(value) = self.recorded_auto_failover().await? {
             say(&format!("putting auto_failover back to {value}"));
             match self.restore_auto_failover().await {
@@ -83,5 +84,44 @@ impl Upgrader {
         left.stopped = self.journal.keys("stopped").await?;
         left.drained = self.drained_tablets().await?;
         Ok(left)
+    }
+
+    /// Deletes the temporary replicas added ahead of a drain that has not begun (every move
+    /// recorded for the tablet is a temporary replica whose leader did not move,
+    /// [`Upgrader::start_adding_temp_replicas`]), once they are added: the run that stops
+    /// leaves no replica it only added for later. Each is a follower, so DelReplicaNS takes it
+    /// whatever auto_failover is (C§3.6). One that cannot be deleted now stays recorded for
+    /// `abort` or a re-run.
+    async fn delete_temp_replicas_ahead(&self, say: &(dyn Fn(&str) + Sync)) -> Result<(), UpgradeError> {
+        self.wait_temp_replicas(None).await;
+        for tablet in self.drained_tablets().await? {
+            let moves = self.recorded_moves(&tablet).await?;
+            let ahead_only = moves.iter().all(|m| m.temp_replica && m.state == super::MoveState::Planned);
+            if moves.is_empty() || !ahead_only {
+                continue;
+            }
+            say(&format!(
+                "deleting {} temporary replica(s) added ahead of the drain of {tablet}, which had not begun",
+                moves.len()
+            ));
+            let tables = self.tables_by_tid().await?;
+            let mut all_deleted = true;
+            for m in &moves {
+                let Some(table) = tables.get(&m.tid) else { continue };
+                let part = Partition::new(table, m.pid);
+                let deleted = match self.cluster.wait_partition_idle(part, OPS_SETTLE).await {
+                    Ok(()) => self.delete_temp_replica(part, &m.to, OPS_SETTLE).await,
+                    Err(e) => Err(e.into()),
+                };
+                if let Err(e) = deleted {
+                    say(&format!("{part}: the temporary replica on {} stays, for abort or a re-run: {e}", m.to));
+                    all_deleted = false;
+                }
+            }
+            if all_deleted {
+                self.journal.delete_tree(&super::drain_key(&tablet)).await?;
+            }
+        }
+        Ok(())
     }
 }

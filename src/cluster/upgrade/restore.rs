@@ -205,7 +205,7 @@ impl Upgrader {
     /// Deletes the temporary replica on `endpoint`, re-adding it as a follower first if a
     /// stopped run left it marked dead: DelReplica refuses a replica flagged leader, even a dead
     /// one (C§2.3, 102).
-    async fn delete_temp_replica(
+    pub(super) async fn delete_temp_replica(
         &self,
         part: Partition<'_>,
         endpoint: &str,
