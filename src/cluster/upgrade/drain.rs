@@ -202,9 +202,9 @@ impl Upgrader {
         })
     }
 
-    /// Adds the temporary replicas a drain of `tablet` would add for its partitions
-    /// with a single replica (AddReplica, C§3.3), recorded as that drain's moves, without moving a leader:
-    /// the drain finds them added and only switches. Returns how many were added. An
+    /// Adds the temporary replicas a drain of `tablet` would add for its partitions with a
+    /// single replica (AddReplica, C§3.3), recorded as that drain's moves, without moving a
+    /// leader: the drain finds them added and only switches. Returns how many were added. An
     /// AddReplica runs about five tablet tasks polled every `--get_task_status_interval` (about
     /// 10 s at OpenMLDB's timing), all in queue 0, so the stock flow starts this for the next
     /// tablet while the one before it stops and starts, when the nameserver has no other op of

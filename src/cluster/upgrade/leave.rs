@@ -69,7 +69,10 @@ impl Upgrader {
                 left.fences_left.push(format!("{}.{} pid {} on {}", fence.db, fence.table, fence.pid, fence.endpoint));
             }
         }
-        self.delete_temp_replicas_ahead(say).await?;
+        // Not a reason to leave auto_failover off: what is not deleted stays recorded.
+        if let Err(e) = self.delete_temp_replicas_ahead(say).await {
+            say(&format!("the temporary replicas added ahead of a drain stay, for abort or a re-run: {e}"));
+        }
         if let Some(value) = self.recorded_auto_failover().await? {
             say(&format!("putting auto_failover back to {value}"));
             match self.restore_auto_failover().await {
