@@ -346,10 +346,8 @@ impl Upgrader {
                 };
                 let part = Partition::new(table, m.pid);
                 if m.temp_replica {
-                    if earlier.contains_key(&(m.tid, m.pid)) {
-                        self.drop_leftover_copy(part, &m.to, settings.op_timeout).await?;
-                    }
-                    self.run_op(part, PartitionOp::AddReplica(&m.to), settings.op_timeout).await?;
+                    let recorded_before = earlier.contains_key(&(m.tid, m.pid));
+                    self.add_temp_replica(table, m, recorded_before, settings.op_timeout).await?;
                 }
                 let stats = self.switch_leader(part, &m.from, &m.to, settings).await?;
                 timing::sample(Sample::ChangeLeaderOut, stats.change_leader);
