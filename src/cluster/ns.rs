@@ -38,6 +38,20 @@ pub struct TablePartition {
     pub pid: u32,
     #[serde(default)]
     pub partition_meta: Vec<PartitionMeta>,
+    /// The partition's history (`TablePartition.term_offset`, C§2.2): each leader term and the
+    /// offset of its first entry, in the order the nameserver recorded them.
+    #[serde(default)]
+    pub term_offset: Vec<TermStart>,
+}
+
+/// `openmldb.nameserver.TermPair`: a term and the offset of its first entry (a ChangeLeader
+/// records its new term from the new leader's offset `+ 1`, `NameServerImpl::UpdateLeaderInfo`,
+/// `src/nameserver/name_server_impl.cc:7550-7552`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermStart {
+    pub term: u64,
+    #[serde(default)]
+    pub offset: u64,
 }
 
 impl TablePartition {

@@ -102,9 +102,10 @@
 //!   arrive). The log is the table: there is no separate memtable, RocksDB or snapshot data
 //!   file, and disk tables hold their rows in memory like memory tables. Data lives in the
 //!   root directories, so it survives process restarts and a replaced `bin/`.
-//!   `table_meta.json` is rewritten when the replica's role, term or followers change (the
-//!   real `table_meta.txt` only at CreateTable and LoadTable), so GetTermPair of an unloaded
-//!   replica can answer its last term.
+//!   `table_meta.json` is rewritten when the replica's role or followers change (the real
+//!   `table_meta.txt` only at CreateTable and LoadTable). The term a replica answers is its
+//!   replicator's, kept apart from the meta's as the real tablet keeps it: a replica created or
+//!   loaded as a follower answers 0 until its leader's first AppendEntries without entries.
 //! * A snapshot writes only `snapshot/MANIFEST` (JSON: `offset`, `name`, `count`, `term`,
 //!   named like the real ones); no entry is dropped from the log, so no row is lost and
 //!   loading still replays every entry. It holds the replica in kMakingSnapshot for
@@ -139,15 +140,12 @@
 //!   loses its extra entries when RecoverTable re-adds it with a drop. Offsets are the real
 //!   log indexes and flow through GetTableStatus, FollowOfNoOne (leader choice, C§3.5),
 //!   GetTermPair and the periodic status refresh (ShowTable, C§3.7).
-//! * RecoverTable's child-op choice: a replica "matches" when its log is empty (offset 0) or
-//!   its term is in the partition's `term_offset` list and its offset is below the start
-//!   offset of the next term; the nameserver does not ask the leader's GetManifest (the real
-//!   one also needs the replica's offset to reach the leader's snapshot offset), and an
-//!   unloaded replica's GetTermPair answers its log's last offset and its meta's term (the
-//!   real tablet answers its snapshot manifest's, 0 without a snapshot, which the real
-//!   nameserver then treats as not matching). So the choice is Simplify (loaded, matched),
-//!   WithDrop (loaded, not matched), NoSend (not loaded, matched) or ReAddReplica (not
-//!   loaded, not matched).
+//! * RecoverTable's child-op choice is the real one (`RecoverEndpointTable`,
+//!   `MatchTermOffset`): GetTermPair of the replica (a loaded follower no leader has probed
+//!   answers term 0, which never matches; an unloaded replica answers its snapshot MANIFEST,
+//!   0/0 without one, which never matches either), then the leader's GetManifest. So the
+//!   choice is Simplify (loaded, matched), WithDrop (loaded, not matched), NoSend (not loaded,
+//!   matched) or ReAddReplica (not loaded, not matched).
 //! * Replica placement of CreateTable is round-robin over the healthy tablets starting at
 //!   `tid`, the first replica of each partition being its leader.
 //! * The NS notices a tablet restart only through `/nodes` children changes (the old

@@ -316,6 +316,7 @@ mod tests {
                 .map(|pid| TablePartition {
                     pid,
                     partition_meta: vec![meta("a:1", pid.is_multiple_of(2)), meta("b:1", pid % 2 == 1)],
+                    term_offset: Vec::new(),
                 })
                 .collect(),
             column_key: Vec::new(),

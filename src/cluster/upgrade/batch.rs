@@ -222,6 +222,7 @@ mod tests {
                         offset: None,
                     })
                     .collect(),
+                term_offset: Vec::new(),
             })
             .collect();
         t

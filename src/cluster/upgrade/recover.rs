@@ -10,7 +10,9 @@
 //!   the table's storage mode, so that its offset counts its binlog too: an unloaded replica
 //!   reports only its snapshot's offset (GetTermPair, tablet_impl.cc:3860-3873), and RecoverTable
 //!   deletes the binlog of a replica that is not loaded (C§3.1). The freshest replica by
-//!   (term, offset) leads (fixing C§6 bug 1, which picks the last replica flagged leader).
+//!   (term, offset) leads (fixing C§6 bug 1, which picks the last replica flagged leader); a
+//!   replica just loaded as a follower answers term 0, and is weighed by the term of the
+//!   partition's history its offset falls in ([`weighed_term`]).
 //!   On a tie the leader of record is kept, then an alive follower, then the first endpoint:
 //!   a replica the nameserver left marked leader but not alive (the old leader after a
 //!   ChangeLeader, C§3.5) never wins a tie.
@@ -31,11 +33,12 @@
 //!
 //! Partitions without a loaded alive leader are recovered side by side (up to
 //! [`RECOVER_CONCURRENCY`] at once). The followers of partitions whose leader serves (a
-//! restarted tablet's replicas, the usual case) are rebuilt per tablet, all at once: loaded from
-//! their own data first, so that each RecoverTable is the short kReAddReplicaSimplifyOP, then
-//! recovered by one RecoverEndpoint over 8 queues ([`Upgrader::rebuild_followers`]). Every load
-//! and every op has its own `timeout`. Each load (a LoadTable until loaded, a RecoverTable op while
-//! it runs) is reported to the run's timing: the slowest is part of the tablet's lower bound.
+//! restarted tablet's replicas, the usual case) are rebuilt per tablet, all at once, by one
+//! RecoverEndpoint over 8 queues, left unloaded so that RecoverTable can weigh their own
+//! snapshots ([`Upgrader::rebuild_followers`]). Every load and every op has its own `timeout`.
+//! Each load (a LoadTable until loaded, a load on the tablet while a RecoverTable op runs, a
+//! RecoverTable op of a replaced leader while it runs) is reported to the run's timing: the
+//! slowest is part of the tablet's lower bound.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -43,7 +46,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::{partition_err, MoveSettings, PartitionOp, UpgradeError, Upgrader};
-use crate::cluster::ns::{Partition, PartitionMeta, TableInfo, TablePartition};
+use crate::cluster::ns::{Partition, PartitionMeta, TableInfo, TablePartition, TermStart};
 use crate::cluster::tablet::TableStatus;
 use crate::timing::{self, Sample};
 
@@ -62,7 +65,7 @@ pub enum DownLeaders {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     pub endpoint: String,
-    /// The leader term it knows and its log offset (GetTermPair).
+    /// The term it is weighed by ([`weighed_term`] of its offset) and its log offset (GetTermPair).
     pub term: u64,
     pub offset: u64,
     /// How the nameserver has it.
@@ -82,6 +85,27 @@ impl Candidate {
     }
 }
 
+/// The term to weigh a replica by: the term of its last entry, which is the term of the
+/// partition's history (each term and its first offset, C§2.2) its offset falls in; 0 for an
+/// empty log. GetTermPair cannot say it: a loaded replica answers its replicator's term, the
+/// term it leads or the last a leader probed it with, never that of its entries, and a replica
+/// created or loaded as a follower answers 0 until a leader's first AppendEntries reaches it
+/// (`tablet_impl.cc:4159-4161`, `:2364-2374`, `log_replicator.cc:59`). A replica that only
+/// ever followed holds a prefix of the partition's log, so its offset places it. A replica the
+/// nameserver still marks leader but not alive, while another one is the alive leader, was
+/// replaced and has received nothing since: entries it holds past the start of the last term
+/// were written in its own older term, so it is never given the last term.
+pub fn weighed_term(offset: u64, history: &[TermStart], replaced_leader: bool) -> u64 {
+    if offset == 0 {
+        return 0;
+    }
+    let history = match history.split_last() {
+        Some((_, before_last)) if replaced_leader => before_last,
+        _ => history,
+    };
+    history.iter().filter(|t| t.offset <= offset).map(|t| t.term).max().unwrap_or(0)
+}
+
 /// The replica that leads after recover data: the highest (term, offset), ties broken by
 /// [`Candidate::tie_rank`] and then the smallest endpoint, so the choice never depends on the
 /// order of the nameserver's metadata.
@@ -96,6 +120,10 @@ pub fn freshest(candidates: &[Candidate]) -> Option<&Candidate> {
 /// Partitions recovered at once. The nameserver's queues bound the real parallelism; this
 /// bounds the requests in flight (each waits on its own op).
 const RECOVER_CONCURRENCY: usize = 16;
+
+/// How often the loads of a restarted tablet's followers are looked at while RecoverTable
+/// rebuilds them (one GetTableStatus of that tablet each time).
+const LOAD_LOOK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long a leader's tablet that runs again may take to be listed healthy by the nameserver.
 const REGISTERED_WAIT: Duration = Duration::from_secs(30);
@@ -215,42 +243,26 @@ impl Upgrader {
         }
     }
 
-    /// Rebuilds the follower replicas on `tablet` of partitions whose leader serves: each is
-    /// loaded from its own snapshot and binlog first (LoadTable as a follower, all at once), so
-    /// that RecoverTable finds it loaded with a matching (term, offset) and chooses
-    /// kReAddReplicaSimplifyOP (one tablet task, AddReplica on the leader) instead of
-    /// kReAddReplicaNoSendOP (PauseSnapshot, LoadTable, AddReplica, RecoverSnapshot, each polled
-    /// every `--get_task_status_interval`, C§3.1). They are then marked dead and recovered by
-    /// one RecoverEndpoint over 8 queues when they are all the dead replicas the tablet has
-    /// (RecoverTable alone shares 2 queues with every ChangeLeader, C§3.3), else one by one.
+    /// Rebuilds the follower replicas on `tablet` of partitions whose leader serves: they are
+    /// marked dead and recovered by one RecoverEndpoint over 8 queues when they are all the
+    /// dead replicas the tablet has (RecoverTable alone shares 2 queues with every
+    /// ChangeLeader, C§3.3), else one RecoverTable each.
+    ///
+    /// They are left unloaded for RecoverTable. A replica loaded as a follower answers term 0
+    /// to GetTermPair until a leader probes it (`tablet_impl.cc:4159-4161`), which never
+    /// matches the partition's history (`MatchTermOffset`, `name_server_impl.cc:6708-6712`), so
+    /// RecoverTable would drop it and send the leader's snapshot (kReAddReplicaWithDropOP,
+    /// `:5919-5925`). Unloaded, it is weighed by its own snapshot's term and offset: with one that
+    /// matches and reaches the leader's, RecoverTable loads it from its own data
+    /// (kReAddReplicaNoSendOP); else the leader sends its snapshot (kReAddReplicaOP), as it
+    /// would after a drop. While the ops run, each load on the tablet is timed for the lower
+    /// bound ([`Upgrader::timing_loads`]).
     async fn rebuild_followers(
         &self,
         tablet: &str,
         replicas: &[(&TableInfo, u32)],
         timeout: Duration,
     ) -> Result<(), UpgradeError> {
-        let tablets = &self.cluster.tablets;
-        let loads = replicas.iter().map(|(table, pid)| async {
-            let part = Partition::new(table, *pid);
-            if tablets.loaded_offset(tablet, table.tid, *pid).await.is_some() {
-                return;
-            }
-            let started = std::time::Instant::now();
-            let loaded = match tablets.load_table_as_follower(tablet, table, *pid).await {
-                Ok(()) => {
-                    self.cluster.wait_replica_ready(tablet, part, false, timeout).await.map_err(UpgradeError::from)
-                }
-                Err(e) => Err(e.into()),
-            };
-            match loaded {
-                Ok(()) => timing::sample(Sample::Load, started.elapsed()),
-                // RecoverTable then sends it the leader's snapshot instead.
-                Err(e) => tracing::warn!(
-                    "{part}: loading the replica on {tablet} failed ({e}); RecoverTable rebuilds it from the leader"
-                ),
-            }
-        });
-        futures::stream::iter(loads).buffer_unordered(RECOVER_CONCURRENCY).collect::<Vec<()>>().await;
         let mut ours = BTreeSet::new();
         let now = self.tables_by_tid().await?;
         for (table, pid) in replicas {
@@ -263,7 +275,42 @@ impl Upgrader {
         }
         let settings =
             MoveSettings { op_timeout: timeout, concurrency: RECOVER_CONCURRENCY, ..MoveSettings::default() };
-        self.readd_replaced_leaders(tablet, &ours, &settings).await
+        self.timing_loads(tablet, &ours, self.readd_replaced_leaders(tablet, &ours, &settings)).await
+    }
+
+    /// Runs `work` and meanwhile times each load of `replicas` on `tablet` for the lower bound
+    /// (a [`Sample::Load`]): from the first GetTableStatus that lists it not yet loaded
+    /// (kTableUndefined, kTableLoading) to the first that lists it loaded. A load that starts
+    /// and ends between two looks is not sampled, so the bound never counts our polling.
+    async fn timing_loads<T>(
+        &self,
+        tablet: &str,
+        replicas: &BTreeSet<(u32, u32)>,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let watch = async {
+            let mut loading_since = HashMap::new();
+            let mut timed = BTreeSet::new();
+            loop {
+                if let Ok(statuses) = self.cluster.tablets.loaded_partitions(tablet).await {
+                    let looked = std::time::Instant::now();
+                    for (key, status) in statuses.iter().filter(|(key, _)| replicas.contains(key)) {
+                        if !status.is_loaded() {
+                            loading_since.entry(*key).or_insert(looked);
+                        } else if let Some(since) = loading_since.get(key) {
+                            if timed.insert(*key) {
+                                timing::sample(Sample::Load, looked - *since);
+                            }
+                        }
+                    }
+                }
+                tokio::time::sleep(LOAD_LOOK_INTERVAL).await;
+            }
+        };
+        tokio::select! {
+            done = work => done,
+            never = watch => never,
+        }
     }
 
     /// Recovers one partition: a loaded alive leader (the freshest replica made leader when
@@ -331,11 +378,13 @@ impl Upgrader {
             result?;
         }
         let mut candidates = Vec::new();
+        let another_leads = |ep: &str| p.partition_meta.iter().any(|o| o.is_leader && o.is_alive && o.endpoint != ep);
         for m in healthy_metas {
             let pair = tablets.term_pair(&m.endpoint, table, pid).await?;
+            let replaced_leader = m.is_leader && !m.is_alive && another_leads(&m.endpoint);
             candidates.push(Candidate {
                 endpoint: m.endpoint.clone(),
-                term: pair.term,
+                term: weighed_term(pair.offset, &p.term_offset, replaced_leader),
                 offset: pair.offset,
                 is_leader: m.is_leader,
                 is_alive: m.is_alive,
@@ -409,6 +458,30 @@ mod tests {
         assert_eq!(freshest(&stale_first).unwrap().endpoint, "c:1");
         let no_alive_leader = [c("a:1", 7, 800, true, false), c("b:1", 7, 800, false, true)];
         assert_eq!(freshest(&no_alive_leader).unwrap().endpoint, "b:1");
+    }
+
+    fn history(pairs: &[(u64, u64)]) -> Vec<TermStart> {
+        pairs.iter().map(|&(term, offset)| TermStart { term, offset }).collect()
+    }
+
+    #[test]
+    fn a_replica_is_weighed_by_the_term_its_offset_falls_in() {
+        // Term 1 from offset 0, 3 from 101, 4 from 251.
+        let h = history(&[(1, 0), (3, 101), (4, 251)]);
+        assert_eq!(weighed_term(50, &h, false), 1);
+        assert_eq!(weighed_term(101, &h, false), 3);
+        assert_eq!(weighed_term(900, &h, false), 4);
+        // An empty log holds no term.
+        assert_eq!(weighed_term(0, &h, false), 0);
+        // A replaced leader's entries past the last term's start are of its own older term.
+        assert_eq!(weighed_term(900, &h, true), 3);
+        assert_eq!(weighed_term(50, &h, true), 1);
+        // So a follower of the last term wins over it even with a shorter log.
+        let list = [
+            c("a:1", weighed_term(900, &h, true), 900, true, false),
+            c("b:1", weighed_term(260, &h, false), 260, false, true),
+        ];
+        assert_eq!(freshest(&list).unwrap().endpoint, "b:1");
     }
 
     #[test]

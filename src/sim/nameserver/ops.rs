@@ -1,7 +1,7 @@
 //! The op engine (C§3): ops with task chains in 10 serial queues, tablet tasks polled with
 //! GetTaskStatus, ops persisted in `<root>/op/op_data/<id>` so a new leader resumes them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -1070,15 +1070,15 @@ async fn check_binlog_sync(ns: &NameServer, op_id: u64, op_type: OpType, data: &
     }
 }
 
-/// RecoverTable task (C§3.1): inspect the replica and spawn one child op.
-///
-/// Simplified term/offset matching: the replica matches when its term appears in the
-/// partition's `term_offset` list and its offset does not reach past the start of the next
-/// term; the leader's manifest offset is always 0 (no snapshots are made).
+/// RecoverTable task (C§3.1, `NameServerImpl::RecoverEndpointTable`,
+/// `src/nameserver/name_server_impl.cc:5791-5931`): inspect the replica and spawn one child
+/// op. The replica's GetTermPair is weighed by [`match_term_offset`], and the short ops
+/// (Simplify when loaded, NoSend when not) also need its offset to reach the leader's snapshot
+/// offset (GetManifest of the leader, `:5906-5927`).
 async fn recover_table(ns: &Arc<NameServer>, op_id: u64, data: &OpData, name: &str, pid: u32) -> bool {
     let tid = data.tid;
     let mut endpoint = data.endpoint.clone();
-    let (db, has_follower, term_offset, storage_mode) = {
+    let (db, has_follower, term_offset, storage_mode, leader) = {
         let state = ns.lock().await;
         let Some(table) = state.tables.get(&tid) else { return false };
         let Some(partition) = table.partition(pid) else { return false };
@@ -1106,7 +1106,8 @@ async fn recover_table(ns: &Arc<NameServer>, op_id: u64, data: &OpData, name: &s
         if has_follower && partition.alive_leader().is_none() {
             return false;
         }
-        (table.db.clone(), has_follower, partition.term_offset.clone(), table_storage_mode(Some(table)))
+        let leader = partition.alive_leader().map(|m| m.endpoint.clone());
+        (table.db.clone(), has_follower, partition.term_offset.clone(), table_storage_mode(Some(table)), leader)
     };
     // GetTermPair and DeleteBinlog name the table's storage mode, so the tablet looks under
     // its root (`RecoverEndpointTable`, `src/nameserver/name_server_impl.cc:5791-5916`).
@@ -1167,12 +1168,15 @@ async fn recover_table(ns: &Arc<NameServer>, op_id: u64, data: &OpData, name: &s
     {
         return false;
     }
-    // An empty log cannot have diverged from the leader's.
-    let matched = offset == 0
-        || match term_offset.iter().position(|t| t.term == term) {
-            Some(i) => term_offset.get(i + 1).is_none_or(|next| offset < next.offset),
-            None => false,
-        };
+    let Some(leader) = leader else { return false };
+    let Ok(manifest) = ns.call_tablet(&leader, "GetManifest", &by_mode).await else {
+        return false;
+    };
+    if http::reply_code(&manifest) != 0 {
+        return false;
+    }
+    let snapshot_offset = manifest.pointer("/manifest/offset").and_then(Value::as_u64).unwrap_or(0);
+    let matched = match_term_offset(has_table, term, offset, &term_offset) && offset >= snapshot_offset;
     let child = match (has_table, matched) {
         (true, true) => OpType::kReAddReplicaSimplifyOP,
         (true, false) => OpType::kReAddReplicaWithDropOP,
@@ -1260,5 +1264,60 @@ pub async fn update_task_status_loop(ns: Arc<NameServer>, token: CancellationTok
         if changed {
             ns.wake_ops.notify_one();
         }
+    }
+}
+
+/// `NameServerImpl::MatchTermOffset` (`src/nameserver/name_server_impl.cc:6683-6732`): whether
+/// a replica that reports (`term`, `offset`) holds a prefix of the partition's history. An
+/// unloaded replica at offset 0 (no snapshot) never matches; the term must be one the
+/// partition had (the first entry of a term wins, as `std::map::insert` keeps it). An offset
+/// below its term's start matches only when it is just below the last term's start; otherwise
+/// it must not reach the next term's start.
+pub fn match_term_offset(has_table: bool, term: u64, offset: u64, term_offset: &[TermPair]) -> bool {
+    if !has_table && offset == 0 {
+        return false;
+    }
+    let mut starts = BTreeMap::new();
+    for pair in term_offset {
+        starts.entry(pair.term).or_insert(pair.offset);
+    }
+    match starts.get(&term) {
+        None => false,
+        Some(&start) if start > offset => starts.values().next_back() == Some(&(offset + 1)),
+        Some(_) => match starts.range(term + 1..).next() {
+            None => true,
+            Some((_, &next_start)) => next_start > offset,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(pairs: &[(u64, u64)]) -> Vec<TermPair> {
+        pairs.iter().map(|&(term, offset)| TermPair { term, offset }).collect()
+    }
+
+    #[test]
+    fn match_term_offset_is_the_nameservers_check() {
+        // Terms 1 from offset 0, 3 from 101, 4 from 251 (name_server_impl.cc:6683-6732).
+        let h = history(&[(1, 0), (3, 101), (4, 251)]);
+        // An unloaded replica without a snapshot never matches; a loaded empty one needs its term.
+        assert!(!match_term_offset(false, 1, 0, &h));
+        assert!(match_term_offset(true, 1, 0, &h));
+        // A loaded follower no leader has probed answers term 0, which no partition has.
+        assert!(!match_term_offset(true, 0, 120, &h));
+        // Within its term and short of the next term's start.
+        assert!(match_term_offset(true, 3, 200, &h));
+        assert!(match_term_offset(true, 3, 250, &h));
+        assert!(!match_term_offset(true, 3, 251, &h), "it holds entries the next term rewrote");
+        // The last term matches at any offset past its start.
+        assert!(match_term_offset(false, 4, 9_000, &h));
+        // An offset below its term's start matches only just below the last term's start.
+        assert!(match_term_offset(true, 4, 250, &h));
+        assert!(!match_term_offset(true, 3, 50, &h));
+        // An unknown term never matches.
+        assert!(!match_term_offset(true, 2, 120, &h));
     }
 }

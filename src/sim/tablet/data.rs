@@ -55,7 +55,7 @@ impl Tablet {
         let Some(key) = key.filter(|k| !k.is_empty()) else {
             return general(115, "invalid dimension parameter");
         };
-        let term = replica.meta.term;
+        let term = replica.term;
         let entry = replica.log.write(term, key, value, ts);
         if append_log(&replica.dir, &[entry]).is_err() {
             return general(127, "write data failed");

@@ -127,6 +127,12 @@ impl ReplicaMeta {
 #[derive(Debug)]
 pub struct Replica {
     pub meta: ReplicaMeta,
+    /// The replicator's term (`LogReplicator::term_`), which GetTermPair, Put and the
+    /// replication nodes use. It is not the meta's: `CreateTableInternal` sets it only for a
+    /// leader (`src/tablet/tablet_impl.cc:4159-4161`), so a replica created or loaded as a
+    /// follower answers term 0 (`src/replica/log_replicator.cc:59`) until a leader's first
+    /// AppendEntries without entries raises it (`:2364-2374`) or ChangeRole makes it lead.
+    pub term: u64,
     pub state: TableState,
     pub log: ReplicaLog,
     /// `<root of its storage mode>/<tid>_<pid>`.
@@ -145,8 +151,10 @@ pub struct Replica {
 
 impl Replica {
     fn new(meta: ReplicaMeta, state: TableState, dir: PathBuf) -> Replica {
+        let term = if meta.mode.unwrap_or(TableMode::kTableLeader) == TableMode::kTableLeader { meta.term } else { 0 };
         Replica {
             meta,
+            term,
             state,
             log: ReplicaLog::default(),
             dir,

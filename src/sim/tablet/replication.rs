@@ -99,6 +99,7 @@ impl Tablet {
             }
             replica.meta.mode = Some(TableMode::kTableLeader);
             replica.meta.term = body.u64("term").unwrap_or(replica.meta.term);
+            replica.term = replica.meta.term;
             replica.meta.replicas.clear();
             for follower in body.str_list("replicas") {
                 if self.add_replicate_node(replica, &follower) != 0 {
@@ -188,23 +189,17 @@ impl Tablet {
         if replica.mode() == TableMode::kTableLeader {
             return general(102, "table is leader");
         }
-        if term < replica.meta.term {
+        if term < replica.term {
             return general(122, "fail to append entries to replicator");
         }
         // Only the probe without entries takes a newer term (`:2364-2374`).
         let probe = entries.is_empty() && body.u64("pre_log_index").unwrap_or(0) == 0;
-        let raised = probe && term > replica.meta.term;
-        if raised {
-            replica.meta.term = term;
+        if probe && term > replica.term {
+            replica.term = term;
         }
         let appended = replica.log.append(&entries);
         if !appended.is_empty() && append_log(&replica.dir, &appended).is_err() {
             return general(122, "fail to append entries to replicator");
-        }
-        if raised {
-            // The simulator keeps the term in table_meta.json for GetTermPair of an unloaded
-            // replica (see the `sim` module docs).
-            let _ = persist_meta(&replica.dir, &replica.meta);
         }
         json!({ "code": 0, "msg": "ok", "log_offset": replica.log.offset() })
     }
@@ -241,7 +236,7 @@ async fn replicate(tablet: Arc<Tablet>, tid: u32, pid: u32, follower: String, st
     };
     let flags = &tablet.flags;
     let path = "/TabletServer/AppendEntries";
-    let term = || tablet.lock().replicas.get(&(tid, pid)).map(|r| r.meta.term);
+    let term = || tablet.lock().replicas.get(&(tid, pid)).map(|r| r.term);
     // MatchLogOffset: the follower's offset is where sending starts.
     let mut last_sync = loop {
         let Some(term) = term() else { return };
@@ -304,7 +299,7 @@ async fn replicate(tablet: Arc<Tablet>, tid: u32, pid: u32, follower: String, st
                     let state = tablet.lock();
                     let Some(replica) = state.replicas.get(&(tid, pid)) else { return };
                     let entries = replica.log.entries_after(last_sync, flags.binlog_sync_batch_size.max(1));
-                    entries.last().map(|e| e.log_index).map(|last| (replica.meta.term, entries, last))
+                    entries.last().map(|e| e.log_index).map(|last| (replica.term, entries, last))
                 };
                 let Some((term, entries, last)) = batch else { continue };
                 let request = json!({ "tid": tid, "pid": pid, "term": term, "pre_log_index": last_sync,

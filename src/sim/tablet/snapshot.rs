@@ -123,7 +123,7 @@ impl Tablet {
                     let term = if replica.log.count_after(snapshot) > 0 && target > snapshot {
                         replica.log.term_at(target)
                     } else {
-                        previous.as_ref().map(|m| m.term).unwrap_or(replica.meta.term)
+                        previous.as_ref().map(|m| m.term).unwrap_or(replica.term)
                     };
                     let manifest =
                         Manifest { offset: target, name: format!("{name_time}.sdb"), count: rows as u64, term };
@@ -136,7 +136,7 @@ impl Tablet {
                     offset: current,
                     name: name_time.to_string(),
                     count: replica.log.len() as u64,
-                    term: replica.meta.term,
+                    term: replica.term,
                 };
                 Some(Ok((manifest, snapshot_duration(storage, replica.log.len()), replica.dir.clone())))
             }

@@ -374,24 +374,24 @@ impl Tablet {
         json!({ "code": 0, "msg": "ok", "manifest": manifest })
     }
 
-    /// GetTermPair (C§2.4, `src/tablet/tablet_impl.cc:3844-3892`). A replica that is not
-    /// loaded is looked up under the root of the request's storage mode (138 without one);
-    /// the simulator then answers its log's last offset and its meta's term (the real tablet
-    /// answers its snapshot manifest's, see the `sim` module docs).
+    /// GetTermPair (C§2.4, `src/tablet/tablet_impl.cc:3844-3892`). A loaded replica answers
+    /// its replicator's term (0 for a follower no leader has probed yet) and its log's offset.
+    /// One that is not loaded is looked up under the root of the request's storage mode (138
+    /// without one) and answers its snapshot manifest's term and offset, both 0 without a
+    /// snapshot (`GetSnapshotOffset`, `:3754-3785`): its binlog does not count.
     pub(super) fn get_term_pair(&self, body: &Body<'_>) -> Value {
         let (tid, pid) = Self::tid_pid(body);
         let state = self.lock();
         if let Some(replica) = state.replicas.get(&(tid, pid)) {
             return json!({ "code": 0, "msg": "ok", "has_table": true,
                            "is_leader": replica.mode() == TableMode::kTableLeader,
-                           "term": replica.meta.term, "offset": replica.log.offset() });
+                           "term": replica.term, "offset": replica.log.offset() });
         }
         drop(state);
         let Some(dir) = self.roots.dir(tid, pid, request_mode(body)) else {
             return json!({ "code": 138, "msg": "fail to get db root path", "has_table": false });
         };
-        let term = read_meta(&dir).map(|m| m.term).unwrap_or(0);
-        let offset = read_log(&dir).offset();
+        let (term, offset) = read_manifest(&dir).map(|m| (m.term, m.offset)).unwrap_or((0, 0));
         json!({ "code": 0, "msg": "table does not exist", "has_table": false, "term": term, "offset": offset })
     }
 
