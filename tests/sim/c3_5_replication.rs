@@ -111,3 +111,76 @@ async fn c3_5_change_leader_to_a_lagging_follower_loses_exactly_the_missing_entr
         .await;
     }
 }
+
+/// The replicator's term (C§2.4 GetTermPair, `tablet_impl.cc:3844-3892`): a follower answers
+/// the term its leader's first AppendEntries without entries gave it; restarted, its replica
+/// unloaded answers its snapshot's (0/0 without one); loaded again as a follower it answers 0
+/// (`CreateTableInternal` sets the term of a leader only, `:4159-4161`), so RecoverTable finds
+/// no matching term and drops and re-sends it (kReAddReplicaWithDropOP, `MatchTermOffset`,
+/// `name_server_impl.cc:6708-6712`); the new node's probe gives it the term again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2_4_a_reloaded_follower_answers_term_0_until_its_leader_probes_it() {
+    let mut cluster = SimCluster::new("/c2_4_term");
+    for _ in 0..2 {
+        cluster.start_tablet(&[]).await;
+    }
+    let ns = cluster.start_leader(&[]).await;
+    cluster.create_table(&ns, "db", "t", 1, 2).await;
+    let tid = cluster.tid(&ns, "db", "t").await;
+    let parts = cluster.partitions(&ns, "db", "t").await;
+    let leader = parts[0].1.iter().find(|m| m.1).expect("leader").0.clone();
+    let follower = parts[0].1.iter().find(|m| !m.1).expect("follower").0.clone();
+    for i in 0..5 {
+        let put = json!({ "tid": tid, "pid": 0, "pk": format!("k{i}"), "value": "v" });
+        assert_eq!(cluster.tablet(&leader, "Put", put).await["code"], 0);
+    }
+    wait_for("the follower replicated", Duration::from_secs(10), || async {
+        (term_pair(&cluster, &follower, tid).await == (true, Some(1), Some(5))).then_some(())
+    })
+    .await;
+
+    cluster.terminate(&follower);
+    let node = format!("/c2_4_term/nodes/{follower}");
+    let zk = cluster.zk_client().await;
+    wait_for("old session expired", Duration::from_secs(10), || async {
+        zk.check_stat(&node).await.ok().flatten().is_none().then_some(())
+    })
+    .await;
+    cluster.restart_tablet(&follower, &[]).await;
+    assert_eq!(
+        term_pair(&cluster, &follower, tid).await,
+        (false, Some(0), Some(0)),
+        "an unloaded replica without a snapshot"
+    );
+    let meta = json!({ "name": "t", "db": "db", "tid": tid, "pid": 0, "mode": "kTableFollower" });
+    assert_eq!(cluster.tablet(&follower, "LoadTable", json!({ "table_meta": meta })).await["code"], 0);
+    wait_for("the follower loaded", Duration::from_secs(10), || async {
+        let status = cluster.table_status(&follower, tid, 0).await?;
+        (status["state"] == "kTableNormal").then_some(())
+    })
+    .await;
+    assert_eq!(
+        term_pair(&cluster, &follower, tid).await,
+        (true, Some(0), Some(5)),
+        "loaded as a follower, no leader has probed it"
+    );
+
+    let dead = json!({ "name": "t", "db": "db", "pid": 0, "endpoint": follower, "is_alive": false });
+    assert_eq!(cluster.ns(&ns, "UpdateTableAliveStatus", dead).await["code"], 0);
+    let recovered =
+        cluster.ns(&ns, "RecoverTable", json!({ "name": "t", "db": "db", "pid": 0, "endpoint": follower })).await;
+    assert_eq!(recovered["code"], 0, "{recovered}");
+    let ops = cluster.wait_ops_finished(&ns, Duration::from_secs(60)).await;
+    assert!(ops.iter().any(|o| o.1 == "kReAddReplicaWithDropOP"), "{ops:?}");
+    assert!(ops.iter().all(|o| o.4 == "kDone"), "{ops:?}");
+    wait_for("the re-added follower probed", Duration::from_secs(10), || async {
+        (term_pair(&cluster, &follower, tid).await == (true, Some(1), Some(5))).then_some(())
+    })
+    .await;
+}
+
+/// GetTermPair of pid 0: (has_table, term, offset).
+async fn term_pair(cluster: &SimCluster, tablet: &str, tid: u64) -> (bool, Option<u64>, Option<u64>) {
+    let reply = cluster.tablet(tablet, "GetTermPair", json!({ "tid": tid, "pid": 0 })).await;
+    (reply["has_table"].as_bool().unwrap_or(false), reply["term"].as_u64(), reply["offset"].as_u64())
+}

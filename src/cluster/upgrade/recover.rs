@@ -378,10 +378,14 @@ impl Upgrader {
             result?;
         }
         let mut candidates = Vec::new();
+        // The newest term any replica knows or the partition recorded: a leader of an older
+        // term would have its entries refused by followers a newer leader probed (code 122).
+        let mut newest_term = p.term_offset.iter().map(|t| t.term).max().unwrap_or(0);
         let another_leads = |ep: &str| p.partition_meta.iter().any(|o| o.is_leader && o.is_alive && o.endpoint != ep);
         for m in healthy_metas {
             let pair = tablets.term_pair(&m.endpoint, table, pid).await?;
             let replaced_leader = m.is_leader && !m.is_alive && another_leads(&m.endpoint);
+            newest_term = newest_term.max(pair.term);
             candidates.push(Candidate {
                 endpoint: m.endpoint.clone(),
                 term: weighed_term(pair.offset, &p.term_offset, replaced_leader),
@@ -401,8 +405,9 @@ impl Upgrader {
         let of_record = p.partition_meta.iter().filter(|m| m.is_leader).any(|m| m.endpoint == best.endpoint)
             && !p.partition_meta.iter().any(|m| m.is_leader && m.is_alive && m.endpoint != best.endpoint);
         if of_record {
-            // It leads again with the term it knows; its followers are re-added afterwards.
-            match tablets.change_role_to_leader(&best.endpoint, table.tid, pid, best.term, &[]).await {
+            // It leads again in the partition's newest term; its followers are re-added
+            // afterwards.
+            match tablets.change_role_to_leader(&best.endpoint, table.tid, pid, newest_term, &[]).await {
                 Err(e) if e.code() != Some(102) => return Err(e.into()),
                 _ => {}
             }
