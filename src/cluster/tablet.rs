@@ -230,6 +230,31 @@ impl TabletClient {
         self.call(leader, "DelReplica", json!({"tid": tid, "pid": pid, "endpoint": follower})).await.map(|_| ())
     }
 
+    /// AddReplica on a leader's tablet without a task (`TabletImpl::AddReplica`,
+    /// tablet_impl.cc:2202-2269): the leader starts a replicate node for `follower` at once,
+    /// which first asks the follower for its offset with its term (the follower takes the term,
+    /// `:2364-2374`) and then sends it the log from there (`replicate_node.cc:154-173`). Code
+    /// 119 "replica endpoint already exists" when it has one; 103 on a follower.
+    pub async fn add_replicate_node(
+        &self,
+        leader: &str,
+        tid: u32,
+        pid: u32,
+        follower: &str,
+    ) -> Result<(), TabletError> {
+        let follower = self.names.name(follower).await;
+        self.call(leader, "AddReplica", json!({"tid": tid, "pid": pid, "endpoint": follower})).await.map(|_| ())
+    }
+
+    /// The offset of the snapshot a replica keeps (GetManifest, tablet_impl.cc:3983-4021: its
+    /// `snapshot/MANIFEST` under the root of the table's storage mode; 0 without a snapshot).
+    /// A leader's binlog before that offset may be deleted already.
+    pub async fn manifest_offset(&self, endpoint: &str, table: &TableInfo, pid: u32) -> Result<u64, TabletError> {
+        let body = json!({"tid": table.tid, "pid": pid, "storage_mode": table.storage_mode});
+        let reply = self.call(endpoint, "GetManifest", body).await?;
+        Ok(reply["manifest"]["offset"].as_u64().unwrap_or(0))
+    }
+
     /// ChangeRole (C§2.4) to leader with `term`, replicating to `followers`. Code 102 "table is
     /// leader" when it already leads.
     pub async fn change_role_to_leader(

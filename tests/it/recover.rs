@@ -428,3 +428,125 @@ fn o5_7_recover_data_waiting_for_a_down_leader_leaves_its_partitions_until_it_is
     assert!(metas.iter().all(|(_, _, alive)| *alive), "{db}.{name} pid {pid}: {metas:?}");
     assert_rows_present(&rt, &state, &table, &keys);
 }
+
+/// The stock flow's drain (`readd_followers: false`, the tablet stops next) records the term
+/// each of the tablet's followers answers, the term of the leader that probed it. After the
+/// restart, recover data attaches every follower whose recorded term is still its partition's
+/// last straight to its leader (the tablet RPCs of kReAddReplicaSimplifyOP without the op,
+/// C§3.1): loaded from its own data and caught up with the rows written while it was down.
+/// A partition whose leader changed after the record (a newer term) and the replaced leaders
+/// go through RecoverTable; every replica ends alive and the cluster verifies healthy.
+#[test]
+fn c3_1_recover_data_attaches_followers_whose_term_is_still_the_last_and_rebuilds_the_rest() {
+    let sb = Sandbox::up(&[]);
+    let state = sandbox::load_state(&sb.dir).unwrap();
+    let tablet = state.components.iter().find(|c| c.role.as_str() == "tablet").unwrap().endpoint.clone();
+    let (db, name) = ("demo", "triple");
+    let out = sb.run(&format!(
+        r#"upgrade::disable_auto_failover(); upgrade::drain_leaders("{tablet}", #{{ readd_followers: false }});"#
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let drained = placement(&state, db, name);
+    let followed: Vec<u32> = drained
+        .iter()
+        .filter(|(pid, metas)| {
+            metas.iter().any(|(ep, leader, _)| ep == &tablet && !leader)
+                && alive_leader(&drained, *pid).is_some_and(|l| l != tablet)
+        })
+        .map(|(pid, _)| *pid)
+        .collect();
+    assert!(followed.len() >= 2, "{tablet} follows fewer than 2 partitions of {db}.{name}: {drained:?}");
+    // A newer term on one of them after the record: its follower there must not be attached.
+    let moved = followed[0];
+    let other = drained
+        .iter()
+        .find(|(p, _)| *p == moved)
+        .unwrap()
+        .1
+        .iter()
+        .find(|(ep, leader, _)| ep != &tablet && !leader)
+        .unwrap()
+        .0
+        .clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let changed = rt
+        .block_on(sandbox::ns_call(
+            &state,
+            "ChangeLeader",
+            json!({"db": db, "name": name, "pid": moved, "candidate_leader": other}),
+        ))
+        .unwrap();
+    assert_eq!(changed["code"], 0, "{changed}");
+    let out = sb.run(r#"wait::ops_done(0, "60s");"#);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    stop_tablet(&sb, &state, &tablet);
+    let table = TableName { db: db.into(), name: name.into() };
+    let partitions = drained.len() as u32;
+    let keys: Vec<String> = followed.iter().flat_map(|pid| keys_in(*pid, partitions, 5)).collect();
+    put_rows(&rt, &state, &table, &keys);
+    start_tablet(&state, &tablet);
+    let op_index = || {
+        let reply = rt.block_on(sandbox::ns_call(&state, "ShowOPStatus", json!({}))).unwrap();
+        reply["op_status"].as_array().unwrap().clone()
+    };
+    let since = op_index().iter().filter_map(|o| o["op_id"].as_u64()).max().unwrap_or(0);
+    let out = sb.run(r#"upgrade::recover_data(#{ down_leaders: "wait" });"#);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let rebuilt: Vec<u32> = op_index()
+        .iter()
+        .filter(|o| {
+            o["op_id"].as_u64().unwrap_or(0) > since
+                && o["name"] == name
+                && o["op_type"].as_str().unwrap_or("").starts_with("kReAdd")
+        })
+        .filter_map(|o| o["pid"].as_u64().map(|p| p as u32))
+        .collect();
+    assert!(
+        rebuilt.contains(&moved),
+        "pid {moved} got a newer term and was not rebuilt by RecoverTable: {rebuilt:?}\n{}",
+        out.stderr
+    );
+    for pid in &followed[1..] {
+        assert!(
+            !rebuilt.contains(pid),
+            "the follower of pid {pid} was rebuilt by RecoverTable, not attached: {rebuilt:?}\n{}",
+            out.stderr
+        );
+    }
+    // Attached and caught up: the rows written while it was down are on the restarted tablet.
+    let tid = table_tid(&state, db, name);
+    for pid in &followed[1..] {
+        let status = rt
+            .block_on(mldb_upgrade::sim::http::call(
+                &tablet,
+                "/TabletServer/GetTableStatus",
+                &json!({"tid": tid, "pid": pid}),
+                Duration::from_secs(5),
+            ))
+            .unwrap();
+        let leader = alive_leader(&placement(&state, db, name), *pid).unwrap();
+        let of_leader = rt
+            .block_on(mldb_upgrade::sim::http::call(
+                &leader,
+                "/TabletServer/GetTableStatus",
+                &json!({"tid": tid, "pid": pid}),
+                Duration::from_secs(5),
+            ))
+            .unwrap();
+        let offset = |s: &Value| s["all_table_status"][0]["offset"].as_u64().unwrap_or(0);
+        assert!(
+            offset(&status) >= 5 && offset(&status) == offset(&of_leader),
+            "pid {pid}: {status} vs the leader's {of_leader}"
+        );
+        assert_eq!(status["all_table_status"][0]["mode"], "kTableFollower", "{status}");
+    }
+    let out = sb.run(&format!(
+        r#"upgrade::restore_leaders("{tablet}"); upgrade::restore_auto_failover();
+           let v = upgrade::verify(0); print(`healthy ${{v.healthy}} ${{v.summary}}`);"#
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("healthy true"), "{}", out.stdout);
+    let after = placement(&state, db, name);
+    assert!(after.iter().all(|(_, metas)| metas.iter().all(|(_, _, alive)| *alive)), "{after:?}");
+    assert_rows_present(&rt, &state, &table, &keys);
+}

@@ -48,7 +48,8 @@ use futures::StreamExt;
 use super::{partition_err, MoveSettings, PartitionOp, UpgradeError, Upgrader};
 use crate::cluster::ns::{Partition, PartitionMeta, TableInfo, TablePartition, TermStart};
 use crate::cluster::tablet::TableStatus;
-use crate::timing::{self, Sample};
+use crate::cluster::wait::{wait_until, Check};
+use crate::timing::{self, Sample, WaitKind};
 
 /// What recover data does with a partition whose leader of record is on a tablet that is down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +125,12 @@ const RECOVER_CONCURRENCY: usize = 16;
 /// How often the loads of a restarted tablet's followers are looked at while RecoverTable
 /// rebuilds them (one GetTableStatus of that tablet each time).
 const LOAD_LOOK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The journal key of the terms a tablet's follower replicas answered before it stopped
+/// ([`Upgrader::record_follower_terms`]), a map of `"<tid>/<pid>"` to term.
+fn follower_terms_key(tablet: &str) -> String {
+    format!("follower_terms/{tablet}")
+}
 
 /// How long a leader's tablet that runs again may take to be listed healthy by the nameserver.
 const REGISTERED_WAIT: Duration = Duration::from_secs(30);
@@ -243,29 +250,90 @@ impl Upgrader {
         }
     }
 
-    /// Rebuilds the follower replicas on `tablet` of partitions whose leader serves: they are
-    /// marked dead and recovered by one RecoverEndpoint over 8 queues when they are all the
-    /// dead replicas the tablet has (RecoverTable alone shares 2 queues with every
-    /// ChangeLeader, C§3.3), else one RecoverTable each.
+    /// Before `tablet` stops (the end of a drain that precedes its stop): the term each of its
+    /// follower replicas answers to GetTermPair, the term of the leader that last probed it
+    /// (`tablet_impl.cc:3890`, `:2364-2374`), recorded in the journal for
+    /// [`Upgrader::rebuild_followers`]. A replica that cannot be asked is left out: it is
+    /// rebuilt by RecoverTable.
+    pub(super) async fn record_follower_terms(&self, tablet: &str) -> Result<(), UpgradeError> {
+        let tables = self.tables_by_tid().await?;
+        let followers: Vec<(&TableInfo, u32)> = self
+            .cluster
+            .tablets
+            .table_status(tablet)
+            .await?
+            .into_iter()
+            .filter(|s| s.is_loaded() && !s.is_leader())
+            .filter_map(|s| tables.get(&s.tid).map(|t| (t, s.pid)))
+            .collect();
+        let terms: BTreeMap<String, u64> =
+            futures::stream::iter(followers.into_iter().map(|(table, pid)| async move {
+                let pair = self.cluster.tablets.term_pair(tablet, table, pid).await.ok()?;
+                (pair.has_table && !pair.is_leader && pair.term > 0)
+                    .then(|| (format!("{}/{pid}", table.tid), pair.term))
+            }))
+            .buffer_unordered(RECOVER_CONCURRENCY)
+            .filter_map(|term| async move { term })
+            .collect()
+            .await;
+        self.journal.put(&follower_terms_key(tablet), &terms).await?;
+        Ok(())
+    }
+
+    /// Rebuilds the follower replicas on `tablet` of partitions whose leader serves.
     ///
-    /// They are left unloaded for RecoverTable. A replica loaded as a follower answers term 0
-    /// to GetTermPair until a leader probes it (`tablet_impl.cc:4159-4161`), which never
-    /// matches the partition's history (`MatchTermOffset`, `name_server_impl.cc:6708-6712`), so
-    /// RecoverTable would drop it and send the leader's snapshot (kReAddReplicaWithDropOP,
-    /// `:5919-5925`). Unloaded, it is weighed by its own snapshot's term and offset: with one that
-    /// matches and reaches the leader's, RecoverTable loads it from its own data
-    /// (kReAddReplicaNoSendOP); else the leader sends its snapshot (kReAddReplicaOP), as it
-    /// would after a drop. While the ops run, each load on the tablet is timed for the lower
-    /// bound ([`Upgrader::timing_loads`]).
+    /// A replica whose recorded term ([`Upgrader::record_follower_terms`]) is still the
+    /// partition's last is attached to its leader directly ([`Upgrader::reattach_follower`]):
+    /// the check RecoverTable makes (`MatchTermOffset`: the last term matches, C§3.1) and the
+    /// tablet RPCs of the kReAddReplicaSimplifyOP it would then run, without the op's tablet
+    /// tasks polled every `--get_task_status_interval` in the nameserver's queues. RecoverTable
+    /// cannot choose that op itself: a replica loaded as a follower answers term 0 until a
+    /// leader probes it (`tablet_impl.cc:4159-4161`), which never matches.
+    ///
+    /// The others are marked dead and recovered by one RecoverEndpoint over 8 queues when they
+    /// are all the dead replicas the tablet has (RecoverTable alone shares 2 queues with every
+    /// ChangeLeader, C§3.3), else one RecoverTable each. Those not loaded yet are left so: an
+    /// unloaded replica is weighed by its own snapshot, and with one that matches and reaches
+    /// the leader's, RecoverTable loads it from its own data (kReAddReplicaNoSendOP); else the
+    /// leader sends its snapshot (kReAddReplicaOP). While the ops run, each load on the tablet
+    /// is timed for the lower bound ([`Upgrader::timing_loads`]).
     async fn rebuild_followers(
         &self,
         tablet: &str,
         replicas: &[(&TableInfo, u32)],
         timeout: Duration,
     ) -> Result<(), UpgradeError> {
+        let recorded: BTreeMap<String, u64> = match self.journal.get(&follower_terms_key(tablet)).await {
+            Ok(terms) => terms.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read the terms recorded for {tablet}'s followers ({e}); RecoverTable rebuilds them"
+                );
+                BTreeMap::new()
+            }
+        };
+        let now = self.tables_by_tid().await?;
+        let now = &now;
+        let attached: Vec<bool> = futures::stream::iter(replicas.iter().map(|(table, pid)| {
+            let term = recorded.get(&format!("{}/{pid}", table.tid)).copied();
+            async move {
+                let (Some(term), Some(table)) = (term, now.get(&table.tid)) else { return false };
+                match self.reattach_follower(tablet, table, *pid, term, timeout).await {
+                    Ok(attached) => attached,
+                    Err(e) => {
+                        let part = Partition::new(table, *pid);
+                        tracing::warn!("{part}: attaching the replica on {tablet} to its leader failed ({e}); RecoverTable rebuilds it");
+                        false
+                    }
+                }
+            }
+        }))
+        .buffered(RECOVER_CONCURRENCY)
+        .collect()
+        .await;
         let mut ours = BTreeSet::new();
         let now = self.tables_by_tid().await?;
-        for (table, pid) in replicas {
+        for ((table, pid), _) in replicas.iter().zip(attached).filter(|(_, attached)| !attached) {
             let p = now.get(&table.tid).and_then(|t| t.table_partition.iter().find(|p| p.pid == *pid));
             let Some(p) = p else { continue };
             if p.meta(tablet).is_some_and(|m| m.is_alive) {
@@ -273,9 +341,84 @@ impl Upgrader {
             }
             ours.insert((table.tid, *pid));
         }
+        if ours.is_empty() {
+            return Ok(());
+        }
         let settings =
             MoveSettings { op_timeout: timeout, concurrency: RECOVER_CONCURRENCY, ..MoveSettings::default() };
         self.timing_loads(tablet, &ours, self.readd_replaced_leaders(tablet, &ours, &settings)).await
+    }
+
+    /// Attaches the follower on `tablet` of partition `pid` to its leader, as RecoverTable's
+    /// kReAddReplicaSimplifyOP would (DelReplica, AddReplica on the leader's tablet,
+    /// `tablet_impl.cc:2202-2327`; catch-up; alive, C§3.1), when `recorded_term` (the term it
+    /// answered before it stopped) is still the partition's last term: it followed that term's
+    /// leader, and only that leader can have sent it entries since (a follower refuses an older
+    /// term, `:2353-2360`), so its log is a prefix of the leader's. The leader's node for it is
+    /// deleted before it is loaded, so that a request the old node kept does not land past a
+    /// lost tail, and the new node starts from the follower's own offset. Returns false,
+    /// having changed nothing, for a replica RecoverTable must rebuild: one the nameserver flags
+    /// leader (a replaced leader: only RecoverTable clears the flag, C§3.5), one of a partition
+    /// with a newer term, one its tablet holds as a leader; also (the leader's old node deleted
+    /// then) one behind the leader's snapshot, whose binlog may not hold what it lacks.
+    async fn reattach_follower(
+        &self,
+        tablet: &str,
+        table: &TableInfo,
+        pid: u32,
+        recorded_term: u64,
+        timeout: Duration,
+    ) -> Result<bool, UpgradeError> {
+        let (tablets, part) = (&self.cluster.tablets, Partition::new(table, pid));
+        let Some(p) = table.table_partition.iter().find(|p| p.pid == pid) else { return Ok(false) };
+        let (Some(meta), Some(leader)) = (p.meta(tablet), p.alive_leader()) else { return Ok(false) };
+        let last_term = p.term_offset.iter().map(|t| t.term).max();
+        if meta.is_leader || leader.endpoint == tablet || last_term != Some(recorded_term) {
+            return Ok(false);
+        }
+        if tablets.partition_status(tablet, table.tid, pid).await?.is_some_and(|s| s.is_leader()) {
+            return Ok(false);
+        }
+        let leader = leader.endpoint.as_str();
+        tablets.del_replicate_node(leader, table.tid, pid, tablet).await?;
+        if tablets.loaded_offset(tablet, table.tid, pid).await.is_none() {
+            let started = std::time::Instant::now();
+            tablets.load_table_as_follower(tablet, table, pid).await?;
+            self.cluster.wait_replica_ready(tablet, part, false, timeout).await?;
+            timing::sample(Sample::Load, started.elapsed());
+        }
+        let offset = tablets
+            .loaded_offset(tablet, table.tid, pid)
+            .await
+            .ok_or_else(|| partition_err(part, format!("{tablet} does not hold it loaded")))?;
+        let snapshot = tablets.manifest_offset(leader, table, pid).await?;
+        if offset < snapshot {
+            tracing::info!("{part}: the replica on {tablet} (offset {offset}) is behind {leader}'s snapshot ({snapshot}); RecoverTable rebuilds it");
+            return Ok(false);
+        }
+        match tablets.add_replicate_node(leader, table.tid, pid, tablet).await {
+            // 119 "replica endpoint already exists": the node is there.
+            Err(e) if e.code() != Some(119) => return Err(e.into()),
+            _ => {}
+        }
+        let target = tablets
+            .loaded_offset(leader, table.tid, pid)
+            .await
+            .ok_or_else(|| partition_err(part, format!("the leader {leader} does not hold it loaded")))?;
+        let _waiting = timing::waiting(WaitKind::CatchUp);
+        let what = format!("{tablet} to catch up with {leader} on {part} (offset {target})");
+        wait_until(&what, timeout, || async {
+            Ok(match tablets.answered_offset(tablet, table.tid, pid).await? {
+                Some(offset) if offset >= target => Check::Done(()),
+                Some(offset) => Check::Waiting(format!("at offset {offset}")),
+                None => Check::Waiting("not loaded".into()),
+            })
+        })
+        .await?;
+        if !meta.is_alive {
+            self.cluster.ns.update_table_alive(&table.db, &table.name, pid, tablet, true).await?;
+        }
+        Ok(true)
     }
 
     /// Runs `work` and meanwhile times each load of `replicas` on `tablet` for the lower bound
