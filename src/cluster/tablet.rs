@@ -1,4 +1,5 @@
-//! TabletServer RPCs over HTTP+JSON (C§2.4): GetTableStatus, GetTermPair, ChangeRole and LoadTable.
+//! TabletServer RPCs over HTTP+JSON (C§2.4): GetTableStatus, GetTermPair, GetManifest, ChangeRole,
+//! LoadTable, DropTable, and AddReplica/DelReplica on a leader.
 
 use std::collections::HashMap;
 use std::sync::Arc;

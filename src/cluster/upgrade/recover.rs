@@ -33,9 +33,10 @@
 //!
 //! Partitions without a loaded alive leader are recovered side by side (up to
 //! [`RECOVER_CONCURRENCY`] at once). The followers of partitions whose leader serves (a
-//! restarted tablet's replicas, the usual case) are rebuilt per tablet, all at once, by one
-//! RecoverEndpoint over 8 queues, left unloaded so that RecoverTable can weigh their own
-//! snapshots ([`Upgrader::rebuild_followers`]). Every load and every op has its own `timeout`.
+//! restarted tablet's replicas, the usual case) are rebuilt per tablet, all at once
+//! ([`Upgrader::rebuild_followers`]): attached to their leaders directly when the term they
+//! answered before the stop is still their partition's last, else by one RecoverEndpoint over
+//! 8 queues, left unloaded so that RecoverTable can weigh their own snapshots. Every load and every op has its own `timeout`.
 //! Each load (a LoadTable until loaded, a load on the tablet while a RecoverTable op runs, a
 //! RecoverTable op of a replaced leader while it runs) is reported to the run's timing: the
 //! slowest is part of the tablet's lower bound.

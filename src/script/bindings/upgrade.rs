@@ -71,7 +71,8 @@ pub mod api {
     /// other alive replicas are all there is refused before any move. `readd_followers: false`
     /// is for a tablet stopped right after the drain: the replaced leaders stay fenced (they
     /// refuse writes) and marked not alive until recover_data after its restart, instead of
-    /// each getting a RecoverTable op that the stop makes moot.
+    /// each getting a RecoverTable op that the stop makes moot; and the term each of its
+    /// followers answers is recorded, so that recover_data can attach them to their leaders.
     /// Changes the cluster: in --dry-run it prints the moves and makes none.
     ///
     /// Example: `upgrade::drain_leaders(ep, #{single_replica: "allow_unavailable"});`
@@ -180,7 +181,9 @@ pub mod api {
 
     /// The documented recoverdata, after tablets restarted with auto_failover off: each broken
     /// partition gets the freshest replica (by offset) as leader, loaded and marked alive, and the
-    /// others are rebuilt by RecoverTable. Returns partitions recovered per table.
+    /// others are rebuilt by RecoverTable; a follower whose term, recorded by the drain before
+    /// its tablet stopped, is still its partition's last is attached to its leader directly.
+    /// Returns partitions recovered per table.
     /// Changes the cluster: in --dry-run it says what it would recover and does nothing.
     ///
     /// A partition whose leader's tablet is down gets the freshest replica on a healthy tablet
