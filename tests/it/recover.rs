@@ -434,14 +434,23 @@ fn o5_7_recover_data_waiting_for_a_down_leader_leaves_its_partitions_until_it_is
 /// restart, recover data attaches every follower whose recorded term is still its partition's
 /// last straight to its leader (the tablet RPCs of kReAddReplicaSimplifyOP without the op,
 /// C§3.1): loaded from its own data and caught up with the rows written while it was down.
-/// A partition whose leader changed after the record (a newer term) and the replaced leaders
-/// go through RecoverTable; every replica ends alive and the cluster verifies healthy.
+/// The replaced leaders are attached too and recovered by RecoverTable's short op
+/// (kReAddReplicaSimplifyOP), which alone clears their leader flag. A partition whose leader
+/// changed after the record (a newer term) is rebuilt by RecoverTable from the leader; every
+/// replica ends alive and the cluster verifies healthy.
 #[test]
 fn c3_1_recover_data_attaches_followers_whose_term_is_still_the_last_and_rebuilds_the_rest() {
     let sb = Sandbox::up(&[]);
     let state = sandbox::load_state(&sb.dir).unwrap();
     let tablet = state.components.iter().find(|c| c.role.as_str() == "tablet").unwrap().endpoint.clone();
     let (db, name) = ("demo", "triple");
+    let before = placement(&state, db, name);
+    let led: Vec<u32> = before
+        .iter()
+        .map(|(pid, _)| *pid)
+        .filter(|pid| alive_leader(&before, *pid).as_deref() == Some(&tablet))
+        .collect();
+    assert!(!led.is_empty(), "{tablet} leads no partition of {db}.{name}: {before:?}");
     let out = sb.run(&format!(
         r#"upgrade::disable_auto_failover(); upgrade::drain_leaders("{tablet}", #{{ readd_followers: false }});"#
     ));
@@ -492,20 +501,30 @@ fn c3_1_recover_data_attaches_followers_whose_term_is_still_the_last_and_rebuild
     let since = op_index().iter().filter_map(|o| o["op_id"].as_u64()).max().unwrap_or(0);
     let out = sb.run(r#"upgrade::recover_data(#{ down_leaders: "wait" });"#);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let rebuilt: Vec<u32> = op_index()
+    let children: Vec<(u32, String)> = op_index()
         .iter()
         .filter(|o| {
             o["op_id"].as_u64().unwrap_or(0) > since
                 && o["name"] == name
                 && o["op_type"].as_str().unwrap_or("").starts_with("kReAdd")
         })
-        .filter_map(|o| o["pid"].as_u64().map(|p| p as u32))
+        .filter_map(|o| Some((o["pid"].as_u64()? as u32, o["op_type"].as_str()?.to_string())))
         .collect();
+    let rebuilt: Vec<u32> = children.iter().map(|(pid, _)| *pid).collect();
     assert!(
-        rebuilt.contains(&moved),
-        "pid {moved} got a newer term and was not rebuilt by RecoverTable: {rebuilt:?}\n{}",
+        children.contains(&(moved, "kReAddReplicaOP".to_string())),
+        "pid {moved} got a newer term and was not rebuilt by RecoverTable from the leader: {children:?}\n{}",
         out.stderr
     );
+    // The replaced leaders still need RecoverTable (only it clears the leader flag), which
+    // finds them attached in the last term and runs its short op.
+    for pid in &led {
+        assert!(
+            children.contains(&(*pid, "kReAddReplicaSimplifyOP".to_string())),
+            "the replaced leader of pid {pid} was not recovered with the short op: {children:?}\n{}",
+            out.stderr
+        );
+    }
     for pid in &followed[1..] {
         assert!(
             !rebuilt.contains(pid),

@@ -127,6 +127,17 @@ const RECOVER_CONCURRENCY: usize = 16;
 /// rebuilds them (one GetTableStatus of that tablet each time).
 const LOAD_LOOK_INTERVAL: Duration = Duration::from_millis(100);
 
+/// What [`Upgrader::reattach_follower`] made of a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reattach {
+    /// Attached to its leader and alive: done.
+    Attached,
+    /// A replaced leader attached to its leader: RecoverTable clears its leader flag.
+    Probed,
+    /// Left for RecoverTable to rebuild.
+    Left,
+}
+
 /// The journal key of the terms a tablet's follower replicas answered before it stopped
 /// ([`Upgrader::record_follower_terms`]), a map of `"<tid>/<pid>"` to term.
 fn follower_terms_key(tablet: &str) -> String {
@@ -283,13 +294,15 @@ impl Upgrader {
 
     /// Rebuilds the follower replicas on `tablet` of partitions whose leader serves.
     ///
-    /// A replica whose recorded term ([`Upgrader::record_follower_terms`]) is still the
-    /// partition's last is attached to its leader directly ([`Upgrader::reattach_follower`]):
-    /// the check RecoverTable makes (`MatchTermOffset`: the last term matches, C§3.1) and the
-    /// tablet RPCs of the kReAddReplicaSimplifyOP it would then run, without the op's tablet
-    /// tasks polled every `--get_task_status_interval` in the nameserver's queues. RecoverTable
-    /// cannot choose that op itself: a replica loaded as a follower answers term 0 until a
-    /// leader probes it (`tablet_impl.cc:4159-4161`), which never matches.
+    /// A replica whose recorded term ([`Upgrader::record_follower_terms`]) passes the check
+    /// RecoverTable would make had the tablet kept it (`MatchTermOffset`, C§3.1) is attached to
+    /// its leader directly ([`Upgrader::reattach_follower`]): a plain follower with the tablet
+    /// RPCs of the kReAddReplicaSimplifyOP RecoverTable would then run, without the op's tablet
+    /// tasks polled every `--get_task_status_interval` in the nameserver's queues; a replaced
+    /// leader (only RecoverTable clears its leader flag, C§3.5) is attached and then recovered
+    /// by RecoverTable, which finds it probed in the last term and runs that short op.
+    /// RecoverTable cannot choose the short op itself: a replica loaded as a follower answers
+    /// term 0 until a leader probes it (`tablet_impl.cc:4159-4161`), which never matches.
     ///
     /// The others are marked dead and recovered by one RecoverEndpoint over 8 queues when they
     /// are all the dead replicas the tablet has (RecoverTable alone shares 2 queues with every
@@ -315,16 +328,16 @@ impl Upgrader {
         };
         let now = self.tables_by_tid().await?;
         let now = &now;
-        let attached: Vec<bool> = futures::stream::iter(replicas.iter().map(|(table, pid)| {
+        let attached: Vec<Reattach> = futures::stream::iter(replicas.iter().map(|(table, pid)| {
             let term = recorded.get(&format!("{}/{pid}", table.tid)).copied();
             async move {
-                let (Some(term), Some(table)) = (term, now.get(&table.tid)) else { return false };
+                let (Some(term), Some(table)) = (term, now.get(&table.tid)) else { return Reattach::Left };
                 match self.reattach_follower(tablet, table, *pid, term, timeout).await {
                     Ok(attached) => attached,
                     Err(e) => {
                         let part = Partition::new(table, *pid);
                         tracing::warn!("{part}: attaching the replica on {tablet} to its leader failed ({e}); RecoverTable rebuilds it");
-                        false
+                        Reattach::Left
                     }
                 }
             }
@@ -334,7 +347,7 @@ impl Upgrader {
         .await;
         let mut ours = BTreeSet::new();
         let now = self.tables_by_tid().await?;
-        for ((table, pid), _) in replicas.iter().zip(attached).filter(|(_, attached)| !attached) {
+        for ((table, pid), _) in replicas.iter().zip(attached).filter(|(_, a)| *a != Reattach::Attached) {
             let p = now.get(&table.tid).and_then(|t| t.table_partition.iter().find(|p| p.pid == *pid));
             let Some(p) = p else { continue };
             if p.meta(tablet).is_some_and(|m| m.is_alive) {
@@ -350,18 +363,23 @@ impl Upgrader {
         self.timing_loads(tablet, &ours, self.readd_replaced_leaders(tablet, &ours, &settings)).await
     }
 
-    /// Attaches the follower on `tablet` of partition `pid` to its leader, as RecoverTable's
+    /// Attaches the replica on `tablet` of partition `pid` to its leader, as RecoverTable's
     /// kReAddReplicaSimplifyOP would (DelReplica, AddReplica on the leader's tablet,
     /// `tablet_impl.cc:2202-2327`; catch-up; alive, C§3.1), when `recorded_term` (the term it
-    /// answered before it stopped) is still the partition's last term: it followed that term's
-    /// leader, and only that leader can have sent it entries since (a follower refuses an older
-    /// term, `:2353-2360`), so its log is a prefix of the leader's. The leader's node for it is
-    /// deleted before it is loaded, so that a request the old node kept does not land past a
-    /// lost tail, and the new node starts from the follower's own offset. Returns false,
-    /// having changed nothing, for a replica RecoverTable must rebuild: one the nameserver flags
-    /// leader (a replaced leader: only RecoverTable clears the flag, C§3.5), one of a partition
-    /// with a newer term, one its tablet holds as a leader; also (the leader's old node deleted
-    /// then) one behind the leader's snapshot, whose binlog may not hold what it lacks.
+    /// answered before it stopped) passes `MatchTermOffset` (`name_server_impl.cc:6683-6732`):
+    /// * a plain follower whose term is still the partition's last followed that term's leader,
+    ///   and only that leader can have sent it entries since (a follower refuses an older term,
+    ///   `:2353-2360`), so its log is a prefix of the leader's. It ends alive: `Attached`.
+    /// * a replaced leader (fenced at its term, C§3.5) whose term is the one before the last
+    ///   holds that term's log up to the last term's start, when its offset is below it. Its
+    ///   leader's new node gives it the last term with its first request, and is deleted again:
+    ///   RecoverTable, which alone clears its leader flag, then runs its short op: `Probed`.
+    ///
+    /// The leader's node for it is deleted before it is loaded, so that a request the old node
+    /// kept does not land past a lost tail, and the new node starts from its own offset, with the
+    /// last term. Returns `Left`, for RecoverTable to rebuild it, for any other replica, one its
+    /// tablet holds as a leader, and (loaded by then) one past its term's end or behind the
+    /// leader's snapshot, whose binlog may not hold what it lacks.
     async fn reattach_follower(
         &self,
         tablet: &str,
@@ -369,16 +387,22 @@ impl Upgrader {
         pid: u32,
         recorded_term: u64,
         timeout: Duration,
-    ) -> Result<bool, UpgradeError> {
+    ) -> Result<Reattach, UpgradeError> {
         let (tablets, part) = (&self.cluster.tablets, Partition::new(table, pid));
-        let Some(p) = table.table_partition.iter().find(|p| p.pid == pid) else { return Ok(false) };
-        let (Some(meta), Some(leader)) = (p.meta(tablet), p.alive_leader()) else { return Ok(false) };
-        let last_term = p.term_offset.iter().map(|t| t.term).max();
-        if meta.is_leader || leader.endpoint == tablet || last_term != Some(recorded_term) {
-            return Ok(false);
+        let Some(p) = table.table_partition.iter().find(|p| p.pid == pid) else { return Ok(Reattach::Left) };
+        let (Some(meta), Some(leader)) = (p.meta(tablet), p.alive_leader()) else { return Ok(Reattach::Left) };
+        if leader.endpoint == tablet || !p.term_offset.iter().any(|t| t.term == recorded_term) {
+            return Ok(Reattach::Left);
         }
+        let newer: Vec<&TermStart> = p.term_offset.iter().filter(|t| t.term > recorded_term).collect();
+        // The offset its log must stay below, and what it becomes.
+        let (end, attached) = match (meta.is_leader, newer.as_slice()) {
+            (false, []) => (u64::MAX, Reattach::Attached),
+            (true, [last]) if !meta.is_alive => (last.offset, Reattach::Probed),
+            _ => return Ok(Reattach::Left),
+        };
         if tablets.partition_status(tablet, table.tid, pid).await?.is_some_and(|s| s.is_leader()) {
-            return Ok(false);
+            return Ok(Reattach::Left);
         }
         let leader = leader.endpoint.as_str();
         tablets.del_replicate_node(leader, table.tid, pid, tablet).await?;
@@ -392,15 +416,33 @@ impl Upgrader {
             .loaded_offset(tablet, table.tid, pid)
             .await
             .ok_or_else(|| partition_err(part, format!("{tablet} does not hold it loaded")))?;
+        if offset >= end {
+            tracing::info!("{part}: the replica on {tablet} holds entries past its term's end (offset {offset}, the next term starts at {end}); RecoverTable rebuilds it");
+            return Ok(Reattach::Left);
+        }
         let snapshot = tablets.manifest_offset(leader, table, pid).await?;
         if offset < snapshot {
             tracing::info!("{part}: the replica on {tablet} (offset {offset}) is behind {leader}'s snapshot ({snapshot}); RecoverTable rebuilds it");
-            return Ok(false);
+            return Ok(Reattach::Left);
         }
         match tablets.add_replicate_node(leader, table.tid, pid, tablet).await {
             // 119 "replica endpoint already exists": the node is there.
             Err(e) if e.code() != Some(119) => return Err(e.into()),
             _ => {}
+        }
+        if attached == Reattach::Probed {
+            // RecoverTable's short op adds the node itself, and fails on one that exists (119
+            // makes its AddReplica task fail, `name_server_impl.cc` WrapTaskFun): the node only
+            // had to give the replica the last term with its first request.
+            let last_term = newer.first().map(|t| t.term).unwrap_or(recorded_term);
+            let what = format!("{leader} to give {tablet} term {last_term} on {part}");
+            wait_until(&what, timeout, || async {
+                let pair = tablets.term_pair(tablet, table, pid).await.map_err(|e| e.to_string())?;
+                Ok(if pair.term >= last_term { Check::Done(()) } else { Check::Waiting(format!("term {}", pair.term)) })
+            })
+            .await?;
+            tablets.del_replicate_node(leader, table.tid, pid, tablet).await?;
+            return Ok(attached);
         }
         let target = tablets
             .loaded_offset(leader, table.tid, pid)
@@ -419,7 +461,7 @@ impl Upgrader {
         if !meta.is_alive {
             self.cluster.ns.update_table_alive(&table.db, &table.name, pid, tablet, true).await?;
         }
-        Ok(true)
+        Ok(attached)
     }
 
     /// Runs `work` and meanwhile times each load of `replicas` on `tablet` for the lower bound
