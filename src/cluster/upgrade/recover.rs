@@ -35,11 +35,11 @@
 //! [`RECOVER_CONCURRENCY`] at once). The followers of partitions whose leader serves (a
 //! restarted tablet's replicas, the usual case) are rebuilt per tablet, all at once
 //! ([`Upgrader::rebuild_followers`]): attached to their leaders directly when the term they
-//! answered before the stop is still their partition's last, else by one RecoverEndpoint over
-//! 8 queues, left unloaded so that RecoverTable can weigh their own snapshots. Every load and every op has its own `timeout`.
-//! Each load (a LoadTable until loaded, a load on the tablet while a RecoverTable op runs, a
-//! RecoverTable op of a replaced leader while it runs) is reported to the run's timing: the
-//! slowest is part of the tablet's lower bound.
+//! answered before the stop passes the nameserver's own check, else by one RecoverEndpoint
+//! over 8 queues, left unloaded so that RecoverTable can weigh their own snapshots. Every load
+//! and every op has its own `timeout`. Each load (a LoadTable until loaded, a load on the
+//! tablet while a RecoverTable op runs, a RecoverTable op of a replaced leader while it runs)
+//! is reported to the run's timing: the slowest is part of the tablet's lower bound.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -264,7 +264,8 @@ impl Upgrader {
 
     /// Before `tablet` stops (the end of a drain that precedes its stop): the term each of its
     /// follower replicas answers to GetTermPair, the term of the leader that last probed it
-    /// (`tablet_impl.cc:3890`, `:2364-2374`), recorded in the journal for
+    /// (`tablet_impl.cc:3890`, `:2364-2374`), or for a replaced leader the drain fenced (a
+    /// follower on its tablet, C§3.5) the term it led; recorded in the journal for
     /// [`Upgrader::rebuild_followers`]. A replica that cannot be asked is left out: it is
     /// rebuilt by RecoverTable.
     pub(super) async fn record_follower_terms(&self, tablet: &str) -> Result<(), UpgradeError> {
