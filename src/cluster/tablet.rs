@@ -226,9 +226,7 @@ impl TabletClient {
         pid: u32,
         follower: &str,
     ) -> Result<(), TabletError> {
-        // Replicate nodes go by the name a use_name leader was given (tablet_impl.cc:2234-2242).
-        let follower = self.names.name(follower).await;
-        self.call(leader, "DelReplica", json!({"tid": tid, "pid": pid, "endpoint": follower})).await.map(|_| ())
+        self.replicate_node_call(leader, "DelReplica", tid, pid, follower).await
     }
 
     /// AddReplica on a leader's tablet without a task (`TabletImpl::AddReplica`,
@@ -243,8 +241,21 @@ impl TabletClient {
         pid: u32,
         follower: &str,
     ) -> Result<(), TabletError> {
+        self.replicate_node_call(leader, "AddReplica", tid, pid, follower).await
+    }
+
+    /// AddReplica or DelReplica without a task, naming `follower` as the leader knows it:
+    /// replicate nodes go by the name a use_name leader was given (tablet_impl.cc:2234-2242).
+    async fn replicate_node_call(
+        &self,
+        leader: &str,
+        method: &str,
+        tid: u32,
+        pid: u32,
+        follower: &str,
+    ) -> Result<(), TabletError> {
         let follower = self.names.name(follower).await;
-        self.call(leader, "AddReplica", json!({"tid": tid, "pid": pid, "endpoint": follower})).await.map(|_| ())
+        self.call(leader, method, json!({"tid": tid, "pid": pid, "endpoint": follower})).await.map(|_| ())
     }
 
     /// The offset of the snapshot a replica keeps (GetManifest, tablet_impl.cc:3983-4021: its

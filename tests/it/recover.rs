@@ -534,24 +534,14 @@ fn c3_1_recover_data_attaches_followers_whose_term_is_still_the_last_and_rebuild
     }
     // Attached and caught up: the rows written while it was down are on the restarted tablet.
     let tid = table_tid(&state, db, name);
+    let status_on = |ep: &str, pid: u32| {
+        let request = json!({"tid": tid, "pid": pid});
+        let call = mldb_upgrade::sim::http::call(ep, "/TabletServer/GetTableStatus", &request, Duration::from_secs(5));
+        rt.block_on(call).unwrap()
+    };
     for pid in &followed[1..] {
-        let status = rt
-            .block_on(mldb_upgrade::sim::http::call(
-                &tablet,
-                "/TabletServer/GetTableStatus",
-                &json!({"tid": tid, "pid": pid}),
-                Duration::from_secs(5),
-            ))
-            .unwrap();
-        let leader = alive_leader(&placement(&state, db, name), *pid).unwrap();
-        let of_leader = rt
-            .block_on(mldb_upgrade::sim::http::call(
-                &leader,
-                "/TabletServer/GetTableStatus",
-                &json!({"tid": tid, "pid": pid}),
-                Duration::from_secs(5),
-            ))
-            .unwrap();
+        let status = status_on(&tablet, *pid);
+        let of_leader = status_on(&alive_leader(&placement(&state, db, name), *pid).unwrap(), *pid);
         let offset = |s: &Value| s["all_table_status"][0]["offset"].as_u64().unwrap_or(0);
         assert!(
             offset(&status) >= 5 && offset(&status) == offset(&of_leader),

@@ -37,14 +37,7 @@ async fn c1_3_restarted_tablet_reloads_its_rows_with_load_table() {
     assert_eq!(before.iter().map(|b| b.1).sum::<u64>(), 400);
     assert!(before.iter().all(|b| b.0 == b.1 && b.1 > 0), "both partitions got rows: {before:?}");
 
-    cluster.terminate(&tablet);
-    let node = format!("/c1_3_reload/nodes/{tablet}");
-    let zk = cluster.zk_client().await;
-    wait_for("old session expired", Duration::from_secs(10), || async {
-        zk.check_stat(&node).await.ok().flatten().is_none().then_some(())
-    })
-    .await;
-    cluster.restart_tablet(&tablet, &[]).await;
+    cluster.restart_tablet_after_expiry(&tablet).await;
     assert_eq!(cluster.tablet(&tablet, "GetTableStatus", json!({})).await, json!({"code": 0}), "comes up empty");
 
     for pid in 0..2 {

@@ -16,11 +16,7 @@ async fn c2_4_put_get_scan_error_codes_on_followers_and_unloaded_tables() {
     cluster.start_tablet(&[]).await;
     cluster.start_tablet(&[]).await;
     let ns = cluster.start_leader(&[]).await;
-    cluster.create_table(&ns, "db", "t", 1, 2).await;
-    let tid = cluster.tid(&ns, "db", "t").await;
-    let parts = cluster.partitions(&ns, "db", "t").await;
-    let leader = parts[0].1.iter().find(|m| m.1).expect("leader").0.clone();
-    let follower = parts[0].1.iter().find(|m| !m.1).expect("follower").0.clone();
+    let (tid, leader, follower) = cluster.one_partition_on_two_replicas(&ns).await;
 
     let put = |key: &str, ts: u64| {
         json!({ "tid": tid, "pid": 0, "pk": key, "time": ts, "value": format!("{{\"v\":\"{key}\"}}"),

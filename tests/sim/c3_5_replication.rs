@@ -125,11 +125,7 @@ async fn c2_4_a_reloaded_follower_answers_term_0_until_its_leader_probes_it() {
         cluster.start_tablet(&[]).await;
     }
     let ns = cluster.start_leader(&[]).await;
-    cluster.create_table(&ns, "db", "t", 1, 2).await;
-    let tid = cluster.tid(&ns, "db", "t").await;
-    let parts = cluster.partitions(&ns, "db", "t").await;
-    let leader = parts[0].1.iter().find(|m| m.1).expect("leader").0.clone();
-    let follower = parts[0].1.iter().find(|m| !m.1).expect("follower").0.clone();
+    let (tid, leader, follower) = cluster.one_partition_on_two_replicas(&ns).await;
     for i in 0..5 {
         let put = json!({ "tid": tid, "pid": 0, "pk": format!("k{i}"), "value": "v" });
         assert_eq!(cluster.tablet(&leader, "Put", put).await["code"], 0);
@@ -139,14 +135,7 @@ async fn c2_4_a_reloaded_follower_answers_term_0_until_its_leader_probes_it() {
     })
     .await;
 
-    cluster.terminate(&follower);
-    let node = format!("/c2_4_term/nodes/{follower}");
-    let zk = cluster.zk_client().await;
-    wait_for("old session expired", Duration::from_secs(10), || async {
-        zk.check_stat(&node).await.ok().flatten().is_none().then_some(())
-    })
-    .await;
-    cluster.restart_tablet(&follower, &[]).await;
+    cluster.restart_tablet_after_expiry(&follower).await;
     assert_eq!(
         term_pair(&cluster, &follower, tid).await,
         (false, Some(0), Some(0)),

@@ -149,6 +149,29 @@ impl SimCluster {
         .await;
     }
 
+    /// Stops a tablet, waits for its ZooKeeper session to expire (its node to go, C§1.3) and
+    /// starts it again: it comes back with no table loaded.
+    pub async fn restart_tablet_after_expiry(&mut self, endpoint: &str) {
+        self.terminate(endpoint);
+        let node = format!("{}/nodes/{endpoint}", self.root);
+        let zk = self.zk_client().await;
+        wait_for("old session expired", Duration::from_secs(10), || async {
+            zk.check_stat(&node).await.ok().flatten().is_none().then_some(())
+        })
+        .await;
+        self.restart_tablet(endpoint, &[]).await;
+    }
+
+    /// Creates `db.t` with one partition on two replicas; returns its tid, leader and follower.
+    pub async fn one_partition_on_two_replicas(&self, ns: &str) -> (u64, String, String) {
+        self.create_table(ns, "db", "t", 1, 2).await;
+        let tid = self.tid(ns, "db", "t").await;
+        let parts = self.partitions(ns, "db", "t").await;
+        let leader = parts[0].1.iter().find(|m| m.1).expect("leader").0.clone();
+        let follower = parts[0].1.iter().find(|m| !m.1).expect("follower").0.clone();
+        (tid, leader, follower)
+    }
+
     /// Starts a nameserver and waits until its port answers `/health`.
     pub async fn start_nameserver(&mut self, extra: &[&str]) -> String {
         let endpoint = format!("127.0.0.1:{}", free_port());
