@@ -381,7 +381,7 @@ impl Upgrader {
         // The tablet stops next: what its followers answer now lets recover data attach them to
         // their leaders after the restart (recover.rs).
         if !settings.readd_replaced {
-            if let Err(e) = self.record_follower_terms(tablet).await {
+            if let Err(e) = self.record_follower_terms(tablet, tables).await {
                 tracing::warn!("cannot record the terms of {tablet}'s followers ({e}); recover data rebuilds them with RecoverTable");
             }
         }

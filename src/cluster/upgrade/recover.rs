@@ -267,9 +267,13 @@ impl Upgrader {
     /// (`tablet_impl.cc:3890`, `:2364-2374`), or for a replaced leader the drain fenced (a
     /// follower on its tablet, C§3.5) the term it led; recorded in the journal for
     /// [`Upgrader::rebuild_followers`]. A replica that cannot be asked is left out: it is
-    /// rebuilt by RecoverTable.
-    pub(super) async fn record_follower_terms(&self, tablet: &str) -> Result<(), UpgradeError> {
-        let tables = self.tables_by_tid().await?;
+    /// rebuilt by RecoverTable. `tables` is the drain's own read of the tables (by tid): only
+    /// their tids and storage modes are used.
+    pub(super) async fn record_follower_terms(
+        &self,
+        tablet: &str,
+        tables: &HashMap<u32, TableInfo>,
+    ) -> Result<(), UpgradeError> {
         let followers: Vec<(&TableInfo, u32)> = self
             .cluster
             .tablets
