@@ -374,7 +374,8 @@ impl Upgrader {
     /// answered before it stopped) passes `MatchTermOffset` (`name_server_impl.cc:6683-6732`):
     /// * a plain follower whose term is still the partition's last followed that term's leader,
     ///   and only that leader can have sent it entries since (a follower refuses an older term,
-    ///   `:2353-2360`), so its log is a prefix of the leader's. It ends alive: `Attached`.
+    ///   `:2353-2360`), so its log is a prefix of the leader's. It is marked not alive from the
+    ///   deletion of the leader's old node for it until it caught up, then alive: `Attached`.
     /// * a replaced leader (fenced at its term, C§3.5) whose term is the one before the last
     ///   holds that term's log up to the last term's start, when its offset is below it. Its
     ///   leader's new node gives it the last term with its first request, and is deleted again:
@@ -410,6 +411,12 @@ impl Upgrader {
             return Ok(Reattach::Left);
         }
         let leader = leader.endpoint.as_str();
+        // Marked not alive while its leader does not replicate to it: a run stopped before the
+        // catch-up leaves it for recover data (or verify to report), not alive in the
+        // nameserver's view with nothing reaching it.
+        if meta.is_alive {
+            self.cluster.ns.update_table_alive(&table.db, &table.name, pid, tablet, false).await?;
+        }
         tablets.del_replicate_node(leader, table.tid, pid, tablet).await?;
         if tablets.loaded_offset(tablet, table.tid, pid).await.is_none() {
             let started = std::time::Instant::now();
@@ -463,9 +470,7 @@ impl Upgrader {
             })
         })
         .await?;
-        if !meta.is_alive {
-            self.cluster.ns.update_table_alive(&table.db, &table.name, pid, tablet, true).await?;
-        }
+        self.cluster.ns.update_table_alive(&table.db, &table.name, pid, tablet, true).await?;
         Ok(attached)
     }
 

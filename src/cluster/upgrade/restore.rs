@@ -20,6 +20,17 @@ use crate::timing::{self, Sample};
 /// The name restore_placement's report goes by (where a tablet's name goes for a restore).
 const PLACEMENT: &str = "the pre-flight placement";
 
+/// What is left to do for one move once its leader is home ([`Upgrader::restore_one`]).
+#[derive(Debug, Default)]
+struct Returned {
+    /// The replica the switch (or a stopped run's) left marked dead, to re-add as a follower.
+    readd: Option<String>,
+    /// The temporary replica to delete.
+    delete_temp: Option<String>,
+    /// The figures of the switch home, when there was one.
+    stats: Option<SwitchStats>,
+}
+
 impl Upgrader {
     /// The moves recorded for `tablet` (empty when it was never drained or is restored), by
     /// (tid, pid). A drain recorded by an older version as one list under `drain/<tablet>` is
@@ -103,7 +114,15 @@ impl Upgrader {
         self.move_home(PLACEMENT, moves, settings).await
     }
 
-    /// Moves each leader back to `from` (restore_leaders' work once the moves are known).
+    /// Moves each leader back to `from` (restore_leaders' work once the moves are known), in
+    /// three rounds, each waiting for the one before: every switch home; then the replicas the
+    /// switches left marked dead (interim leaders and temporary replicas alike), re-added as
+    /// followers together per tablet, by one RecoverEndpoint over 8 queues where it may be
+    /// used ([`Upgrader::readd_replaced_leaders`]); then the temporary replicas deleted. A
+    /// clean-up op started between two switches would hold its queue, which the next switch
+    /// of that queue waits to have to itself (C§3.3), and a re-add and a deletion one after the
+    /// other per partition would cost two op rounds each, polled every
+    /// `--get_task_status_interval` (C§3.2).
     async fn move_home(
         &self,
         label: &str,
@@ -122,7 +141,7 @@ impl Upgrader {
             let one = async move {
                 let Some(table) = table else {
                     // The table was dropped meanwhile: nothing to restore.
-                    return Ok((None, None));
+                    return Ok(Returned::default());
                 };
                 self.restore_one(table, m, settings).await
             };
@@ -133,39 +152,59 @@ impl Upgrader {
         .await;
         // In the moves' order again.
         results.sort_by_key(|(i, _)| *i);
-        let results: Vec<_> = results.into_iter().map(|(_, r)| r).collect();
-        // The interim leaders become followers, together per tablet.
+        let mut results: Vec<_> = results.into_iter().map(|(_, r)| r).collect();
+        // The replicas left marked dead become followers, together per tablet.
         let mut replaced: BTreeMap<String, BTreeSet<(u32, u32)>> = BTreeMap::new();
         for (m, r) in moves.iter().zip(&results) {
-            if let Ok((Some(interim), _)) = r {
-                replaced.entry(interim.clone()).or_default().insert((m.tid, m.pid));
+            if let Ok(Returned { readd: Some(replica), .. }) = r {
+                replaced.entry(replica.clone()).or_default().insert((m.tid, m.pid));
             }
         }
         let readded = futures::future::join_all(
-            replaced.iter().map(|(interim, switched)| self.readd_replaced_leaders(interim, switched, settings)),
+            replaced.iter().map(|(replica, switched)| self.readd_replaced_leaders(replica, switched, settings)),
         )
         .await;
         let readd_failures = replaced
             .keys()
             .zip(readded)
-            .filter_map(|(interim, r)| {
-                r.err().map(|e| format!("re-adding the interim leaders on {interim} as followers: {e}"))
+            .filter_map(|(replica, r)| {
+                r.err().map(|e| format!("re-adding the replaced leaders on {replica} as followers: {e}"))
             })
             .collect();
-        report.settle(moves, &results, |(_, stats)| *stats, MoveState::Restored, readd_failures, started)?;
+        // Then the temporary replicas go; a failed deletion fails its move.
+        let deletions: Vec<(usize, Result<(), UpgradeError>)> =
+            futures::stream::iter(moves.iter().zip(&results).enumerate().filter_map(|(i, (m, r))| {
+                let temp = r.as_ref().ok()?.delete_temp.clone()?;
+                let table = tables.get(&m.tid)?;
+                Some(async move {
+                    let part = Partition::new(table, m.pid);
+                    (i, self.delete_temp_replica(part, &temp, settings.op_timeout).await)
+                })
+            }))
+            .buffer_unordered(settings.concurrency.max(1))
+            .collect()
+            .await;
+        for (i, deleted) in deletions {
+            if let Err(e) = deleted {
+                results[i] = Err(e);
+            }
+        }
+        report.settle(moves, &results, |r| r.stats, MoveState::Restored, readd_failures, started)?;
         Ok(report)
     }
 
-    /// Moves one recorded leader home. Returns the interim leader it took over from when that
-    /// one is left for [`Upgrader::readd_replaced_leaders`] (a temporary replica is re-added,
-    /// then deleted here), and the figures of the switch when there was one.
+    /// Moves one recorded leader home, and says what is left to do for it: the replica it
+    /// took over from, left marked dead by the switch (or by a run stopped after it), to re-add
+    /// as a follower; the temporary replica to delete; the figures of the switch when there was
+    /// one.
     async fn restore_one(
         &self,
         table: &TableInfo,
         m: &LeaderMove,
         settings: &MoveSettings,
-    ) -> Result<(Option<String>, Option<SwitchStats>), UpgradeError> {
+    ) -> Result<Returned, UpgradeError> {
         let (part, home) = (Partition::new(table, m.pid), m.from.as_str());
+        let delete_temp = m.temp_replica.then(|| m.to.clone());
         // Ops a killed run left queued (an AddReplica, a ChangeLeader) finish first, so the state
         // looked at below is final and no temporary replica appears after it was checked.
         self.cluster.wait_partition_idle(part, settings.op_timeout).await?;
@@ -184,22 +223,12 @@ impl Upgrader {
             let current = leader.ok_or_else(|| partition_err(part, "no alive leader to take over from"))?;
             let stats = self.switch_leader(part, &current, home, settings).await?;
             timing::sample(Sample::ChangeLeaderBack, stats.change_leader);
-            if !m.temp_replica {
-                return Ok((Some(current), Some(stats)));
-            }
-            // The temporary replica follows again before it is deleted.
-            self.readd_as_follower(part, &current, settings.op_timeout).await?;
-            self.delete_temp_replica(part, &m.to, settings.op_timeout).await?;
-            return Ok((None, Some(stats)));
+            return Ok(Returned { readd: Some(current), delete_temp, stats: Some(stats) });
         }
-        if !m.temp_replica {
-            // A run stopped between the switch home and the re-add left the interim leader
-            // marked dead.
-            let p = self.partition(part).await?;
-            return Ok((p.meta(&m.to).filter(|meta| !meta.is_alive).map(|_| m.to.clone()), None));
-        }
-        self.delete_temp_replica(part, &m.to, settings.op_timeout).await?;
-        Ok((None, None))
+        // Home already: a run stopped between the switch home and the re-add left the replica
+        // it took over from marked dead.
+        let readd = p.meta(&m.to).filter(|meta| !meta.is_alive).map(|_| m.to.clone());
+        Ok(Returned { readd, delete_temp, stats: None })
     }
 
     /// Deletes the temporary replica on `endpoint`, re-adding it as a follower first if a

@@ -102,6 +102,25 @@ pub mod api {
         call.run(upgrader.start_adding_temp_replicas(tablet, &settings))
     }
 
+    /// Waits until the temporary replicas prepare_drain(tablet) is adding are added (or their
+    /// AddReplica ops failed: that is logged, and the drain adds what is missing). Call it before
+    /// stopping the nameserver leader, which runs their ops. Returns at once when nothing is
+    /// being added for the tablet.
+    ///
+    /// Example: `upgrade::prepare_drain(first, #{}); /* restart a standby */ upgrade::wait_prepared_drain(first);`
+    #[rhai_fn(volatile, return_raw)]
+    pub fn wait_prepared_drain(ctx: NativeCallContext, tablet: &str) -> RhaiResultOf<()> {
+        let call = Call::new(&ctx, NS)?;
+        if call.dry_run() {
+            return Ok(());
+        }
+        let upgrader = call.upgrader()?;
+        call.run(async {
+            upgrader.wait_temp_replicas(Some(tablet)).await;
+            Ok::<_, String>(())
+        })
+    }
+
     /// Post-upgrade: moves leadership back to the tablet exactly as recorded by drain_leaders,
     /// once each returning replica is loaded, alive and caught up, and deletes temporary replicas.
     /// Idempotent: a re-run finishes a partial run. auto_failover must be off.
