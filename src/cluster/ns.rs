@@ -590,4 +590,72 @@ impl NsClient {
         let body = json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint, "is_alive": alive});
         self.call("UpdateTableAliveStatus", body).await.map(|_| ())
     }
+
+    /// Marks the replica on `endpoint` an alive follower: what RecoverTable's last task
+    /// (UpdatePartitionStatus, C§3.1) writes, without an op. See [`NsClient::edit_partition`].
+    pub async fn mark_alive_follower(&self, db: &str, name: &str, pid: u32, endpoint: &str) -> Result<(), NsError> {
+        let endpoint = self.names.name(endpoint).await;
+        let edited = self
+            .edit_partition(db, name, pid, |metas| {
+                let meta = metas.iter_mut().find(|m| m.get("endpoint").and_then(Value::as_str) == Some(&endpoint));
+                meta.map(|meta| {
+                    meta["is_leader"] = json!(false);
+                    meta["is_alive"] = json!(true);
+                })
+                .is_some()
+            })
+            .await?;
+        if !edited {
+            return Err(NsError::BadReply {
+                method: "GetTablePartition".into(),
+                reason: format!("{db}.{name} pid {pid} has no replica on {endpoint}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Removes the replica on `endpoint` from the partition's metadata: what DelReplica's
+    /// kDelTableInfo task writes (C§3.1), without an op, and also for a replica flagged leader,
+    /// which DelReplicaNS refuses (102). Returns false when it was not there. See
+    /// [`NsClient::edit_partition`].
+    pub async fn remove_replica_meta(&self, db: &str, name: &str, pid: u32, endpoint: &str) -> Result<bool, NsError> {
+        let endpoint = self.names.name(endpoint).await;
+        self.edit_partition(db, name, pid, |metas| {
+            let before = metas.len();
+            metas.retain(|m| m.get("endpoint").and_then(Value::as_str) != Some(&endpoint));
+            metas.len() != before
+        })
+        .await
+    }
+
+    /// GetTablePartition, `edit` of its replicas' metadata as the nameserver holds it (every
+    /// field kept), then SetTablePartition when `edit` says it changed something: the raw
+    /// metadata edit of C§2.3 (`name_server_impl.cc:2040-2116`). SetTablePartition writes the
+    /// partition as given, without any check, and is refused while auto_failover is on (301).
+    /// The two calls are not one transaction: the caller makes sure no op of the partition
+    /// runs meanwhile (auto_failover off, its ops finished); other partitions are safe, as
+    /// SetTablePartition replaces its pid only, under the nameserver's lock.
+    async fn edit_partition(
+        &self,
+        db: &str,
+        name: &str,
+        pid: u32,
+        edit: impl FnOnce(&mut Vec<Value>) -> bool,
+    ) -> Result<bool, NsError> {
+        let reply = self.call("GetTablePartition", json!({"db": db, "name": name, "pid": pid})).await?;
+        let Some(mut partition) = reply.get("table_partition").cloned() else {
+            return Err(NsError::BadReply {
+                method: "GetTablePartition".into(),
+                reason: format!("{db}.{name} has no pid {pid}"),
+            });
+        };
+        let mut metas: Vec<Value> =
+            partition.get("partition_meta").and_then(Value::as_array).cloned().unwrap_or_default();
+        if !edit(&mut metas) {
+            return Ok(false);
+        }
+        partition["partition_meta"] = json!(metas);
+        self.call("SetTablePartition", json!({"db": db, "name": name, "table_partition": partition})).await?;
+        Ok(true)
+    }
 }

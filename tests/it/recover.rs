@@ -434,10 +434,11 @@ fn o5_7_recover_data_waiting_for_a_down_leader_leaves_its_partitions_until_it_is
 /// restart, recover data attaches every follower whose recorded term is still its partition's
 /// last straight to its leader (the tablet RPCs of kReAddReplicaSimplifyOP without the op,
 /// C§3.1): loaded from its own data and caught up with the rows written while it was down.
-/// The replaced leaders are attached too and recovered by RecoverTable's short op
-/// (kReAddReplicaSimplifyOP), which alone clears their leader flag. A partition whose leader
-/// changed after the record (a newer term) is rebuilt by RecoverTable from the leader; every
-/// replica ends alive and the cluster verifies healthy.
+/// The replaced leaders are attached too, and their leader flag, which only RecoverTable's last
+/// task clears, is cleared by editing the metadata (SetTablePartition, C§2.3). A partition whose
+/// leader changed after the record (a newer term) is rebuilt by RecoverTable from the leader;
+/// every replica ends alive. The restore after it runs no op but the ChangeLeaders home: the
+/// interim leaders are attached the same way. The cluster verifies healthy.
 #[test]
 fn c3_1_recover_data_attaches_followers_whose_term_is_still_the_last_and_rebuilds_the_rest() {
     let sb = Sandbox::up(&[]);
@@ -516,13 +517,19 @@ fn c3_1_recover_data_attaches_followers_whose_term_is_still_the_last_and_rebuild
         "pid {moved} got a newer term and was not rebuilt by RecoverTable from the leader: {children:?}\n{}",
         out.stderr
     );
-    // The replaced leaders still need RecoverTable (only it clears the leader flag), which
-    // finds them attached in the last term and runs its short op.
+    // The replaced leaders are attached too, without RecoverTable: their leader flag is cleared
+    // by a metadata edit (SetTablePartition), as RecoverTable's last task would clear it.
+    let recovered = placement(&state, db, name);
     for pid in &led {
         assert!(
-            children.contains(&(*pid, "kReAddReplicaSimplifyOP".to_string())),
-            "the replaced leader of pid {pid} was not recovered with the short op: {children:?}\n{}",
+            !rebuilt.contains(pid),
+            "the replaced leader of pid {pid} was rebuilt by RecoverTable, not attached: {children:?}\n{}",
             out.stderr
+        );
+        let metas = &recovered.iter().find(|(p, _)| p == pid).unwrap().1;
+        assert!(
+            metas.iter().any(|(ep, leader, alive)| ep == &tablet && !leader && *alive),
+            "the replaced leader of pid {pid} on {tablet} is not an alive follower: {metas:?}"
         );
     }
     for pid in &followed[1..] {
@@ -549,13 +556,37 @@ fn c3_1_recover_data_attaches_followers_whose_term_is_still_the_last_and_rebuild
         );
         assert_eq!(status["all_table_status"][0]["mode"], "kTableFollower", "{status}");
     }
+    for pid in &led {
+        let status = status_on(&tablet, *pid);
+        let of_leader = status_on(&alive_leader(&recovered, *pid).unwrap(), *pid);
+        let offset = |s: &Value| s["all_table_status"][0]["offset"].as_u64().unwrap_or(0);
+        assert_eq!(offset(&status), offset(&of_leader), "pid {pid}: {status} vs the leader's {of_leader}");
+    }
+    // Restore: the leaders go home by ChangeLeader, and the interim leaders they replace are
+    // attached to them directly, again without RecoverTable.
+    let since = op_index().iter().filter_map(|o| o["op_id"].as_u64()).max().unwrap_or(0);
     let out = sb.run(&format!(
         r#"upgrade::restore_leaders("{tablet}"); upgrade::restore_auto_failover();
            let v = upgrade::verify(0); print(`healthy ${{v.healthy}} ${{v.summary}}`);"#
     ));
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("healthy true"), "{}", out.stdout);
+    let restore_ops: Vec<(u64, String)> = op_index()
+        .iter()
+        .filter(|o| o["op_id"].as_u64().unwrap_or(0) > since && o["name"] == name)
+        .filter_map(|o| Some((o["pid"].as_u64()?, o["op_type"].as_str()?.to_string())))
+        .collect();
+    assert!(
+        !restore_ops.is_empty() && restore_ops.iter().all(|(_, op)| op == "kChangeLeaderOP"),
+        "the restore ran other ops than ChangeLeader: {restore_ops:?}\n{}",
+        out.stderr
+    );
     let after = placement(&state, db, name);
     assert!(after.iter().all(|(_, metas)| metas.iter().all(|(_, _, alive)| *alive)), "{after:?}");
+    for pid in &led {
+        assert_eq!(alive_leader(&after, *pid).as_deref(), Some(tablet.as_str()), "pid {pid}: {after:?}");
+        let metas = &after.iter().find(|(p, _)| p == pid).unwrap().1;
+        assert_eq!(metas.iter().filter(|(_, leader, _)| *leader).count(), 1, "pid {pid}: {metas:?}");
+    }
     assert_rows_present(&rt, &state, &table, &keys);
 }

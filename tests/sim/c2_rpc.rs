@@ -254,6 +254,7 @@ async fn c2_3_nameserver_rpc_error_codes() {
         ("RecoverEndpoint", json!({"endpoint":follower0})),
         ("OfflineEndpoint", json!({"endpoint":follower0})),
         ("UpdateTableAliveStatus", json!({"name":"t2","db":"db1","endpoint":follower0,"is_alive":false})),
+        ("SetTablePartition", json!({"name":"t2","db":"db1","table_partition":{"pid":0}})),
         ("CancelOP", json!({"op_id":1})),
     ] {
         let reply = cluster.ns(&ns, method, body).await;
@@ -273,4 +274,63 @@ async fn c2_3_nameserver_rpc_error_codes() {
         })
         .await;
     }
+}
+
+/// C§2.3: GetTablePartition and SetTablePartition, the raw metadata edit
+/// (`name_server_impl.cc:2040-2116`). Get copies one partition (a pid the table lacks answers ok
+/// without one); Set replaces the partition of its pid with the request's as it is, flags and
+/// all, leaves the other partitions alone, and changes nothing for a pid the table lacks. A
+/// partition meta without its required fields fails like any json2pb parse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2_3_table_partition_is_read_and_replaced_raw() {
+    let mut cluster = SimCluster::new("/c2_3_partition");
+    cluster.start_tablet(&[]).await;
+    cluster.start_tablet(&[]).await;
+    let ns = cluster.start_leader(&[]).await;
+    cluster.create_table(&ns, "db1", "t2", 2, 2).await;
+    let before = cluster.partitions(&ns, "db1", "t2").await;
+    let got = cluster.ns(&ns, "GetTablePartition", json!({"name":"t2","db":"db1","pid":1})).await;
+    assert_eq!(got["code"], 0, "{got}");
+    assert_eq!(got["table_partition"]["pid"], 1, "{got}");
+    let absent = cluster.ns(&ns, "GetTablePartition", json!({"name":"t2","db":"db1","pid":7})).await;
+    assert_eq!(absent, json!({"code":0,"msg":"ok"}));
+    let nope = cluster.ns(&ns, "GetTablePartition", json!({"name":"nope","db":"db1","pid":0})).await;
+    assert_eq!(nope["code"], 100, "{nope}");
+
+    // The follower flagged leader and dead: written as given, two leaders and all.
+    let mut partition = got["table_partition"].clone();
+    let follower = before[1].1.iter().find(|m| !m.1).expect("follower").0.clone();
+    for meta in partition["partition_meta"].as_array_mut().expect("metas") {
+        if meta["endpoint"] == follower.as_str() {
+            meta["is_leader"] = json!(true);
+            meta["is_alive"] = json!(false);
+        }
+    }
+    let set = cluster.ns(&ns, "SetTablePartition", json!({"name":"t2","db":"db1","table_partition":partition})).await;
+    assert_eq!(set, json!({"code":0,"msg":"ok"}));
+    let after = cluster.partitions(&ns, "db1", "t2").await;
+    assert_eq!(after[0], before[0], "pid 0 is left alone");
+    let edited = after[1].1.iter().find(|m| m.0 == follower).expect("still listed");
+    assert_eq!((edited.1, edited.2), (true, false), "{after:?}");
+    assert_eq!(after[1].1.iter().filter(|m| m.1).count(), 2, "{after:?}");
+
+    // A replica removed from the list is gone from the metadata.
+    let mut fewer =
+        cluster.ns(&ns, "GetTablePartition", json!({"name":"t2","db":"db1","pid":1})).await["table_partition"].clone();
+    fewer["partition_meta"].as_array_mut().expect("metas").retain(|m| m["endpoint"] != follower.as_str());
+    let set = cluster.ns(&ns, "SetTablePartition", json!({"name":"t2","db":"db1","table_partition":fewer})).await;
+    assert_eq!(set["code"], 0, "{set}");
+    let after = cluster.partitions(&ns, "db1", "t2").await;
+    assert!(!after[1].1.iter().any(|m| m.0 == follower) && after[1].1.len() == 1, "{after:?}");
+
+    // A pid the table lacks: ok, nothing changes.
+    let set = cluster.ns(&ns, "SetTablePartition", json!({"name":"t2","db":"db1","table_partition":{"pid":9}})).await;
+    assert_eq!(set["code"], 0, "{set}");
+    assert_eq!(cluster.partitions(&ns, "db1", "t2").await, after);
+    // A meta without `is_leader` (required) fails to parse: brpc's HTTP 400.
+    let bad = json!({"name":"t2","db":"db1","table_partition":{"pid":1,"partition_meta":[{"endpoint":follower}]}});
+    let reply = mldb_upgrade::sim::http::call(&ns, "/NameServer/SetTablePartition", &bad, Duration::from_secs(5)).await;
+    let refused = format!("{reply:?}");
+    assert!(reply.is_err() && refused.contains("Missing required field: is_leader"), "{refused}");
+    assert_eq!(cluster.partitions(&ns, "db1", "t2").await, after);
 }

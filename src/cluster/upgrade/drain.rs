@@ -175,6 +175,26 @@ impl Upgrader {
         if p.meta(to).is_some() {
             return Ok(());
         }
+        self.drop_unlisted_copy(part, to, timeout, || {
+            tracing::warn!(
+                "{part}: {to} holds a copy the nameserver does not list, left by this run's interrupted AddReplica; dropping it before adding the temporary replica again"
+            )
+        })
+        .await
+    }
+
+    /// Drops the copy of a partition on `to`, which its metadata no longer lists, as
+    /// DelReplica's kDelReplica and kDropTable tasks would (C§3.1): the alive leader's
+    /// replicate node for it goes, then the copy on `to` (`before_drop` runs first when there
+    /// is one), waited for until it is gone.
+    pub(super) async fn drop_unlisted_copy(
+        &self,
+        part: Partition<'_>,
+        to: &str,
+        timeout: Duration,
+        before_drop: impl FnOnce(),
+    ) -> Result<(), UpgradeError> {
+        let p = self.partition(part).await?;
         let tablets = &self.cluster.tablets;
         if let Some(leader) = p.alive_leader() {
             tablets.del_replicate_node(&leader.endpoint, part.tid(), part.pid, to).await?;
@@ -182,9 +202,7 @@ impl Upgrader {
         if tablets.partition_status(to, part.tid(), part.pid).await?.is_none() {
             return Ok(());
         }
-        tracing::warn!(
-            "{part}: {to} holds a copy the nameserver does not list, left by this run's interrupted AddReplica; dropping it before adding the temporary replica again"
-        );
+        before_drop();
         tablets.drop_table(to, part.tid(), part.pid).await?;
         let what = format!("{to} to drop its leftover copy of {part}");
         let dropped = wait_until(&what, timeout, || async {
@@ -370,7 +388,7 @@ impl Upgrader {
         // interrupted earlier drain included), unless the tablet stops next.
         let readd_failure = if settings.readd_replaced {
             let switched: BTreeSet<(u32, u32)> = recorded.iter().map(|m| (m.tid, m.pid)).collect();
-            let readded = self.readd_replaced_leaders(tablet, &switched, settings).await;
+            let readded = self.readd_switched(tablet, &switched, settings).await;
             readded.err().map(|e| format!("re-adding the replaced leaders on {tablet} as followers: {e}"))
         } else {
             tracing::debug!(

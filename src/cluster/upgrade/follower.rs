@@ -1,10 +1,17 @@
 //! Re-adding replaced leaders as followers. After a ChangeLeader the old leader keeps
 //! `is_leader` with `is_alive=false` until RecoverTable makes it an alive follower again (C§3.5).
-//! When the replaced leaders are all the dead replicas a tablet has, one RecoverEndpoint spreads
-//! their RecoverTable ops over 8 queues instead of the 2 that per-partition RecoverTable shares
-//! (C§3.3, C§3.4); otherwise each gets its own RecoverTable, so replicas that are not ours are
-//! left alone. Either way the op is the same RecoverTable, and the replicas were fenced before
-//! their switch, so no write reaches them meanwhile.
+//! The replicas were fenced before their switch, so no write reaches them meanwhile.
+//!
+//! First without an op: a replaced leader whose log ends before the new term's start is what
+//! RecoverTable's short op (kReAddReplicaSimplifyOP, C§3.1) would re-add. The tool makes the
+//! same tablet calls (AddReplica on the leader's tablet, then the catch-up) and writes the
+//! metadata its last task writes (SetTablePartition, C§2.3), which saves the op's tablet task
+//! polled every `--get_task_status_interval` and its place in the nameserver's queues.
+//!
+//! The rest by RecoverTable. When they are all the dead replicas a tablet has, one
+//! RecoverEndpoint spreads their RecoverTable ops over 8 queues instead of the 2 that
+//! per-partition RecoverTable shares (C§3.3, C§3.4); otherwise each gets its own RecoverTable,
+//! so replicas that are not ours are left alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,12 +19,16 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use super::recover::Reattach;
 use super::{MoveSettings, PartitionOp, UpgradeError, Upgrader};
 use crate::cluster::ns::{Partition, TableInfo};
 use crate::cluster::wait::WaitError;
 
 /// RecoverEndpoint's `concurrency`: `name_server_task_max_concurrency`'s default (C§3.3, C§7).
 const RECOVER_ENDPOINT_CONCURRENCY: u32 = 8;
+
+/// Replaced leaders attached at once (each waits on its own catch-up).
+const ATTACH_CONCURRENCY: usize = 16;
 
 impl Upgrader {
     /// RecoverTable of a replaced leader: it becomes an alive follower (C§3.5). Returns how
@@ -29,6 +40,69 @@ impl Upgrader {
         timeout: Duration,
     ) -> Result<Duration, UpgradeError> {
         Ok(self.run_op(part, PartitionOp::RecoverTable(replica), timeout).await?.running)
+    }
+
+    /// Re-adds as followers, without an op, the replicas on `endpoint` that leader switches left
+    /// marked dead (`switched`, as (tid, pid)): each is a follower on its tablet since its fence
+    /// (C§3.5), at the term it led in, and is attached to the new leader directly
+    /// ([`Upgrader::reattach_follower`] with that term: a replaced leader of the term before
+    /// the last whose log ends before the last term's start). Returns the replicas left, for
+    /// [`Upgrader::readd_replaced_leaders`]. auto_failover must be off, and no op of these
+    /// partitions may run meanwhile (their metadata is edited).
+    pub(super) async fn attach_replaced_leaders(
+        &self,
+        endpoint: &str,
+        switched: &BTreeSet<(u32, u32)>,
+        timeout: Duration,
+    ) -> Result<BTreeSet<(u32, u32)>, UpgradeError> {
+        let tables = self.tables_by_tid().await?;
+        let tables = &tables;
+        let left: Vec<Option<(u32, u32)>> = futures::stream::iter(switched.iter().map(|&(tid, pid)| async move {
+            // A table dropped meanwhile, or a replica alive already (re-added by an earlier
+            // run), has nothing to re-add.
+            let table = tables.get(&tid)?;
+            let p = table.table_partition.iter().find(|p| p.pid == pid)?;
+            if p.meta(endpoint).is_none_or(|m| m.is_alive) {
+                return None;
+            }
+            let attached = async {
+                let pair = self.cluster.tablets.term_pair(endpoint, table, pid).await?;
+                if !pair.has_table || pair.is_leader {
+                    return Ok(Reattach::Left);
+                }
+                self.reattach_follower(endpoint, table, pid, pair.term, timeout).await
+            };
+            match attached.await {
+                Ok(Reattach::Attached) => None,
+                Ok(Reattach::Left) => Some((tid, pid)),
+                Err(e) => {
+                    let part = Partition::new(table, pid);
+                    tracing::warn!("{part}: attaching the replaced leader on {endpoint} to the new leader failed ({e}); RecoverTable re-adds it");
+                    Some((tid, pid))
+                }
+            }
+        }))
+        .buffer_unordered(ATTACH_CONCURRENCY)
+        .collect()
+        .await;
+        Ok(left.into_iter().flatten().collect())
+    }
+
+    /// Re-adds as followers the replicas on `endpoint` that leader switches left marked dead
+    /// (`switched`, as (tid, pid)): attached directly where they can be
+    /// ([`Upgrader::attach_replaced_leaders`]), the rest by RecoverTable
+    /// ([`Upgrader::readd_replaced_leaders`]).
+    pub(super) async fn readd_switched(
+        &self,
+        endpoint: &str,
+        switched: &BTreeSet<(u32, u32)>,
+        settings: &MoveSettings,
+    ) -> Result<(), UpgradeError> {
+        let left = self.attach_replaced_leaders(endpoint, switched, settings.catchup_timeout).await?;
+        if left.is_empty() {
+            return Ok(());
+        }
+        self.readd_replaced_leaders(endpoint, &left, settings).await
     }
 
     /// Re-adds as followers the replicas on `endpoint` that leader switches left marked dead;

@@ -34,7 +34,7 @@
 //! Partitions without a loaded alive leader are recovered side by side (up to
 //! [`RECOVER_CONCURRENCY`] at once). The followers of partitions whose leader serves (a
 //! restarted tablet's replicas, the usual case) are rebuilt per tablet, all at once
-//! ([`Upgrader::rebuild_followers`]): attached to their leaders directly when the term they
+//! ([`Upgrader::attach_followers`]): attached to their leaders directly when the term they
 //! answered before the stop passes the nameserver's own check, else by one RecoverEndpoint
 //! over 8 queues, left unloaded so that RecoverTable can weigh their own snapshots. Every load
 //! and every op has its own `timeout`. Each load (a LoadTable until loaded, a load on the
@@ -129,11 +129,9 @@ const LOAD_LOOK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What [`Upgrader::reattach_follower`] made of a replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reattach {
-    /// Attached to its leader and alive: done.
+pub(super) enum Reattach {
+    /// Attached to its leader, an alive follower in the nameserver's view: done.
     Attached,
-    /// A replaced leader attached to its leader: RecoverTable clears its leader flag.
-    Probed,
     /// Left for RecoverTable to rebuild.
     Left,
 }
@@ -247,8 +245,25 @@ impl Upgrader {
             }
             *touched.entry(table.full_name()).or_insert(0) += 1;
         }
+        // Every direct attach first, on every tablet, then the ops for what is left: an attach
+        // edits its partition's metadata (GetTablePartition, SetTablePartition), which an op of
+        // the same partition running meanwhile could undo or see undone.
+        let attached = futures::future::join_all(
+            by_tablet.iter().map(|(tablet, replicas)| self.attach_followers(tablet, replicas, timeout)),
+        )
+        .await;
+        let mut left = Vec::new();
+        for (tablet, result) in by_tablet.keys().zip(attached) {
+            match result {
+                Ok(replicas) if !replicas.is_empty() => left.push((tablet, replicas)),
+                Ok(_) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
         let rebuilt = futures::future::join_all(
-            by_tablet.iter().map(|(tablet, replicas)| self.rebuild_followers(tablet, replicas, timeout)),
+            left.iter().map(|(tablet, replicas)| self.recover_left_followers(tablet, replicas, timeout)),
         )
         .await;
         for result in rebuilt {
@@ -266,7 +281,7 @@ impl Upgrader {
     /// follower replicas answers to GetTermPair, the term of the leader that last probed it
     /// (`tablet_impl.cc:3890`, `:2364-2374`), or for a replaced leader the drain fenced (a
     /// follower on its tablet, C§3.5) the term it led; recorded in the journal for
-    /// [`Upgrader::rebuild_followers`]. A replica that cannot be asked is left out: it is
+    /// [`Upgrader::attach_followers`]. A replica that cannot be asked is left out: it is
     /// rebuilt by RecoverTable. `tables` is the drain's own read of the tables (by tid): only
     /// their tids and storage modes are used.
     pub(super) async fn record_follower_terms(
@@ -297,31 +312,24 @@ impl Upgrader {
         Ok(())
     }
 
-    /// Rebuilds the follower replicas on `tablet` of partitions whose leader serves.
+    /// The first half of rebuilding the follower replicas on `tablet` of partitions whose
+    /// leader serves.
     ///
     /// A replica whose recorded term ([`Upgrader::record_follower_terms`]) passes the check
     /// RecoverTable would make had the tablet kept it (`MatchTermOffset`, C§3.1) is attached to
-    /// its leader directly ([`Upgrader::reattach_follower`]): a plain follower with the tablet
-    /// RPCs of the kReAddReplicaSimplifyOP RecoverTable would then run, without the op's tablet
-    /// tasks polled every `--get_task_status_interval` in the nameserver's queues; a replaced
-    /// leader (only RecoverTable clears its leader flag, C§3.5) is attached and then recovered
-    /// by RecoverTable, which finds it probed in the last term and runs that short op.
-    /// RecoverTable cannot choose the short op itself: a replica loaded as a follower answers
-    /// term 0 until a leader probes it (`tablet_impl.cc:4159-4161`), which never matches.
-    ///
-    /// The others are marked dead and recovered by one RecoverEndpoint over 8 queues when they
-    /// are all the dead replicas the tablet has (RecoverTable alone shares 2 queues with every
-    /// ChangeLeader, C§3.3), else one RecoverTable each. Those not loaded yet are left so: an
-    /// unloaded replica is weighed by its own snapshot, and with one that matches and reaches
-    /// the leader's, RecoverTable loads it from its own data (kReAddReplicaNoSendOP); else the
-    /// leader sends its snapshot (kReAddReplicaOP). While the ops run, each load on the tablet
-    /// is timed for the lower bound ([`Upgrader::timing_loads`]).
-    async fn rebuild_followers(
+    /// its leader directly ([`Upgrader::reattach_follower`]), plain followers and replaced
+    /// leaders alike: with the tablet RPCs of the kReAddReplicaSimplifyOP RecoverTable would
+    /// then run and the metadata its last task writes, without the op's tablet tasks polled
+    /// every `--get_task_status_interval` in the nameserver's queues. RecoverTable cannot choose
+    /// the short op itself: a replica loaded as a follower answers term 0 until a leader probes
+    /// it (`tablet_impl.cc:4159-4161`), which never matches. Returns the replicas left, as
+    /// (tid, pid), for [`Upgrader::recover_left_followers`].
+    async fn attach_followers(
         &self,
         tablet: &str,
         replicas: &[(&TableInfo, u32)],
         timeout: Duration,
-    ) -> Result<(), UpgradeError> {
+    ) -> Result<BTreeSet<(u32, u32)>, UpgradeError> {
         let recorded: BTreeMap<String, u64> = match self.journal.get(&follower_terms_key(tablet)).await {
             Ok(terms) => terms.unwrap_or_default(),
             Err(e) => {
@@ -350,15 +358,38 @@ impl Upgrader {
         .buffered(RECOVER_CONCURRENCY)
         .collect()
         .await;
+        Ok(replicas
+            .iter()
+            .zip(attached)
+            .filter(|(_, a)| *a != Reattach::Attached)
+            .map(|((table, pid), _)| (table.tid, *pid))
+            .collect())
+    }
+
+    /// The second half: recovers the replicas [`Upgrader::attach_followers`] left on `tablet`
+    /// (`left`, as (tid, pid)). They are marked dead and recovered by one RecoverEndpoint over
+    /// 8 queues when they are all the dead replicas the tablet has (RecoverTable alone shares 2
+    /// queues with every ChangeLeader, C§3.3), else one RecoverTable each. Those not loaded yet
+    /// are left so: an unloaded replica is weighed by its own snapshot, and with one that
+    /// matches and reaches the leader's, RecoverTable loads it from its own data
+    /// (kReAddReplicaNoSendOP); else the leader sends its snapshot (kReAddReplicaOP). While the
+    /// ops run, each load on the tablet is timed for the lower bound
+    /// ([`Upgrader::timing_loads`]).
+    async fn recover_left_followers(
+        &self,
+        tablet: &str,
+        left: &BTreeSet<(u32, u32)>,
+        timeout: Duration,
+    ) -> Result<(), UpgradeError> {
         let mut ours = BTreeSet::new();
         let now = self.tables_by_tid().await?;
-        for ((table, pid), _) in replicas.iter().zip(attached).filter(|(_, a)| *a != Reattach::Attached) {
-            let p = now.get(&table.tid).and_then(|t| t.table_partition.iter().find(|p| p.pid == *pid));
-            let Some(p) = p else { continue };
+        for &(tid, pid) in left {
+            let Some(table) = now.get(&tid) else { continue };
+            let Some(p) = table.table_partition.iter().find(|p| p.pid == pid) else { continue };
             if p.meta(tablet).is_some_and(|m| m.is_alive) {
-                self.cluster.ns.update_table_alive(&table.db, &table.name, *pid, tablet, false).await?;
+                self.cluster.ns.update_table_alive(&table.db, &table.name, pid, tablet, false).await?;
             }
-            ours.insert((table.tid, *pid));
+            ours.insert((tid, pid));
         }
         if ours.is_empty() {
             return Ok(());
@@ -378,15 +409,17 @@ impl Upgrader {
     ///   deletion of the leader's old node for it until it caught up, then alive: `Attached`.
     /// * a replaced leader (fenced at its term, C§3.5) whose term is the one before the last
     ///   holds that term's log up to the last term's start, when its offset is below it. Its
-    ///   leader's new node gives it the last term with its first request, and is deleted again:
-    ///   RecoverTable, which alone clears its leader flag, then runs its short op: `Probed`.
+    ///   leader's new node gives it the last term with its first request. Once it caught up, its
+    ///   leader flag, which only RecoverTable's UpdatePartitionStatus task clears, is cleared by
+    ///   editing the partition's metadata ([`crate::cluster::ns::NsClient::mark_alive_follower`]):
+    ///   `Attached`.
     ///
     /// The leader's node for it is deleted before it is loaded, so that a request the old node
     /// kept does not land past a lost tail, and the new node starts from its own offset, with the
     /// last term. Returns `Left`, for RecoverTable to rebuild it, for any other replica, one its
     /// tablet holds as a leader, and (loaded by then) one past its term's end or behind the
     /// leader's snapshot, whose binlog may not hold what it lacks.
-    async fn reattach_follower(
+    pub(super) async fn reattach_follower(
         &self,
         tablet: &str,
         table: &TableInfo,
@@ -401,10 +434,10 @@ impl Upgrader {
             return Ok(Reattach::Left);
         }
         let newer: Vec<&TermStart> = p.term_offset.iter().filter(|t| t.term > recorded_term).collect();
-        // The offset its log must stay below, and what it becomes.
-        let (end, attached) = match (meta.is_leader, newer.as_slice()) {
-            (false, []) => (u64::MAX, Reattach::Attached),
-            (true, [last]) if !meta.is_alive => (last.offset, Reattach::Probed),
+        // The offset its log must stay below.
+        let end = match (meta.is_leader, newer.as_slice()) {
+            (false, []) => u64::MAX,
+            (true, [last]) if !meta.is_alive => last.offset,
             _ => return Ok(Reattach::Left),
         };
         if tablets.partition_status(tablet, table.tid, pid).await?.is_some_and(|s| s.is_leader()) {
@@ -442,36 +475,38 @@ impl Upgrader {
             Err(e) if e.code() != Some(119) => return Err(e.into()),
             _ => {}
         }
-        if attached == Reattach::Probed {
-            // RecoverTable's short op adds the node itself, and fails on one that exists (119
-            // makes its AddReplica task fail, `name_server_impl.cc` WrapTaskFun): the node only
-            // had to give the replica the last term with its first request.
-            let last_term = newer.first().map(|t| t.term).unwrap_or(recorded_term);
-            let what = format!("{leader} to give {tablet} term {last_term} on {part}");
+        let caught_up = async {
+            let target = tablets
+                .loaded_offset(leader, table.tid, pid)
+                .await
+                .ok_or_else(|| partition_err(part, format!("the leader {leader} does not hold it loaded")))?;
+            let _waiting = timing::waiting(WaitKind::CatchUp);
+            let what = format!("{tablet} to catch up with {leader} on {part} (offset {target})");
             wait_until(&what, timeout, || async {
-                let pair = tablets.term_pair(tablet, table, pid).await.map_err(|e| e.to_string())?;
-                Ok(if pair.term >= last_term { Check::Done(()) } else { Check::Waiting(format!("term {}", pair.term)) })
+                Ok(match tablets.answered_offset(tablet, table.tid, pid).await? {
+                    Some(offset) if offset >= target => Check::Done(()),
+                    Some(offset) => Check::Waiting(format!("at offset {offset}")),
+                    None => Check::Waiting("not loaded".into()),
+                })
             })
             .await?;
-            tablets.del_replicate_node(leader, table.tid, pid, tablet).await?;
-            return Ok(attached);
+            if meta.is_leader {
+                // Only RecoverTable's last task or a metadata edit clears the leader flag (C§3.5).
+                self.cluster.ns.mark_alive_follower(&table.db, &table.name, pid, tablet).await?;
+            } else {
+                self.cluster.ns.update_table_alive(&table.db, &table.name, pid, tablet, true).await?;
+            }
+            Ok::<_, UpgradeError>(())
+        };
+        if let Err(e) = caught_up.await {
+            // RecoverTable rebuilds it then, and its short op fails on a node that exists (119
+            // makes its AddReplica task fail, `name_server_impl.cc` WrapTaskFun).
+            if let Err(del) = tablets.del_replicate_node(leader, table.tid, pid, tablet).await {
+                tracing::warn!("{part}: could not delete {leader}'s replicate node for {tablet} again: {del}");
+            }
+            return Err(e);
         }
-        let target = tablets
-            .loaded_offset(leader, table.tid, pid)
-            .await
-            .ok_or_else(|| partition_err(part, format!("the leader {leader} does not hold it loaded")))?;
-        let _waiting = timing::waiting(WaitKind::CatchUp);
-        let what = format!("{tablet} to catch up with {leader} on {part} (offset {target})");
-        wait_until(&what, timeout, || async {
-            Ok(match tablets.answered_offset(tablet, table.tid, pid).await? {
-                Some(offset) if offset >= target => Check::Done(()),
-                Some(offset) => Check::Waiting(format!("at offset {offset}")),
-                None => Check::Waiting("not loaded".into()),
-            })
-        })
-        .await?;
-        self.cluster.ns.update_table_alive(&table.db, &table.name, pid, tablet, true).await?;
-        Ok(attached)
+        Ok(Reattach::Attached)
     }
 
     /// Runs `work` and meanwhile times each load of `replicas` on `tablet` for the lower bound

@@ -115,14 +115,14 @@ impl Upgrader {
     }
 
     /// Moves each leader back to `from` (restore_leaders' work once the moves are known), in
-    /// three rounds, each waiting for the one before: every switch home; then the replicas the
-    /// switches left marked dead (interim leaders and temporary replicas alike), re-added as
-    /// followers together per tablet, by one RecoverEndpoint over 8 queues where it may be
-    /// used ([`Upgrader::readd_replaced_leaders`]); then the temporary replicas deleted. A
-    /// clean-up op started between two switches would hold its queue, which the next switch
-    /// of that queue waits to have to itself (C§3.3), and a re-add and a deletion one after the
-    /// other per partition would cost two op rounds each, polled every
-    /// `--get_task_status_interval` (C§3.2).
+    /// three rounds, each waiting for the one before: every switch home; then the interim
+    /// leaders the switches left marked dead re-added as followers, together per tablet
+    /// ([`Upgrader::readd_switched`]: attached to their leader directly, else RecoverTable);
+    /// then the temporary replicas deleted ([`Upgrader::delete_temp_replica`]). A clean-up op
+    /// started between two switches would hold its queue, which the next switch of that queue
+    /// waits to have to itself (C§3.3); the direct attach and deletion need no op, whose tablet
+    /// tasks the nameserver polls every `--get_task_status_interval` (C§3.2), and edit
+    /// partitions no op of the run touches any more.
     async fn move_home(
         &self,
         label: &str,
@@ -161,7 +161,7 @@ impl Upgrader {
             }
         }
         let readded = futures::future::join_all(
-            replaced.iter().map(|(replica, switched)| self.readd_replaced_leaders(replica, switched, settings)),
+            replaced.iter().map(|(replica, switched)| self.readd_switched(replica, switched, settings)),
         )
         .await;
         let readd_failures = replaced
@@ -223,31 +223,49 @@ impl Upgrader {
             let current = leader.ok_or_else(|| partition_err(part, "no alive leader to take over from"))?;
             let stats = self.switch_leader(part, &current, home, settings).await?;
             timing::sample(Sample::ChangeLeaderBack, stats.change_leader);
-            return Ok(Returned { readd: Some(current), delete_temp, stats: Some(stats) });
+            // A temporary replica is deleted as it is, not re-added first.
+            let readd = (delete_temp.as_deref() != Some(current.as_str())).then_some(current);
+            return Ok(Returned { readd, delete_temp, stats: Some(stats) });
         }
         // Home already: a run stopped between the switch home and the re-add left the replica
         // it took over from marked dead.
-        let readd = p.meta(&m.to).filter(|meta| !meta.is_alive).map(|_| m.to.clone());
+        let readd = p.meta(&m.to).filter(|meta| !meta.is_alive && !m.temp_replica).map(|_| m.to.clone());
         Ok(Returned { readd, delete_temp, stats: None })
     }
 
-    /// Deletes the temporary replica on `endpoint`, re-adding it as a follower first if a
-    /// stopped run left it marked dead: DelReplica refuses a replica flagged leader, even a dead
-    /// one (C§2.3, 102).
+    /// Deletes the temporary replica on `endpoint`. One that the switch home left flagged leader
+    /// and marked dead (C§3.5), which DelReplicaNS refuses (102), goes without an op, as the
+    /// DelReplica op's tasks would make it go: removed from the partition's metadata
+    /// ([`crate::cluster::ns::NsClient::remove_replica_meta`], kDelTableInfo), then the leader's
+    /// node for it and its copy dropped ([`Upgrader::drop_unlisted_copy`]); auto_failover must be
+    /// off for the first. A follower goes by DelReplica, which takes it whatever auto_failover
+    /// is (C§3.6). One a stopped run removed from the metadata has its copy dropped.
     pub(super) async fn delete_temp_replica(
         &self,
         part: Partition<'_>,
         endpoint: &str,
         timeout: Duration,
     ) -> Result<(), UpgradeError> {
-        let mut p = self.partition(part).await?;
-        if p.meta(endpoint).is_some_and(|meta| !meta.is_alive) {
-            self.readd_as_follower(part, endpoint, timeout).await?;
-            p = self.partition(part).await?;
+        let p = self.partition(part).await?;
+        let Some(meta) = p.meta(endpoint) else {
+            return self.drop_unlisted_copy(part, endpoint, timeout, || ()).await;
+        };
+        if !meta.is_leader {
+            return self.run_op(part, PartitionOp::DelReplica(endpoint), timeout).await.map(|_| ());
         }
-        if p.meta(endpoint).is_none() {
-            return Ok(());
+        if p.alive_leader().is_none_or(|l| l.endpoint == endpoint) {
+            return Err(partition_err(
+                part,
+                format!("the temporary replica on {endpoint} still leads: it is not deleted; restore its leader first"),
+            ));
         }
-        self.run_op(part, PartitionOp::DelReplica(endpoint), timeout).await.map(|_| ())
+        match self.cluster.ns.remove_replica_meta(part.db(), part.name(), part.pid, endpoint).await {
+            Ok(_) => self.drop_unlisted_copy(part, endpoint, timeout, || ()).await,
+            Err(e) => {
+                tracing::warn!("{part}: cannot remove the temporary replica on {endpoint} from the metadata ({e}); deleting it by RecoverTable and DelReplica");
+                self.readd_as_follower(part, endpoint, timeout).await?;
+                self.run_op(part, PartitionOp::DelReplica(endpoint), timeout).await.map(|_| ())
+            }
+        }
     }
 }

@@ -6,7 +6,10 @@ use serde_json::{json, Value};
 
 use super::{is_hidden_db, NameServer};
 use crate::sim::http::{RpcError, RpcFuture, RpcService};
-use crate::sim::proto::{general, ok, Body, OpStatus, OpType, StorageMode, TableInfo, TabletStatus, TaskStatus};
+use crate::sim::proto::{
+    general, ok, Body, OpStatus, OpType, PartitionMeta, StorageMode, TableInfo, TablePartition, TabletStatus,
+    TaskStatus, TermPair,
+};
 
 type Reply = Result<Value, RpcError>;
 
@@ -44,6 +47,8 @@ impl RpcService for NameServer {
                     | "RecoverEndpoint"
                     | "OfflineEndpoint"
                     | "UpdateTableAliveStatus"
+                    | "GetTablePartition"
+                    | "SetTablePartition"
                     | "ConfGet"
                     | "ConfSet"
                     | "CancelOP"
@@ -77,6 +82,17 @@ impl RpcService for NameServer {
                     conf.require(&["key", "value"])?;
                 }
             }
+            if method == "SetTablePartition" {
+                if let Some(partition) = request.message("table_partition", "openmldb.nameserver.TablePartition") {
+                    partition.require(&["pid"])?;
+                    for meta in partition.raw("partition_meta").and_then(Value::as_array).into_iter().flatten() {
+                        Body::new(meta, "openmldb.nameserver.PartitionMeta").require(&["endpoint", "is_leader"])?;
+                    }
+                    for term in partition.raw("term_offset").and_then(Value::as_array).into_iter().flatten() {
+                        Body::new(term, "openmldb.nameserver.TermPair").require(&["term", "offset"])?;
+                    }
+                }
+            }
             // ShowFunction answers on any nameserver (NameServerImpl::ShowFunction checks no
             // leadership); the simulator registers no UDF.
             if method == "ShowFunction" {
@@ -98,6 +114,8 @@ impl RpcService for NameServer {
                 "RecoverEndpoint" => self.recover_endpoint(&request).await,
                 "OfflineEndpoint" => self.offline_endpoint(&request).await,
                 "UpdateTableAliveStatus" => self.update_table_alive(&request).await,
+                "GetTablePartition" => self.get_table_partition(&request).await,
+                "SetTablePartition" => self.set_table_partition(&request).await,
                 "ConfGet" => self.conf_get().await,
                 "ConfSet" => self.conf_set(&request).await,
                 "CancelOP" => self.cancel_op(&request).await,
@@ -109,6 +127,43 @@ impl RpcService for NameServer {
                 _ => Err(RpcError::NoMethod(method)),
             }
         })
+    }
+}
+
+/// A `TablePartition` read field by field as json2pb reads it (required fields were checked
+/// before): an optional field of the wrong type is dropped.
+fn table_partition_of(body: &Body<'_>) -> TablePartition {
+    let messages = |name: &str| body.raw(name).and_then(Value::as_array).cloned().unwrap_or_default();
+    let partition_meta = messages("partition_meta")
+        .iter()
+        .map(|m| {
+            let m = Body::new(m, "openmldb.nameserver.PartitionMeta");
+            PartitionMeta {
+                endpoint: m.str("endpoint").unwrap_or_default(),
+                is_leader: m.bool("is_leader").unwrap_or(false),
+                is_alive: m.bool("is_alive"),
+                offset: m.u64("offset"),
+                record_cnt: m.u64("record_cnt"),
+                record_byte_size: m.u64("record_byte_size"),
+                tablet_has_partition: m.bool("tablet_has_partition"),
+                diskused: m.u64("diskused"),
+            }
+        })
+        .collect();
+    let term_offset = messages("term_offset")
+        .iter()
+        .map(|t| {
+            let t = Body::new(t, "openmldb.nameserver.TermPair");
+            TermPair { term: t.u64("term").unwrap_or(0), offset: t.u64("offset").unwrap_or(0) }
+        })
+        .collect();
+    TablePartition {
+        pid: body.u32("pid").unwrap_or(0),
+        partition_meta,
+        term_offset,
+        record_cnt: body.u64("record_cnt"),
+        record_byte_size: body.u64("record_byte_size"),
+        diskused: body.u64("diskused"),
     }
 }
 
@@ -496,6 +551,56 @@ impl NameServer {
         if !updated {
             return Ok(general(321, "no pid has update"));
         }
+        let table = table.clone();
+        drop(state);
+        if self.persist_table(&table).await.is_err() {
+            return Ok(general(304, "set zk failed"));
+        }
+        Ok(ok())
+    }
+
+    /// GetTablePartition (`name_server_impl.cc:2040-2070`): a copy of one partition's metadata;
+    /// answers on the leader whatever auto_failover is. A pid the table does not have answers
+    /// ok without `table_partition`.
+    async fn get_table_partition(&self, request: &Body<'_>) -> Reply {
+        let name = request.str("name").unwrap_or_default();
+        let db = request.str("db").unwrap_or_default();
+        let pid = request.u32("pid").unwrap_or(0);
+        let state = self.lock().await;
+        let Some(table) = state.table(&name, &db) else {
+            return Ok(general(100, "table does not exist"));
+        };
+        let mut reply = ok();
+        if let Some(partition) = table.table_partition.iter().find(|p| p.pid == pid) {
+            reply["table_partition"] = json!(partition);
+        }
+        Ok(reply)
+    }
+
+    /// SetTablePartition (`name_server_impl.cc:2072-2116`): replaces the partition of the
+    /// request's pid with the request's, as it is (no check of its replicas, leaders or terms),
+    /// and writes the table's node; refused while auto_failover is on. Without
+    /// `table_partition` the default message (pid 0, no replicas) replaces pid 0, as
+    /// `request->table_partition()` does in the source; a pid the table does not have changes
+    /// nothing and answers ok.
+    async fn set_table_partition(&self, request: &Body<'_>) -> Reply {
+        let name = request.str("name").unwrap_or_default();
+        let db = request.str("db").unwrap_or_default();
+        let partition = request
+            .message("table_partition", "openmldb.nameserver.TablePartition")
+            .map(|body| table_partition_of(&body))
+            .unwrap_or_default();
+        let mut state = self.lock().await;
+        if state.auto_failover {
+            return Ok(auto_failover_on());
+        }
+        let Some(table) = state.table_mut(&name, &db) else {
+            return Ok(general(100, "table does not exist"));
+        };
+        let Some(slot) = table.table_partition.iter_mut().find(|p| p.pid == partition.pid) else {
+            return Ok(ok());
+        };
+        *slot = partition;
         let table = table.clone();
         drop(state);
         if self.persist_table(&table).await.is_err() {
