@@ -20,6 +20,9 @@ use crate::timing::{self, Sample};
 
 /// Why a single-replica partition cannot be drained: nowhere to put its temporary replica.
 const NO_TABLET_FOR_TEMP_REPLICA: &str = "no other healthy tablet can take a temporary replica";
+/// How long a dropped copy may stay listed on its tablet ([`Upgrader::drop_unlisted_copy`]).
+const DROP_WAIT: Duration = Duration::from_secs(30);
+
 /// Why a partition cannot be drained with `avoid`: its other alive replicas all go down too.
 const EVERY_REPLICA_IN_BATCH: &str =
     "its other alive replicas are all on tablets of the same batch (avoid); it would have no replica left to lead";
@@ -205,7 +208,10 @@ impl Upgrader {
         before_drop();
         tablets.drop_table(to, part.tid(), part.pid).await?;
         let what = format!("{to} to drop its leftover copy of {part}");
-        let dropped = wait_until(&what, timeout, || async {
+        // A tablet removes the replica from its tables before it moves the files, and only once
+        // it found the recycle bin of the storage mode (`TabletImpl::DeleteTableInternal`,
+        // tablet_impl.cc:3409-3446): one still listed after this long was not dropped.
+        let dropped = wait_until(&what, timeout.min(DROP_WAIT), || async {
             Ok(match tablets.partition_status(to, part.tid(), part.pid).await {
                 Ok(None) => Check::Done(()),
                 Ok(Some(s)) => Check::Waiting(format!("still {}", s.state)),
