@@ -120,8 +120,8 @@ fn a_drain_before_a_stop_leaves_the_replaced_leaders_fenced_until_recover_data()
 /// single-replica partitions (not for those whose other replica is on the stopped tablet), none
 /// on the stopped tablet (`avoid`); recorded as the next tablet's drain, they are what verify
 /// expects (it waits for them first); that drain only switches to them, with no second
-/// AddReplica; and its restore deletes them, leaving placement and replica counts as before. An
-/// unknown tablet is refused at once.
+/// AddReplica; and its restore deletes them without an op of the nameserver's, leaving
+/// placement and replica counts as before. An unknown tablet is refused at once.
 #[test]
 fn prepare_drain_adds_the_temporary_replicas_ahead_and_the_drain_only_switches_to_them() {
     let sb = Sandbox::up(&[]);
@@ -150,7 +150,10 @@ fn prepare_drain_adds_the_temporary_replicas_ahead_and_the_drain_only_switches_t
             print(`leaders moved ahead ${{upgrade::recorded_moves(next).filter(|m| m.state != "planned").len()}}`);
             let drained = upgrade::drain_leaders(next);
             print(`drain temporary ${{drained.moves.filter(|m| m.temp_replica).len()}}`);
+            let before_restore = ns::op_index();
             upgrade::restore_leaders(next);
+            let others = ns::ops().filter(|o| o.op_id > before_restore && o.op_type != "kChangeLeaderOP");
+            print(`restore ops other than ChangeLeader ${{others.len()}}: ${{others.map(|o| o.op_type)}}`);
         }});
         let adds = ns::ops().filter(|o| o.op_id > since && o.op_type == "kAddReplicaOP");
         let ours = adds.filter(|o| singles.some(|r| r.table == o.table && r.pid == o.pid));
@@ -180,6 +183,9 @@ fn prepare_drain_adds_the_temporary_replicas_ahead_and_the_drain_only_switches_t
     assert!(o.contains("leaders moved ahead 0"), "{o}");
     assert_eq!(number("drain temporary "), singles, "{o}");
     assert_eq!(number("AddReplica ops for the next tablet "), singles, "one AddReplica each: {o}");
+    // The temporary replicas go without RecoverTable or DelReplica: removed from the metadata
+    // and dropped on their tablet, as DelReplica's tasks would.
+    assert_eq!(number("restore ops other than ChangeLeader "), 0, "{o}");
     assert!(o.contains("placement identical true"), "{o}");
     let replicas: Vec<&str> = o.lines().find(|l| l.starts_with("replicas ")).unwrap().split(' ').collect();
     assert_eq!(replicas[1], replicas[3], "temporary replicas left behind: {o}");
