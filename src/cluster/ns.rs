@@ -329,12 +329,36 @@ pub struct NsClient {
     leader: Mutex<Option<String>>,
     /// How long to keep looking for a leader after losing it (covers an NS failover, C§3.8).
     pub failover_timeout: Duration,
+    /// This process's writes of one partition's replica metadata (UpdateTableAliveStatus, and
+    /// GetTablePartition + SetTablePartition) one at a time, by partition: SetTablePartition
+    /// writes back the whole partition as read, so another replica's alive flag written in
+    /// between would be undone. Locked by a hash of (db, table, pid).
+    partition_writes: Arc<[Mutex<()>]>,
 }
+
+/// Stripes of [`NsClient`]'s partition metadata locks.
+const PARTITION_WRITE_STRIPES: usize = 64;
 
 impl NsClient {
     pub fn new(zk: Arc<Zk>, rpc: RpcClient) -> Self {
         let names = Arc::new(ServerNames::new(zk.clone()));
-        NsClient { zk, rpc, names, leader: Mutex::new(None), failover_timeout: Duration::from_secs(60) }
+        let partition_writes = (0..PARTITION_WRITE_STRIPES).map(|_| Mutex::new(())).collect();
+        NsClient {
+            zk,
+            rpc,
+            names,
+            leader: Mutex::new(None),
+            failover_timeout: Duration::from_secs(60),
+            partition_writes,
+        }
+    }
+
+    /// The lock of one partition's metadata writes ([`NsClient::partition_writes`]).
+    fn partition_write_lock(&self, db: &str, name: &str, pid: u32) -> &Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (db, name, pid).hash(&mut hasher);
+        &self.partition_writes[hasher.finish() as usize % self.partition_writes.len()]
     }
 
     pub fn zk(&self) -> &Arc<Zk> {
@@ -588,6 +612,7 @@ impl NsClient {
     ) -> Result<(), NsError> {
         let endpoint = self.names.name(endpoint).await;
         let body = json!({"db": db, "name": name, "pid": pid, "endpoint": endpoint, "is_alive": alive});
+        let _writing = self.partition_write_lock(db, name, pid).lock().await;
         self.call("UpdateTableAliveStatus", body).await.map(|_| ())
     }
 
@@ -632,9 +657,10 @@ impl NsClient {
     /// field kept), then SetTablePartition when `edit` says it changed something: the raw
     /// metadata edit of C§2.3 (`name_server_impl.cc:2040-2116`). SetTablePartition writes the
     /// partition as given, without any check, and is refused while auto_failover is on (301).
-    /// The two calls are not one transaction: the caller makes sure no op of the partition
-    /// runs meanwhile (auto_failover off, its ops finished); other partitions are safe, as
-    /// SetTablePartition replaces its pid only, under the nameserver's lock.
+    /// The two calls are not one transaction: this process's other metadata writes of the
+    /// partition wait ([`NsClient::partition_writes`]), and the caller makes sure no op of the
+    /// partition runs meanwhile (auto_failover off, its ops finished); other partitions are
+    /// safe, as SetTablePartition replaces its pid only, under the nameserver's lock.
     async fn edit_partition(
         &self,
         db: &str,
@@ -642,6 +668,7 @@ impl NsClient {
         pid: u32,
         edit: impl FnOnce(&mut Vec<Value>) -> bool,
     ) -> Result<bool, NsError> {
+        let _writing = self.partition_write_lock(db, name, pid).lock().await;
         let reply = self.call("GetTablePartition", json!({"db": db, "name": name, "pid": pid})).await?;
         let Some(mut partition) = reply.get("table_partition").cloned() else {
             return Err(NsError::BadReply {
