@@ -51,6 +51,16 @@ fn full_upgrade_a_to_b_under_load_restores_placement_and_loses_no_write() {
         .collect();
     assert!(multi_replica_failures.is_empty(), "failed writes on multi-replica tables: {multi_replica_failures:?}");
     assert!(out.stdout.contains("upgrade to 0.9.3-"), "{}", out.stdout);
+    // The first tablet's temporary replicas (demo.single has a partition on every tablet) were
+    // added while the standby nameserver restarted, before that tablet's drain began.
+    let first = sb.tablet(1);
+    let added = out.stderr.find(&format!("for the drain of {first} ahead of it"));
+    let drain = out.stderr.find(&format!("tablet {first}: drain leaders"));
+    assert!(
+        added.is_some() && drain.is_some() && added < drain,
+        "the first tablet's temporary replicas were not added ahead of its drain:\n{}",
+        out.stderr
+    );
     // A restarted nameserver waits out its stale lock node, so only one leader runs ops (C§1.2).
     assert!(out.stdout.contains("/leader/lock_request"), "{}", out.stdout);
     assert!(
