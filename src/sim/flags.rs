@@ -64,6 +64,10 @@ pub struct SimFlags {
     pub port: u16,
     /// Simulator-only `--sim_local_ip`: the address `GetLocalIp` would find ([`super::names`]).
     pub sim_local_ip: Option<String>,
+    /// Simulator-only `--sim_missing_methods` (comma-separated): RPCs the server answers as a
+    /// build without them would ("Fail to find method", HTTP 404), to rehearse a cluster whose
+    /// servers lack a method the tool can do without.
+    pub sim_missing_methods: Vec<String>,
     /// Not a flag: the `ip:port` the server listens on when `--endpoint` was empty and `--port`
     /// given (`GetRealEndpoint`); empty otherwise. Set by [`SimFlags::apply_real_endpoint`].
     pub real_endpoint: String,
@@ -165,6 +169,7 @@ impl Default for SimFlags {
             data_dir: PathBuf::from("./data"),
             port: 0,
             sim_local_ip: None,
+            sim_missing_methods: Vec::new(),
             real_endpoint: String::new(),
             zk_keep_alive_check_interval: Duration::from_millis(15000),
             db_root_path: vec![PathBuf::from("/tmp/")],
@@ -308,6 +313,10 @@ impl SimFlags {
             "data_dir" => self.data_dir = cwd.join(text),
             "port" => self.port = num(&text)? as u16,
             "sim_local_ip" => self.sim_local_ip = value.filter(|v| !v.is_empty()),
+            "sim_missing_methods" => {
+                self.sim_missing_methods =
+                    text.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_string).collect()
+            }
             "zk_cluster" => self.zk_cluster = text,
             "zk_root_path" => self.zk_root_path = text,
             "zk_session_timeout" => self.zk_session_timeout = ms(&text)?,

@@ -156,6 +156,9 @@
 //!   reads `map/names` itself instead of taking the nameserver's UpdateRealEndpointMap, and
 //!   does not refuse an unknown name in ChangeRole/AddReplica with 155 (its replicate node
 //!   retries like one to a tablet that is down).
+//! * `--sim_missing_methods=A,B` (simulator-only) makes the nameserver answer those RPCs as a
+//!   build without them would (HTTP 404 "Fail to find method"), to rehearse the tool's
+//!   fallbacks.
 //! * Multi-cluster (replica cluster) ops, the nameserver's own snapshot
 //!   schedule (`NameServerImpl::SchedMakeSnapshot`, which sends MakeSnapshot with each
 //!   partition's lowest offset in the same hour), SQL, deployments, procedures and UDFs are

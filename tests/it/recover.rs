@@ -590,3 +590,61 @@ fn c3_1_recover_data_attaches_followers_whose_term_is_still_the_last_and_rebuild
     }
     assert_rows_present(&rt, &state, &table, &keys);
 }
+
+/// A nameserver without GetTablePartition and SetTablePartition (a build that lacks them,
+/// `--sim_missing_methods`): recover data and restore fall back to the nameserver's ops. A
+/// replaced leader attached before the metadata write failed has its leader's new node deleted
+/// again, so that RecoverTable's short op does not fail on a node that exists (119); a
+/// temporary replica is re-added and deleted by RecoverTable and DelReplica. The tablet leads
+/// what it led, no replica is left behind or dead, and the cluster verifies healthy.
+#[test]
+fn without_set_table_partition_recover_data_and_restore_fall_back_to_the_ops() {
+    let sb = Sandbox::up(&[]);
+    let state = sandbox::load_state(&sb.dir).unwrap();
+    let ns = state.components.iter().find(|c| c.role.as_str() == "nameserver").unwrap();
+    let flags = ns.dir.join("conf/nameserver.flags");
+    let mut text = std::fs::read_to_string(&flags).unwrap();
+    text.push_str("\n--sim_missing_methods=GetTablePartition,SetTablePartition\n");
+    std::fs::write(&flags, text).unwrap();
+    let tablet = sb.tablet(1);
+    let out = sb.run(&format!(
+        r#"let ep = "{tablet}";
+        let ns_ep = "{}";
+        component::stop(ns_ep);
+        component::start(ns_ep);
+        wait::nameserver_leader("60s");
+        let led = ns::partitions().filter(|r| r.endpoint == ep && r.leader && r.alive).len();
+        let count = ns::partitions().len();
+        let since = ns::op_index();
+        upgrade::with_auto_failover_off(|| {{
+            upgrade::drain_leaders(ep, #{{ readd_followers: false }});
+            component::stop(ep);
+            component::start(ep);
+            upgrade::recover_data(#{{ down_leaders: "wait" }});
+            upgrade::restore_leaders(ep);
+        }});
+        print(`ops ${{ns::ops().filter(|o| o.op_id > since).map(|o| o.op_type)}}`);
+        print(`led ${{led}} -> ${{ns::partitions().filter(|r| r.endpoint == ep && r.leader && r.alive).len()}}`);
+        print(`replicas ${{count}} -> ${{ns::partitions().len()}}`);
+        print(`not alive ${{ns::partitions().filter(|r| !r.alive).len()}}`);
+        print(`healthy ${{upgrade::verify(since).healthy}}`);"#,
+        ns.endpoint
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let o = &out.stdout;
+    let ops = o.lines().find(|l| l.starts_with("ops ")).unwrap();
+    assert!(ops.contains("kReAddReplicaSimplifyOP"), "the replaced leaders were not re-added by RecoverTable: {o}");
+    assert!(ops.contains("kDelReplicaOP"), "the temporary replica was not deleted by DelReplica: {o}");
+    let pair = |prefix: &str| -> (String, String) {
+        let line = o.lines().find(|l| l.starts_with(prefix)).unwrap();
+        let mut sides = line[prefix.len()..].split(" -> ");
+        (sides.next().unwrap().to_string(), sides.next().unwrap().to_string())
+    };
+    let (led_before, led_after) = pair("led ");
+    assert!(led_before != "0" && led_before == led_after, "{o}");
+    let (replicas_before, replicas_after) = pair("replicas ");
+    assert_eq!(replicas_before, replicas_after, "temporary replicas left behind: {o}");
+    assert!(o.contains("not alive 0\n"), "{o}");
+    assert!(o.contains("healthy true"), "{o}\n{}", out.stderr);
+    assert!(out.stderr.contains("cannot remove the temporary replica"), "{}", out.stderr);
+}

@@ -58,7 +58,7 @@ impl RpcService for NameServer {
                     | "DropTable"
                     | "UseDatabase"
             );
-            if !known {
+            if !known || self.flags.sim_missing_methods.contains(&method) {
                 return Err(RpcError::NoMethod(method));
             }
             // Required fields are checked by brpc before the method runs (C§2.1).
