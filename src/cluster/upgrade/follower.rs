@@ -39,7 +39,23 @@ impl Upgrader {
         replica: &str,
         timeout: Duration,
     ) -> Result<Duration, UpgradeError> {
+        let p = self.partition(part).await?;
+        if let Some(leader) = p.alive_leader().filter(|l| l.endpoint != replica) {
+            self.drop_stale_node(part, &leader.endpoint, replica).await;
+        }
         Ok(self.run_op(part, PartitionOp::RecoverTable(replica), timeout).await?.running)
+    }
+
+    /// Before RecoverTable of `replica`: deletes `leader`'s replicate node for it, if it has
+    /// one. RecoverTable deletes it itself only for a replica not flagged leader (its
+    /// kDelReplica task, C§3.1); for a replaced leader its short op's AddReplica then fails on
+    /// the node that exists (119 fails the task, `name_server_impl.cc` WrapTaskFun). Such a
+    /// node is left by a fenced leader led again (a lifted fence replicates to its recorded
+    /// followers) or by an attach cut short. Best effort: RecoverTable reports what is wrong.
+    async fn drop_stale_node(&self, part: Partition<'_>, leader: &str, replica: &str) {
+        if let Err(e) = self.cluster.tablets.del_replicate_node(leader, part.tid(), part.pid, replica).await {
+            tracing::debug!("{part}: could not delete {leader}'s replicate node for {replica}: {e}");
+        }
     }
 
     /// Re-adds as followers, without an op, the replicas on `endpoint` that leader switches left
@@ -152,6 +168,15 @@ impl Upgrader {
         let busiest = queues.chunk_by(|a, b| a == b).map(<[usize]>::len).max().unwrap_or(1);
         let timeout = settings.op_timeout.saturating_mul(busiest as u32);
         queues.dedup();
+        // The stale nodes RecoverTable would fail on ([`Upgrader::drop_stale_node`]).
+        futures::stream::iter(replicas.iter().filter_map(|(table, pid)| {
+            let p = table.table_partition.iter().find(|p| p.pid == *pid)?;
+            let leader = p.alive_leader().filter(|l| l.endpoint != endpoint)?.endpoint.clone();
+            Some(async move { self.drop_stale_node(Partition::new(table, *pid), &leader, endpoint).await })
+        }))
+        .buffer_unordered(ATTACH_CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
         let _in_queues = self.queues.enter(&queues).await;
         let since = ns.op_index().await?;
         match ns.recover_endpoint(endpoint, false, RECOVER_ENDPOINT_CONCURRENCY).await {
