@@ -401,16 +401,78 @@ fn a_fence_left_by_a_killed_run_is_lifted_by_the_next_one() {
 
         // The next run lifts it.
         let next = connect();
-        assert_eq!(next.lift_stale_fences().await.unwrap(), 1);
+        assert_eq!(next.lift_stale_fences().await.unwrap().lifted, 1);
         let status = next.cluster.tablets.partition_status(&leader, table.tid, pid).await.unwrap().expect("loaded");
         assert!(status.is_leader(), "{status:?}");
         let ack = client.put(&double, &key, "after").await.expect("writable again");
         assert_eq!(ack.endpoint, leader);
-        assert_eq!(next.lift_stale_fences().await.unwrap(), 0, "the fence record is gone");
+        assert_eq!(next.lift_stale_fences().await.unwrap().lifted, 0, "the fence record is gone");
         // Nothing moved: the nameserver still names the same leader.
         let now = next.cluster.ns.show_table("demo", "double").await.unwrap().unwrap();
         assert_eq!(now.table_partition[0].alive_leader().unwrap().endpoint, leader);
         assert_eq!(next.restore_auto_failover().await.unwrap(), Some(original_auto_failover));
+    });
+}
+
+/// A run killed after it queued a ChangeLeader leaves a fence and an op that has not run. The
+/// next run lifts the fence only once the op is done (C§3.5, C§6 hazards 5 and 6): lifted
+/// before, the old leader would take writes again in its term, the op would then make the
+/// candidate lead in a new one, and the partition would have two leaders, the old one
+/// acknowledging writes the new one never gets. The op is held in its queue (pid % concurrency,
+/// C§3.3) behind an AddReplica, whose tablet tasks the nameserver polls (C§3.2).
+#[test]
+fn a_stale_fence_is_lifted_only_after_the_change_leader_the_killed_run_queued() {
+    use mldb_upgrade::cluster::ns::Partition;
+    use mldb_upgrade::cluster::upgrade::{MoveSettings, Upgrader};
+
+    let sb = Sandbox::up(&[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let config = mldb_upgrade::config::ClusterConfig::load(Path::new(&sb.cluster())).unwrap();
+        let connect = || {
+            let zk = std::sync::Arc::new(mldb_upgrade::cluster::zk::Zk::new(config.zk.clone()));
+            Upgrader::for_cluster(&config, zk)
+        };
+        let first = connect();
+        first.disable_auto_failover().await.unwrap();
+        let ns = &first.cluster.ns;
+        let double = ns.show_table("demo", "double").await.unwrap().expect("demo.double");
+        let pid = 0;
+        let partition = &double.table_partition[pid as usize];
+        let leader = partition.alive_leader().expect("a leader").endpoint.clone();
+        let follower = partition.partition_meta.iter().find(|m| !m.is_leader).expect("a follower").endpoint.clone();
+        // An AddReplica (queue 0) of demo.single pid 0 holds the queue of pid 0.
+        let single = ns.show_table("demo", "single").await.unwrap().expect("demo.single");
+        let single_leader = single.table_partition[0].alive_leader().expect("a leader").endpoint.clone();
+        let other = (1..=3).map(|n| sb.tablet(n)).find(|t| *t != single_leader).unwrap();
+
+        // The killed run: fenced, and its ChangeLeader queued behind the AddReplica.
+        let (fence, _) = first
+            .fence_leader(Partition::new(&double, pid), &leader, &follower, &MoveSettings::default())
+            .await
+            .unwrap();
+        ns.add_replica("demo", "single", 0, &other).await.unwrap();
+        ns.change_leader("demo", "double", pid, &follower).await.unwrap();
+        let queued = ns.ops_since(0, "demo", "double", pid).await.unwrap();
+        assert!(queued.iter().any(|o| !o.is_finished()), "the ChangeLeader must still be queued: {queued:?}");
+        drop(first);
+
+        let next = connect();
+        let lifted = next.lift_stale_fences().await.unwrap();
+        assert_eq!(lifted.lifted, 1, "{lifted:?}");
+        assert!(lifted.left.is_empty(), "{lifted:?}");
+        // Whatever the lift did, the queued op has run by now.
+        let part = Partition::new(&double, pid);
+        next.cluster.wait_partition_idle(part, std::time::Duration::from_secs(30)).await.unwrap();
+        // One leader: the candidate, as the nameserver says; the fenced replica stayed a follower.
+        let now = next.cluster.ns.show_table("demo", "double").await.unwrap().unwrap();
+        assert_eq!(now.table_partition[pid as usize].alive_leader().unwrap().endpoint, follower);
+        let tablets = &next.cluster.tablets;
+        let old = tablets.partition_status(&fence.endpoint, double.tid, pid).await.unwrap().expect("loaded");
+        assert!(!old.is_leader(), "the old leader must not lead again: {old:?}");
+        let new = tablets.partition_status(&follower, double.tid, pid).await.unwrap().expect("loaded");
+        assert!(new.is_leader(), "{new:?}");
+        assert!(next.stale_fences().await.unwrap().is_empty());
     });
 }
 

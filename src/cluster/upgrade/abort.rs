@@ -77,9 +77,16 @@ impl Upgrader {
         control: &Control<'_>,
         say: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<AbortReport, UpgradeError> {
-        let mut report = AbortReport { fences_lifted: self.lift_stale_fences().await?, ..AbortReport::default() };
+        let fences = self.lift_stale_fences().await?;
+        let mut report = AbortReport { fences_lifted: fences.lifted, ..AbortReport::default() };
         if report.fences_lifted > 0 {
             say(&format!("lifted {} fences a stopped run left on leaders", report.fences_lifted));
+        }
+        if !fences.left.is_empty() {
+            report.left.push(
+                UpgradeError::FencesLeft { fences: fences.left.join(", "), secs: super::OPS_SETTLE.as_secs() }
+                    .to_string(),
+            );
         }
         let restarted_tablets = self.start_stopped(control, say, &mut report).await?;
         let drained = self.drained_tablets().await?;

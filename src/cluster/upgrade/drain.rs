@@ -328,7 +328,7 @@ impl Upgrader {
         self.wait_temp_replicas(Some(tablet)).await;
         let started = Instant::now();
         self.require_auto_failover_off().await?;
-        self.lift_stale_fences().await?;
+        self.lift_stale_fences().await?.require_all()?;
         if self.is_down(tablet).await? {
             return self.drain_down_tablet(tablet, started).await;
         }

@@ -9,13 +9,13 @@
 //!
 //! A fence is journalled (`fence/<tid>-<pid>`) before it is raised. It is lifted when the
 //! switch fails, and a fence a killed run left behind is lifted by the next drain, restore or
-//! `abort` ([`Upgrader::lift_stale_fences`]).
+//! `abort` ([`Upgrader::lift_stale_fences`]) once its partition's ops are finished.
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{partition_err, MoveSettings, UpgradeError, Upgrader};
+use super::{partition_err, MoveSettings, UpgradeError, Upgrader, OPS_SETTLE};
 use crate::cluster::ns::Partition;
 use crate::cluster::tablet::TabletError;
 use crate::timing::{self, WaitKind};
@@ -273,21 +273,60 @@ impl Upgrader {
         Ok(fences)
     }
 
-    /// Lifts every fence a stopped run left behind (see [`Upgrader::lift_fence`]). Returns how
-    /// many there were.
-    pub async fn lift_stale_fences(&self) -> Result<usize, UpgradeError> {
+    /// Lifts every fence a stopped run left behind (see [`Upgrader::lift_fence`]), each once its
+    /// partition has no op queued or running. A ChangeLeader the stopped run had queued would
+    /// otherwise make the candidate leader after the old leader took writes again in its old
+    /// term, and those writes would be lost (C§3.5, C§6 hazards 5 and 6). A fence whose
+    /// partition is still busy after [`OPS_SETTLE`] stays up and is returned in `left`.
+    pub async fn lift_stale_fences(&self) -> Result<LiftedFences, UpgradeError> {
         let fences = self.stale_fences().await?;
-        for fence in &fences {
-            tracing::info!(
-                "lifting the fence a stopped run left on {} for {}.{} pid {}",
-                fence.endpoint,
-                fence.db,
-                fence.table,
-                fence.pid
-            );
-            self.lift_fence(fence).await?;
+        let settled = futures::future::join_all(fences.iter().map(|fence| self.fence_settled(fence))).await;
+        let mut lifted = LiftedFences::default();
+        for (fence, settled) in fences.iter().zip(settled) {
+            if settled? {
+                tracing::info!(
+                    "lifting the fence a stopped run left on {} for {}.{} pid {}",
+                    fence.endpoint,
+                    fence.db,
+                    fence.table,
+                    fence.pid
+                );
+                self.lift_fence(fence).await?;
+                lifted.lifted += 1;
+            } else {
+                lifted.left.push(format!("{}.{} pid {} on {}", fence.db, fence.table, fence.pid, fence.endpoint));
+            }
         }
-        Ok(fences.len())
+        Ok(lifted)
+    }
+
+    /// Whether the fenced partition's ops are finished (up to [`OPS_SETTLE`]); a dropped
+    /// table has none that could switch it.
+    async fn fence_settled(&self, fence: &Fence) -> Result<bool, UpgradeError> {
+        let Some(table) = self.cluster.ns.show_table(&fence.db, &fence.table).await? else { return Ok(true) };
+        let part = Partition::new(&table, fence.pid);
+        Ok(self.cluster.wait_partition_idle(part, OPS_SETTLE).await.is_ok())
+    }
+}
+
+/// What became of the fences a stopped run left ([`Upgrader::lift_stale_fences`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LiftedFences {
+    /// Fences lifted (their leaders take writes again, or the switch had happened).
+    pub lifted: usize,
+    /// Fences left up, as `db.table pid N on EP`: their partitions still had ops queued or
+    /// running.
+    pub left: Vec<String>,
+}
+
+impl LiftedFences {
+    /// Fails when a fence stays up: a drain or restore must not start while a stopped run's
+    /// switch may still run. The error says what to do.
+    pub(super) fn require_all(self) -> Result<usize, UpgradeError> {
+        if self.left.is_empty() {
+            return Ok(self.lifted);
+        }
+        Err(UpgradeError::FencesLeft { fences: self.left.join(", "), secs: OPS_SETTLE.as_secs() })
     }
 }
 
@@ -297,4 +336,20 @@ enum NotLevel {
     NoAnswer(String),
     /// Still short at `catchup_timeout`: the last comparison.
     Short(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fence_left_up_stops_a_drain_or_restore_and_says_what_to_do() {
+        let all = LiftedFences { lifted: 2, left: Vec::new() };
+        assert_eq!(all.require_all().unwrap(), 2);
+        let busy = LiftedFences { lifted: 1, left: vec!["demo.double pid 0 on 127.0.0.2:9527".into()] };
+        let message = busy.require_all().unwrap_err().to_string();
+        for said in ["demo.double pid 0 on 127.0.0.2:9527", "after 30 s", "mldb-upgrade status", "re-run"] {
+            assert!(message.contains(said), "{said:?} missing from: {message}");
+        }
+    }
 }

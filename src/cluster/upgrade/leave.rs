@@ -8,13 +8,8 @@
 //! would otherwise make the candidate leader while the old leader takes writes again (C§3.5,
 //! C§6 hazards 5 and 6). A fence whose ops do not finish in time stays, and is reported.
 
-use std::time::Duration;
-
-use super::{UpgradeError, Upgrader};
+use super::{UpgradeError, Upgrader, OPS_SETTLE};
 use crate::cluster::ns::Partition;
-
-/// How long a fenced partition's ops may take to finish before the fence is left for `abort`.
-const OPS_SETTLE: Duration = Duration::from_secs(30);
 
 /// What a run that stopped early undid and what it leaves.
 #[derive(Debug, Default)]
@@ -48,27 +43,13 @@ impl Upgrader {
     /// `say` gets a line per step. Returns what was done and what is left.
     pub async fn leave_serving(&self, say: &(dyn Fn(&str) + Sync)) -> Result<LeftBehind, UpgradeError> {
         let mut left = LeftBehind::default();
-        let fences = self.stale_fences().await?;
-        if !fences.is_empty() {
-            say(&format!("lifting {} fence(s) so that their leaders take writes again", fences.len()));
+        let fences = self.stale_fences().await?.len();
+        if fences > 0 {
+            say(&format!("lifting {fences} fence(s) so that their leaders take writes again"));
         }
-        for fence in &fences {
-            let table = self.cluster.ns.show_table(&fence.db, &fence.table).await?;
-            let settled = match &table {
-                Some(table) => {
-                    let part = Partition::new(table, fence.pid);
-                    self.cluster.wait_partition_idle(part, OPS_SETTLE).await.is_ok()
-                }
-                // The table is gone: nothing can switch it any more.
-                None => true,
-            };
-            if settled {
-                self.lift_fence(fence).await?;
-                left.fences_lifted += 1;
-            } else {
-                left.fences_left.push(format!("{}.{} pid {} on {}", fence.db, fence.table, fence.pid, fence.endpoint));
-            }
-        }
+        let lifted = self.lift_stale_fences().await?;
+        left.fences_lifted = lifted.lifted;
+        left.fences_left = lifted.left;
         // Not a reason to leave auto_failover off: what is not deleted stays recorded.
         if let Err(e) = self.delete_temp_replicas_ahead(say).await {
             say(&format!("the temporary replicas added ahead of a drain stay, for abort or a re-run: {e}"));

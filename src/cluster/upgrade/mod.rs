@@ -270,6 +270,14 @@ pub enum UpgradeError {
          turn it on yourself (`ns::set_auto_failover(true)`) and run `mldb-upgrade abort`"
     )]
     AutoFailoverHeld { tablets: String },
+    #[error(
+        "a stopped run left these leaders fenced, and their partitions still have ops queued or running after \
+         {secs} s: {fences}. The fences stay up (the leaders refuse writes): lifted now, a ChangeLeader the \
+         stopped run queued could still switch the partition after the old leader took writes again, and \
+         those writes would be lost. What to do: see the ops with `mldb-upgrade status`, wait for them to \
+         finish (or cancel them in the nameserver), then re-run the same command"
+    )]
+    FencesLeft { fences: String, secs: u64 },
     #[error("{endpoint} is not a tablet the nameserver knows; known tablets: {known}")]
     UnknownTablet { endpoint: String, known: String },
     #[error("{partition}: {reason}")]
@@ -286,6 +294,10 @@ pub enum UpgradeError {
     #[error("{failed} of {total} partitions could not be moved:\n{details}\nMoves already made are in the journal; run upgrade::restore_leaders(\"{tablet}\") to undo them, or fix the cause and drain again")]
     Incomplete { tablet: String, failed: usize, total: usize, details: String },
 }
+
+/// How long a partition's earlier ops may take to finish before the step that waits for them
+/// leaves it as it is: a stale fence stays up, a temporary replica stays recorded.
+const OPS_SETTLE: Duration = Duration::from_secs(30);
 
 /// An error about one partition (`demo.double pid 3`).
 fn partition_err(partition: impl std::fmt::Display, reason: impl Into<String>) -> UpgradeError {

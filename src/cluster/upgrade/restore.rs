@@ -132,7 +132,7 @@ impl Upgrader {
         let started = Instant::now();
         let mut report = MoveReport { tablet: label.into(), ..MoveReport::default() };
         self.require_auto_failover_off().await?;
-        self.lift_stale_fences().await?;
+        self.lift_stale_fences().await?.require_all()?;
         let tables = self.tables_by_tid().await?;
         // At most `concurrency` moves under way, each borrowing its table (see drain_leaders).
         let tables = &tables;
