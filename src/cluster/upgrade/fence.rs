@@ -243,17 +243,28 @@ impl Upgrader {
         self.forget_fence(fence.tid, fence.pid).await
     }
 
-    /// Lifts a fence on the way out of a failed switch; a failure to do so is logged, the
-    /// switch's own error is the one reported (the next run lifts what is left).
+    /// Lifts a fence on the way out of a failed switch, once the partition's ops are finished:
+    /// a ChangeLeader that timed out may still be queued or running, and the old leader must not
+    /// take writes again before it is done (see [`Upgrader::lift_stale_fences`]). A fence whose
+    /// partition stays busy, or that cannot be lifted, is logged and left recorded for the end
+    /// of the run, the next run or `abort`; the switch's own error is the one reported.
     pub(super) async fn lift_fence_or_warn(&self, fence: &Fence) {
-        if let Err(e) = self.lift_fence(fence).await {
-            tracing::warn!(
-                "{}.{} pid {}: could not lift the fence on {}: {e}",
-                fence.db,
-                fence.table,
-                fence.pid,
+        let partition = format!("{}.{} pid {}", fence.db, fence.table, fence.pid);
+        match self.fence_settled(fence).await {
+            Ok(true) => {
+                if let Err(e) = self.lift_fence(fence).await {
+                    tracing::warn!("{partition}: could not lift the fence on {}: {e}", fence.endpoint);
+                }
+            }
+            Ok(false) => tracing::warn!(
+                "{partition}: the fence on {} stays up: the partition still has ops queued or running after {} s, and its leader must not take writes before they are done; the end of the run, the next run or abort lifts it once they are",
+                fence.endpoint,
+                OPS_SETTLE.as_secs()
+            ),
+            Err(e) => tracing::warn!(
+                "{partition}: the fence on {} stays up, as the partition's ops could not be read ({e}); the end of the run, the next run or abort lifts it",
                 fence.endpoint
-            );
+            ),
         }
     }
 
