@@ -457,6 +457,7 @@ impl Upgrader {
             self.cluster.wait_replica_ready(tablet, part, false, timeout).await?;
             timing::sample(Sample::Load, started.elapsed());
         }
+        // Read again now that the old node is gone: an append it had on its way may have landed.
         let offset = tablets
             .loaded_offset(tablet, table.tid, pid)
             .await
