@@ -352,18 +352,14 @@ fn dry_run_drain_prints_the_moves_and_makes_none() {
 #[test]
 fn a_fence_left_by_a_killed_run_is_lifted_by_the_next_one() {
     use mldb_upgrade::cluster::ns::Partition;
-    use mldb_upgrade::cluster::upgrade::{MoveSettings, Upgrader};
+    use mldb_upgrade::cluster::upgrade::MoveSettings;
     use mldb_upgrade::sandbox::client::{Client, ClientError, ClientOptions, TableName};
 
     let sb = Sandbox::up(&[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let config = mldb_upgrade::config::ClusterConfig::load(Path::new(&sb.cluster())).unwrap();
-        let connect = || {
-            let zk = std::sync::Arc::new(mldb_upgrade::cluster::zk::Zk::new(config.zk.clone()));
-            Upgrader::for_cluster(&config, zk)
-        };
-        let first = connect();
+        let first = sb.upgrader();
         let original_auto_failover = first.disable_auto_failover().await.unwrap();
         let table = first.cluster.ns.show_table("demo", "double").await.unwrap().expect("demo.double");
         let partition = &table.table_partition[0];
@@ -400,7 +396,7 @@ fn a_fence_left_by_a_killed_run_is_lifted_by_the_next_one() {
         }
 
         // The next run lifts it.
-        let next = connect();
+        let next = sb.upgrader();
         assert_eq!(next.lift_stale_fences().await.unwrap().lifted, 1);
         let status = next.cluster.tablets.partition_status(&leader, table.tid, pid).await.unwrap().expect("loaded");
         assert!(status.is_leader(), "{status:?}");
@@ -423,17 +419,12 @@ fn a_fence_left_by_a_killed_run_is_lifted_by_the_next_one() {
 #[test]
 fn a_stale_fence_is_lifted_only_after_the_change_leader_the_killed_run_queued() {
     use mldb_upgrade::cluster::ns::Partition;
-    use mldb_upgrade::cluster::upgrade::{MoveSettings, Upgrader};
+    use mldb_upgrade::cluster::upgrade::MoveSettings;
 
     let sb = Sandbox::up(&[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let config = mldb_upgrade::config::ClusterConfig::load(Path::new(&sb.cluster())).unwrap();
-        let connect = || {
-            let zk = std::sync::Arc::new(mldb_upgrade::cluster::zk::Zk::new(config.zk.clone()));
-            Upgrader::for_cluster(&config, zk)
-        };
-        let first = connect();
+        let first = sb.upgrader();
         first.disable_auto_failover().await.unwrap();
         let ns = &first.cluster.ns;
         let double = ns.show_table("demo", "double").await.unwrap().expect("demo.double");
@@ -457,7 +448,7 @@ fn a_stale_fence_is_lifted_only_after_the_change_leader_the_killed_run_queued() 
         assert!(queued.iter().any(|o| !o.is_finished()), "the ChangeLeader must still be queued: {queued:?}");
         drop(first);
 
-        let next = connect();
+        let next = sb.upgrader();
         let lifted = next.lift_stale_fences().await.unwrap();
         assert_eq!(lifted.lifted, 1, "{lifted:?}");
         assert!(lifted.left.is_empty(), "{lifted:?}");

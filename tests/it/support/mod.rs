@@ -104,6 +104,14 @@ impl Sandbox {
         self.dir.join("cluster.toml").display().to_string()
     }
 
+    /// An upgrader on this sandbox with its own ZooKeeper session, as one run of the tool has;
+    /// call it inside a tokio runtime.
+    pub fn upgrader(&self) -> mldb_upgrade::cluster::upgrade::Upgrader {
+        let config = mldb_upgrade::config::ClusterConfig::load(Path::new(&self.cluster())).expect("cluster.toml");
+        let zk = std::sync::Arc::new(mldb_upgrade::cluster::zk::Zk::new(config.zk.clone()));
+        mldb_upgrade::cluster::upgrade::Upgrader::for_cluster(&config, zk)
+    }
+
     pub fn tablet(&self, n: usize) -> String {
         let state = mldb_upgrade::sandbox::load_state(&self.dir).expect("sandbox.json");
         state.components.iter().filter(|c| c.role.as_str() == "tablet").nth(n - 1).expect("tablet").endpoint.clone()
