@@ -437,8 +437,10 @@ fn o5_7_recover_data_waiting_for_a_down_leader_leaves_its_partitions_until_it_is
 /// The replaced leaders are attached too, and their leader flag, which only RecoverTable's last
 /// task clears, is cleared by editing the metadata (SetTablePartition, C§2.3). A partition whose
 /// leader changed after the record (a newer term) is rebuilt by RecoverTable from the leader;
-/// every replica ends alive. The restore after it runs no op but the ChangeLeaders home: the
-/// interim leaders are attached the same way. The cluster verifies healthy.
+/// every replica ends alive. A follower an earlier, killed recover data left half attached
+/// (marked not alive, its leader's node for it deleted) is attached all the same. The restore
+/// after it runs no op but the ChangeLeaders home: the interim leaders are attached the same
+/// way. The cluster verifies healthy.
 #[test]
 fn c3_1_recover_data_attaches_followers_whose_term_is_still_the_last_and_rebuilds_the_rest() {
     let sb = Sandbox::up(&[]);
@@ -495,6 +497,21 @@ fn c3_1_recover_data_attaches_followers_whose_term_is_still_the_last_and_rebuild
     let keys: Vec<String> = followed.iter().flat_map(|pid| keys_in(*pid, partitions, 5)).collect();
     put_rows(&rt, &state, &table, &keys);
     start_tablet(&state, &tablet);
+    // An earlier recover data killed in the middle of an attach, after it marked the follower of
+    // followed[1] not alive and deleted its leader's node for it (reattach_follower's first two
+    // calls): this one attaches it all the same.
+    let half_attached = followed[1];
+    rt.block_on(async {
+        let upgrader = sb.upgrader();
+        let (ns, tablets) = (&upgrader.cluster.ns, &upgrader.cluster.tablets);
+        let tid = ns.show_table(db, name).await.unwrap().expect("the table").tid;
+        let leader = alive_leader(&drained, half_attached).expect("a leader");
+        ns.update_table_alive(db, name, half_attached, &tablet, false).await.unwrap();
+        tablets.del_replicate_node(&leader, tid, half_attached, &tablet).await.unwrap();
+    });
+    let half = placement(&state, db, name);
+    let metas = &half.iter().find(|(p, _)| *p == half_attached).unwrap().1;
+    assert!(metas.iter().any(|(ep, _, alive)| ep == &tablet && !alive), "{metas:?}");
     let op_index = || {
         let reply = rt.block_on(sandbox::ns_call(&state, "ShowOPStatus", json!({}))).unwrap();
         reply["op_status"].as_array().unwrap().clone()
