@@ -246,7 +246,7 @@ impl fmt::Display for ClusterStatus {
         } else if self.fences > 0 {
             writeln!(
                 f,
-                "            {} leaders fenced by a stopped run (refusing writes): the next run or `abort` lifts them",
+                "            {} leaders fenced by a stopped run (refusing writes): the next run or `abort` lifts them once their partitions have no op pending (see ops)",
                 self.fences
             )?;
         }
