@@ -82,11 +82,8 @@ impl Upgrader {
         if report.fences_lifted > 0 {
             say(&format!("lifted {} fences a stopped run left on leaders", report.fences_lifted));
         }
-        if !fences.left.is_empty() {
-            report.left.push(
-                UpgradeError::FencesLeft { fences: fences.left.join(", "), secs: super::OPS_SETTLE.as_secs() }
-                    .to_string(),
-            );
+        if let Err(left_up) = fences.require_all() {
+            report.left.push(left_up.to_string());
         }
         let restarted_tablets = self.start_stopped(control, say, &mut report).await?;
         let drained = self.drained_tablets().await?;

@@ -56,6 +56,13 @@ pub struct Fence {
     pub followers: Vec<String>,
 }
 
+impl Fence {
+    /// `db.table pid N`, as messages name the partition (as [`super::LeaderMove::partition`]).
+    pub fn partition(&self) -> String {
+        format!("{}.{} pid {}", self.db, self.table, self.pid)
+    }
+}
+
 /// The journal key of the fence on one partition.
 fn fence_key(tid: u32, pid: u32) -> String {
     format!("fence/{tid}-{pid}")
@@ -235,7 +242,7 @@ impl Upgrader {
                 // A tablet that is down loads the partition with the role the nameserver gives
                 // it when it comes back (C§3.4, recover data).
                 Err(UpgradeError::Tablet(TabletError::Rpc(e))) => {
-                    tracing::warn!("fenced leader {} of {}.{} pid {} is not answering ({e}); it gets its role from the nameserver when it is recovered", fence.endpoint, fence.db, fence.table, fence.pid);
+                    tracing::warn!("fenced leader {} of {} is not answering ({e}); it gets its role from the nameserver when it is recovered", fence.endpoint, fence.partition());
                 }
                 other => other?,
             }
@@ -249,7 +256,7 @@ impl Upgrader {
     /// partition stays busy, or that cannot be lifted, is logged and left recorded for the end
     /// of the run, the next run or `abort`; the switch's own error is the one reported.
     pub(super) async fn lift_fence_or_warn(&self, fence: &Fence) {
-        let partition = format!("{}.{} pid {}", fence.db, fence.table, fence.pid);
+        let partition = fence.partition();
         match self.fence_settled(fence).await {
             Ok(true) => {
                 if let Err(e) = self.lift_fence(fence).await {
@@ -295,17 +302,11 @@ impl Upgrader {
         let mut lifted = LiftedFences::default();
         for (fence, settled) in fences.iter().zip(settled) {
             if settled? {
-                tracing::info!(
-                    "lifting the fence a stopped run left on {} for {}.{} pid {}",
-                    fence.endpoint,
-                    fence.db,
-                    fence.table,
-                    fence.pid
-                );
+                tracing::info!("lifting the fence a stopped run left on {} for {}", fence.endpoint, fence.partition());
                 self.lift_fence(fence).await?;
                 lifted.lifted += 1;
             } else {
-                lifted.left.push(format!("{}.{} pid {} on {}", fence.db, fence.table, fence.pid, fence.endpoint));
+                lifted.left.push(format!("{} on {}", fence.partition(), fence.endpoint));
             }
         }
         Ok(lifted)

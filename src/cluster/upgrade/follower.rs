@@ -21,7 +21,7 @@ use futures::StreamExt;
 
 use super::recover::Reattach;
 use super::{MoveSettings, PartitionOp, UpgradeError, Upgrader};
-use crate::cluster::ns::{Partition, TableInfo};
+use crate::cluster::ns::{Partition, TableInfo, TablePartition};
 use crate::cluster::wait::WaitError;
 
 /// RecoverEndpoint's `concurrency`: `name_server_task_max_concurrency`'s default (C§3.3, C§7).
@@ -40,19 +40,19 @@ impl Upgrader {
         timeout: Duration,
     ) -> Result<Duration, UpgradeError> {
         let p = self.partition(part).await?;
-        if let Some(leader) = p.alive_leader().filter(|l| l.endpoint != replica) {
-            self.drop_stale_node(part, &leader.endpoint, replica).await;
-        }
+        self.drop_stale_node(part, &p, replica).await;
         Ok(self.run_op(part, PartitionOp::RecoverTable(replica), timeout).await?.running)
     }
 
-    /// Before RecoverTable of `replica`: deletes `leader`'s replicate node for it, if it has
-    /// one. RecoverTable deletes it itself only for a replica not flagged leader (its
+    /// Before RecoverTable of `replica`: deletes the replicate node for it of the alive leader
+    /// `p` (the partition's metadata) names, if that leader has one. RecoverTable deletes it itself only for a replica not flagged leader (its
     /// kDelReplica task, C§3.1); for a replaced leader its short op's AddReplica then fails on
     /// the node that exists (119 fails the task, `name_server_impl.cc` WrapTaskFun). Such a
     /// node is left by a fenced leader led again (a lifted fence replicates to its recorded
     /// followers) or by an attach cut short. Best effort: RecoverTable reports what is wrong.
-    async fn drop_stale_node(&self, part: Partition<'_>, leader: &str, replica: &str) {
+    async fn drop_stale_node(&self, part: Partition<'_>, p: &TablePartition, replica: &str) {
+        let Some(leader) = p.alive_leader().filter(|l| l.endpoint != replica) else { return };
+        let leader = &leader.endpoint;
         if let Err(e) = self.cluster.tablets.del_replicate_node(leader, part.tid(), part.pid, replica).await {
             tracing::debug!("{part}: could not delete {leader}'s replicate node for {replica}: {e}");
         }
@@ -171,8 +171,7 @@ impl Upgrader {
         // The stale nodes RecoverTable would fail on ([`Upgrader::drop_stale_node`]).
         futures::stream::iter(replicas.iter().filter_map(|(table, pid)| {
             let p = table.table_partition.iter().find(|p| p.pid == *pid)?;
-            let leader = p.alive_leader().filter(|l| l.endpoint != endpoint)?.endpoint.clone();
-            Some(async move { self.drop_stale_node(Partition::new(table, *pid), &leader, endpoint).await })
+            Some(self.drop_stale_node(Partition::new(table, *pid), p, endpoint))
         }))
         .buffer_unordered(ATTACH_CONCURRENCY)
         .collect::<Vec<()>>()
